@@ -1,0 +1,22 @@
+/* The agent's process-wide state, handed to every RPC handler. */
+#ifndef KA_AGENT_H
+#define KA_AGENT_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "core/reactor.h"
+#include "rpc/dispatch.h"
+#include "ttrpc/server.h"
+
+struct agent {
+    struct ka_config cfg;
+    struct ka_reactor reactor;
+    struct ttrpc_server server;
+    struct rpc_dispatcher dispatcher;
+    struct ka_watch signal_watch;
+    int signal_fd;
+    bool init_mode; /* running as PID 1 */
+};
+
+#endif

@@ -1,0 +1,197 @@
+#include "core/config.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void ka_config_defaults(struct ka_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = KA_LOG_INFO;
+    snprintf(cfg->server_addr, sizeof(cfg->server_addr), "%s", KA_DEFAULT_SERVER_ADDR);
+    cfg->hotplug_timeout_s = KA_DEFAULT_HOTPLUG_TIMEOUT_S;
+}
+
+bool ka_config_parse_bool(const char *s, bool *out)
+{
+    if (strcasecmp(s, "true") == 0) {
+        *out = true;
+        return true;
+    }
+    if (strcasecmp(s, "false") == 0) {
+        *out = false;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || errno != 0)
+        return false;
+    *out = v != 0;
+    return true;
+}
+
+static bool parse_u32(const char *s, uint32_t *out, bool allow_zero)
+{
+    char *end;
+    if (*s == '\0' || *s == '-' || *s == '+')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v > UINT32_MAX || (!allow_zero && v == 0))
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool set_string(char *dst, const char *value)
+{
+    size_t n = strlen(value);
+    if (n >= KA_CONFIG_STR_MAX)
+        return false;
+    memcpy(dst, value, n + 1);
+    return true;
+}
+
+/* A flag without "=value" ("agent.debug_console") means true for booleans. */
+static bool set_bool(bool *dst, const char *value)
+{
+    if (value == NULL) {
+        *dst = true;
+        return true;
+    }
+    return ka_config_parse_bool(value, dst);
+}
+
+bool ka_config_set(struct ka_config *cfg, const char *key, const char *value)
+{
+    if (strcmp(key, "debug_console") == 0)
+        return set_bool(&cfg->debug_console, value);
+    if (strcmp(key, "devmode") == 0)
+        return set_bool(&cfg->devmode, value);
+    if (strcmp(key, "trace") == 0)
+        return set_bool(&cfg->tracing, value);
+    if (strcmp(key, "unified_cgroup_hierarchy") == 0)
+        return set_bool(&cfg->unified_cgroup_hierarchy, value);
+    if (value == NULL)
+        return false; /* every other option needs a value */
+    if (strcmp(key, "log") == 0)
+        return ka_log_level_parse(value, &cfg->log_level);
+    if (strcmp(key, "server_addr") == 0)
+        return value[0] != '\0' && set_string(cfg->server_addr, value);
+    if (strcmp(key, "debug_console_vport") == 0)
+        return parse_u32(value, &cfg->debug_console_vport, false);
+    if (strcmp(key, "log_vport") == 0)
+        return parse_u32(value, &cfg->log_vport, false);
+    if (strcmp(key, "hotplug_timeout") == 0)
+        return parse_u32(value, &cfg->hotplug_timeout_s, false);
+    if (strcmp(key, "container_pipe_size") == 0)
+        return parse_u32(value, &cfg->container_pipe_size, true);
+    if (strcmp(key, "passfd_listener_port") == 0)
+        return parse_u32(value, &cfg->passfd_listener_port, true);
+    if (strcmp(key, "https_proxy") == 0)
+        return set_string(cfg->https_proxy, value);
+    if (strcmp(key, "no_proxy") == 0)
+        return set_string(cfg->no_proxy, value);
+    if (strcmp(key, "config_file") == 0)
+        return set_string(cfg->config_file, value);
+    return true; /* unknown agent.* keys are ignored, as upstream does */
+}
+
+static void reject(struct ka_config *cfg, const char *where, const char *item)
+{
+    cfg->warnings++;
+    ka_log_kv(KA_LOG_WARN, "config", "ignoring invalid option, keeping its default", "source",
+              where, "option", item, NULL);
+}
+
+/* Options outside the agent.* namespace that still decide the cgroup layout. */
+static void apply_foreign_option(struct ka_config *cfg, const char *key, const char *value)
+{
+    if (strcmp(key, "systemd.unified_cgroup_hierarchy") == 0) {
+        bool b;
+        if (set_bool(&b, value))
+            cfg->unified_cgroup_hierarchy = b;
+    } else if (strcmp(key, "cgroup_no_v1") == 0 && value && strcmp(value, "all") == 0) {
+        cfg->unified_cgroup_hierarchy = true;
+    }
+}
+
+void ka_config_parse_cmdline(struct ka_config *cfg, const char *cmdline)
+{
+    const char *p = cmdline;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f')
+            p++;
+        const char *start = p;
+        while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' ||
+                       *p == '\f'))
+            p++;
+        size_t len = (size_t)(p - start);
+        if (len == 0)
+            continue;
+        if (len >= 2 * KA_CONFIG_STR_MAX) {
+            reject(cfg, "cmdline", "(overlong item)");
+            continue;
+        }
+        char item[2 * KA_CONFIG_STR_MAX];
+        memcpy(item, start, len);
+        item[len] = '\0';
+        char *eq = strchr(item, '=');
+        char *value = NULL;
+        if (eq) {
+            *eq = '\0';
+            value = eq + 1;
+        }
+        if (strncmp(item, "agent.", 6) == 0) {
+            if (!ka_config_set(cfg, item + 6, value)) {
+                if (eq)
+                    *eq = '=';
+                reject(cfg, "cmdline", item);
+            }
+        } else {
+            apply_foreign_option(cfg, item, value);
+        }
+    }
+}
+
+void ka_config_apply_env(struct ka_config *cfg, const char *(*lookup)(const char *name))
+{
+    static const struct {
+        const char *env;
+        const char *key;
+    } map[] = {
+        {"KATA_AGENT_SERVER_ADDR", "server_addr"},
+        {"KATA_AGENT_LOG_LEVEL", "log"},
+        {"KATA_AGENT_TRACING", "trace"},
+    };
+    for (size_t i = 0; i < KA_ARRAY_SIZE(map); i++) {
+        const char *v = lookup(map[i].env);
+        if (v && !ka_config_set(cfg, map[i].key, v))
+            reject(cfg, "environment", map[i].env);
+    }
+}
+
+long ka_config_read_file(const char *path, char *buf, size_t size)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t off = 0;
+    while (off + 1 < size) {
+        ssize_t n = read(fd, buf + off, size - 1 - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    buf[off] = '\0';
+    return (long)off;
+}

@@ -1,0 +1,182 @@
+#include "core/log.h"
+#include "core/version.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum ka_log_level log_level = KA_LOG_INFO;
+static int log_fd = STDOUT_FILENO;
+
+/* slog's level abbreviations, which kata-log-parser expects. */
+static const char *const level_names[] = {
+    [KA_LOG_CRITICAL] = "CRIT", [KA_LOG_ERROR] = "ERRO", [KA_LOG_WARN] = "WARN",
+    [KA_LOG_INFO] = "INFO",     [KA_LOG_DEBUG] = "DEBG", [KA_LOG_TRACE] = "TRCE",
+};
+
+bool ka_log_level_parse(const char *s, enum ka_log_level *out)
+{
+    static const struct {
+        const char *name;
+        enum ka_log_level level;
+    } names[] = {
+        {"critical", KA_LOG_CRITICAL}, {"fatal", KA_LOG_CRITICAL}, {"panic", KA_LOG_CRITICAL},
+        {"error", KA_LOG_ERROR},       {"warn", KA_LOG_WARN},      {"warning", KA_LOG_WARN},
+        {"info", KA_LOG_INFO},         {"debug", KA_LOG_DEBUG},    {"trace", KA_LOG_TRACE},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].level;
+            return true;
+        }
+    }
+    return false;
+}
+
+void ka_log_set_level(enum ka_log_level level)
+{
+    log_level = level;
+}
+
+enum ka_log_level ka_log_get_level(void)
+{
+    return log_level;
+}
+
+void ka_log_set_fd(int fd)
+{
+    log_fd = fd;
+}
+
+struct line {
+    char buf[4096];
+    size_t len;
+    bool truncated;
+};
+
+static void put_raw(struct line *l, const char *s, size_t n)
+{
+    size_t room = sizeof(l->buf) - 3 - l->len; /* keep space for "}\n" */
+    if (n > room) {
+        n = room;
+        l->truncated = true;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put_json_string(struct line *l, const char *s)
+{
+    put_raw(l, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            put_raw(l, esc, 2);
+        } else if (*p == '\n') {
+            put_raw(l, "\\n", 2);
+        } else if (*p == '\t') {
+            put_raw(l, "\\t", 2);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            put_raw(l, esc, 6);
+        } else {
+            put_raw(l, (const char *)p, 1);
+        }
+    }
+    put_raw(l, "\"", 1);
+}
+
+static void put_kv(struct line *l, const char *key, const char *value)
+{
+    put_raw(l, ",", 1);
+    put_json_string(l, key);
+    put_raw(l, ":", 1);
+    put_json_string(l, value);
+}
+
+/* RFC 3339 with nanoseconds and a numeric offset, as slog-json writes it. */
+static void format_ts(char *out, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    localtime_r(&ts.tv_sec, &tm);
+    char date[32], zone[8];
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(zone, sizeof(zone), "%z", &tm); /* +hhmm */
+    snprintf(out, size, "%s.%09ld%.3s:%.2s", date, ts.tv_nsec, zone, zone + 3);
+}
+
+static void emit(enum ka_log_level level, const char *subsystem, const char *msg, va_list kv)
+{
+    struct line l = {.len = 0};
+    char ts[64], pid[16];
+    format_ts(ts, sizeof(ts));
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+
+    put_raw(&l, "{\"msg\":", 7);
+    put_json_string(&l, msg);
+    put_kv(&l, "level", level_names[level]);
+    put_kv(&l, "ts", ts);
+    put_kv(&l, "name", "kata-agent");
+    put_kv(&l, "pid", pid);
+    put_kv(&l, "version", KA_VERSION);
+    put_kv(&l, "source", "agent");
+    put_kv(&l, "subsystem", subsystem);
+    const char *key;
+    while ((key = va_arg(kv, const char *)) != NULL) {
+        const char *value = va_arg(kv, const char *);
+        put_kv(&l, key, value ? value : "");
+    }
+    if (l.truncated)
+        put_raw(&l, ",\"truncated\":\"true\"", 19);
+    l.buf[l.len++] = '}';
+    l.buf[l.len++] = '\n';
+
+    /* One write per line so concurrent writers (children before exec) never
+     * interleave inside a line. A console that fails is not worth dying for. */
+    size_t off = 0;
+    while (off < l.len) {
+        ssize_t n = write(log_fd, l.buf + off, l.len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+}
+
+static void emit_kv(enum ka_log_level level, const char *subsystem, const char *msg, ...)
+{
+    va_list ap;
+    va_start(ap, msg);
+    emit(level, subsystem, msg, ap);
+    va_end(ap);
+}
+
+void ka_log_kv(enum ka_log_level level, const char *subsystem, const char *msg, ...)
+{
+    if (!ka_log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, msg);
+    emit(level, subsystem, msg, ap);
+    va_end(ap);
+}
+
+void ka_log(enum ka_log_level level, const char *subsystem, const char *fmt, ...)
+{
+    if (!ka_log_enabled(level))
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    emit_kv(level, subsystem, msg, NULL);
+}

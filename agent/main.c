@@ -1,0 +1,189 @@
+/* kata-agent: the Kata Containers guest agent. */
+#include "agent.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/version.h"
+#include "ttrpc/transport.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+struct flags {
+    const char *server_addr;
+    const char *log_level;
+    const char *cmdline_file;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: kata-agent [OPTIONS]\n"
+            "  --server-addr ADDR   serve ttrpc on ADDR (vsock://CID:PORT, unix:///path,\n"
+            "                       serial:///dev/vportNpM or serial://PORT-NAME)\n"
+            "  --log-level LEVEL    critical|error|warn|info|debug|trace\n"
+            "  --cmdline-file FILE  read agent.* options from FILE instead of /proc/cmdline\n"
+            "  -v, --version        print the version and exit\n"
+            "  -h, --help           this text\n");
+}
+
+/* Returns 0 to go on, 1 to exit successfully (--version/--help), -1 on bad usage. */
+static int parse_flags(int argc, char **argv, struct flags *f)
+{
+    static const struct option opts[] = {
+        {"server-addr", required_argument, NULL, 's'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"cmdline-file", required_argument, NULL, 'c'},
+        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            f->server_addr = optarg;
+            break;
+        case 'l':
+            f->log_level = optarg;
+            break;
+        case 'c':
+            f->cmdline_file = optarg;
+            break;
+        case 'v':
+            printf("kata-agent version %s (api %s)\n", KA_VERSION, KA_API_VERSION);
+            return 1;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+static void load_config(struct agent *a, const struct flags *f)
+{
+    ka_config_defaults(&a->cfg);
+    const char *path = f->cmdline_file ? f->cmdline_file : "/proc/cmdline";
+    char cmdline[8192];
+    long n = ka_config_read_file(path, cmdline, sizeof(cmdline));
+    if (n < 0)
+        ka_log(KA_LOG_WARN, "config", "read %s: %s", path, strerror((int)-n));
+    else
+        ka_config_parse_cmdline(&a->cfg, cmdline);
+    ka_config_apply_env(&a->cfg, env_lookup);
+    if (f->server_addr && !ka_config_set(&a->cfg, "server_addr", f->server_addr))
+        ka_log(KA_LOG_WARN, "config", "ignoring invalid --server-addr");
+    if (f->log_level && !ka_config_set(&a->cfg, "log", f->log_level))
+        ka_log(KA_LOG_WARN, "config", "ignoring invalid --log-level '%s'", f->log_level);
+    if (a->cfg.config_file[0])
+        ka_log(KA_LOG_WARN, "config", "agent.config_file is not supported yet; using the cmdline");
+    ka_log_set_level(a->cfg.log_level);
+}
+
+static void signal_event(struct ka_watch *w, uint32_t events)
+{
+    (void)events;
+    struct agent *a = w->data;
+    struct signalfd_siginfo si;
+    while (read(a->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !a->init_mode) {
+            ka_log(KA_LOG_INFO, "signals", "received signal %u, shutting down", si.ssi_signo);
+            ka_reactor_stop(&a->reactor, 0);
+        }
+    }
+}
+
+static int setup_signals(struct agent *a, struct ka_error *err)
+{
+    /* Writes to a vanished peer must fail with EPIPE, not kill PID 1. */
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        return ka_error_set(err, errno, "sigprocmask");
+    a->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (a->signal_fd < 0)
+        return ka_error_set(err, errno, "signalfd");
+    return ka_reactor_add(&a->reactor, &a->signal_watch, a->signal_fd, EPOLLIN, signal_event, a,
+                          err);
+}
+
+static int start_server(struct agent *a, struct ka_error *err)
+{
+    struct ka_addr addr;
+    if (ka_addr_parse(a->cfg.server_addr, &addr, err) < 0)
+        return ka_error_wrap(err, "server address");
+    ttrpc_server_init(&a->server, &a->reactor, rpc_dispatch, &a->dispatcher);
+    if (addr.kind == KA_ADDR_SERIAL) {
+        int fd = ka_serial_open(&addr, KA_VIRTIO_PORTS_DIR, err);
+        if (fd < 0)
+            return fd;
+        return ttrpc_server_adopt_serial(&a->server, fd, err);
+    }
+    return ttrpc_server_listen(&a->server, &addr, err);
+}
+
+/* PID 1 must never exit: the kernel would panic. Power the VM off deliberately. */
+static void __attribute__((noreturn)) init_power_off(void)
+{
+    sync();
+    reboot(RB_POWER_OFF);
+    for (;;)
+        pause();
+}
+
+int main(int argc, char **argv)
+{
+    struct flags flags = {0};
+    int rc = parse_flags(argc, argv, &flags);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+
+    static struct agent agent;
+    struct agent *a = &agent;
+    a->init_mode = getpid() == 1;
+    a->signal_fd = -1;
+    load_config(a, &flags);
+    ka_log_kv(KA_LOG_INFO, "agent", "announce", "server_addr", a->cfg.server_addr, "init_mode",
+              a->init_mode ? "true" : "false", "api_version", KA_API_VERSION, NULL);
+
+    struct ka_error err;
+    rc = 1;
+    if (ka_reactor_init(&a->reactor, &err) < 0 || setup_signals(a, &err) < 0)
+        goto fail;
+    rpc_dispatcher_init(&a->dispatcher, a);
+    if (rpc_register_all(&a->dispatcher, &err) < 0 || start_server(a, &err) < 0)
+        goto fail;
+    ka_log_kv(KA_LOG_INFO, "agent", "ttrpc server started", "address", a->cfg.server_addr, NULL);
+    rc = ka_reactor_run(&a->reactor);
+    goto out;
+
+fail:
+    ka_log(KA_LOG_CRITICAL, "agent", "%s", err.msg);
+out:
+    ttrpc_server_shutdown(&a->server);
+    rpc_dispatcher_fini(&a->dispatcher);
+    if (a->signal_fd >= 0)
+        close(a->signal_fd);
+    ka_reactor_fini(&a->reactor);
+    if (a->init_mode)
+        init_power_off();
+    return rc;
+}

@@ -1,0 +1,108 @@
+#include "rpc/dispatch.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <string.h>
+
+#include "agent.pb-c.h"
+#include "health.pb-c.h"
+
+void rpc_dispatcher_init(struct rpc_dispatcher *d, struct agent *agent)
+{
+    memset(d, 0, sizeof(*d));
+    d->agent = agent;
+}
+
+void rpc_dispatcher_fini(struct rpc_dispatcher *d)
+{
+    for (unsigned i = 0; i < d->nservices; i++)
+        free(d->services[i].handlers);
+    d->nservices = 0;
+}
+
+int rpc_dispatcher_add(struct rpc_dispatcher *d, const ProtobufCServiceDescriptor *desc,
+                       const struct rpc_handler *handlers, struct ka_error *err)
+{
+    if (d->nservices == RPC_MAX_SERVICES)
+        return ka_error_set(err, 0, "too many services");
+    rpc_handler_fn *table = ka_xcalloc(desc->n_methods, sizeof(*table));
+    for (const struct rpc_handler *h = handlers; h && h->method; h++) {
+        const ProtobufCMethodDescriptor *m =
+            protobuf_c_service_descriptor_get_method_by_name(desc, h->method);
+        if (!m) {
+            free(table);
+            return ka_error_set(err, 0, "%s has no method %s", desc->name, h->method);
+        }
+        table[m - desc->methods] = h->fn;
+    }
+    d->services[d->nservices].desc = desc;
+    d->services[d->nservices].handlers = table;
+    d->nservices++;
+    return 0;
+}
+
+int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
+{
+    if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)
+        return -1;
+    return rpc_dispatcher_add(d, &grpc__agent_service__descriptor, rpc_agent_handlers, err);
+}
+
+void rpc_reply(struct ttrpc_call *call, const ProtobufCMessage *reply)
+{
+    if (ka_log_enabled(KA_LOG_DEBUG))
+        ka_log_kv(KA_LOG_DEBUG, "rpc", "rpc call done", "method", call->method, NULL);
+    ttrpc_call_reply(call, reply);
+}
+
+void rpc_fail(struct ttrpc_call *call, const struct ka_error *err)
+{
+    enum ka_status status = ka_error_status(err);
+    char code[16];
+    snprintf(code, sizeof(code), "%d", (int)status);
+    ka_log_kv(status == KA_STATUS_UNIMPLEMENTED ? KA_LOG_DEBUG : KA_LOG_INFO, "rpc",
+              "rpc call failed", "method", call->method, "code", code, "error", err->msg, NULL);
+    ttrpc_call_fail(call, status, err->msg);
+}
+
+static const struct rpc_service *find_service(const struct rpc_dispatcher *d, const char *name)
+{
+    for (unsigned i = 0; i < d->nservices; i++)
+        if (strcmp(d->services[i].desc->name, name) == 0)
+            return &d->services[i];
+    return NULL;
+}
+
+void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, size_t len)
+{
+    struct rpc_dispatcher *d = ctx;
+    struct ka_error err;
+    const struct rpc_service *svc = find_service(d, call->service);
+    if (!svc) {
+        ka_error_status_set(&err, KA_STATUS_UNIMPLEMENTED, "service %s does not exist",
+                            call->service);
+        rpc_fail(call, &err);
+        return;
+    }
+    const ProtobufCMethodDescriptor *m =
+        protobuf_c_service_descriptor_get_method_by_name(svc->desc, call->method);
+    rpc_handler_fn fn = m ? svc->handlers[m - svc->desc->methods] : NULL;
+    if (!fn) {
+        ka_error_status_set(&err, KA_STATUS_UNIMPLEMENTED, "/%s/%s is not implemented",
+                            call->service, call->method);
+        rpc_fail(call, &err);
+        return;
+    }
+    ProtobufCMessage *req = protobuf_c_message_unpack(m->input, NULL, len, payload);
+    if (!req) {
+        ka_error_status_set(&err, KA_STATUS_INVALID_ARGUMENT,
+                            "%s: request is not a valid %s message", call->method,
+                            m->input->name);
+        rpc_fail(call, &err);
+        return;
+    }
+    ka_error_clear(&err);
+    if (fn(d->agent, call, req, &err) < 0)
+        rpc_fail(call, &err);
+    protobuf_c_message_free_unpacked(req, NULL);
+}

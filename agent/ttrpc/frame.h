@@ -1,0 +1,73 @@
+/* ttrpc frame codec (containerd ttrpc PROTOCOL.md): a 10-byte big-endian header
+ * (data length u32, stream id u32, type u8, flags u8) then the data.
+ *
+ * The decoder is incremental and never allocates more than TTRPC_MAX_DATA: an
+ * oversize frame is reported at its header and its bytes are skipped as they
+ * arrive, so the connection stays usable (as the Go client does). */
+#ifndef KA_TTRPC_FRAME_H
+#define KA_TTRPC_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TTRPC_HEADER_SIZE 10
+#define TTRPC_MAX_DATA (4u << 20)
+
+enum ttrpc_msg_type {
+    TTRPC_TYPE_REQUEST = 1,
+    TTRPC_TYPE_RESPONSE = 2,
+    TTRPC_TYPE_DATA = 3,
+};
+
+#define TTRPC_FLAG_REMOTE_CLOSED 0x01
+#define TTRPC_FLAG_REMOTE_OPEN 0x02
+#define TTRPC_FLAG_NO_DATA 0x04
+
+struct ttrpc_header {
+    uint32_t length;
+    uint32_t stream_id;
+    uint8_t type;
+    uint8_t flags;
+};
+
+void ttrpc_header_encode(const struct ttrpc_header *h, uint8_t out[TTRPC_HEADER_SIZE]);
+void ttrpc_header_decode(const uint8_t in[TTRPC_HEADER_SIZE], struct ttrpc_header *h);
+
+enum ttrpc_decode_event {
+    TTRPC_DECODE_NEED_MORE = 0, /* all input consumed, no frame completed */
+    TTRPC_DECODE_FRAME,         /* a whole frame is in the output */
+    TTRPC_DECODE_OVERSIZE,      /* header of a frame over the cap; its data will be skipped */
+    TTRPC_DECODE_BAD_TYPE,      /* header with an unknown message type: the stream is garbage */
+};
+
+struct ttrpc_frame {
+    struct ttrpc_header header;
+    uint8_t *data; /* malloc'd, owned by the receiver of the event; NULL when length is 0 */
+};
+
+struct ttrpc_decoder {
+    uint8_t hdr[TTRPC_HEADER_SIZE];
+    size_t hdr_have;
+    struct ttrpc_header cur;
+    uint8_t *data;
+    size_t data_have;
+    size_t skip_left; /* bytes of an oversize frame still to discard */
+    bool in_data;     /* header complete, reading or skipping data */
+};
+
+void ttrpc_decoder_init(struct ttrpc_decoder *d);
+/* Drop partial state (e.g. when a serial host reconnects). */
+void ttrpc_decoder_reset(struct ttrpc_decoder *d);
+
+/* Consume bytes from buf until one event happens or the input is used up.
+ * Returns how many bytes were consumed and sets *event; call again with the
+ * rest. On TTRPC_DECODE_FRAME/OVERSIZE/BAD_TYPE, *frame holds the header (and
+ * the data for FRAME). After BAD_TYPE the decoder must not be fed again. */
+size_t ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
+                          enum ttrpc_decode_event *event, struct ttrpc_frame *frame);
+
+/* True while a frame is partly read (used to tell a clean EOF from a truncated one). */
+bool ttrpc_decoder_mid_frame(const struct ttrpc_decoder *d);
+
+#endif

@@ -1,0 +1,179 @@
+/* Frame codec: split reads, several frames in one read, zero-length, oversize, truncated. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ttrpc/frame.h"
+
+static size_t put_frame(uint8_t *out, uint32_t sid, uint8_t type, const char *data, uint32_t len)
+{
+    struct ttrpc_header h = {.length = len, .stream_id = sid, .type = type, .flags = 0};
+    ttrpc_header_encode(&h, out);
+    if (data)
+        memcpy(out + TTRPC_HEADER_SIZE, data, len);
+    return TTRPC_HEADER_SIZE + len;
+}
+
+static void test_header_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t b[TTRPC_HEADER_SIZE];
+    struct ttrpc_header h = {.length = 0x01020304, .stream_id = 0xa0b0c0d1, .type = 2, .flags = 5};
+    ttrpc_header_encode(&h, b);
+    const uint8_t expect[] = {1, 2, 3, 4, 0xa0, 0xb0, 0xc0, 0xd1, 2, 5};
+    assert_memory_equal(b, expect, sizeof(expect));
+    struct ttrpc_header back;
+    ttrpc_header_decode(b, &back);
+    assert_int_equal(back.length, h.length);
+    assert_int_equal(back.stream_id, h.stream_id);
+    assert_int_equal(back.type, 2);
+    assert_int_equal(back.flags, 5);
+}
+
+/* Feed one byte at a time: the frame must come out whole exactly at its last byte. */
+static void test_split_reads(void **state)
+{
+    (void)state;
+    uint8_t buf[64];
+    size_t n = put_frame(buf, 7, TTRPC_TYPE_REQUEST, "hello", 5);
+    struct ttrpc_decoder d;
+    ttrpc_decoder_init(&d);
+    for (size_t i = 0; i < n; i++) {
+        enum ttrpc_decode_event ev;
+        struct ttrpc_frame fr;
+        size_t used = ttrpc_decoder_feed(&d, buf + i, 1, &ev, &fr);
+        assert_int_equal(used, 1);
+        if (i + 1 < n) {
+            assert_int_equal(ev, TTRPC_DECODE_NEED_MORE);
+            assert_true(ttrpc_decoder_mid_frame(&d));
+        } else {
+            assert_int_equal(ev, TTRPC_DECODE_FRAME);
+            assert_int_equal(fr.header.stream_id, 7);
+            assert_int_equal(fr.header.length, 5);
+            assert_memory_equal(fr.data, "hello", 5);
+            free(fr.data);
+        }
+    }
+    assert_false(ttrpc_decoder_mid_frame(&d));
+    ttrpc_decoder_reset(&d);
+}
+
+static void test_several_frames_one_read(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    size_t n = 0;
+    n += put_frame(buf + n, 1, TTRPC_TYPE_REQUEST, "a", 1);
+    n += put_frame(buf + n, 3, TTRPC_TYPE_REQUEST, NULL, 0);
+    n += put_frame(buf + n, 5, TTRPC_TYPE_DATA, "ccc", 3);
+    n += put_frame(buf + n, 7, TTRPC_TYPE_REQUEST, "dd", 2); /* cut in half below */
+    n -= 1;
+    struct ttrpc_decoder d;
+    ttrpc_decoder_init(&d);
+    const uint32_t expect_sid[] = {1, 3, 5};
+    const uint32_t expect_len[] = {1, 0, 3};
+    size_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        enum ttrpc_decode_event ev;
+        struct ttrpc_frame fr;
+        off += ttrpc_decoder_feed(&d, buf + off, n - off, &ev, &fr);
+        assert_int_equal(ev, TTRPC_DECODE_FRAME);
+        assert_int_equal(fr.header.stream_id, expect_sid[i]);
+        assert_int_equal(fr.header.length, expect_len[i]);
+        if (expect_len[i] == 0)
+            assert_null(fr.data);
+        free(fr.data);
+    }
+    enum ttrpc_decode_event ev;
+    struct ttrpc_frame fr;
+    off += ttrpc_decoder_feed(&d, buf + off, n - off, &ev, &fr);
+    assert_int_equal(off, n);
+    assert_int_equal(ev, TTRPC_DECODE_NEED_MORE); /* truncated: waits for the last byte */
+    assert_true(ttrpc_decoder_mid_frame(&d));
+    ttrpc_decoder_feed(&d, (const uint8_t *)"d", 1, &ev, &fr);
+    assert_int_equal(ev, TTRPC_DECODE_FRAME);
+    assert_memory_equal(fr.data, "dd", 2);
+    free(fr.data);
+    ttrpc_decoder_reset(&d);
+}
+
+/* An oversize frame is announced at its header and skipped without being stored;
+ * the frame after it decodes normally. */
+static void test_oversize_skipped(void **state)
+{
+    (void)state;
+    const uint32_t big = TTRPC_MAX_DATA + 1;
+    uint8_t hdr[TTRPC_HEADER_SIZE];
+    struct ttrpc_header h = {.length = big, .stream_id = 9, .type = TTRPC_TYPE_REQUEST};
+    ttrpc_header_encode(&h, hdr);
+    struct ttrpc_decoder d;
+    ttrpc_decoder_init(&d);
+    enum ttrpc_decode_event ev;
+    struct ttrpc_frame fr;
+    assert_int_equal(ttrpc_decoder_feed(&d, hdr, sizeof(hdr), &ev, &fr), sizeof(hdr));
+    assert_int_equal(ev, TTRPC_DECODE_OVERSIZE);
+    assert_int_equal(fr.header.stream_id, 9);
+    assert_null(d.data); /* nothing allocated for it */
+
+    uint8_t *junk = calloc(1, 1 << 20);
+    uint32_t left = big;
+    while (left > 0) {
+        uint32_t n = left < (1u << 20) ? left : (1u << 20);
+        assert_int_equal(ttrpc_decoder_feed(&d, junk, n, &ev, &fr), n);
+        assert_int_equal(ev, TTRPC_DECODE_NEED_MORE);
+        left -= n;
+    }
+    free(junk);
+    uint8_t next[32];
+    size_t n = put_frame(next, 11, TTRPC_TYPE_REQUEST, "ok", 2);
+    assert_int_equal(ttrpc_decoder_feed(&d, next, n, &ev, &fr), n);
+    assert_int_equal(ev, TTRPC_DECODE_FRAME);
+    assert_int_equal(fr.header.stream_id, 11);
+    free(fr.data);
+}
+
+static void test_max_size_accepted(void **state)
+{
+    (void)state;
+    uint8_t hdr[TTRPC_HEADER_SIZE];
+    struct ttrpc_header h = {.length = TTRPC_MAX_DATA, .stream_id = 1, .type = 1};
+    ttrpc_header_encode(&h, hdr);
+    struct ttrpc_decoder d;
+    ttrpc_decoder_init(&d);
+    enum ttrpc_decode_event ev;
+    struct ttrpc_frame fr;
+    ttrpc_decoder_feed(&d, hdr, sizeof(hdr), &ev, &fr);
+    assert_int_equal(ev, TTRPC_DECODE_NEED_MORE); /* exactly 4 MiB is allowed */
+    ttrpc_decoder_reset(&d);
+}
+
+static void test_bad_type(void **state)
+{
+    (void)state;
+    uint8_t buf[32];
+    put_frame(buf, 1, 9, NULL, 0);
+    struct ttrpc_decoder d;
+    ttrpc_decoder_init(&d);
+    enum ttrpc_decode_event ev;
+    struct ttrpc_frame fr;
+    ttrpc_decoder_feed(&d, buf, TTRPC_HEADER_SIZE, &ev, &fr);
+    assert_int_equal(ev, TTRPC_DECODE_BAD_TYPE);
+    assert_int_equal(fr.header.type, 9);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header_roundtrip),
+        cmocka_unit_test(test_split_reads),
+        cmocka_unit_test(test_several_frames_one_read),
+        cmocka_unit_test(test_oversize_skipped),
+        cmocka_unit_test(test_max_size_accepted),
+        cmocka_unit_test(test_bad_type),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,110 @@
+/* Address parsing and virtio-serial port lookup by name. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <linux/vm_sockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ttrpc/transport.h"
+
+static void test_parse_vsock(void **state)
+{
+    (void)state;
+    struct ka_addr a;
+    struct ka_error err;
+    assert_int_equal(ka_addr_parse("vsock://-1:1024", &a, &err), 0);
+    assert_int_equal(a.kind, KA_ADDR_VSOCK);
+    assert_int_equal(a.cid, VMADDR_CID_ANY);
+    assert_int_equal(a.port, 1024);
+    assert_int_equal(ka_addr_parse("vsock://3:5000", &a, &err), 0);
+    assert_int_equal(a.cid, 3);
+    assert_int_equal(a.port, 5000);
+    const char *bad[] = {"vsock://", "vsock://1", "vsock://:1", "vsock://1:", "vsock://a:1",
+                         "vsock://1:99999999999", "vsock://-2:1", "tcp://1.2.3.4:1", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_true(ka_addr_parse(bad[i], &a, &err) < 0);
+        assert_int_equal(err.status, KA_STATUS_INVALID_ARGUMENT);
+    }
+}
+
+static void test_parse_unix_and_serial(void **state)
+{
+    (void)state;
+    struct ka_addr a;
+    struct ka_error err;
+    assert_int_equal(ka_addr_parse("unix:///run/kata.sock", &a, &err), 0);
+    assert_int_equal(a.kind, KA_ADDR_UNIX);
+    assert_string_equal(a.path, "/run/kata.sock");
+    assert_true(ka_addr_parse("unix://relative.sock", &a, &err) < 0);
+    char longpath[300] = "unix:///";
+    memset(longpath + 8, 'a', 200);
+    longpath[208] = '\0';
+    assert_true(ka_addr_parse(longpath, &a, &err) < 0); /* sun_path holds 108 bytes */
+
+    assert_int_equal(ka_addr_parse("serial:///dev/vport0p1", &a, &err), 0);
+    assert_int_equal(a.kind, KA_ADDR_SERIAL);
+    assert_string_equal(a.path, "/dev/vport0p1");
+    assert_string_equal(a.port_name, "");
+    assert_int_equal(ka_addr_parse("serial://agent.channel.0", &a, &err), 0);
+    assert_string_equal(a.port_name, "agent.channel.0");
+    assert_string_equal(a.path, "");
+    assert_true(ka_addr_parse("serial://a/b", &a, &err) < 0);
+    assert_true(ka_addr_parse("serial://", &a, &err) < 0);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_find_port_by_name(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ka-vports-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[512];
+    const char *ports[][2] = {{"vport0p0", "org.qemu.console\n"},
+                              {"vport0p1", "agent.channel.0\n"},
+                              {"vport1p1", "agent.channel.1"}};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, ports[i][0]);
+        assert_int_equal(mkdir(p, 0755), 0);
+        snprintf(p, sizeof(p), "%s/%s/name", dir, ports[i][0]);
+        write_file(p, ports[i][1]);
+    }
+    snprintf(p, sizeof(p), "%s/vport2p1", dir); /* a port with no name file */
+    assert_int_equal(mkdir(p, 0755), 0);
+
+    char out[64];
+    struct ka_error err;
+    assert_int_equal(ka_serial_find_port(dir, "agent.channel.0", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "/dev/vport0p1");
+    assert_int_equal(ka_serial_find_port(dir, "agent.channel.1", out, sizeof(out), &err), 0);
+    assert_string_equal(out, "/dev/vport1p1");
+    assert_true(ka_serial_find_port(dir, "agent.channel", out, sizeof(out), &err) < 0);
+    assert_non_null(strstr(err.msg, "no virtio-serial port named 'agent.channel'"));
+
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_true(ka_serial_find_port(dir, "x", out, sizeof(out), &err) < 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_vsock),
+        cmocka_unit_test(test_parse_unix_and_serial),
+        cmocka_unit_test(test_find_port_by_name),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
