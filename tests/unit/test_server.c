@@ -23,7 +23,7 @@
 struct fixture {
     struct ka_reactor reactor;
     struct ttrpc_server server;
-    struct ttrpc_call *parked[8];
+    struct ttrpc_call *parked[TTRPC_MAX_CALLS_PER_CONN + 8];
     int nparked;
     int cancelled;
     int client_fd;
@@ -157,6 +157,55 @@ static void test_park_and_answer_later(void **state)
     rmdir(path);
 }
 
+static void *limits_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    struct ka_error err;
+    int code;
+    send_call(&c, "Park"); /* stream 1 */
+    c.next_stream = 1;     /* reuse it while it is still in flight */
+    send_call(&c, "Ping");
+    f->results[f->nresults++] = (int)recv_stream(&c, &code);
+    f->results[f->nresults++] = code;
+    /* Fill the connection's in-flight budget with parked calls (one is parked already). */
+    for (int i = 1; i < TTRPC_MAX_CALLS_PER_CONN; i++)
+        assert_int_equal(ttrpc_client_send(&c, "test.Svc", "Park", NULL, 0, 0, NULL, &err), 0);
+    send_call(&c, "Ping");
+    f->results[f->nresults++] = (int)recv_stream(&c, &code);
+    f->results[f->nresults++] = code;
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+/* A stream id still in flight is refused; so is a call past the in-flight cap. */
+static void test_stream_reuse_and_call_cap(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct ka_error err;
+    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
+    f->client_fd = sv[1];
+    pthread_t t;
+    pthread_create(&t, NULL, limits_client, f);
+    run_until(f, &f->client_done);
+    pthread_join(t, NULL);
+    assert_int_equal(f->nresults, 4);
+    assert_int_equal(f->results[0], 1);
+    assert_int_equal(f->results[1], KA_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(f->results[3], KA_STATUS_RESOURCE_EXHAUSTED);
+    teardown_server(f);
+    /* The client's hang-up (or the shutdown) cancelled every parked call. */
+    assert_int_equal(f->nparked, 0);
+    assert_int_equal(f->cancelled, TTRPC_MAX_CALLS_PER_CONN);
+    free(f);
+}
+
 static void *serial_client(void *arg)
 {
     struct fixture *f = arg;
@@ -214,6 +263,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_park_and_answer_later),
         cmocka_unit_test(test_serial_transport),
+        cmocka_unit_test(test_stream_reuse_and_call_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

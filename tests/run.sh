@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: build every preset (native, static riscv64, sanitizers) and run
+# the whole suite natively (unit, integration, interop, the riscv64 binary under
+# qemu-user), then again under ASan+UBSan. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc)
+for preset in native riscv64 asan; do
+    echo "=== build: $preset"
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset" -j "$jobs"
+done
+
+echo "=== test: native"
+ctest --preset native
+echo "=== test: asan"
+ctest --preset asan

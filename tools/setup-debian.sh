@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install what building and testing needs on Debian 12 (bookworm), as root.
+# Everything comes from Debian's archive; the riscv64 sysroot is fetched later by
+# the riscv64 CMake preset (cmake/fetch-sysroot.sh) into a cache outside the tree.
+set -euo pipefail
+
+packages=(
+    # native build
+    cmake gcc make pkgconf file
+    protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler
+    libmnl-dev libseccomp-dev libcap-dev libblkid-dev
+    # tests
+    libcmocka-dev
+    # static riscv64 build and running it under qemu-user
+    gcc-riscv64-linux-gnu qemu-user-static xz-utils curl ca-certificates util-linux
+    # interop tests and benchmarks: containerd's Go ttrpc, built offline
+    golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev gogoprotobuf
+    golang-google-grpc-dev golang-google-genproto-dev golang-golang-x-sys-dev
+    golang-github-sirupsen-logrus-dev golang-github-golang-protobuf-1-3-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup-debian: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-debian: run as root to install: ${missing[*]}" >&2
+    exit 1
+fi
+echo "setup-debian: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
