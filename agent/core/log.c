@@ -57,12 +57,20 @@ struct line {
     bool truncated;
 };
 
+/* Room always kept free at the end of a line for a string's closing quote and
+ * ',"truncated":"true"}\n', so a cut line is still one valid JSON object. */
+#define LINE_RESERVE 32
+
+static bool line_fits(const struct line *l, size_t n)
+{
+    return !l->truncated && l->len + n <= sizeof(l->buf) - LINE_RESERVE;
+}
+
 static void put_raw(struct line *l, const char *s, size_t n)
 {
-    size_t room = sizeof(l->buf) - 3 - l->len; /* keep space for "}\n" */
-    if (n > room) {
-        n = room;
+    if (!line_fits(l, n)) {
         l->truncated = true;
+        return;
     }
     memcpy(l->buf + l->len, s, n);
     l->len += n;
@@ -71,28 +79,45 @@ static void put_raw(struct line *l, const char *s, size_t n)
 static void put_json_string(struct line *l, const char *s)
 {
     put_raw(l, "\"", 1);
+    if (l->truncated)
+        return;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char esc[8];
+        size_t n;
         if (*p == '"' || *p == '\\') {
             esc[0] = '\\';
             esc[1] = (char)*p;
-            put_raw(l, esc, 2);
+            n = 2;
         } else if (*p == '\n') {
-            put_raw(l, "\\n", 2);
+            memcpy(esc, "\\n", 2);
+            n = 2;
         } else if (*p == '\t') {
-            put_raw(l, "\\t", 2);
+            memcpy(esc, "\\t", 2);
+            n = 2;
         } else if (*p < 0x20 || *p == 0x7f) {
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            put_raw(l, esc, 6);
+            n = 6;
         } else {
-            put_raw(l, (const char *)p, 1);
+            esc[0] = (char)*p;
+            n = 1;
         }
+        if (!line_fits(l, n)) {
+            l->truncated = true;
+            break;
+        }
+        memcpy(l->buf + l->len, esc, n);
+        l->len += n;
     }
-    put_raw(l, "\"", 1);
+    l->buf[l->len++] = '"'; /* from the reserve when the string was cut */
 }
 
 static void put_kv(struct line *l, const char *key, const char *value)
 {
+    /* Start a member only if its key fits whole, so a cut never splits "key":. */
+    if (!line_fits(l, 6 * strlen(key) + 8)) {
+        l->truncated = true;
+        return;
+    }
     put_raw(l, ",", 1);
     put_json_string(l, key);
     put_raw(l, ":", 1);
@@ -133,8 +158,10 @@ static void emit(enum ka_log_level level, const char *subsystem, const char *msg
         const char *value = va_arg(kv, const char *);
         put_kv(&l, key, value ? value : "");
     }
-    if (l.truncated)
-        put_raw(&l, ",\"truncated\":\"true\"", 19);
+    if (l.truncated) {
+        memcpy(l.buf + l.len, ",\"truncated\":\"true\"", 19);
+        l.len += 19;
+    }
     l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';
 

@@ -69,6 +69,7 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
     assert_non_null(mkdtemp(p->dir));
     snprintf(p->sock, sizeof(p->sock), "%s/agent.sock", p->dir);
     snprintf(p->log, sizeof(p->log), "%s/agent.log", p->dir);
+    bool builtin = addr && strcmp(addr, AGENT_ADDR_BUILTIN) == 0;
     bool on_sock = addr == NULL || *addr == '\0';
     if (on_sock)
         snprintf(p->addr, sizeof(p->addr), "unix://%s", p->sock);
@@ -106,7 +107,7 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
             argv[n++] = emu;
         argv[n++] = bin;
         argv[n++] = cmdline_flag;
-        if (!(addr && *addr == '\0'))
+        if (!(addr && *addr == '\0') && !builtin)
             argv[n++] = server_flag;
         argv[n] = NULL;
         execv(argv[0], (char *const *)argv);

@@ -24,6 +24,10 @@ struct agent_proc {
  * connections when it serves a unix socket. */
 void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdline,
                       char *const *extra_env);
+/* addr for agent_start_full: pass no --server-addr and do not wait for a socket, so
+ * the agent serves its built-in default (vsock://-1:1024). */
+#define AGENT_ADDR_BUILTIN "builtin"
+/* Start it this way when addr is "": "@SOCK@" in cmdline/env is the scratch socket. */
 void agent_start(struct agent_proc *p);
 /* SIGTERM and wait: asserts a clean exit (status 0, which the sanitizers would spoil). */
 void agent_stop(struct agent_proc *p);

@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +72,34 @@ static void test_bad_values_are_logged_not_fatal(void **state)
     agent_stop(&p);
 }
 
+static int vsock_bind(unsigned port)
+{
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_vm vm = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+    int rc = bind(fd, (struct sockaddr *)&vm, sizeof(vm)) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+/* With no address configured the agent holds vsock port 1024, as the runtime expects.
+ * (No vsock transport on a host lets us connect; a second bind proves the listener.) */
+static void test_default_address_is_vsock_1024(void **state)
+{
+    (void)state;
+    if (vsock_bind(1024) != 0)
+        fail_msg("vsock port 1024 is not free on this machine before the test");
+    struct agent_proc p;
+    agent_start_full(&p, AGENT_ADDR_BUILTIN, "console=hvc0", NULL);
+    int rc = 0;
+    for (int i = 0; i < 500 && (rc = vsock_bind(1024)) == 0; i++)
+        usleep(10000);
+    assert_int_equal(rc, EADDRINUSE);
+    assert_true(agent_alive(&p));
+    agent_stop(&p);
+    assert_int_equal(vsock_bind(1024), 0);
+}
+
 static void test_version_flag(void **state)
 {
     (void)state;
@@ -89,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_address_from_cmdline),
         cmocka_unit_test(test_env_overrides_cmdline),
         cmocka_unit_test(test_bad_values_are_logged_not_fatal),
+        cmocka_unit_test(test_default_address_is_vsock_1024),
         cmocka_unit_test(test_version_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

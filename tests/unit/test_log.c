@@ -1,0 +1,150 @@
+/* Log lines: valid JSON, one per line, Kata's fields, extra keys, escaping, levels. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "json.h"
+
+static int pipe_fds[2];
+
+static int setup(void **state)
+{
+    (void)state;
+    if (pipe(pipe_fds) < 0)
+        return -1;
+    ka_log_set_fd(pipe_fds[1]);
+    ka_log_set_level(KA_LOG_INFO);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return 0;
+}
+
+/* Read what was logged since the last call (the pipe is never left full here). */
+static size_t drain(char *buf, size_t size)
+{
+    close(pipe_fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(pipe_fds[0], buf + n, size - 1 - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(pipe_fds[0]);
+    assert_int_equal(pipe(pipe_fds), 0);
+    ka_log_set_fd(pipe_fds[1]);
+    return n;
+}
+
+static const char *member(const struct json_value *obj, const char *key)
+{
+    const struct json_value *v = json_object_get(obj, key);
+    if (!v)
+        fail_msg("log line has no \"%s\"", key);
+    assert_int_equal(v->type, JSON_STRING);
+    return v->u.string.s;
+}
+
+static void test_fields_and_escaping(void **state)
+{
+    (void)state;
+    ka_log_kv(KA_LOG_WARN, "rpc", "quote \" backslash \\ newline \n tab \t bell \a", "method",
+              "CreateContainer", "path", "/run/\"x\"", NULL);
+    char buf[8192];
+    size_t n = drain(buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_int_equal(buf[n - 1], '\n');
+    assert_null(memchr(buf, '\n', n - 1)); /* exactly one line */
+    struct json_value *v = NULL;
+    struct ka_error err;
+    if (json_parse(buf, n - 1, &v, &err) < 0)
+        fail_msg("log line is not JSON: %s: %s", err.msg, buf);
+    assert_string_equal(member(v, "msg"), "quote \" backslash \\ newline \n tab \t bell \a");
+    assert_string_equal(member(v, "level"), "WARN");
+    assert_string_equal(member(v, "name"), "kata-agent");
+    assert_string_equal(member(v, "source"), "agent");
+    assert_string_equal(member(v, "subsystem"), "rpc");
+    assert_string_equal(member(v, "method"), "CreateContainer");
+    assert_string_equal(member(v, "path"), "/run/\"x\"");
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    assert_string_equal(member(v, "pid"), pid);
+    const char *ts = member(v, "ts");
+    /* RFC 3339 with nanoseconds and a numeric offset: 2026-11-24T01:02:03.123456789+00:00 */
+    assert_int_equal(strlen(ts), 35);
+    assert_int_equal(ts[10], 'T');
+    assert_true(ts[29] == '+' || ts[29] == '-');
+    assert_int_equal(ts[32], ':');
+    json_free(v);
+}
+
+static void test_levels_filter(void **state)
+{
+    (void)state;
+    char buf[8192];
+    ka_log(KA_LOG_DEBUG, "test", "hidden at info");
+    ka_log(KA_LOG_INFO, "test", "shown %d", 42);
+    drain(buf, sizeof(buf));
+    assert_null(strstr(buf, "hidden"));
+    assert_non_null(strstr(buf, "\"msg\":\"shown 42\",\"level\":\"INFO\""));
+    ka_log_set_level(KA_LOG_TRACE);
+    ka_log(KA_LOG_TRACE, "test", "trace line");
+    ka_log(KA_LOG_CRITICAL, "test", "crit line");
+    drain(buf, sizeof(buf));
+    assert_non_null(strstr(buf, "\"level\":\"TRCE\""));
+    assert_non_null(strstr(buf, "\"level\":\"CRIT\""));
+    ka_log_set_level(KA_LOG_INFO);
+}
+
+/* A message longer than a line's buffer is cut, still valid JSON, and marked. */
+static void test_long_message_truncated(void **state)
+{
+    (void)state;
+    char *msg = malloc(20000);
+    memset(msg, 'm', 19999);
+    msg[19999] = '\0';
+    ka_log_kv(KA_LOG_ERROR, "test", msg, "k", "v", NULL);
+    free(msg);
+    char buf[16384];
+    size_t n = drain(buf, sizeof(buf));
+    struct json_value *v = NULL;
+    struct ka_error err;
+    if (json_parse(buf, n - 1, &v, &err) < 0)
+        fail_msg("truncated log line is not JSON: %s", err.msg);
+    assert_string_equal(member(v, "truncated"), "true");
+    json_free(v);
+}
+
+static void test_level_names(void **state)
+{
+    (void)state;
+    enum ka_log_level l;
+    const char *names[] = {"critical", "fatal", "panic", "error", "warn",
+                           "warning",  "info",  "debug", "trace"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        assert_true(ka_log_level_parse(names[i], &l));
+    assert_false(ka_log_level_parse("INFO", &l));
+    assert_false(ka_log_level_parse("", &l));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields_and_escaping),
+        cmocka_unit_test(test_levels_filter),
+        cmocka_unit_test(test_long_message_truncated),
+        cmocka_unit_test(test_level_names),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
