@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "core/reactor.h"
 #include "rpc/dispatch.h"
+#include "sandbox/sandbox.h"
 #include "ttrpc/server.h"
 
 struct agent {
@@ -14,6 +15,7 @@ struct agent {
     struct ka_reactor reactor;
     struct ttrpc_server server;
     struct rpc_dispatcher dispatcher;
+    struct ka_sandbox sandbox;
     struct ka_watch signal_watch;
     int signal_fd;
     bool init_mode; /* running as PID 1 */

@@ -1,11 +1,13 @@
 /* kata-agent: the Kata Containers guest agent. */
 #include "agent.h"
+#include "core/child.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/version.h"
 #include "ttrpc/transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,6 +142,57 @@ static int start_server(struct agent *a, struct ka_error *err)
     return ttrpc_server_listen(&a->server, &addr, err);
 }
 
+/* When / is the initramfs ("rootfs"), pivot_root is impossible: containers get
+ * MS_MOVE + chroot instead. */
+static bool root_is_initramfs(void)
+{
+    cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[1024];
+    while (f && fgets(line, sizeof(line), f)) {
+        char mnt[512], fstype[64];
+        if (sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 || strcmp(mnt, "/") != 0)
+            continue;
+        const char *sep = strstr(line, " - ");
+        if (sep && sscanf(sep + 3, "%63s", fstype) == 1)
+            return strcmp(fstype, "rootfs") == 0;
+    }
+    return false;
+}
+
+static int setup_sandbox(struct agent *a, struct ka_error *err)
+{
+    ka_sandbox_init(&a->sandbox, a, &a->reactor);
+    a->sandbox.container_pipe_size = a->cfg.container_pipe_size;
+    a->sandbox.no_pivot = root_is_initramfs();
+    a->sandbox.own_pid_ns_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (a->sandbox.own_pid_ns_fd < 0)
+        return ka_error_set(err, errno, "open /proc/self/ns/pid");
+    return ka_children_init(&a->reactor, err);
+}
+
+static void teardown_sandbox(struct agent *a)
+{
+    struct ka_sandbox *sb = &a->sandbox;
+    /* Kill what is left and give the reaper a bounded while to collect it. */
+    for (struct ka_container *c = sb->containers, *next; c; c = next) {
+        next = c->next;
+        if (!c->removing)
+            ka_container_remove(c, NULL);
+    }
+    for (int i = 0; i < 5000 && sb->containers; i++) {
+        ka_children_reap();
+        if (sb->containers)
+            usleep(1000);
+    }
+    int fds[] = {sb->ipc_ns_fd, sb->uts_ns_fd, sb->pid_ns_fd, sb->own_pid_ns_fd};
+    for (size_t i = 0; i < KA_ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(sb->id);
+    free(sb->hostname);
+    ka_children_fini();
+}
+
 /* PID 1 must never exit: the kernel would panic. Power the VM off deliberately. */
 static void __attribute__((noreturn)) init_power_off(void)
 {
@@ -166,7 +219,8 @@ int main(int argc, char **argv)
 
     struct ka_error err;
     rc = 1;
-    if (ka_reactor_init(&a->reactor, &err) < 0 || setup_signals(a, &err) < 0)
+    if (ka_reactor_init(&a->reactor, &err) < 0 || setup_signals(a, &err) < 0 ||
+        setup_sandbox(a, &err) < 0)
         goto fail;
     rpc_dispatcher_init(&a->dispatcher, a);
     if (rpc_register_all(&a->dispatcher, &err) < 0 || start_server(a, &err) < 0)
@@ -179,6 +233,7 @@ fail:
     ka_log(KA_LOG_CRITICAL, "agent", "%s", err.msg);
 out:
     ttrpc_server_shutdown(&a->server);
+    teardown_sandbox(a);
     rpc_dispatcher_fini(&a->dispatcher);
     if (a->signal_fd >= 0)
         close(a->signal_fd);

@@ -23,29 +23,43 @@ void rpc_dispatcher_fini(struct rpc_dispatcher *d)
 int rpc_dispatcher_add(struct rpc_dispatcher *d, const ProtobufCServiceDescriptor *desc,
                        const struct rpc_handler *handlers, struct ka_error *err)
 {
-    if (d->nservices == RPC_MAX_SERVICES)
-        return ka_error_set(err, 0, "too many services");
-    rpc_handler_fn *table = ka_xcalloc(desc->n_methods, sizeof(*table));
+    struct rpc_service *svc = NULL;
+    for (unsigned i = 0; i < d->nservices; i++)
+        if (d->services[i].desc == desc)
+            svc = &d->services[i];
+    if (!svc) {
+        if (d->nservices == RPC_MAX_SERVICES)
+            return ka_error_set(err, 0, "too many services");
+        svc = &d->services[d->nservices++];
+        svc->desc = desc;
+        svc->handlers = ka_xcalloc(desc->n_methods, sizeof(*svc->handlers));
+    }
     for (const struct rpc_handler *h = handlers; h && h->method; h++) {
         const ProtobufCMethodDescriptor *m =
             protobuf_c_service_descriptor_get_method_by_name(desc, h->method);
-        if (!m) {
-            free(table);
+        if (!m)
             return ka_error_set(err, 0, "%s has no method %s", desc->name, h->method);
-        }
-        table[m - desc->methods] = h->fn;
+        svc->handlers[m - desc->methods] = h->fn;
     }
-    d->services[d->nservices].desc = desc;
-    d->services[d->nservices].handlers = table;
-    d->nservices++;
     return 0;
 }
 
 int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
 {
+    static const struct rpc_handler *const agent_tables[] = {
+        rpc_sandbox_handlers,
+        rpc_container_handlers,
+        rpc_io_handlers,
+    };
     if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)
         return -1;
-    return rpc_dispatcher_add(d, &grpc__agent_service__descriptor, rpc_agent_handlers, err);
+    /* Register the service even before any handler: every method answers UNIMPLEMENTED. */
+    if (rpc_dispatcher_add(d, &grpc__agent_service__descriptor, NULL, err) < 0)
+        return -1;
+    for (size_t i = 0; i < KA_ARRAY_SIZE(agent_tables); i++)
+        if (rpc_dispatcher_add(d, &grpc__agent_service__descriptor, agent_tables[i], err) < 0)
+            return -1;
+    return 0;
 }
 
 void rpc_reply(struct ttrpc_call *call, const ProtobufCMessage *reply)

@@ -40,8 +40,9 @@ struct rpc_dispatcher {
 void rpc_dispatcher_init(struct rpc_dispatcher *d, struct agent *agent);
 void rpc_dispatcher_fini(struct rpc_dispatcher *d);
 
-/* Register a service and the handlers it has (a table ending with {NULL, NULL}).
- * A handler naming a method the service lacks is a programming error: -1 and err. */
+/* Register a service (once) and add handlers to it (a table ending with {NULL, NULL};
+ * several tables may add to one service). A handler naming a method the service
+ * lacks is a programming error: -1 and err. */
 int rpc_dispatcher_add(struct rpc_dispatcher *d, const ProtobufCServiceDescriptor *desc,
                        const struct rpc_handler *handlers, struct ka_error *err);
 
@@ -57,6 +58,8 @@ void rpc_fail(struct ttrpc_call *call, const struct ka_error *err);
 int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err);
 
 extern const struct rpc_handler rpc_health_handlers[];
-extern const struct rpc_handler rpc_agent_handlers[];
+extern const struct rpc_handler rpc_sandbox_handlers[];
+extern const struct rpc_handler rpc_container_handlers[];
+extern const struct rpc_handler rpc_io_handlers[];
 
 #endif

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -61,9 +63,29 @@ static void expand(char *out, size_t size, const char *text, const char *sock)
     out[n < size ? n : size - 1] = '\0';
 }
 
+static bool isolate_next;
+
+void agent_start_isolated(struct agent_proc *p, const char *cmdline)
+{
+    isolate_next = true;
+    agent_start_full(p, NULL, cmdline, NULL);
+}
+
+/* In the agent's child, before exec: a private mount namespace with its own /run. */
+static void isolate(void)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) {
+        perror("isolate the agent (root needed)");
+        _exit(126);
+    }
+}
+
 void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdline,
                       char *const *extra_env)
 {
+    bool isolated = isolate_next;
+    isolate_next = false;
     memset(p, 0, sizeof(*p));
     snprintf(p->dir, sizeof(p->dir), "/tmp/ka-it-XXXXXX");
     assert_non_null(mkdtemp(p->dir));
@@ -92,6 +114,8 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
         int log = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
+        if (isolated)
+            isolate();
         for (char *const *e = extra_env; e && *e; e++) {
             char *entry = malloc(1024);
             expand(entry, 1024, *e, p->sock);

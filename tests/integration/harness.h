@@ -29,6 +29,10 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
 #define AGENT_ADDR_BUILTIN "builtin"
 /* Start it this way when addr is "": "@SOCK@" in cmdline/env is the scratch socket. */
 void agent_start(struct agent_proc *p);
+/* Like agent_start, but the agent runs in its own mount namespace with a fresh
+ * tmpfs on /run, so containers, /run/kata-containers and the resolv.conf bind of
+ * CreateSandbox stay out of the host. Needs root. */
+void agent_start_isolated(struct agent_proc *p, const char *cmdline);
 /* SIGTERM and wait: asserts a clean exit (status 0, which the sanitizers would spoil). */
 void agent_stop(struct agent_proc *p);
 bool agent_alive(const struct agent_proc *p);

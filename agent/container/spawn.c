@@ -1,0 +1,339 @@
+#include "container/spawn.h"
+#include "container/creds.h"
+#include "container/rootfs.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+static const int ns_clone_flag[KA_NS_COUNT] = {
+    [KA_NS_PID] = CLONE_NEWPID,   [KA_NS_NETWORK] = CLONE_NEWNET, [KA_NS_MOUNT] = CLONE_NEWNS,
+    [KA_NS_IPC] = CLONE_NEWIPC,   [KA_NS_UTS] = CLONE_NEWUTS,     [KA_NS_USER] = CLONE_NEWUSER,
+    [KA_NS_CGROUP] = CLONE_NEWCGROUP,
+};
+
+void ka_spawn_result_close(struct ka_spawn_result *res)
+{
+    int *fds[] = {&res->sync_fd, &res->start_fd, &res->stdin_fd, &res->stdout_fd,
+                  &res->stderr_fd};
+    for (size_t i = 0; i < KA_ARRAY_SIZE(fds); i++) {
+        if (*fds[i] >= 0 && !(i == 2 && res->tty)) /* a tty's stdin is a dup, closed once */
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
+/* ---- in the child ----------------------------------------------------------- */
+
+/* Report a failure to the agent and exit. Only async-signal-safe-ish calls: the
+ * agent is single-threaded, so malloc is safe here too. */
+static void __attribute__((noreturn)) child_fail(int sync_fd, const struct ka_error *err)
+{
+    char msg[KA_ERROR_MSG_MAX + 1];
+    msg[0] = 'E';
+    size_t n = strnlen(err->msg, KA_ERROR_MSG_MAX);
+    memcpy(msg + 1, err->msg, n);
+    if (write(sync_fd, msg, n + 1) < 0) {
+        /* nothing left to tell anyone */
+    }
+    _exit(1);
+}
+
+static int child_stdio(const struct ka_spawn_request *req, int fds[3], int slave,
+                       struct ka_error *err)
+{
+    if (setsid() < 0)
+        return ka_error_set(err, errno, "setsid");
+    if (slave >= 0) {
+        if (ioctl(slave, TIOCSCTTY, 0) < 0)
+            return ka_error_set(err, errno, "make the pty the controlling terminal");
+        fds[0] = fds[1] = fds[2] = slave;
+    }
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            return ka_error_set(err, errno, "dup2 stdio %d", i);
+    (void)req;
+    return 0;
+}
+
+static int join_namespaces(const struct ka_spawn_request *req, struct ka_error *err)
+{
+    /* Mount last: after it, paths are the container's. */
+    static const enum ka_ns_type order[] = {KA_NS_IPC, KA_NS_UTS, KA_NS_NETWORK, KA_NS_CGROUP,
+                                            KA_NS_MOUNT};
+    static const char *const names[KA_NS_COUNT] = {"pid", "network", "mount", "ipc",
+                                                   "uts", "user",    "cgroup"};
+    for (size_t i = 0; i < KA_ARRAY_SIZE(order); i++) {
+        int fd = req->join_ns[order[i]];
+        if (fd >= 0 && setns(fd, ns_clone_flag[order[i]]) < 0)
+            return ka_error_set(err, errno, "join %s namespace", names[order[i]]);
+    }
+    return 0;
+}
+
+static const char *env_get(char *const *env, size_t n, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(env[i], key, klen) == 0 && env[i][klen] == '=')
+            return env[i] + klen + 1;
+    return NULL;
+}
+
+/* The process env, plus HOME from the container's passwd when the spec has none. */
+static char **build_env(const struct ka_process *p, const char *home)
+{
+    char **env = ka_xcalloc(p->n_env + 2, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_env; i++)
+        env[n++] = p->env[i];
+    if (!env_get(p->env, p->n_env, "HOME")) {
+        char *h = ka_xmalloc(strlen(home) + 6);
+        sprintf(h, "HOME=%s", home);
+        env[n++] = h;
+    }
+    env[n] = NULL;
+    return env;
+}
+
+static int make_cwd(const char *cwd, struct ka_error *err)
+{
+    if (chdir(cwd) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return ka_error_set(err, errno, "chdir %s", cwd);
+    /* Like upstream: a missing cwd is created. */
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s", cwd);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+            return ka_error_set(err, errno, "create cwd %s", path);
+        *p = '/';
+    }
+    if (mkdir(path, 0755) < 0 && errno != EEXIST)
+        return ka_error_set(err, errno, "create cwd %s", path);
+    if (chdir(cwd) < 0)
+        return ka_error_set(err, errno, "chdir %s", cwd);
+    return 0;
+}
+
+static void __attribute__((noreturn)) child_main(const struct ka_spawn_request *req,
+                                                 int sync_fd, int start_fd, int fds[3],
+                                                 int slave)
+{
+    struct ka_error err;
+    const struct ka_process *p = req->process;
+    if (ka_reset_signals(&err) < 0 || child_stdio(req, fds, slave, &err) < 0 ||
+        join_namespaces(req, &err) < 0)
+        child_fail(sync_fd, &err);
+    if (req->init) {
+        if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0 ||
+            (p->has_oom_score_adj && ka_set_oom_score_adj(p->oom_score_adj, &err) < 0) ||
+            ka_rootfs_setup(req->spec, req->rootfs, req->no_pivot, &err) < 0 ||
+            ka_apply_sysctls(req->spec, &err) < 0)
+            child_fail(sync_fd, &err);
+    } else if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0) {
+        child_fail(sync_fd, &err);
+    }
+    struct ka_user user = p->user; /* resolved copy: the spec stays as given */
+    char *home = NULL;
+    if (ka_user_resolve(&user, "/etc", &home, &err) < 0)
+        child_fail(sync_fd, &err);
+    char **env = build_env(p, home ? home : "/");
+    if (make_cwd(p->cwd, &err) < 0)
+        child_fail(sync_fd, &err);
+    /* The container's user must be able to reopen its stdio (/dev/stdout is
+     * /proc/self/fd/1): hand the pipes or the pty to it, as runc does. */
+    if (user.uid != 0)
+        for (int fd = 0; fd < 3; fd++)
+            if (fchown(fd, user.uid, user.gid) < 0) {
+                /* not fatal: a read-only stdio is still usable as it is */
+            }
+    struct ka_process run = *p;
+    run.user = user;
+    if (ka_apply_user_and_caps(&run, &err) < 0)
+        child_fail(sync_fd, &err);
+    umask(p->umask);
+    /* Resolve after switching user, so access is checked as the container's user. */
+    char exe[PATH_MAX];
+    const char *path_env = env_get(env, p->n_env + 1, "PATH");
+    if (!ka_find_executable(p->args[0], path_env, exe, sizeof(exe))) {
+        ka_error_set(&err, errno, "executable '%s' not found in the container", p->args[0]);
+        child_fail(sync_fd, &err);
+    }
+    if (req->init) {
+        char ready = 'R';
+        if (write(sync_fd, &ready, 1) != 1)
+            _exit(1);
+        char go;
+        ssize_t n;
+        do
+            n = read(start_fd, &go, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            _exit(0); /* the agent dropped the container before starting it */
+        close(start_fd);
+    }
+    char **argv = ka_xcalloc(p->n_args + 1, sizeof(char *)); /* execve wants the NULL */
+    memcpy(argv, p->args, p->n_args * sizeof(char *));
+    execve(exe, argv, env);
+    ka_error_set(&err, errno, "exec %s", exe);
+    child_fail(sync_fd, &err);
+}
+
+/* ---- in the agent ----------------------------------------------------------- */
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+struct child_ends {
+    int fds[3]; /* stdin read end, stdout/stderr write ends */
+    int slave;
+    int sync_w;
+    int start_r;
+};
+
+static void close_child_ends(struct child_ends *ce)
+{
+    int *all[] = {&ce->fds[0], &ce->fds[1], &ce->fds[2], &ce->slave, &ce->sync_w, &ce->start_r};
+    for (size_t i = 0; i < KA_ARRAY_SIZE(all); i++) {
+        if (*all[i] >= 0)
+            close(*all[i]);
+        *all[i] = -1;
+    }
+}
+
+static int make_tty(const struct ka_process *p, struct ka_spawn_result *res,
+                    struct child_ends *ce, struct ka_error *err)
+{
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0)
+        return ka_error_set(err, errno, "open pty master");
+    char name[64];
+    if (grantpt(master) < 0 || unlockpt(master) < 0 || ptsname_r(master, name, sizeof(name))) {
+        close(master);
+        return ka_error_set(err, errno, "set up pty");
+    }
+    ce->slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (ce->slave < 0) {
+        close(master);
+        return ka_error_set(err, errno, "open pty %s", name);
+    }
+    if (p->console_height || p->console_width) {
+        struct winsize ws = {.ws_row = (unsigned short)p->console_height,
+                             .ws_col = (unsigned short)p->console_width};
+        ioctl(master, TIOCSWINSZ, &ws);
+    }
+    set_nonblock(master);
+    res->tty = true;
+    res->stdout_fd = master;
+    res->stdin_fd = master; /* the caller dups it for a separate stdin watch */
+    return 0;
+}
+
+static int make_pipes(uint32_t pipe_size, struct ka_spawn_result *res, struct child_ends *ce,
+                      struct ka_error *err)
+{
+    int p[3][2];
+    for (int i = 0; i < 3; i++) {
+        if (pipe2(p[i], O_CLOEXEC) < 0) {
+            for (int j = 0; j < i; j++)
+                close(p[j][0]), close(p[j][1]);
+            return ka_error_set(err, errno, "pipe");
+        }
+    }
+    ce->fds[0] = p[0][0];
+    res->stdin_fd = p[0][1];
+    ce->fds[1] = p[1][1];
+    res->stdout_fd = p[1][0];
+    ce->fds[2] = p[2][1];
+    res->stderr_fd = p[2][0];
+    for (int i = 1; i < 3; i++)
+        if (pipe_size && fcntl(p[i][0], F_SETPIPE_SZ, (int)pipe_size) < 0)
+            return ka_error_set(err, errno, "set pipe size %u", pipe_size);
+    set_nonblock(res->stdin_fd);
+    set_nonblock(res->stdout_fd);
+    set_nonblock(res->stderr_fd);
+    return 0;
+}
+
+int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res,
+             struct ka_error *err)
+{
+    *res = (struct ka_spawn_result){.pid = -1, .sync_fd = -1, .start_fd = -1,
+                                    .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+    struct child_ends ce = {.fds = {-1, -1, -1}, .slave = -1, .sync_w = -1, .start_r = -1};
+    int rc = req->process->terminal ? make_tty(req->process, res, &ce, err)
+                                    : make_pipes(req->pipe_size, res, &ce, err);
+    if (rc < 0)
+        goto fail;
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) < 0) {
+        rc = ka_error_set(err, errno, "sync pipe");
+        goto fail;
+    }
+    res->sync_fd = sp[0];
+    ce.sync_w = sp[1];
+    if (req->init) {
+        int st[2];
+        if (pipe2(st, O_CLOEXEC) < 0) {
+            rc = ka_error_set(err, errno, "start pipe");
+            goto fail;
+        }
+        ce.start_r = st[0];
+        res->start_fd = st[1];
+    }
+
+    unsigned long flags = SIGCHLD;
+    if (req->init)
+        flags |= CLONE_NEWNS; /* every container gets its own mount namespace */
+    if (req->new_pid_ns)
+        flags |= CLONE_NEWPID;
+    int pid_fd = req->join_ns[KA_NS_PID];
+    if (pid_fd >= 0 && setns(pid_fd, CLONE_NEWPID) < 0) {
+        rc = ka_error_set(err, errno, "join the pid namespace");
+        goto fail;
+    }
+    /* A raw clone is a fork that can also make the new namespaces; the agent is
+     * single-threaded, so the child may go on using malloc and stdio. */
+    pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+    int clone_errno = errno;
+    if (pid == 0)
+        child_main(req, ce.sync_w, ce.start_r, ce.fds, ce.slave);
+    if (pid_fd >= 0 && setns(req->own_pid_ns_fd, CLONE_NEWPID) < 0) {
+        /* Should never happen; without it every later child would land in there. */
+        rc = ka_error_set(err, errno, "return to the agent's pid namespace");
+        if (pid > 0)
+            kill(pid, SIGKILL);
+        goto fail;
+    }
+    if (pid < 0) {
+        rc = ka_error_set(err, clone_errno, "clone");
+        goto fail;
+    }
+    res->pid = pid;
+    close_child_ends(&ce);
+    set_nonblock(res->sync_fd);
+    return 0;
+
+fail:
+    close_child_ends(&ce);
+    ka_spawn_result_close(res);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* Forking a container process. The child is a fork of the agent (not a re-exec
+ * of /proc/self/exe, which avoids the CVE-2019-5736 class); it sets itself up and
+ * reports on a sync pipe:
+ *   'R'            the init is ready and waits for StartContainer (init only)
+ *   'E' + message  setup or exec failed; the child exits
+ *   EOF            the child has exec'd (the pipe is close-on-exec)
+ * The init blocks on start_fd until the agent writes one byte (or closes it, which
+ * makes it exit). */
+#ifndef KA_CONTAINER_SPAWN_H
+#define KA_CONTAINER_SPAWN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "container/spec.h"
+#include "core/error.h"
+
+struct ka_spawn_request {
+    const struct ka_spec *spec;       /* the container's spec */
+    const struct ka_process *process; /* what to run (spec->process for the init) */
+    bool init;                        /* full container setup, then wait for start */
+    const char *rootfs;               /* init: the rootfs to pivot into */
+    bool no_pivot;
+    /* Namespaces to join (fds, -1 = none). The pid one is joined by the agent just
+     * around the fork, since setns(CLONE_NEWPID) only affects children. */
+    int join_ns[KA_NS_COUNT];
+    bool new_pid_ns;     /* init without a pid namespace to join */
+    int own_pid_ns_fd;   /* the agent's pid namespace, to return to */
+    uint32_t pipe_size;  /* F_SETPIPE_SZ for stdout/stderr, 0 = kernel default */
+};
+
+struct ka_spawn_result {
+    pid_t pid;
+    int sync_fd;  /* agent's end of the sync pipe (non-blocking) */
+    int start_fd; /* init only: write one byte to start it */
+    bool tty;
+    int stdin_fd;  /* agent ends, non-blocking; a tty gives the master twice */
+    int stdout_fd;
+    int stderr_fd; /* -1 with a tty */
+};
+
+int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res,
+             struct ka_error *err);
+
+/* Close every fd of a result (after a failure). */
+void ka_spawn_result_close(struct ka_spawn_result *res);
+
+#endif

@@ -1,0 +1,303 @@
+/* Validation and freeing of the internal container spec (spec.h).
+ *
+ * The checks follow rustjail's validator (§6.1, §7 of the protocol reference)
+ * with a few deliberate differences, each marked below:
+ *  - paths are checked per component ("/a/b..c" is fine, "/a/../b" is not);
+ *    rustjail uses a substring test for "..";
+ *  - malformed env entries are rejected (rustjail skips them at exec time);
+ *  - user namespaces are rejected outright: this agent does not write uid/gid
+ *    maps, and the 3.3.0 runtime only asks for one when configured to;
+ *  - sysctl keys must be well-formed, because the launcher turns them into a
+ *    path under /proc/sys. */
+#include "container/spec.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static bool id_char(char c)
+{
+    /* ASCII only: Rust's char::is_alphanumeric would accept Unicode letters. */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+bool ka_valid_id(const char *id)
+{
+    if (!id || !id_char(id[0]))
+        return false;
+    size_t n = 1;
+    for (; id[n]; n++) {
+        if (n >= KA_ID_MAX)
+            return false;
+        char c = id[n];
+        if (!id_char(c) && c != '_' && c != '.' && c != '-')
+            return false;
+    }
+    return n >= 2;
+}
+
+/* Absolute and without a ".." component. */
+static int check_path(const char *what, const char *path, struct ka_error *err)
+{
+    if (!path || path[0] != '/')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "%s \"%.256s\" is not an absolute path", what, path ? path : "");
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        const char *end = strchrnul(p, '/');
+        if (end - p == 2 && p[0] == '.' && p[1] == '.')
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "%s \"%.256s\" has a \"..\" component", what, path);
+        p = end;
+    }
+    return 0;
+}
+
+static int check_count(const char *what, size_t n, size_t max, struct ka_error *err)
+{
+    if (n > max)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "too many %s (%zu, at most %zu)", what, n, max);
+    return 0;
+}
+
+static const char *rlimit_name(int resource)
+{
+    static const char *const names[RLIM_NLIMITS] = {
+        [RLIMIT_CPU] = "RLIMIT_CPU",           [RLIMIT_FSIZE] = "RLIMIT_FSIZE",
+        [RLIMIT_DATA] = "RLIMIT_DATA",         [RLIMIT_STACK] = "RLIMIT_STACK",
+        [RLIMIT_CORE] = "RLIMIT_CORE",         [RLIMIT_RSS] = "RLIMIT_RSS",
+        [RLIMIT_NPROC] = "RLIMIT_NPROC",       [RLIMIT_NOFILE] = "RLIMIT_NOFILE",
+        [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK",   [RLIMIT_AS] = "RLIMIT_AS",
+        [RLIMIT_LOCKS] = "RLIMIT_LOCKS",       [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
+        [RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE", [RLIMIT_NICE] = "RLIMIT_NICE",
+        [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",     [RLIMIT_RTTIME] = "RLIMIT_RTTIME",
+    };
+    return resource >= 0 && resource < RLIM_NLIMITS && names[resource] ? names[resource] : "?";
+}
+
+int ka_process_validate(const struct ka_process *proc, struct ka_error *err)
+{
+    if (check_count("args", proc->n_args, KA_SPEC_MAX_ARGS, err) < 0 ||
+        check_count("env entries", proc->n_env, KA_SPEC_MAX_ENV, err) < 0 ||
+        check_count("additional gids", proc->user.n_additional_gids, KA_SPEC_MAX_GROUPS, err) < 0 ||
+        check_count("rlimits", proc->n_rlimits, RLIM_NLIMITS, err) < 0)
+        return -1;
+
+    if (proc->n_args == 0 || !proc->args)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "process has no args");
+    if (!proc->args[0] || proc->args[0][0] == '\0')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "process args[0] is empty");
+
+    for (size_t i = 0; i < proc->n_env; i++) {
+        /* A C string cannot hold a NUL, so what is left of valid_env is the key:
+         * the text before the first '=' must be non-empty (and so holds no '='). */
+        const char *e = proc->env[i];
+        const char *eq = e ? strchr(e, '=') : NULL;
+        if (!eq)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "env[%zu] \"%.64s\" is not KEY=value", i, e ? e : "");
+        if (eq == e)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "env[%zu] \"%.64s\" has an empty key", i, e);
+    }
+
+    if (check_path("process cwd", proc->cwd, err) < 0)
+        return -1;
+
+    for (size_t i = 0; i < proc->n_rlimits; i++) {
+        const struct ka_rlimit *r = &proc->rlimits[i];
+        if (r->resource < 0 || r->resource >= RLIM_NLIMITS)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "rlimit %d is not a resource", r->resource);
+        for (size_t j = 0; j < i; j++)
+            if (proc->rlimits[j].resource == r->resource)
+                return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "rlimit %s given twice",
+                                           rlimit_name(r->resource));
+        /* setrlimit() would fail with EINVAL in the child, where the error is harder to read. */
+        if (r->soft > r->hard)
+            return ka_error_status_set(
+                err, KA_STATUS_INVALID_ARGUMENT, "rlimit %s: soft limit %llu above hard limit %llu",
+                rlimit_name(r->resource), (unsigned long long)r->soft, (unsigned long long)r->hard);
+    }
+
+    /* The kernel takes -1000..1000 in /proc/<pid>/oom_score_adj. */
+    if (proc->has_oom_score_adj && (proc->oom_score_adj < -1000 || proc->oom_score_adj > 1000))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "oom_score_adj %d out of range -1000..1000",
+                                   proc->oom_score_adj);
+    return 0;
+}
+
+/* A dotted key becomes a path under /proc/sys; launchers differ on whether '/'
+ * in a key is a path separator or stands for a '.' in a name (sysctl(8):
+ * net.ipv4.conf.eth0/100.forwarding). Either way, a component that is empty or
+ * made only of '/' could turn into "", "." or "..", so refuse those. */
+static bool sysctl_key_well_formed(const char *key)
+{
+    const char *p = key;
+    for (;;) {
+        const char *end = strchrnul(p, '.');
+        bool other = false;
+        for (const char *q = p; q < end; q++)
+            if (*q != '/')
+                other = true;
+        if (!other)
+            return false;
+        if (*end == '\0')
+            return true;
+        p = end + 1;
+    }
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int check_sysctl(const struct ka_spec *spec, const struct ka_sysctl *s, struct ka_error *err)
+{
+    const char *k = s->key ? s->key : "";
+    if (!sysctl_key_well_formed(k))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "sysctl \"%.128s\" is malformed", k);
+
+    /* IPC-namespaced knobs (runc's list, with msg and shm as prefixes so that
+     * msg_next_id/shm_next_id come along). */
+    if (has_prefix(k, "kernel.msg") || strcmp(k, "kernel.sem") == 0 ||
+        has_prefix(k, "kernel.shm") || has_prefix(k, "fs.mqueue.")) {
+        if (!spec->namespaces[KA_NS_IPC].present)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "sysctl \"%.128s\" needs an ipc namespace", k);
+        return 0;
+    }
+    /* Every container shares the VM's network namespace, which is the sandbox's
+     * own: the spec never lists one (the runtime removes it), so do not ask. */
+    if (has_prefix(k, "net."))
+        return 0;
+    if (strcmp(k, "kernel.domainname") == 0) {
+        if (!spec->namespaces[KA_NS_UTS].present)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "sysctl \"%.128s\" needs a uts namespace", k);
+        return 0;
+    }
+    /* Everything else, kernel.hostname included (the hostname field is the way). */
+    return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                               "sysctl \"%.128s\" is not allowed in a container", k);
+}
+
+static int check_device(const struct ka_device *d, struct ka_error *err)
+{
+    if (check_path("device path", d->path, err) < 0)
+        return -1;
+    if (!has_prefix(d->path, "/dev/") || d->path[5] == '\0')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "device path \"%.256s\" is not under /dev/", d->path);
+    if (d->type != 'c' && d->type != 'b' && d->type != 'p' && d->type != 'u')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "device %.256s: type '%c' is not one of c, b, p, u", d->path,
+                                   d->type ? d->type : '?');
+    return 0;
+}
+
+int ka_spec_validate(const struct ka_spec *spec, struct ka_error *err)
+{
+    if (check_count("mounts", spec->n_mounts, KA_SPEC_MAX_MOUNTS, err) < 0 ||
+        check_count("devices", spec->n_devices, KA_SPEC_MAX_PATHS, err) < 0 ||
+        check_count("masked paths", spec->n_masked_paths, KA_SPEC_MAX_PATHS, err) < 0 ||
+        check_count("readonly paths", spec->n_readonly_paths, KA_SPEC_MAX_PATHS, err) < 0 ||
+        check_count("sysctls", spec->n_sysctls, KA_SPEC_MAX_PATHS, err) < 0)
+        return -1;
+
+    if (check_path("root path", spec->root_path, err) < 0)
+        return -1;
+    if (ka_process_validate(&spec->process, err) < 0)
+        return -1;
+
+    /* We write no uid/gid maps and run no rootless setup: refuse rather than
+     * start a container with an unmapped (overflow-id) root. */
+    if (spec->namespaces[KA_NS_USER].present)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "user namespaces are not supported");
+
+    for (int t = 0; t < KA_NS_COUNT; t++) {
+        const char *p = spec->namespaces[t].path;
+        if (p && check_path("namespace path", p, err) < 0)
+            return -1;
+    }
+
+    if (spec->hostname && spec->hostname[0] && !spec->namespaces[KA_NS_UTS].present)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "hostname needs a uts namespace");
+
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        if (check_path("mount destination", spec->mounts[i].destination, err) < 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_masked_paths; i++)
+        if (check_path("masked path", spec->masked_paths[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_readonly_paths; i++)
+        if (check_path("readonly path", spec->readonly_paths[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_devices; i++)
+        if (check_device(&spec->devices[i], err) < 0)
+            return -1;
+    for (size_t i = 0; i < spec->n_sysctls; i++)
+        if (check_sysctl(spec, &spec->sysctls[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void ka_process_free(struct ka_process *proc)
+{
+    if (!proc)
+        return;
+    free(proc->user.additional_gids);
+    free(proc->user.username);
+    free_strv(proc->args, proc->n_args);
+    free_strv(proc->env, proc->n_env);
+    free(proc->cwd);
+    free(proc->rlimits);
+    memset(proc, 0, sizeof(*proc));
+}
+
+void ka_spec_free(struct ka_spec *spec)
+{
+    if (!spec)
+        return;
+    ka_process_free(&spec->process);
+    free(spec->root_path);
+    free(spec->hostname);
+    for (size_t i = 0; spec->mounts && i < spec->n_mounts; i++) {
+        struct ka_mount *m = &spec->mounts[i];
+        free(m->destination);
+        free(m->source);
+        free(m->type);
+        free(m->data);
+    }
+    free(spec->mounts);
+    for (int t = 0; t < KA_NS_COUNT; t++)
+        free(spec->namespaces[t].path);
+    for (size_t i = 0; spec->devices && i < spec->n_devices; i++)
+        free(spec->devices[i].path);
+    free(spec->devices);
+    for (size_t i = 0; spec->sysctls && i < spec->n_sysctls; i++) {
+        free(spec->sysctls[i].key);
+        free(spec->sysctls[i].value);
+    }
+    free(spec->sysctls);
+    free_strv(spec->masked_paths, spec->n_masked_paths);
+    free_strv(spec->readonly_paths, spec->n_readonly_paths);
+    free(spec->cgroups_path);
+    free(spec);
+}

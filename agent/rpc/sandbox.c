@@ -1,0 +1,375 @@
+/* The sandbox-wide RPCs: CreateSandbox, DestroySandbox, GetGuestDetails,
+ * OnlineCPUMem, UpdateEphemeralMounts, RemoveStaleVirtiofsShareMounts. */
+#define _XOPEN_SOURCE 700
+#include "agent.h"
+#include "core/child.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/version.h"
+#include "rpc/dispatch.h"
+#include "rpc/rpc_util.h"
+#include "storage/storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.pb-c.h"
+
+#define SANDBOX_DIR KA_RUN_DIR "/sandbox"
+#define SHARED_CONTAINERS_DIR KA_RUN_DIR "/shared/containers/"
+#define MAX_HOSTNAME 64
+#define MAX_DNS_BYTES 4096
+
+static struct ttrpc_call *destroy_call;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Upstream starts every sandbox from an empty /run/kata-containers. FTW_MOUNT keeps
+ * the walk out of anything mounted below it. */
+static void reset_run_dir(void)
+{
+    nftw(KA_RUN_DIR, remove_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    mkdir(KA_RUN_DIR, 0755);
+}
+
+/* The IPC and UTS namespaces every container shares: unshare them in the agent,
+ * keep an fd to each, and step back into the agent's own. */
+static int make_shared_namespaces(struct ka_sandbox *sb, const char *hostname,
+                                  struct ka_error *err)
+{
+    cleanup_close int own_ipc = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
+    cleanup_close int own_uts = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+    if (own_ipc < 0 || own_uts < 0)
+        return ka_error_set(err, errno, "open the agent's namespaces");
+    if (unshare(CLONE_NEWIPC | CLONE_NEWUTS) < 0)
+        return ka_error_set(err, errno, "create the sandbox IPC/UTS namespaces");
+    int rc = 0;
+    if (hostname[0] && sethostname(hostname, strlen(hostname)) < 0)
+        rc = ka_error_set(err, errno, "set hostname '%s'", hostname);
+    if (rc == 0) {
+        sb->ipc_ns_fd = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
+        sb->uts_ns_fd = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
+        if (sb->ipc_ns_fd < 0 || sb->uts_ns_fd < 0)
+            rc = ka_error_set(err, errno, "open the sandbox namespaces");
+    }
+    if (setns(own_ipc, CLONE_NEWIPC) < 0 || setns(own_uts, CLONE_NEWUTS) < 0) {
+        /* The agent would now live in the sandbox's namespaces; say so loudly. */
+        ka_log(KA_LOG_CRITICAL, "sandbox", "cannot return to the agent's namespaces: %s",
+               strerror(errno));
+    }
+    return rc;
+}
+
+/* DNS for the guest: written next to the sandbox state, then bound over
+ * /etc/resolv.conf (the image's file stays untouched underneath). */
+static int write_dns(char **dns, size_t n, struct ka_error *err)
+{
+    struct stat st;
+    if (n == 0 || stat("/etc/resolv.conf", &st) < 0 || S_ISDIR(st.st_mode))
+        return 0;
+    char text[MAX_DNS_BYTES];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *line = dns[i];
+        while (*line == ' ' || *line == '\t')
+            line++;
+        size_t l = strlen(line);
+        while (l > 0 && (line[l - 1] == ' ' || line[l - 1] == '\t' || line[l - 1] == '\n'))
+            l--;
+        if (strchr(line, '\n') && (size_t)(strchr(line, '\n') - line) < l)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "dns entry %zu contains a newline", i);
+        if (len + l + 2 > sizeof(text))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "dns entries exceed %d bytes", MAX_DNS_BYTES);
+        memcpy(text + len, line, l);
+        len += l;
+        text[len++] = '\n';
+    }
+    mkdir(SANDBOX_DIR, 0755);
+    const char *tmp = SANDBOX_DIR "/resolv.conf.tmp", *final = SANDBOX_DIR "/resolv.conf";
+    cleanup_close int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+        return ka_error_set(err, errno, "write %s", tmp);
+    if (rename(tmp, final) < 0)
+        return ka_error_set(err, errno, "rename %s", tmp);
+    if (mount(final, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+        return ka_error_set(err, errno, "bind %s over /etc/resolv.conf", final);
+    return 0;
+}
+
+static int load_modules(Grpc__KernelModule **mods, size_t n, struct ka_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (mods[i]->n_parameters > 64)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "too many module parameters");
+        char *argv[64 + 4];
+        size_t k = 0;
+        argv[k++] = "modprobe";
+        argv[k++] = "-v";
+        argv[k++] = mods[i]->name;
+        for (size_t j = 0; j < mods[i]->n_parameters; j++)
+            argv[k++] = mods[i]->parameters[j];
+        argv[k] = NULL;
+        int status;
+        if (ka_child_run_sync(argv, &status, err) < 0)
+            return -1;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return ka_error_set(err, 0, "modprobe %s failed (exit code %d)", mods[i]->name,
+                                ka_exit_code(status));
+    }
+    return 0;
+}
+
+static int create_sandbox(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                          struct ka_error *err)
+{
+    const Grpc__CreateSandboxRequest *req = (const Grpc__CreateSandboxRequest *)m;
+    struct ka_sandbox *sb = &a->sandbox;
+    if (sb->created)
+        return ka_error_status_set(err, KA_STATUS_ALREADY_EXISTS, "the sandbox already exists");
+    if (strlen(req->hostname) > MAX_HOSTNAME)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "hostname too long");
+    if (req->sandbox_id[0] && !ka_valid_id(req->sandbox_id))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid sandbox id '%.80s'",
+                                   req->sandbox_id);
+    if (req->guest_hook_path[0])
+        ka_log(KA_LOG_WARN, "sandbox", "guest hooks are not supported yet: ignoring %s",
+               req->guest_hook_path);
+    if (load_modules(req->kernel_modules, req->n_kernel_modules, err) < 0)
+        return ka_error_wrap(err, "CreateSandbox");
+    reset_run_dir();
+    if (make_shared_namespaces(sb, req->hostname, err) < 0)
+        return ka_error_wrap(err, "CreateSandbox");
+    for (size_t i = 0; i < req->n_storages; i++) {
+        const Grpc__Storage *s = req->storages[i];
+        struct ka_storage st = {.driver = s->driver, .source = s->source, .fstype = s->fstype,
+                                .options = s->options, .n_options = s->n_options,
+                                .mount_point = s->mount_point};
+        if (ka_storage_add(&st, &sb->storages, err) < 0)
+            return ka_error_wrap(err, "CreateSandbox");
+    }
+    if (write_dns(req->dns, req->n_dns, err) < 0)
+        return ka_error_wrap(err, "CreateSandbox");
+    sb->created = true;
+    sb->id = ka_xstrdup(req->sandbox_id);
+    sb->hostname = ka_xstrdup(req->hostname);
+    ka_log_kv(KA_LOG_INFO, "sandbox", "sandbox created", "sandbox_id", sb->id, NULL);
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+static void finish_destroy(struct agent *a)
+{
+    struct ka_sandbox *sb = &a->sandbox;
+    ka_storage_release_all(&sb->storages);
+    struct ttrpc_call *call = destroy_call;
+    destroy_call = NULL;
+    if (call)
+        rpc_reply(call, NULL);
+    ka_log(KA_LOG_INFO, "sandbox", "sandbox destroyed, shutting down");
+    /* main() powers the VM off when the agent is PID 1. */
+    ka_reactor_stop(&a->reactor, 0);
+}
+
+void rpc_sandbox_container_gone(struct ka_sandbox *sb)
+{
+    if (destroy_call && !sb->containers)
+        finish_destroy(sb->agent);
+}
+
+static void cancel_destroy(struct ttrpc_call *call)
+{
+    (void)call;
+    destroy_call = NULL;
+}
+
+static int destroy_sandbox(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                           struct ka_error *err)
+{
+    (void)m;
+    if (destroy_call)
+        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                   "the sandbox is already being destroyed");
+    destroy_call = call;
+    ttrpc_call_park(call, cancel_destroy, NULL);
+    struct ka_sandbox *sb = &a->sandbox;
+    if (!sb->containers) {
+        finish_destroy(a);
+        return 0;
+    }
+    /* Each removal finishes when its processes are reaped; the last one answers us. */
+    for (struct ka_container *c = sb->containers, *next; c; c = next) {
+        next = c->next;
+        if (!c->removing)
+            ka_container_remove(c, NULL);
+    }
+    return 0;
+}
+
+static uint64_t read_hex_file(const char *path)
+{
+    char buf[64];
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strtoull(buf, NULL, 16);
+}
+
+static int get_guest_details(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                             struct ka_error *err)
+{
+    (void)err;
+    const Grpc__GuestDetailsRequest *req = (const Grpc__GuestDetailsRequest *)m;
+    Grpc__GuestDetailsResponse resp = GRPC__GUEST_DETAILS_RESPONSE__INIT;
+    Grpc__AgentDetails details = GRPC__AGENT_DETAILS__INIT;
+    if (req->mem_block_size)
+        resp.mem_block_size_bytes = read_hex_file("/sys/devices/system/memory/block_size_bytes");
+    if (req->mem_hotplug_probe)
+        resp.support_mem_hotplug_probe = access("/sys/devices/system/memory/probe", F_OK) == 0;
+    details.version = (char *)KA_VERSION;
+    details.init_daemon = a->init_mode;
+    size_t n = 0;
+    while (ka_storage_drivers[n])
+        n++;
+    details.n_storage_handlers = n;
+    details.storage_handlers = (char **)ka_storage_drivers;
+    details.supports_seccomp = false; /* arrives with the cgroups/seccomp work */
+    resp.agent_details = &details;
+    rpc_reply(call, &resp.base);
+    return 0;
+}
+
+/* Write "1" to every <dir>/<prefix>N/online that reads "0"; returns how many. A
+ * missing directory is not an error: nothing to online (protocol reference §0.4). */
+static int online_all(const char *dir, const char *prefix, unsigned limit)
+{
+    cleanup_dir DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int done = 0;
+    struct dirent *de;
+    size_t plen = strlen(prefix);
+    while ((de = readdir(d)) != NULL && (limit == 0 || (unsigned)done < limit)) {
+        if (strncmp(de->d_name, prefix, plen) != 0 || de->d_name[plen] < '0' ||
+            de->d_name[plen] > '9')
+            continue;
+        char path[512], state[4] = "";
+        snprintf(path, sizeof(path), "%s/%s/online", dir, de->d_name);
+        cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || read(fd, state, sizeof(state) - 1) <= 0 || state[0] != '0')
+            continue;
+        if (pwrite(fd, "1", 1, 0) == 1)
+            done++;
+    }
+    return done;
+}
+
+static unsigned count_online_cpus(void)
+{
+    char buf[256];
+    cleanup_close int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned count = 0;
+    for (char *p = buf; *p && *p != '\n';) {
+        char *end;
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        if (*end == '-')
+            hi = strtoul(end + 1, &end, 10);
+        count += (unsigned)(hi - lo + 1);
+        p = *end == ',' ? end + 1 : end;
+        if (end == p && *p != ',')
+            break;
+    }
+    return count;
+}
+
+static int online_cpu_mem(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                          struct ka_error *err)
+{
+    (void)a;
+    const Grpc__OnlineCPUMemRequest *req = (const Grpc__OnlineCPUMemRequest *)m;
+    if (req->nb_cpus > 0) {
+        unsigned have = count_online_cpus();
+        if (have < req->nb_cpus)
+            online_all("/sys/devices/system/cpu", "cpu", req->nb_cpus - have);
+        have = count_online_cpus();
+        if (have < req->nb_cpus)
+            return ka_error_set(err, 0, "only %u of the %u CPUs asked for are online", have,
+                                req->nb_cpus);
+    }
+    if (!req->cpu_only)
+        online_all("/sys/devices/system/memory", "memory", 0);
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+static int update_ephemeral_mounts(struct agent *a, struct ttrpc_call *call,
+                                   const ProtobufCMessage *m, struct ka_error *err)
+{
+    (void)a;
+    const Grpc__UpdateEphemeralMountsRequest *req = (const Grpc__UpdateEphemeralMountsRequest *)m;
+    for (size_t i = 0; i < req->n_storages; i++) {
+        const Grpc__Storage *s = req->storages[i];
+        struct ka_storage st = {.driver = s->driver, .source = s->source, .fstype = s->fstype,
+                                .options = s->options, .n_options = s->n_options,
+                                .mount_point = s->mount_point};
+        if (ka_storage_update_ephemeral(&st, err) < 0)
+            return -1;
+    }
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+/* stat() every mount under the shared containers dir so virtiofsd can drop stale
+ * inodes. Always OK: the runtime treats an error here as fatal on delete. */
+static int remove_stale_virtiofs(struct agent *a, struct ttrpc_call *call,
+                                 const ProtobufCMessage *m, struct ka_error *err)
+{
+    (void)a, (void)m, (void)err;
+    cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096];
+    while (f && fgets(line, sizeof(line), f)) {
+        char mnt[4096];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 &&
+            strncmp(mnt, SHARED_CONTAINERS_DIR, strlen(SHARED_CONTAINERS_DIR)) == 0) {
+            struct stat st;
+            stat(mnt, &st);
+        }
+    }
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+const struct rpc_handler rpc_sandbox_handlers[] = {
+    {"CreateSandbox", create_sandbox},
+    {"DestroySandbox", destroy_sandbox},
+    {"GetGuestDetails", get_guest_details},
+    {"OnlineCPUMem", online_cpu_mem},
+    {"UpdateEphemeralMounts", update_ephemeral_mounts},
+    {"RemoveStaleVirtiofsShareMounts", remove_stale_virtiofs},
+    {NULL, NULL},
+};

@@ -1,0 +1,36 @@
+/* Storages the host asks for in CreateSandbox/CreateContainer, reference-counted
+ * by mount point: a second request for the same mount point only takes a
+ * reference; the last release unmounts and removes it (protocol reference §3.4).
+ * Drivers so far: "ephemeral" (tmpfs) and "local" (a directory). Any other driver
+ * is a clear error that mounts nothing. */
+#ifndef KA_STORAGE_STORAGE_H
+#define KA_STORAGE_STORAGE_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+struct ka_storage {
+    const char *driver;
+    const char *source;
+    const char *fstype;
+    char *const *options;
+    size_t n_options;
+    const char *mount_point;
+};
+
+struct ka_storage_ref; /* one holder's reference, chained per holder */
+
+/* Mount (or take a reference on) one storage; the reference is pushed on *refs. */
+int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
+                   struct ka_error *err);
+/* Drop every reference on the chain; unmount and remove at zero. */
+void ka_storage_release_all(struct ka_storage_ref **refs);
+
+/* UpdateEphemeralMounts: remount an ephemeral storage with new options. */
+int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *err);
+
+/* The storage drivers this agent handles (for GetGuestDetails). */
+extern const char *const ka_storage_drivers[];
+
+#endif
