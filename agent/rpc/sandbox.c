@@ -156,23 +156,33 @@ static int create_sandbox(struct agent *a, struct ttrpc_call *call, const Protob
         return ka_error_wrap(err, "CreateSandbox");
     reset_run_dir();
     if (make_shared_namespaces(sb, req->hostname, err) < 0)
-        return ka_error_wrap(err, "CreateSandbox");
+        goto fail;
     for (size_t i = 0; i < req->n_storages; i++) {
         const Grpc__Storage *s = req->storages[i];
         struct ka_storage st = {.driver = s->driver, .source = s->source, .fstype = s->fstype,
                                 .options = s->options, .n_options = s->n_options,
                                 .mount_point = s->mount_point};
         if (ka_storage_add(&st, &sb->storages, err) < 0)
-            return ka_error_wrap(err, "CreateSandbox");
+            goto fail;
     }
     if (write_dns(req->dns, req->n_dns, err) < 0)
-        return ka_error_wrap(err, "CreateSandbox");
+        goto fail;
     sb->created = true;
     sb->id = ka_xstrdup(req->sandbox_id);
     sb->hostname = ka_xstrdup(req->hostname);
     ka_log_kv(KA_LOG_INFO, "sandbox", "sandbox created", "sandbox_id", sb->id, NULL);
     rpc_reply(call, NULL);
     return 0;
+
+fail:
+    /* Leave nothing half made: a corrected CreateSandbox can follow. */
+    ka_storage_release_all(&sb->storages);
+    if (sb->ipc_ns_fd >= 0)
+        close(sb->ipc_ns_fd);
+    if (sb->uts_ns_fd >= 0)
+        close(sb->uts_ns_fd);
+    sb->ipc_ns_fd = sb->uts_ns_fd = -1;
+    return ka_error_wrap(err, "CreateSandbox");
 }
 
 static void finish_destroy(struct agent *a)
