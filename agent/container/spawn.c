@@ -142,8 +142,7 @@ static void __attribute__((noreturn)) child_main(const struct ka_spawn_request *
     if (req->init) {
         if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0 ||
             (p->has_oom_score_adj && ka_set_oom_score_adj(p->oom_score_adj, &err) < 0) ||
-            ka_rootfs_setup(req->spec, req->rootfs, req->no_pivot, &err) < 0 ||
-            ka_apply_sysctls(req->spec, &err) < 0)
+            ka_rootfs_setup(req->spec, req->rootfs, req->no_pivot, &err) < 0) /* + sysctls */
             child_fail(sync_fd, &err);
     } else if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0) {
         child_fail(sync_fd, &err);

@@ -231,6 +231,25 @@ static void test_masked_and_readonly_paths(void **state)
     assert_non_null(strstr(out, "EROFS"));
 }
 
+/* Sysctls are written in the container's namespaces, before /proc/sys goes read-only. */
+static void test_sysctl_and_readonly_root(void **state)
+{
+    (void)state;
+    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "cat /proc/sys/kernel/msgmax; ka-payload write-file /x y"));
+    Grpc__Linux__SysctlEntry *e = malloc(sizeof(*e));
+    grpc__linux__sysctl_entry__init(e);
+    e->key = strdup("kernel.msgmax");
+    e->value = strdup("12345");
+    s->linux->sysctl = malloc(sizeof(*s->linux->sysctl));
+    s->linux->sysctl[0] = e;
+    s->linux->n_sysctl = 1;
+    s->root->readonly = true;
+    ctr_run(&t, "c-sysctl", s, out, sizeof(out));
+    spec_free(s);
+    assert_non_null(strstr(out, "12345\n"));
+    assert_non_null(strstr(out, "EROFS"));
+}
+
 static void test_missing_executable_fails_cleanly(void **state)
 {
     (void)state;
@@ -394,6 +413,7 @@ int main(void)
         cmocka_unit_test(test_exec_joins_init_namespaces),
         cmocka_unit_test(test_credentials_inside),
         cmocka_unit_test(test_masked_and_readonly_paths),
+        cmocka_unit_test(test_sysctl_and_readonly_root),
         cmocka_unit_test(test_missing_executable_fails_cleanly),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_fifty_containers),
