@@ -177,7 +177,7 @@ static void teardown_sandbox(struct agent *a)
     for (struct ka_container *c = sb->containers, *next; c; c = next) {
         next = c->next;
         if (!c->removing)
-            ka_container_remove(c, NULL);
+            ka_container_remove(c, NULL, 0);
     }
     for (int i = 0; i < 5000 && sb->containers; i++) {
         ka_children_reap();

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "agent.pb-c.h"
@@ -184,6 +185,10 @@ static void unmount_rootfs(struct ka_container *c)
 static void container_destroy(struct ka_container *c)
 {
     struct ka_sandbox *sb = c->sandbox;
+    if (c->remove_timer.active)
+        ka_reactor_del(&c->remove_timer);
+    if (c->remove_timer_fd >= 0)
+        close(c->remove_timer_fd);
     for (struct ka_proc *p = c->procs; p; p = p->next)
         if (!p->exited && p->pid > 0)
             kill(p->pid, SIGKILL);
@@ -232,8 +237,22 @@ static void cancel_remove(struct ttrpc_call *call)
     c->remove_call = NULL;
 }
 
+/* The processes outlived RemoveContainer's timeout (a process stuck in the kernel):
+ * answer now; the container is still freed once they are reaped. */
+static void remove_timeout(struct ka_watch *w, uint32_t events)
+{
+    (void)events;
+    struct ka_container *c = w->data;
+    ka_reactor_del(&c->remove_timer);
+    struct ttrpc_call *call = c->remove_call;
+    c->remove_call = NULL;
+    if (call)
+        ttrpc_call_fail(call, KA_STATUS_DEADLINE_EXCEEDED,
+                        "timed out waiting for the container's processes to exit");
+}
+
 /* Kill what runs, then finish once the reaper has collected it all. */
-void ka_container_remove(struct ka_container *c, struct ttrpc_call *call)
+void ka_container_remove(struct ka_container *c, struct ttrpc_call *call, uint32_t timeout_s)
 {
     c->removing = true;
     for (struct ka_proc *p = c->procs; p; p = p->next)
@@ -242,6 +261,17 @@ void ka_container_remove(struct ka_container *c, struct ttrpc_call *call)
     if (call) {
         c->remove_call = call;
         ttrpc_call_park(call, cancel_remove, c);
+        if (timeout_s > 0 && has_live_procs(c)) {
+            struct itimerspec its = {.it_value.tv_sec = timeout_s};
+            struct ka_error err;
+            c->remove_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+            if (c->remove_timer_fd < 0 ||
+                timerfd_settime(c->remove_timer_fd, 0, &its, NULL) < 0 ||
+                ka_reactor_add(&c->sandbox->agent->reactor, &c->remove_timer, c->remove_timer_fd,
+                               EPOLLIN, remove_timeout, c, &err) < 0)
+                ka_log(KA_LOG_WARN, "container", "RemoveContainer timeout not armed: %s",
+                       strerror(errno));
+        }
     }
     ka_container_check_removal(c);
 }
@@ -307,6 +337,7 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
     struct ka_container *c = ka_xcalloc(1, sizeof(*c));
     c->sandbox = sb;
     c->spec = spec;
+    c->remove_timer_fd = -1;
     c->state = KA_CONTAINER_CREATING;
     snprintf(c->id, sizeof(c->id), "%s", req->container_id);
     c->next = sb->containers;
@@ -483,6 +514,14 @@ static int signal_process(struct agent *a, struct ttrpc_call *call, const Protob
         if (kill(p->pid, sig) < 0 && errno != ESRCH)
             return ka_error_set(err, errno, "signal %d to process %d", sig, (int)p->pid);
     }
+    /* No exec id: the init and then everything else in the container. Upstream
+     * walks the cgroup; until cgroups land, every process the agent started there
+     * (the pid namespace takes the rest with its init on SIGKILL). */
+    if (req->exec_id[0] == '\0')
+        for (struct ka_proc *q = p->container->procs; q; q = q->next)
+            if (q != p && !q->exited && kill(q->pid, (int)req->signal) < 0 && errno != ESRCH)
+                ka_log(KA_LOG_DEBUG, "container", "signal %u to %d: %s", req->signal,
+                       (int)q->pid, strerror(errno));
     rpc_reply(call, NULL);
     return 0;
 }
@@ -528,7 +567,7 @@ static int remove_container(struct agent *a, struct ttrpc_call *call, const Prot
     if (c->removing)
         return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
                                    "container %s is already being removed", c->id);
-    ka_container_remove(c, call);
+    ka_container_remove(c, call, req->timeout);
     return 0;
 }
 

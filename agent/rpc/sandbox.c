@@ -228,7 +228,7 @@ static int destroy_sandbox(struct agent *a, struct ttrpc_call *call, const Proto
     for (struct ka_container *c = sb->containers, *next; c; c = next) {
         next = c->next;
         if (!c->removing)
-            ka_container_remove(c, NULL);
+            ka_container_remove(c, NULL, 0);
     }
     return 0;
 }

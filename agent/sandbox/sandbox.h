@@ -4,6 +4,7 @@
 #define KA_SANDBOX_SANDBOX_H
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -60,6 +61,8 @@ struct ka_container {
     struct ka_storage_ref *storages; /* released at removal */
     bool removing;                   /* killed; freed once every process is reaped */
     struct ttrpc_call *remove_call;  /* the RemoveContainer waiting for that */
+    int remove_timer_fd;             /* RemoveContainer's timeout, -1 when none */
+    struct ka_watch remove_timer;
 };
 
 struct ka_sandbox {
@@ -86,7 +89,7 @@ struct ka_proc *ka_container_find_proc(struct ka_container *c, const char *exec_
 
 /* Kill what runs in c and free it once all is reaped; call (may be NULL) is
  * answered then. */
-void ka_container_remove(struct ka_container *c, struct ttrpc_call *call);
+void ka_container_remove(struct ka_container *c, struct ttrpc_call *call, uint32_t timeout_s);
 /* Finish a pending removal if nothing of c runs any more. */
 void ka_container_check_removal(struct ka_container *c);
 

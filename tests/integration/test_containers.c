@@ -185,6 +185,27 @@ static void test_exec_joins_init_namespaces(void **state)
     assert_int_equal(ctr_remove(&t, "c-exec"), 0);
 }
 
+/* SignalProcess without an exec id reaches every process of the container: the
+ * exec dies of the SIGTERM itself (143), not of the pid namespace going (137). */
+static void test_signal_reaches_all_processes(void **state)
+{
+    (void)state;
+    Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
+    assert_int_equal(ctr_create(&t, "c-sigall", s), 0);
+    spec_free(s);
+    assert_int_equal(ctr_start(&t, "c-sigall"), 0);
+    Grpc__Process *p = process_new(ARGS("sleep", "1000"));
+    assert_int_equal(ctr_exec(&t, "c-sigall", "e-sleep", p), 0);
+    process_free(p);
+    assert_int_equal(ctr_signal(&t, "c-sigall", "", SIGTERM), 0);
+    int status;
+    assert_int_equal(ctr_wait(&t, "c-sigall", "e-sleep", &status), 0);
+    assert_int_equal(status, 128 + SIGTERM);
+    assert_int_equal(ctr_wait(&t, "c-sigall", "", &status), 0);
+    assert_int_equal(status, 128 + SIGKILL); /* an init without a TERM handler gets KILL */
+    assert_int_equal(ctr_remove(&t, "c-sigall"), 0);
+}
+
 static void test_credentials_inside(void **state)
 {
     (void)state;
@@ -211,6 +232,9 @@ static void test_credentials_inside(void **state)
     assert_non_null(strstr(out, "10"));
     assert_non_null(strstr(out, "29"));
     assert_non_null(strstr(out, "NoNewPrivs:\t1"));
+    /* The default set Kata sends (Docker's): bounding kept, nothing effective for uid 1000. */
+    assert_non_null(strstr(out, "CapBnd:\t00000000a80425fb"));
+    assert_non_null(strstr(out, "CapEff:\t0000000000000000"));
     assert_non_null(strstr(out, "1000 2000"));
 }
 
@@ -411,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_stdin_round_trip),
         cmocka_unit_test(test_tty_and_window_size),
         cmocka_unit_test(test_exec_joins_init_namespaces),
+        cmocka_unit_test(test_signal_reaches_all_processes),
         cmocka_unit_test(test_credentials_inside),
         cmocka_unit_test(test_masked_and_readonly_paths),
         cmocka_unit_test(test_sysctl_and_readonly_root),
