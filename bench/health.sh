@@ -126,12 +126,10 @@ fmt0() { awk -v v="$1" 'BEGIN {printf "%.0f", v}'; }
 fmt1() { awk -v v="$1" 'BEGIN {printf "%.1f", v}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "n/a"}'; }
 
-for who in ours go; do
-  declare "${who}_cps=$(med calls_per_sec "$who")"
-  declare "${who}_p50=$(med p50_us "$who")"
-  declare "${who}_p99=$(med p99_us "$who")"
-  declare "${who}_eff=$(med calls_per_server_cpu_s "$who")"
-done
+ours_cps=$(med calls_per_sec ours); go_cps=$(med calls_per_sec go)
+ours_p50=$(med p50_us ours); go_p50=$(med p50_us go)
+ours_p99=$(med p99_us ours); go_p99=$(med p99_us go)
+ours_eff=$(med calls_per_server_cpu_s ours); go_eff=$(med calls_per_server_cpu_s go)
 
 GO_TTRPC=$(dpkg-query -W -f '${Version}' golang-github-containerd-ttrpc-dev 2>/dev/null || echo "?")
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)

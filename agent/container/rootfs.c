@@ -944,11 +944,13 @@ int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivo
     int ret = no_pivot ? move_root(rootfs, err) : pivot(rootfs, err);
     if (ret < 0)
         return ret;
-    /* The rootfs bind came from a parent made private (or slave): give the new "/"
-     * the propagation the spec asked for, as runc and crun do after pivot_root.
-     * Done now, on our own root, it cannot reach the agent's namespace. */
-    unsigned long prop = spec->rootfs_propagation ? spec->rootfs_propagation : MS_SLAVE | MS_REC;
-    if ((prop & (MS_SHARED | MS_SLAVE | MS_UNBINDABLE)) && mount(NULL, "/", NULL, prop, NULL) < 0)
+    /* The rootfs bind came from a parent made slave or private, so it is not shared:
+     * for "(r)shared" and "(r)unbindable" give the new "/" the propagation asked for,
+     * as runc and crun do after pivot_root (on our own root now, it cannot reach the
+     * agent). Not for "(r)slave": that is already so, and redoing it recursively
+     * would turn a mount the spec made "shared" into a slave. */
+    unsigned long prop = spec->rootfs_propagation;
+    if ((prop & (MS_SHARED | MS_UNBINDABLE)) && mount(NULL, "/", NULL, prop, NULL) < 0)
         return ka_error_set(err, errno, "set the propagation of the container's / to %#lx", prop);
     if (spec->root_readonly) {
         /* By path: the container may have no /proc for /proc/self/fd. */

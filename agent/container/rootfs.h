@@ -58,7 +58,8 @@ int ka_rootfs_finish(const struct ka_spec *spec, const char *rootfs, struct ka_e
  * no_pivot (the agent's "/" is an initramfs, where pivot_root fails with EINVAL)
  * detach every proc and sysfs mount outside the rootfs, MS_MOVE the rootfs onto "/"
  * and chroot("."). Then chdir("/"), give the new "/" spec->rootfs_propagation
- * again (runc and crun do; the rootfs bind inherited the private parent) and, if
+ * again when it is (r)shared or (r)unbindable (runc and crun do; the rootfs bind
+ * inherited a private or slave parent) and, if
  * spec->root_readonly, remount "/" read-only (and nodev when /dev is a mount of its
  * own). */
 int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivot, struct ka_error *err);

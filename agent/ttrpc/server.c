@@ -413,6 +413,10 @@ static void conn_read(struct ttrpc_conn *c)
         }
         if (!conn_consume(c, buf, (size_t)n))
             return;
+        /* A short read drained the socket: another read would only say EAGAIN, and
+         * the level-triggered loop brings us back when more arrives. */
+        if ((size_t)n < sizeof(buf))
+            return;
     }
 }
 

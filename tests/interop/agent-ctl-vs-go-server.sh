@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Our agent-ctl against the Go ttrpc server (containerd/ttrpc):
 # tests/interop/agent-ctl-vs-go-server.sh AGENT_CTL TTRPC_PEER
+# shellcheck source=tests/interop/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $# -eq 2 ]] || fail "usage: $0 AGENT_CTL TTRPC_PEER"
 CTL=$1 PEER=$2

@@ -62,8 +62,8 @@ if [[ -x $OUT/ttrpc-peer && -f $STAMP && $(cat "$STAMP") == "$HASH" ]]; then
 fi
 rm -f "$STAMP"
 
-export GO111MODULE=off GOPROXY=off GOFLAGS= GOENV=off CGO_ENABLED=0 GOTOOLCHAIN=local
-export GOPATH=$OUT/gopath:$GOCODE GOCACHE=$OUT/gocache GOTMPDIR=
+export GO111MODULE=off GOPROXY=off GOFLAGS='' GOENV=off CGO_ENABLED=0 GOTOOLCHAIN=local
+export GOPATH=$OUT/gopath:$GOCODE GOCACHE=$OUT/gocache GOTMPDIR=''
 export PATH=$OUT/bin:$PATH
 mkdir -p "$OUT/bin" "$OUT/gocache"
 

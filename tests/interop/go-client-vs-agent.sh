@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Go ttrpc client (containerd/ttrpc + code generated from proto/*.proto)
 # against our agent: tests/interop/go-client-vs-agent.sh KATA_AGENT TTRPC_PEER
+# shellcheck source=tests/interop/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $# -eq 2 ]] || fail "usage: $0 KATA_AGENT TTRPC_PEER"
 AGENT=$1 PEER=$2

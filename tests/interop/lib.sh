@@ -1,5 +1,7 @@
 # Helpers for the interop test scripts (sourced, bash). Every script gets a
 # private temp dir and a trap that stops whatever it started, even on failure.
+# STARTED_PID, STOP_RC, OUT and ERR are set here and read by the scripts:
+# shellcheck disable=SC2034
 set -euo pipefail
 
 # Unix socket paths must fit in sun_path (108 bytes): keep the dir short.
@@ -9,6 +11,8 @@ KA_TMP=$(mktemp -d "$_base/ka-interop.XXXXXX")
 KA_PIDS=()
 KA_LOGS=()
 KA_NAME=${0##*/}
+# Set by the helpers below, read by the scripts.
+STARTED_PID='' STOP_RC='' OUT='' ERR=''
 
 log() { echo "[$KA_NAME] $*" >&2; }
 
