@@ -422,27 +422,11 @@ int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home,
 
 /* ---- rlimits, oom_score_adj ------------------------------------------------- */
 
-static const char *rlimit_name(int resource)
-{
-    static const char *const names[] = {
-        [RLIMIT_CPU] = "RLIMIT_CPU",         [RLIMIT_FSIZE] = "RLIMIT_FSIZE",
-        [RLIMIT_DATA] = "RLIMIT_DATA",       [RLIMIT_STACK] = "RLIMIT_STACK",
-        [RLIMIT_CORE] = "RLIMIT_CORE",       [RLIMIT_RSS] = "RLIMIT_RSS",
-        [RLIMIT_NPROC] = "RLIMIT_NPROC",     [RLIMIT_NOFILE] = "RLIMIT_NOFILE",
-        [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK", [RLIMIT_AS] = "RLIMIT_AS",
-        [RLIMIT_LOCKS] = "RLIMIT_LOCKS",     [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
-        [RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE", [RLIMIT_NICE] = "RLIMIT_NICE",
-        [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",   [RLIMIT_RTTIME] = "RLIMIT_RTTIME",
-    };
-    if (resource >= 0 && (size_t)resource < KA_ARRAY_SIZE(names) && names[resource])
-        return names[resource];
-    return "unknown rlimit";
-}
 
 int ka_apply_rlimits(const struct ka_rlimit *r, size_t n, struct ka_error *err)
 {
     for (size_t i = 0; i < n; i++) {
-        const char *name = rlimit_name(r[i].resource);
+        const char *name = ka_rlimit_name(r[i].resource);
         if (r[i].soft > r[i].hard)
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "%s (%d): soft limit %llu above hard limit %llu",

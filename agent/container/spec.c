@@ -62,20 +62,6 @@ static int check_count(const char *what, size_t n, size_t max, struct ka_error *
     return 0;
 }
 
-static const char *rlimit_name(int resource)
-{
-    static const char *const names[RLIM_NLIMITS] = {
-        [RLIMIT_CPU] = "RLIMIT_CPU",           [RLIMIT_FSIZE] = "RLIMIT_FSIZE",
-        [RLIMIT_DATA] = "RLIMIT_DATA",         [RLIMIT_STACK] = "RLIMIT_STACK",
-        [RLIMIT_CORE] = "RLIMIT_CORE",         [RLIMIT_RSS] = "RLIMIT_RSS",
-        [RLIMIT_NPROC] = "RLIMIT_NPROC",       [RLIMIT_NOFILE] = "RLIMIT_NOFILE",
-        [RLIMIT_MEMLOCK] = "RLIMIT_MEMLOCK",   [RLIMIT_AS] = "RLIMIT_AS",
-        [RLIMIT_LOCKS] = "RLIMIT_LOCKS",       [RLIMIT_SIGPENDING] = "RLIMIT_SIGPENDING",
-        [RLIMIT_MSGQUEUE] = "RLIMIT_MSGQUEUE", [RLIMIT_NICE] = "RLIMIT_NICE",
-        [RLIMIT_RTPRIO] = "RLIMIT_RTPRIO",     [RLIMIT_RTTIME] = "RLIMIT_RTTIME",
-    };
-    return resource >= 0 && resource < RLIM_NLIMITS && names[resource] ? names[resource] : "?";
-}
 
 int ka_process_validate(const struct ka_process *proc, struct ka_error *err)
 {
@@ -114,12 +100,12 @@ int ka_process_validate(const struct ka_process *proc, struct ka_error *err)
         for (size_t j = 0; j < i; j++)
             if (proc->rlimits[j].resource == r->resource)
                 return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "rlimit %s given twice",
-                                           rlimit_name(r->resource));
+                                           ka_rlimit_name(r->resource));
         /* setrlimit() would fail with EINVAL in the child, where the error is harder to read. */
         if (r->soft > r->hard)
             return ka_error_status_set(
                 err, KA_STATUS_INVALID_ARGUMENT, "rlimit %s: soft limit %llu above hard limit %llu",
-                rlimit_name(r->resource), (unsigned long long)r->soft, (unsigned long long)r->hard);
+                ka_rlimit_name(r->resource), (unsigned long long)r->soft, (unsigned long long)r->hard);
     }
 
     /* The kernel takes -1000..1000 in /proc/<pid>/oom_score_adj. */

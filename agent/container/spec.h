@@ -137,6 +137,16 @@ bool ka_valid_id(const char *id);
 int ka_spec_validate(const struct ka_spec *spec, struct ka_error *err);
 int ka_process_validate(const struct ka_process *proc, struct ka_error *err);
 
+/* Mount options as mount(8) and the OCI spec write them: MS_* flags (set or
+ * cleared in order), bind/rbind, the propagation (the last one wins) and what is
+ * left as filesystem data joined with ','. Adds to m's flags; replaces m->data. */
+void ka_mount_parse_options(char *const *options, size_t n_options, struct ka_mount *m);
+/* "shared", "rslave", ... to MS_* flags. */
+bool ka_propagation_parse(const char *name, unsigned long *flags);
+/* RLIMIT_* numbers and their OCI names ("RLIMIT_NOFILE"); -1 / "unknown rlimit" when unknown. */
+int ka_rlimit_parse(const char *name);
+const char *ka_rlimit_name(int resource);
+
 void ka_process_free(struct ka_process *proc);
 void ka_spec_free(struct ka_spec *spec);
 

@@ -507,6 +507,16 @@ static int signal_process(struct agent *a, struct ttrpc_call *call, const Protob
     if (req->signal == 0 || req->signal > 64)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid signal %u",
                                    req->signal);
+    /* No exec id: every process of the container. Upstream walks the cgroup; until
+     * cgroups land, every process the agent started there. The others go first:
+     * once the init dies its pid namespace is torn down with SIGKILL, which must
+     * not overtake the signal asked for (a fatal signal fixes the exit code when
+     * it is sent). */
+    if (req->exec_id[0] == '\0')
+        for (struct ka_proc *q = p->container->procs; q; q = q->next)
+            if (q != p && !q->exited && kill(q->pid, (int)req->signal) < 0 && errno != ESRCH)
+                ka_log(KA_LOG_DEBUG, "container", "signal %u to %d: %s", req->signal,
+                       (int)q->pid, strerror(errno));
     int sig = (int)req->signal;
     if (!p->exited) { /* never signal a pid that may have been reused */
         if (p->is_init && sig == SIGTERM && !handles_sigterm(p->pid))
@@ -514,14 +524,6 @@ static int signal_process(struct agent *a, struct ttrpc_call *call, const Protob
         if (kill(p->pid, sig) < 0 && errno != ESRCH)
             return ka_error_set(err, errno, "signal %d to process %d", sig, (int)p->pid);
     }
-    /* No exec id: the init and then everything else in the container. Upstream
-     * walks the cgroup; until cgroups land, every process the agent started there
-     * (the pid namespace takes the rest with its init on SIGKILL). */
-    if (req->exec_id[0] == '\0')
-        for (struct ka_proc *q = p->container->procs; q; q = q->next)
-            if (q != p && !q->exited && kill(q->pid, (int)req->signal) < 0 && errno != ESRCH)
-                ka_log(KA_LOG_DEBUG, "container", "signal %u to %d: %s", req->signal,
-                       (int)q->pid, strerror(errno));
     rpc_reply(call, NULL);
     return 0;
 }

@@ -47,128 +47,6 @@ static char **dup_strv(char *const *v, size_t n)
 
 /* ---- mount options ------------------------------------------------------ */
 
-struct mount_opt {
-    const char *name;
-    bool clear; /* the option clears the flag rather than sets it */
-    unsigned long flag;
-};
-
-/* The fstab/mount(8) names runc, crun and rustjail accept. */
-static const struct mount_opt mount_opts[] = {
-    {"ro", false, MS_RDONLY},
-    {"rw", true, MS_RDONLY},
-    {"suid", true, MS_NOSUID},
-    {"nosuid", false, MS_NOSUID},
-    {"dev", true, MS_NODEV},
-    {"nodev", false, MS_NODEV},
-    {"exec", true, MS_NOEXEC},
-    {"noexec", false, MS_NOEXEC},
-    {"sync", false, MS_SYNCHRONOUS},
-    {"async", true, MS_SYNCHRONOUS},
-    {"dirsync", false, MS_DIRSYNC},
-    {"remount", false, MS_REMOUNT},
-    {"mand", false, MS_MANDLOCK},
-    {"nomand", true, MS_MANDLOCK},
-    {"atime", true, MS_NOATIME},
-    {"noatime", false, MS_NOATIME},
-    {"diratime", true, MS_NODIRATIME},
-    {"nodiratime", false, MS_NODIRATIME},
-    {"relatime", false, MS_RELATIME},
-    {"norelatime", true, MS_RELATIME},
-    {"strictatime", false, MS_STRICTATIME},
-    {"nostrictatime", true, MS_STRICTATIME},
-    {"lazytime", false, MS_LAZYTIME},
-    {"nolazytime", true, MS_LAZYTIME},
-    {"silent", false, MS_SILENT},
-    {"loud", true, MS_SILENT},
-    {"iversion", false, MS_I_VERSION},
-    {"noiversion", true, MS_I_VERSION},
-};
-
-struct propagation_opt {
-    const char *name;
-    unsigned long flags;
-};
-
-static const struct propagation_opt propagation_opts[] = {
-    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
-    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
-    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
-};
-
-static const struct propagation_opt *find_propagation(const char *name)
-{
-    for (size_t i = 0; i < KA_ARRAY_SIZE(propagation_opts); i++)
-        if (strcmp(name, propagation_opts[i].name) == 0)
-            return &propagation_opts[i];
-    return NULL;
-}
-
-void ka_mount_parse_options(char *const *options, size_t n_options, struct ka_mount *m)
-{
-    /* Two passes: the first sizes data, so it is allocated once. Lengths are
-     * bounded by the request, which the ttrpc layer caps at 4 MiB. */
-    size_t data_len = 0;
-    free(m->data);
-    m->data = NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t pos = 0;
-        for (size_t i = 0; i < n_options; i++) {
-            const char *o = options[i];
-            if (!o || o[0] == '\0' || strcmp(o, "defaults") == 0)
-                continue;
-            if (strcmp(o, "bind") == 0 || strcmp(o, "rbind") == 0) {
-                bool rec = o[0] == 'r';
-                if (pass == 0) {
-                    m->bind = true;
-                    m->flags |= MS_BIND;
-                    if (rec) {
-                        m->recursive = true;
-                        m->flags |= MS_REC;
-                    }
-                }
-                continue;
-            }
-            const struct propagation_opt *p = find_propagation(o);
-            if (p) {
-                if (pass == 0)
-                    m->propagation = p->flags; /* the last one wins */
-                continue;
-            }
-            const struct mount_opt *mo = NULL;
-            for (size_t j = 0; j < KA_ARRAY_SIZE(mount_opts); j++)
-                if (strcmp(o, mount_opts[j].name) == 0)
-                    mo = &mount_opts[j];
-            if (mo) {
-                if (pass == 0) {
-                    if (mo->clear)
-                        m->flags &= ~mo->flag;
-                    else
-                        m->flags |= mo->flag;
-                }
-                continue;
-            }
-            /* Anything else is for the filesystem: mode=755, size=65536k, newinstance... */
-            size_t len = strlen(o);
-            if (pass == 0) {
-                data_len += len + 1;
-            } else {
-                if (pos > 0)
-                    m->data[pos++] = ',';
-                memcpy(m->data + pos, o, len);
-                pos += len;
-                m->data[pos] = '\0';
-            }
-        }
-        if (pass == 0) {
-            if (data_len == 0)
-                return;
-            m->data = ka_xmalloc(data_len);
-        }
-    }
-}
-
 static void convert_mount(const Grpc__Mount *in, struct ka_mount *m)
 {
     m->destination = dup_or_empty(in->destination);
@@ -185,22 +63,6 @@ static void convert_mount(const Grpc__Mount *in, struct ka_mount *m)
 
 /* ---- process ------------------------------------------------------------- */
 
-struct rlimit_name {
-    const char *name;
-    int resource;
-};
-
-static const struct rlimit_name rlimit_names[] = {
-    {"RLIMIT_CPU", RLIMIT_CPU},           {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-    {"RLIMIT_DATA", RLIMIT_DATA},         {"RLIMIT_STACK", RLIMIT_STACK},
-    {"RLIMIT_CORE", RLIMIT_CORE},         {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_AS", RLIMIT_AS},
-    {"RLIMIT_LOCKS", RLIMIT_LOCKS},       {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
-    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-};
-
 static int convert_rlimits(const Grpc__Process *in, struct ka_process *out, struct ka_error *err)
 {
     /* Every resource at most once (checked by validation), so more entries
@@ -214,13 +76,10 @@ static int convert_rlimits(const Grpc__Process *in, struct ka_process *out, stru
     for (size_t i = 0; i < in->n_rlimits; i++) {
         const Grpc__POSIXRlimit *r = in->rlimits[i];
         const char *type = r->type ? r->type : "";
-        const struct rlimit_name *found = NULL;
-        for (size_t j = 0; j < KA_ARRAY_SIZE(rlimit_names); j++)
-            if (strcmp(type, rlimit_names[j].name) == 0)
-                found = &rlimit_names[j];
-        if (!found)
+        int resource = ka_rlimit_parse(type);
+        if (resource < 0)
             return INVALID(err, "unknown rlimit \"%.64s\"", type);
-        out->rlimits[i].resource = found->resource;
+        out->rlimits[i].resource = resource;
         out->rlimits[i].soft = r->soft;
         out->rlimits[i].hard = r->hard;
     }
@@ -428,11 +287,11 @@ static int convert_linux(const Grpc__Linux *in, struct ka_spec *out, struct ka_e
         out->rootfs_propagation = MS_SLAVE | MS_REC;
     } else {
         /* rustjail falls back to rslave for an unknown name; say so instead. */
-        const struct propagation_opt *p = find_propagation(prop);
-        if (!p)
+        unsigned long flags;
+        if (!ka_propagation_parse(prop, &flags))
             return INVALID(err, "unknown rootfs propagation \"%.64s\"", prop);
         /* rustjail applies it to "/" with MS_REC whatever the name. */
-        out->rootfs_propagation = p->flags | MS_REC;
+        out->rootfs_propagation = flags | MS_REC;
     }
 
     if (in->n_maskedpaths > 0) {

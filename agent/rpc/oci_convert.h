@@ -42,12 +42,6 @@ int ka_spec_from_proto(const Grpc__Spec *in, struct ka_spec **out, struct ka_err
  * *out is left zeroed. Used for ExecProcess. */
 int ka_process_from_proto(const Grpc__Process *in, struct ka_process *out, struct ka_error *err);
 
-/* Mount options → m->flags, m->propagation, m->data, m->bind, m->recursive.
- * Flags and bind are applied on top of what m holds (order matters: "ro","rw"
- * leaves it writable); the last propagation option wins; m->data is replaced
- * (freed first) by the unknown options joined with ',', or NULL when none.
- * "bind"/"rbind" also put MS_BIND (| MS_REC) in m->flags. Exposed for tests
- * and for Storage options. */
-void ka_mount_parse_options(char *const *options, size_t n_options, struct ka_mount *m);
+
 
 #endif

@@ -1,5 +1,6 @@
 #include "storage/storage.h"
 #include "core/log.h"
+#include "container/spec.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -46,60 +47,57 @@ static int mkdir_p(const char *path, mode_t mode, struct ka_error *err)
     }
 }
 
-/* Options: the MS_* ones become flags, fsgid=/mode= are consumed by the handler,
- * the rest is filesystem data. */
+/* Options: fsgid= and mode= are the handler's (never passed to mount(2)); the rest
+ * are split into MS_* flags and filesystem data by the shared option table. */
 struct parsed_options {
     unsigned long flags;
-    char data[1024];
+    char *data; /* NULL when none */
     long fsgid;
     long mode;
 };
 
-static int parse_options(char *const *opts, size_t n, struct parsed_options *po,
+static void parsed_options_free(struct parsed_options *po)
+{
+    free(po->data);
+    po->data = NULL;
+}
+
+static int take_number(const char *o, const char *key, int base, long max, long *out,
+                       struct ka_error *err)
+{
+    size_t klen = strlen(key);
+    if (strncmp(o, key, klen) != 0)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(o + klen, &end, base);
+    if (o[klen] == '\0' || *end || errno || v < 0 || v > max)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "invalid storage option '%.64s'", o);
+    *out = v;
+    return 1;
+}
+
+static int parse_options(char *const *opts, size_t n, bool mode_is_ours, struct parsed_options *po,
                          struct ka_error *err)
 {
-    static const struct {
-        const char *name;
-        unsigned long flag;
-    } table[] = {
-        {"ro", MS_RDONLY},     {"nosuid", MS_NOSUID},     {"nodev", MS_NODEV},
-        {"noexec", MS_NOEXEC}, {"sync", MS_SYNCHRONOUS},  {"remount", MS_REMOUNT},
-        {"noatime", MS_NOATIME}, {"relatime", MS_RELATIME}, {"strictatime", MS_STRICTATIME},
-    };
     memset(po, 0, sizeof(*po));
     po->fsgid = po->mode = -1;
+    cleanup_free char **rest = ka_xcalloc(n + 1, sizeof(char *));
+    size_t n_rest = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *o = opts[i];
-        bool known = false;
-        for (size_t t = 0; t < KA_ARRAY_SIZE(table); t++)
-            if (strcmp(o, table[t].name) == 0) {
-                po->flags |= table[t].flag;
-                known = true;
-            }
-        if (known || strcmp(o, "rw") == 0 || strcmp(o, "defaults") == 0)
-            continue;
-        if (strncmp(o, "fsgid=", 6) == 0 || strncmp(o, "mode=", 5) == 0) {
-            bool gid = o[0] == 'f';
-            char *end;
-            errno = 0;
-            long v = strtol(o + (gid ? 6 : 5), &end, gid ? 10 : 8);
-            if (*end || errno || v < 0 || (gid && v > 0x7fffffff) || (!gid && v > 07777))
-                return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                           "invalid storage option '%.64s'", o);
-            if (gid)
-                po->fsgid = v;
-            else
-                po->mode = v;
-            continue;
-        }
-        size_t len = strlen(po->data);
-        if (len + strlen(o) + 2 > sizeof(po->data))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "storage options too long");
-        if (len)
-            strcat(po->data, ",");
-        strcat(po->data, o);
+        int rc = take_number(opts[i], "fsgid=", 10, 0x7fffffff, &po->fsgid, err);
+        if (rc == 0 && mode_is_ours)
+            rc = take_number(opts[i], "mode=", 8, 07777, &po->mode, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            rest[n_rest++] = opts[i];
     }
+    struct ka_mount m = {0};
+    ka_mount_parse_options(rest, n_rest, &m);
+    po->flags = m.flags & ~(MS_BIND | MS_REC);
+    po->data = m.data;
     return 0;
 }
 
@@ -117,8 +115,8 @@ static int apply_fsgid(const char *path, long fsgid, struct ka_error *err)
 
 static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
 {
-    struct parsed_options po;
-    if (parse_options(st->options, st->n_options, &po, err) < 0)
+    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
+    if (parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
     if (strcmp(st->fstype, "tmpfs") != 0)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
@@ -127,7 +125,7 @@ static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
     if (mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
     if (mount(st->source[0] ? st->source : "tmpfs", st->mount_point, "tmpfs", po.flags,
-              po.data[0] ? po.data : NULL) < 0)
+              po.data) < 0)
         return ka_error_set(err, errno, "mount tmpfs on %s", st->mount_point);
     if (apply_fsgid(st->mount_point, po.fsgid, err) < 0) {
         umount2(st->mount_point, MNT_DETACH);
@@ -138,8 +136,8 @@ static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
 
 static int make_local(const struct ka_storage *st, struct ka_error *err)
 {
-    struct parsed_options po;
-    if (parse_options(st->options, st->n_options, &po, err) < 0)
+    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
+    if (parse_options(st->options, st->n_options, true, &po, err) < 0)
         return -1;
     mode_t mode = po.mode >= 0 ? (mode_t)po.mode : 0777;
     if (mkdir_p(st->mount_point, 0755, err) < 0)
@@ -229,12 +227,11 @@ int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *er
         return -1;
     if (st->n_options == 0)
         return 0;
-    struct parsed_options po;
-    if (parse_options(st->options, st->n_options, &po, err) < 0)
+    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
+    if (parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
     /* fsgid= was consumed by parse_options: it must not reach mount(2). */
-    if (mount("tmpfs", st->mount_point, "tmpfs", po.flags | MS_REMOUNT,
-              po.data[0] ? po.data : NULL) < 0)
+    if (mount("tmpfs", st->mount_point, "tmpfs", po.flags | MS_REMOUNT, po.data) < 0)
         return ka_error_set(err, errno, "remount %s", st->mount_point);
     return 0;
 }
