@@ -5,13 +5,14 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const ka_storage_drivers[] = {"ephemeral", "local", NULL};
+const char *const ka_storage_drivers[] = {"virtio-fs", "9p", "ephemeral", "local", NULL};
 
 struct mounted {
     struct mounted *next;
@@ -134,6 +135,44 @@ static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
     return 0;
 }
 
+/* Is mount_point already a mount of fstype? (The shared fs may be mounted twice
+ * by the runtime's requests; upstream skips the second.) */
+static bool mounted_as(const char *mount_point, const char *fstype)
+{
+    cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096];
+    size_t mplen = strlen(mount_point);
+    while (mplen > 1 && mount_point[mplen - 1] == '/')
+        mplen--;
+    while (f && fgets(line, sizeof(line), f)) {
+        char mnt[4096], type[64];
+        const char *sep = strstr(line, " - ");
+        if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+            sscanf(sep + 3, "%63s", type) != 1)
+            continue;
+        if (strlen(mnt) == mplen && strncmp(mnt, mount_point, mplen) == 0 &&
+            strcmp(type, fstype) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* virtio-fs and 9p: the host's shared directory by its tag ("kataShared"). */
+static int mount_shared_fs(const struct ka_storage *st, const char *fstype, struct ka_error *err)
+{
+    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
+    if (parse_options(st->options, st->n_options, false, &po, err) < 0)
+        return -1;
+    if (mkdir_p(st->mount_point, 0755, err) < 0)
+        return -1;
+    if (mounted_as(st->mount_point, fstype))
+        return 0;
+    if (mount(st->source, st->mount_point, fstype, po.flags, po.data) < 0)
+        return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype,
+                            st->mount_point);
+    return 0;
+}
+
 static int make_local(const struct ka_storage *st, struct ka_error *err)
 {
     __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
@@ -161,7 +200,12 @@ int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
     struct mounted *m = find_mounted(st->mount_point);
     if (!m) {
         bool is_mount;
-        if (strcmp(st->driver, "ephemeral") == 0) {
+        if (strcmp(st->driver, "virtio-fs") == 0 || strcmp(st->driver, "9p") == 0) {
+            const char *fstype = st->driver[0] == '9' ? "9p" : "virtiofs";
+            if (mount_shared_fs(st, fstype, err) < 0)
+                return ka_error_wrap(err, "storage %s", st->mount_point);
+            is_mount = true;
+        } else if (strcmp(st->driver, "ephemeral") == 0) {
             if (mount_ephemeral(st, err) < 0)
                 return ka_error_wrap(err, "storage %s", st->mount_point);
             is_mount = true;
@@ -172,7 +216,7 @@ int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
         } else {
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "storage driver '%.64s' is not supported (yet); "
-                                       "supported: ephemeral, local",
+                                       "supported: virtio-fs, 9p, ephemeral, local",
                                        st->driver);
         }
         m = ka_xcalloc(1, sizeof(*m));

@@ -1,8 +1,9 @@
 /* Storages the host asks for in CreateSandbox/CreateContainer, reference-counted
  * by mount point: a second request for the same mount point only takes a
  * reference; the last release unmounts and removes it (protocol reference §3.4).
- * Drivers so far: "ephemeral" (tmpfs) and "local" (a directory). Any other driver
- * is a clear error that mounts nothing. */
+ * Drivers so far: "virtio-fs" and "9p" (the host's shared directory by tag),
+ * "ephemeral" (tmpfs) and "local" (a directory). Any other driver is a clear
+ * error that mounts nothing. */
 #ifndef KA_STORAGE_STORAGE_H
 #define KA_STORAGE_STORAGE_H
 

@@ -215,6 +215,17 @@ static void test_create_sandbox_errors_leave_nothing(void **state)
     /* The ephemeral mount made before the failure is gone again. */
     assert_false(guest_file_contains(&a, "/mountinfo", "/run/kata-containers/sandbox/ephemeral/a"));
 
+    /* The shared fs where the host offers none (no virtio-fs device here): a clear
+     * error naming the mount; the real mount is exercised in the guest e2e test. */
+    Grpc__Storage *vfs = storage_new("virtio-fs", "kataShared", "virtiofs",
+                                     "/run/kata-containers/shared/containers/");
+    storages[1] = vfs;
+    assert_int_equal(ctr_call(&t, "CreateSandbox", &cs.base, NULL, NULL), 13);
+    assert_non_null(strstr(t.msg, "mount kataShared (virtiofs) on /run/kata-containers/shared/containers/"));
+    assert_false(guest_file_contains(&a, "/mountinfo", "/run/kata-containers/sandbox/ephemeral/a"));
+    protobuf_c_message_free_unpacked(&vfs->base, NULL);
+    storages[1] = bad;
+
     /* A kernel module that cannot be loaded: the synchronous modprobe's own exit
      * status is reported (the reaper did not take its child). */
     Grpc__KernelModule mod = GRPC__KERNEL_MODULE__INIT;
