@@ -3,6 +3,7 @@
  * with its request as JSON; the reply is printed as JSON. */
 #include "core/util.h"
 #include "pbjson.h"
+#include "run.h"
 #include "ttrpc/client.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #define EXIT_USAGE 2
 #define EXIT_TRANSPORT 3 /* could not connect, or the connection broke */
 #define MAX_JSON_INPUT (8u << 20)
+#define REPEAT_WINDOW 256 /* calls in flight at once with --repeat */
 
 static const ProtobufCServiceDescriptor *const services[] = {
     &grpc__agent_service__descriptor,
@@ -49,15 +51,17 @@ static void usage(FILE *out)
             "                           an AgentService method (CreateContainer) or\n"
             "                           Service/Method (grpc.Health/Check)\n"
             "  list                     list every method with its request and reply types\n"
+            CTL_RUN_USAGE
             "Options:\n"
             "  -a, --addr ADDR          agent address: unix:///path or vsock://CID:PORT\n"
             "                           (default $KATA_AGENT_ADDR)\n"
-            "  -n, --repeat N           send the call N times on one connection before\n"
-            "                           reading any reply; print a summary\n"
+            "  -n, --repeat N           send the call N times on one connection, up to 256\n"
+            "                           in flight at once; print a summary\n"
             "  -t, --timeout SECONDS    give up waiting for a reply (default 60, 0 = never)\n"
             "  -d, --defaults           print reply fields that hold default values too\n"
             "  -c, --compact            print the reply on one line\n"
-            "Exit status: 0 OK, 1 error status from the agent, 2 usage, 3 transport error.\n");
+            "Exit status: 0 OK, 1 error status from the agent, 2 usage, 3 transport error;\n"
+            "run and exec: the process's exit status once it has run.\n");
 }
 
 struct options {
@@ -198,16 +202,26 @@ static int do_call(const struct options *o, const char *method, const char *json
     if (rc)
         return rc;
     int64_t timeout_nano = (int64_t)o->timeout_s * 1000000000LL;
-    for (unsigned long i = 0; i < o->repeat && rc == 0; i++)
-        if (ttrpc_client_send(&c, svc->name, m->name, payload, plen, timeout_nano, NULL, &err) < 0)
-            rc = EXIT_TRANSPORT;
-    unsigned long ok = 0, failed = 0;
-    for (unsigned long i = 0; i < o->repeat && rc == 0; i++) {
+    /* Keep at most REPEAT_WINDOW calls in flight: sending everything before reading
+     * would deadlock once the server stops reading a peer that does not read. */
+    unsigned long sent = 0, received = 0, ok = 0, failed = 0;
+    while (received < o->repeat && rc == 0) {
+        while (sent < o->repeat && sent - received < REPEAT_WINDOW) {
+            if (ttrpc_client_send(&c, svc->name, m->name, payload, plen, timeout_nano, NULL,
+                                  &err) < 0) {
+                rc = EXIT_TRANSPORT;
+                break;
+            }
+            sent++;
+        }
+        if (rc)
+            break;
         struct ttrpc_reply r;
         if (ttrpc_client_recv(&c, &r, &err) < 0) {
             rc = EXIT_TRANSPORT;
             break;
         }
+        received++;
         if (o->repeat == 1)
             rc = print_reply(m, &r, o->json_flags);
         else if (r.code == 0)
@@ -304,6 +318,12 @@ int main(int argc, char **argv)
         return do_list();
     if (strcmp(cmd, "call") == 0 && (nargs == 1 || nargs == 2))
         return do_call(&o, argv[optind + 1], nargs == 2 ? argv[optind + 2] : NULL);
+    /* run and exec parse their own options (run.c). */
+    struct ctl_conn_opts co = {.addr = o.addr, .timeout_s = o.timeout_s};
+    if (strcmp(cmd, "run") == 0)
+        return ctl_cmd_run(&co, argc - optind, argv + optind);
+    if (strcmp(cmd, "exec") == 0)
+        return ctl_cmd_exec(&co, argc - optind, argv + optind);
     usage(stderr);
     return EXIT_USAGE;
 }
