@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,98 @@ static void test_health_while_parked(void **state)
     assert_int_equal(ctr_remove(&t, "c-park"), 0);
 }
 
+/* A process that never reads its stdin: WriteStdin parks once the pipe is full,
+ * Health still answers, and the parked write fails when the process goes. */
+static void test_stdin_write_parks_when_full(void **state)
+{
+    (void)state;
+    Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
+    assert_int_equal(ctr_create(&t, "c-full", s), 0);
+    spec_free(s);
+    assert_int_equal(ctr_start(&t, "c-full"), 0);
+    int fd = raw_connect(&agent);
+    static uint8_t chunk[32768];
+    Grpc__WriteStreamRequest w = GRPC__WRITE_STREAM_REQUEST__INIT;
+    w.container_id = (char *)"c-full";
+    w.exec_id = (char *)"";
+    w.data.data = chunk;
+    w.data.len = sizeof(chunk);
+    static uint8_t buf[sizeof(chunk) + 256];
+    size_t n = grpc__write_stream_request__pack(&w, buf);
+    /* 1 MiB: far more than a pipe holds. */
+    for (uint32_t i = 0; i < 32; i++)
+        raw_send_request(fd, 2 * i + 1, "grpc.AgentService", "WriteStdin", buf, n);
+    raw_send_request(fd, 101, "grpc.Health", "Check", NULL, 0);
+    uint32_t sid;
+    int code, answered = 0;
+    for (;;) {
+        assert_int_equal(raw_recv_response(fd, &sid, &code, NULL, 0), 0);
+        if (sid == 101)
+            break;
+        assert_int_equal(code, 0);
+        answered++;
+    }
+    assert_true(answered < 32); /* the rest are parked on the full pipe */
+    assert_int_equal(ctr_signal(&t, "c-full", "", SIGKILL), 0);
+    int status;
+    assert_int_equal(ctr_wait(&t, "c-full", "", &status), 0);
+    assert_int_equal(ctr_remove(&t, "c-full"), 0);
+    /* Every parked write is answered, with an error, once the process is gone. */
+    for (int i = answered; i < 32; i++) {
+        assert_int_equal(raw_recv_response(fd, &sid, &code, NULL, 0), 0);
+        assert_int_not_equal(code, 0);
+    }
+    close(fd);
+}
+
+/* A killed container with background processes leaves no zombie behind under the
+ * agent. (Its init reaps those in the kernel as its pid namespace goes; orphans
+ * that do reach the agent are covered by unit/test_child.) */
+static int agent_zombie_children(void)
+{
+    char path[300];
+    int zombies = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        char line[512];
+        if (fgets(line, sizeof(line), f)) {
+            char *rp = strrchr(line, ')');
+            char state;
+            int ppid;
+            if (rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == agent.pid &&
+                state == 'Z')
+                zombies++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return zombies;
+}
+
+static void test_no_zombies_after_kill(void **state)
+{
+    (void)state;
+    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 1000"));
+    assert_int_equal(ctr_create(&t, "c-orphans", s), 0);
+    spec_free(s);
+    assert_int_equal(ctr_start(&t, "c-orphans"), 0);
+    assert_int_equal(ctr_signal(&t, "c-orphans", "", SIGKILL), 0);
+    int status;
+    assert_int_equal(ctr_wait(&t, "c-orphans", "", &status), 0);
+    assert_int_equal(ctr_remove(&t, "c-orphans"), 0);
+    int z = 0;
+    for (int i = 0; i < 200 && (z = agent_zombie_children()) > 0; i++)
+        usleep(10000);
+    assert_int_equal(z, 0);
+}
+
 static long agent_rss_kb(void)
 {
     char path[64], line[256];
@@ -443,6 +536,8 @@ int main(void)
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_fifty_containers),
         cmocka_unit_test(test_health_while_parked),
+        cmocka_unit_test(test_stdin_write_parks_when_full),
+        cmocka_unit_test(test_no_zombies_after_kill),
         cmocka_unit_test(test_one_gib_streamed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -252,12 +252,50 @@ static void test_create_sandbox_errors_leave_nothing(void **state)
     agent_stop(&a);
 }
 
+/* agent.container_pipe_size: with 1 MiB pipes a process can leave 512 KiB on an
+ * unread stdout and still go on to write its stderr (64 KiB pipes would block it). */
+static void test_container_pipe_size(void **state)
+{
+    (void)state;
+    struct agent_proc a;
+    agent_start_isolated(&a, "agent.container_pipe_size=1048576");
+    struct ctr t;
+    ctr_open(&t, &a);
+    assert_int_equal(ctr_create_sandbox(&t, "h"), 0);
+    Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", "ka-payload write-bytes 524288 2>/dev/null; echo done >&2"));
+    assert_int_equal(ctr_create(&t, "pipes", spec), 0);
+    spec_free(spec);
+    assert_int_equal(ctr_start(&t, "pipes"), 0);
+    int fd = raw_connect(&a);
+    Grpc__ReadStreamRequest r = GRPC__READ_STREAM_REQUEST__INIT;
+    r.container_id = (char *)"pipes";
+    r.exec_id = (char *)"";
+    r.len = 32768;
+    uint8_t buf[256];
+    size_t n = grpc__read_stream_request__pack(&r, buf);
+    raw_send_request(fd, 1, "grpc.AgentService", "ReadStderr", buf, n);
+    uint32_t sid;
+    int code;
+    /* raw_recv_response gives up after 5 s: stderr must come while stdout is unread. */
+    assert_int_equal(raw_recv_response(fd, &sid, &code, NULL, 0), 0);
+    assert_int_equal(code, 0);
+    close(fd);
+    ctr_read_all(&t, "pipes", "", false, out, sizeof(out));
+    int status;
+    assert_int_equal(ctr_wait(&t, "pipes", "", &status), 0);
+    assert_int_equal(status, 0);
+    assert_int_equal(ctr_remove(&t, "pipes"), 0);
+    ctr_close(&t);
+    agent_stop(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctr_run_sequence),
         cmocka_unit_test(test_destroy_with_running_containers),
         cmocka_unit_test(test_create_sandbox_errors_leave_nothing),
+        cmocka_unit_test(test_container_pipe_size),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
