@@ -63,18 +63,25 @@ static void expand(char *out, size_t size, const char *text, const char *sock)
     out[n < size ? n : size - 1] = '\0';
 }
 
-static bool isolate_next;
+static int isolate_next; /* unshare flags for the next agent, 0 = none */
 
 void agent_start_isolated(struct agent_proc *p, const char *cmdline)
 {
-    isolate_next = true;
+    isolate_next = CLONE_NEWNS;
     agent_start_full(p, NULL, cmdline, NULL);
 }
 
-/* In the agent's child, before exec: a private mount namespace with its own /run. */
-static void isolate(void)
+void agent_start_isolated_netns(struct agent_proc *p, const char *cmdline)
 {
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+    isolate_next = CLONE_NEWNS | CLONE_NEWNET;
+    agent_start_full(p, NULL, cmdline, NULL);
+}
+
+/* In the agent's child, before exec: a private mount namespace with its own /run
+ * (and a network namespace of its own when asked). */
+static void isolate(int flags)
+{
+    if (unshare(flags) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
         mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0) {
         perror("isolate the agent (root needed)");
         _exit(126);
@@ -84,8 +91,8 @@ static void isolate(void)
 void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdline,
                       char *const *extra_env)
 {
-    bool isolated = isolate_next;
-    isolate_next = false;
+    int isolated = isolate_next;
+    isolate_next = 0;
     memset(p, 0, sizeof(*p));
     snprintf(p->dir, sizeof(p->dir), "/tmp/ka-it-XXXXXX");
     assert_non_null(mkdtemp(p->dir));
@@ -115,7 +122,7 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
         if (isolated)
-            isolate();
+            isolate(isolated);
         for (char *const *e = extra_env; e && *e; e++) {
             char *entry = malloc(1024);
             expand(entry, 1024, *e, p->sock);

@@ -33,6 +33,9 @@ void agent_start(struct agent_proc *p);
  * tmpfs on /run, so containers, /run/kata-containers and the resolv.conf bind of
  * CreateSandbox stay out of the host. Needs root. */
 void agent_start_isolated(struct agent_proc *p, const char *cmdline);
+/* agent_start_isolated, and also in a new network namespace (only lo, down), so
+ * network RPCs change nothing on the host. The namespace is /proc/<pid>/ns/net. */
+void agent_start_isolated_netns(struct agent_proc *p, const char *cmdline);
 /* SIGTERM and wait: asserts a clean exit (status 0, which the sanitizers would spoil). */
 void agent_stop(struct agent_proc *p);
 bool agent_alive(const struct agent_proc *p);
