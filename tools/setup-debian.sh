@@ -9,8 +9,8 @@ packages=(
     cmake gcc make pkgconf file
     protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler
     libmnl-dev libseccomp-dev libcap-dev libblkid-dev
-    # tests: cmocka, and busybox for the container rootfs
-    libcmocka-dev busybox-static
+    # tests: cmocka, busybox for the container rootfs, clang + libFuzzer for fuzzing
+    libcmocka-dev busybox-static clang libclang-rt-14-dev
     # static riscv64 build and running it under qemu-user
     gcc-riscv64-linux-gnu qemu-user-static xz-utils curl ca-certificates util-linux
     # interop tests and benchmarks: containerd's Go ttrpc, built offline
