@@ -4,6 +4,9 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "guest/console.h"
+#include "guest/logport.h"
+#include "init/init.h"
 #include "ttrpc/transport.h"
 
 #include <errno.h>
@@ -13,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -132,7 +134,6 @@ static int start_server(struct agent *a, struct ka_error *err)
     struct ka_addr addr;
     if (ka_addr_parse(a->cfg.server_addr, &addr, err) < 0)
         return ka_error_wrap(err, "server address");
-    ttrpc_server_init(&a->server, &a->reactor, rpc_dispatch, &a->dispatcher);
     if (addr.kind == KA_ADDR_SERIAL) {
         int fd = ka_serial_open(&addr, KA_VIRTIO_PORTS_DIR, err);
         if (fd < 0)
@@ -193,15 +194,6 @@ static void teardown_sandbox(struct agent *a)
     ka_children_fini();
 }
 
-/* PID 1 must never exit: the kernel would panic. Power the VM off deliberately. */
-static void __attribute__((noreturn)) init_power_off(void)
-{
-    sync();
-    reboot(RB_POWER_OFF);
-    for (;;)
-        pause();
-}
-
 int main(int argc, char **argv)
 {
     struct flags flags = {0};
@@ -213,15 +205,34 @@ int main(int argc, char **argv)
     struct agent *a = &agent;
     a->init_mode = getpid() == 1;
     a->signal_fd = -1;
+    /* Everything the teardown touches is valid from the start, so an early failure
+     * closes nothing that is not ours (a zeroed struct would say fd 0). */
+    ttrpc_server_init(&a->server, &a->reactor, rpc_dispatch, &a->dispatcher);
+    ka_sandbox_init(&a->sandbox, a, &a->reactor);
+    struct ka_error err;
+    /* PID 1: /proc first, since the config is read from /proc/cmdline. */
+    if (a->init_mode && ka_init_early_mounts(&err) < 0)
+        ka_log(KA_LOG_ERROR, "init", "early mounts: %s", err.msg);
     load_config(a, &flags);
+    /* Modules, cgroups, ptmx, session, PATH, hostname, lo: each step logs its own
+     * failure and the rest still run. */
+    if (a->init_mode && ka_init_setup(&a->cfg, &err) < 0)
+        ka_log(KA_LOG_WARN, "init", "init setup incomplete: %s", err.msg);
+
+    rc = 1;
+    if (ka_reactor_init(&a->reactor, &err) < 0)
+        goto fail;
+    /* From here on the log goes to agent.log_vport when set (buffered until the host
+     * connects); on failure it stays on the console. */
+    if (ka_logport_start(&a->reactor, &a->cfg, &err) < 0)
+        ka_log(KA_LOG_ERROR, "logport", "%s; logging to the console", err.msg);
     ka_log_kv(KA_LOG_INFO, "agent", "announce", "server_addr", a->cfg.server_addr, "init_mode",
               a->init_mode ? "true" : "false", "api_version", KA_API_VERSION, NULL);
-
-    struct ka_error err;
-    rc = 1;
-    if (ka_reactor_init(&a->reactor, &err) < 0 || setup_signals(a, &err) < 0 ||
-        setup_sandbox(a, &err) < 0)
+    if (setup_signals(a, &err) < 0 || setup_sandbox(a, &err) < 0)
         goto fail;
+    /* Needs the reaper (setup_sandbox -> ka_children_init). Never fatal. */
+    if (ka_debug_console_start(&a->reactor, &a->cfg, &err) < 0)
+        ka_log(KA_LOG_WARN, "console", "%s", err.msg);
     rpc_dispatcher_init(&a->dispatcher, a);
     if (rpc_register_all(&a->dispatcher, &err) < 0 || start_server(a, &err) < 0)
         goto fail;
@@ -232,13 +243,15 @@ int main(int argc, char **argv)
 fail:
     ka_log(KA_LOG_CRITICAL, "agent", "%s", err.msg);
 out:
+    ka_debug_console_stop();
     ttrpc_server_shutdown(&a->server);
     teardown_sandbox(a);
     rpc_dispatcher_fini(&a->dispatcher);
     if (a->signal_fd >= 0)
         close(a->signal_fd);
+    ka_logport_stop(1000); /* give a connected host a second to take the last lines */
     ka_reactor_fini(&a->reactor);
     if (a->init_mode)
-        init_power_off();
+        ka_init_power_off();
     return rc;
 }

@@ -99,13 +99,18 @@ bool ka_config_set(struct ka_config *cfg, const char *key, const char *value)
         return set_string(cfg->no_proxy, value);
     if (strcmp(key, "config_file") == 0)
         return set_string(cfg->config_file, value);
+    if (strcmp(key, "debug_console_port") == 0)
+        return value[0] != '\0' && set_string(cfg->debug_console_port, value);
+    if (strcmp(key, "modules") == 0)
+        return set_string(cfg->modules, value);
     return true; /* unknown agent.* keys are ignored, as upstream does */
 }
 
 static void reject(struct ka_config *cfg, const char *where, const char *item)
 {
     cfg->warnings++;
-    ka_log_kv(KA_LOG_WARN, "config", "ignoring invalid option, keeping its default", "source",
+    /* "from", not "source": that key is Kata's own ("source":"agent"). */
+    ka_log_kv(KA_LOG_WARN, "config", "ignoring invalid option, keeping its default", "from",
               where, "option", item, NULL);
 }
 

@@ -19,6 +19,10 @@ struct ka_config {
     char server_addr[KA_CONFIG_STR_MAX];
     bool debug_console;
     uint32_t debug_console_vport;
+    /* Our own: serve the debug console on a virtio-serial port instead of (or as well
+     * as) vsock, for hosts without vhost-vsock. A port name ("console.0"), a device
+     * path ("/dev/vport1p2") or a full address (serial://, unix://, vsock://). */
+    char debug_console_port[KA_CONFIG_STR_MAX];
     uint32_t log_vport;
     uint32_t hotplug_timeout_s;
     uint32_t container_pipe_size;
@@ -29,6 +33,9 @@ struct ka_config {
     char https_proxy[KA_CONFIG_STR_MAX];
     char no_proxy[KA_CONFIG_STR_MAX];
     char config_file[KA_CONFIG_STR_MAX];
+    /* Our own: agent.modules=a,b: kernel modules to load in init mode, on top of
+     * those listed in /etc/kata-agent/modules (comma-separated names). */
+    char modules[KA_CONFIG_STR_MAX];
     unsigned warnings; /* bad values seen (each one logged, default kept) */
 };
 

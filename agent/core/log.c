@@ -10,6 +10,9 @@
 
 static enum ka_log_level log_level = KA_LOG_INFO;
 static int log_fd = STDOUT_FILENO;
+static ka_log_sink_fn sink_fn;
+static void *sink_data;
+static pid_t sink_pid;
 
 /* slog's level abbreviations, which kata-log-parser expects. */
 static const char *const level_names[] = {
@@ -49,6 +52,13 @@ enum ka_log_level ka_log_get_level(void)
 void ka_log_set_fd(int fd)
 {
     log_fd = fd;
+}
+
+void ka_log_set_sink(ka_log_sink_fn fn, void *data)
+{
+    sink_fn = fn;
+    sink_data = data;
+    sink_pid = fn ? getpid() : 0;
 }
 
 struct line {
@@ -141,8 +151,9 @@ static void emit(enum ka_log_level level, const char *subsystem, const char *msg
 {
     struct line l = {.len = 0};
     char ts[64], pid[16];
+    pid_t me = getpid();
     format_ts(ts, sizeof(ts));
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    snprintf(pid, sizeof(pid), "%d", (int)me);
 
     put_raw(&l, "{\"msg\":", 7);
     put_json_string(&l, msg);
@@ -165,6 +176,10 @@ static void emit(enum ka_log_level level, const char *subsystem, const char *msg
     l.buf[l.len++] = '}';
     l.buf[l.len++] = '\n';
 
+    if (sink_fn && me == sink_pid) {
+        sink_fn(sink_data, l.buf, l.len);
+        return;
+    }
     /* One write per line so concurrent writers (children before exec) never
      * interleave inside a line. A console that fails is not worth dying for. */
     size_t off = 0;

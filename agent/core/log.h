@@ -5,6 +5,7 @@
 #define KA_CORE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum ka_log_level {
     KA_LOG_CRITICAL = 0,
@@ -24,6 +25,13 @@ enum ka_log_level ka_log_get_level(void);
 
 /* Where log lines go (stdout by default). The fd is not closed by the logger. */
 void ka_log_set_fd(int fd);
+
+/* A sink takes every line instead of the fd (one whole JSON line with its '\n'),
+ * but only in the process that installed it: a forked child still writes to the fd,
+ * so it never touches the parent's buffers or sockets. The sink must not block and
+ * must not log. NULL puts the fd back. Used by agent.log_vport (guest/logport.h). */
+typedef void (*ka_log_sink_fn)(void *data, const char *line, size_t len);
+void ka_log_set_sink(ka_log_sink_fn fn, void *data);
 
 /* Extra "key":"value" pairs: pass them as alternating key, value strings ending
  * with NULL, e.g. ka_log_kv(KA_LOG_INFO, "rpc", "request", "method", m, NULL). */

@@ -1,0 +1,93 @@
+/* The PID 1 sequence after the config is read, and power-off. */
+#include "init/init.h"
+#include "init/internal.h"
+
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <unistd.h>
+
+char *ka_init_read_file(const char *path, size_t max, size_t *len)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, off = 0;
+    cleanup_free char *buf = ka_xmalloc(cap);
+    for (;;) {
+        if (off + 1 >= cap) {
+            if (cap > max) {
+                errno = EFBIG;
+                return NULL;
+            }
+            cap *= 2;
+            buf = ka_xrealloc(buf, cap);
+        }
+        ssize_t n = read(fd, buf + off, cap - 1 - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return NULL;
+        if (n == 0)
+            break;
+        off += (size_t)n;
+    }
+    if (off > max) {
+        errno = EFBIG;
+        return NULL;
+    }
+    buf[off] = '\0';
+    *len = off;
+    return take_ptr(buf);
+}
+
+/* Run one step; log its failure and keep the first error for the caller. */
+static void step(int rc, const char *what, struct ka_error *one, int *first, struct ka_error *err)
+{
+    if (rc >= 0)
+        return;
+    ka_log_kv(KA_LOG_WARN, "init", "init step failed, carrying on", "step", what, "error",
+              one->msg, NULL);
+    if (*first == 0) {
+        *first = rc;
+        if (err)
+            *err = *one;
+    }
+}
+
+int ka_init_setup(const struct ka_config *cfg, struct ka_error *err)
+{
+    struct ka_error one;
+    int first = 0;
+
+    /* Modules first: a virtio driver built as a module (virtio_console for a serial
+     * ttrpc channel, vsock, 9p, virtiofs) must be in before anything looks for it. */
+    step(ka_init_load_modules_at("", cfg, ka_module_finit, NULL, &one), "modules", &one, &first,
+         err);
+    step(ka_init_cgroups_at("", "/proc/cgroups", cfg->unified_cgroup_hierarchy, NULL, &one),
+         "cgroups", &one, &first, err);
+    step(ka_init_ptmx_at("", &one), "ptmx", &one, &first, err);
+    ka_init_console_tty();
+    if (setenv("PATH", KA_INIT_PATH, 1) < 0)
+        step(ka_error_set(&one, errno, "setenv PATH"), "path", &one, &first, err);
+    step(ka_init_hostname_at("", &one), "hostname", &one, &first, err);
+    step(ka_init_lo_up(&one), "lo", &one, &first, err);
+    return first;
+}
+
+void ka_init_power_off(void)
+{
+    /* The agent's own files are gone with the VM; whatever a container wrote to a
+     * block device or a shared filesystem must reach the host first. */
+    sync();
+    reboot(RB_POWER_OFF);
+    /* Refused (not PID 1 of the initial namespace, or no CAP_SYS_BOOT): wait for
+     * the host to kill the VM rather than exit, which would panic the kernel. */
+    for (;;)
+        pause();
+}
