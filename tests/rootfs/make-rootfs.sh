@@ -51,7 +51,7 @@ useful=(ash '[' '[[' test printf pwd mkdir rmdir rm cp mv ln touch chmod chown r
         realpath basename dirname seq tr cut sort uniq sed awk tee xargs find du df dd date
         uname whoami groups nproc mkfifo mknod umount nsenter unshare setpriv chroot timeout
         setsid stty tty sync truncate ip free top pidof killall dmesg sysctl which od
-        hexdump xxd md5sum sha256sum yes expr diff cmp usleep mountpoint)
+        hexdump xxd md5sum sha256sum yes expr diff cmp usleep mountpoint nc)
 have=" ${applets[*]} "
 bb_links=()
 for a in "${required[@]}"; do
