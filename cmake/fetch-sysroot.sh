@@ -11,7 +11,8 @@
 # Debian 13 (trixie) .debs, and Debian 12's riscv64 ld (2.40) crashes on trixie's
 # libc.a (unknown R_RISCV_SET/SUB_ULEB128 relocations), so trixie's amd64
 # binutils 2.44 is used through a wrapper.  `apt-get update` on trixie fails here, so the Packages.xz
-# indexes are parsed directly and every .deb is checked against its SHA256.
+# indexes are parsed directly and every .deb is checked against its SHA256
+# (cmake/debian-fetch.sh, shared with image-builder/kernel.sh).
 #
 # Cache layout:
 #   index/Packages-<arch>.xz   trixie indexes (kept; delete index/ to refresh)
@@ -41,11 +42,15 @@ HOST_PKGS=(binutils-riscv64-linux-gnu libc6 libgcc-s1 libjansson4 libsframe1 lib
 CACHE=${1:-${KATA_AGENT_CACHE:-$HOME/.cache/kata-agent-c}}
 SELF=$(realpath "${BASH_SOURCE[0]}")
 
-log() { printf 'fetch-sysroot: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+DF_TAG=fetch-sysroot
+# shellcheck source=SCRIPTDIR/debian-fetch.sh
+source "$(dirname "$SELF")/debian-fetch.sh"
+log() { df_log "$@"; }
+die() { df_die "$@"; }
 
-# The stamp key changes whenever this script (package lists, flags, version) changes.
-STAMP_KEY="v$SCRIPT_VERSION $SUITE $(sha256sum "$SELF" | cut -d' ' -f1)"
+# The stamp key changes whenever this script (package lists, flags, version) or the
+# shared fetch helpers change.
+STAMP_KEY="v$SCRIPT_VERSION $SUITE $(cat "$SELF" "$(dirname "$SELF")/debian-fetch.sh" | sha256sum | cut -d' ' -f1)"
 stamp_ok() {
     [[ -f $CACHE/stamp && $(<"$CACHE/stamp") == "$STAMP_KEY" &&
        -x $CACHE/bin/ld && -d $CACHE/sysroot/usr/include ]]
@@ -71,126 +76,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- Debian archive base URL -------------------------------------------------
-# The "debian" archive (URI path ending in /debian, so not debian-security and not
-# third-party repos) from deb822 .sources files or classic sources.list lines.
-find_mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [[ -f $f ]] || continue
-        # deb822: one stanza per blank-line-separated paragraph; skip "Enabled: no".
-        # (field names are case-insensitive; mawk has no IGNORECASE, hence tolower)
-        awk 'BEGIN { RS = ""; FS = "\n" }
-             {
-               enabled = 1; uris = ""
-               for (i = 1; i <= NF; i++) {
-                 l = tolower($i)
-                 if (l ~ /^enabled:[ \t]*no/) enabled = 0
-                 if (l ~ /^uris:/) { uris = $i; sub(/^[^:]*:[ \t]*/, "", uris) }
-               }
-               if (enabled) { n = split(uris, u, /[ \t]+/); for (j = 1; j <= n; j++) print u[j] }
-             }' "$f"
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [[ -f $f ]] || continue
-        # "deb [options] URL suite components"
-        sed -n -E 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/p' "$f"
-    done
-}
-if [[ -n ${KATA_DEBIAN_MIRROR:-} ]]; then
-    MIRROR=${KATA_DEBIAN_MIRROR%/}
-else
-    MIRROR=$(find_mirror | sed 's:/*$::' | grep -E '^(https?|ftp|file)://.*/debian$' | head -n1 || true)
-    [[ -n $MIRROR ]] || die "no Debian archive found in the apt sources; set KATA_DEBIAN_MIRROR"
-fi
+# --- Debian archive, indexes (shared helpers: cmake/debian-fetch.sh) --------------
+df_mirror
 log "mirror $MIRROR, suite $SUITE"
-
-# curl with retries; writes to .part and renames, so a cut download never looks complete.
-fetch() {
-    local url=$1 out=$2
-    if ! curl -fsSL --retry 3 --connect-timeout 20 -o "$out.part" "$url"; then
-        rm -f "$out.part"; log "download failed: $url"; return 1
-    fi
-    mv -f "$out.part" "$out"
-}
-
-# --- Indexes -------------------------------------------------------------------
-mkdir -p "$CACHE/index" "$CACHE/debs"
 for arch in riscv64 amd64; do
-    idx=$CACHE/index/Packages-$arch.xz
-    if [[ ! -s $idx ]]; then
-        log "index $arch: downloading"
-        fetch "$MIRROR/dists/$SUITE/main/binary-$arch/Packages.xz" "$idx" || exit 1
-    fi
-    xz -t "$idx" 2>/dev/null || { rm -f "$idx"; die "corrupt index $idx (deleted; re-run)"; }
+    df_get_index "$CACHE/index" "$SUITE" "$arch"
 done
 
-# Print "name arch version filename sha256" for every stanza of the wanted names.
-# Packages may be listed more than once (several versions): all are printed.
-parse_index() {
-    local idx=$1; shift
-    xz -dc "$idx" | awk -v want="$*" '
-        BEGIN { RS = ""; FS = "\n"; n = split(want, w, " "); for (i = 1; i <= n; i++) W[w[i]] = 1 }
-        {
-          p = a = v = f = s = ""
-          for (i = 1; i <= NF; i++) {
-            if ($i ~ /^Package: /)      p = substr($i, 10)
-            if ($i ~ /^Architecture: /) a = substr($i, 15)
-            if ($i ~ /^Version: /)      v = substr($i, 10)
-            if ($i ~ /^Filename: /)     f = substr($i, 11)
-            if ($i ~ /^SHA256: /)       s = substr($i, 9)
-          }
-          if (p in W) print p, a, v, f, s
-        }'
-}
+RV_SEL=$(df_select_pkgs "$CACHE/index/Packages-riscv64.xz" "${RV_PKGS[@]}")
+HOST_SEL=$(df_select_pkgs "$CACHE/index/Packages-amd64.xz" "${HOST_PKGS[@]}")
 
-# Pick the highest version of each wanted package; output lines in the order given.
-select_pkgs() {
-    local idx=$1; shift
-    local cands name best bestv p a v f s
-    cands=$(parse_index "$idx" "$@")
-    for name in "$@"; do
-        best=""; bestv=""
-        while read -r p a v f s; do
-            [[ $p == "$name" ]] || continue
-            if [[ -z $best ]] || dpkg --compare-versions "$v" gt "$bestv"; then
-                best="$p $a $v $f $s"; bestv=$v
-            fi
-        done <<<"$cands"
-        [[ -n $best ]] || die "package $name not found in $idx"
-        echo "$best"
-    done
-}
-
-RV_SEL=$(select_pkgs "$CACHE/index/Packages-riscv64.xz" "${RV_PKGS[@]}")
-HOST_SEL=$(select_pkgs "$CACHE/index/Packages-amd64.xz" "${HOST_PKGS[@]}")
-
-# --- Download and verify .debs -------------------------------------------------
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-get_deb() {   # filename sha256 -> path of a verified .deb
-    local filename=$1 sha=$2 deb
-    deb=$CACHE/debs/$(basename "$filename")
-    if [[ -f $deb ]]; then
-        if [[ $(sha_of "$deb") == "$sha" ]]; then echo "$deb"; return; fi
-        log "WARNING: cached $(basename "$deb") has the wrong SHA256; deleting and re-fetching"
-        rm -f "$deb"
-    fi
-    log "get $(basename "$deb")"
-    fetch "$MIRROR/$filename" "$deb" ||
-        die "if the index is stale, delete $CACHE/index and re-run"
-    if [[ $(sha_of "$deb") != "$sha" ]]; then
-        rm -f "$deb"
-        die "SHA256 mismatch for $MIRROR/$filename (expected $sha; file deleted)"
-    fi
-    echo "$deb"
-}
-
+# --- Download, verify and extract .debs -------------------------------------------
 # Extract a selection into a fresh directory, replacing the old one only on success.
 extract_all() {   # selection target
     local sel=$1 dest=$2 name arch ver filename sha deb
     rm -rf "$dest.new"; mkdir -p "$dest.new"
     while read -r name arch ver filename sha; do
-        deb=$(get_deb "$filename" "$sha")
+        deb=$(df_get_deb "$CACHE/debs" "$filename" "$sha")
         dpkg-deb -x "$deb" "$dest.new"
         echo "$name $arch $ver $sha" >>"$CACHE/manifest.txt.new"
         basename "$filename" >>"$CACHE/debs.keep"

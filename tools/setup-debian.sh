@@ -13,6 +13,8 @@ packages=(
     libcmocka-dev busybox-static clang libclang-rt-14-dev
     # static riscv64 build and running it under qemu-user
     gcc-riscv64-linux-gnu qemu-user-static xz-utils curl ca-certificates util-linux
+    # the guest: kernel build, Debian kernel modules, qemu, initrd and image tools
+    flex bison bc libelf-dev kmod qemu-system-misc cpio e2fsprogs
     # interop tests and benchmarks: containerd's Go ttrpc, built offline
     golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev gogoprotobuf
     golang-google-grpc-dev golang-google-genproto-dev golang-golang-x-sys-dev
