@@ -566,17 +566,21 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
         {"interactive", no_argument, NULL, 'i'},
         {"guest-rootfs", required_argument, NULL, 'R'},
         {"keep", no_argument, NULL, 'k'},
+        {"detach", no_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
-    bool sandbox = false, tty = false, interactive = false, keep = false;
+    bool sandbox = false, tty = false, interactive = false, keep = false, detach = false;
     const char *guest_rootfs = NULL;
     int opt;
     optind = 0; /* reinitialise getopt for the command's own argv */
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "ti", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "tid", opts, NULL)) != -1) {
         switch (opt) {
         case 'S':
             sandbox = true;
+            break;
+        case 'd':
+            detach = keep = true;
             break;
         case 't':
             tty = true;
@@ -678,6 +682,13 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
         rc = unary(&x, "StartContainer", &req.base, NULL, NULL, false);
     }
     int status = 0;
+    if (rc == 0 && detach) {
+        /* Started and left running: its stdio stays with the agent (ReadStdout,
+         * WaitProcess... by anyone), as after the runtime's own StartContainer. */
+        sigs_end(&s);
+        ttrpc_client_close(&x.c);
+        return 0;
+    }
     if (rc == 0)
         rc = session(&x, &p, &s, &status);
     sigs_end(&s);

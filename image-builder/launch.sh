@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# image-builder/launch.sh: boot the riscv64 guest under qemu (TCG) the way the Kata
+# runtime would, with the agent's ttrpc channel on a virtio-serial port.
+#
+# Usage:
+#   launch.sh --agent-sock PATH [--console-sock PATH] [--shared DIR] [--fs virtiofs|9p]
+#             [--kernel Image --initrd initrd.img | --image rootfs.img [--init PATH]]
+#             [--mem MB] [--smp N] [--cmdline EXTRA] [--debug] [--log FILE] [--serial-sock PATH]
+#             [--pidfile F --background] [--wait-ready SECONDS] [--ctl AGENT-CTL]
+#             [--virtiofsd PATH] [--qemu-arg ARG]...
+#   launch.sh --stop --pidfile F
+#
+#   --agent-sock    unix socket (qemu is the server) behind the virtio-serial port
+#                   agent.channel.0; the agent serves ttrpc there
+#                   (agent.server_addr=serial://agent.channel.0). Talk to it with
+#                   build/native/agent-ctl --addr unix://PATH
+#   --console-sock  a second port, console.0, behind another unix socket: the agent's
+#                   debug console (adds agent.debug_console agent.debug_console_port=
+#                   console.0; a shell per host connection); connect with
+#                   socat -,raw,echo=0 UNIX-CONNECT:PATH
+#   --shared DIR    exported with tag kataShared, by virtio-fs (default; virtiofsd is
+#                   started on a private socket and stopped with qemu) or 9p. The agent
+#                   mounts it when CreateSandbox names it (guest path
+#                   /run/kata-containers/shared/containers/)
+#   --kernel, --initrd  default build/guest/Image and build/guest/initrd.img
+#   --image IMG     boot rootfs.img instead (virtio-blk /dev/vda, opened snapshot=on so
+#                   the file is never written): root=/dev/vda rw rootfstype=ext4 and
+#                   init=/usr/bin/kata-agent (init=/sbin/init if the image has no
+#                   /usr/bin/kata-agent), or systemd.unit=kata-containers.target when
+#                   the image has /usr/lib/systemd/systemd. --init PATH overrides (e.g.
+#                   --init /sbin/init for an --agent-init no image). The kernel needs
+#                   virtio-blk and ext4 built in (or give an --initrd that mounts root).
+#                   Partitioned images (osbuilder's): add --cmdline root=/dev/vda1
+#   --mem MB        guest RAM (default 512); --smp N vCPUs (default 1)
+#   --cmdline EXTRA appended to the kernel command line; --debug drops "quiet"
+#   --log FILE      guest console (ttyS0) to FILE; default: the terminal in the
+#                   foreground, PIDFILE-without-.pid + .console.log in the background
+#   --serial-sock P the guest console on a unix socket too (still logged to --log, if
+#                   any): the agent's debug console runs a shell there when
+#                   agent.debug_console has no vsock port (socat -,raw,echo=0 UNIX-CONNECT:P)
+#   --background    return once qemu runs (needs --pidfile); qemu and virtiofsd stay
+#                   up until the guest powers off or `launch.sh --stop --pidfile F`
+#   --wait-ready S  poll grpc.Health/Check over --agent-sock with the native agent-ctl
+#                   (--ctl, default build/native/agent-ctl) for up to S seconds and print
+#                   "agent ready after X.XX s" (from qemu's start); exit 1 if it never
+#                   answers (the qemu is stopped then)
+#   --qemu-arg ARG  one more qemu argument (repeat as needed)
+#
+# Exit status: foreground, qemu's (a guest power-off is 0); background, 0 once
+# started (and ready, with --wait-ready).
+# shellcheck disable=SC2054  # qemu arguments are comma-separated property lists
+set -euo pipefail
+IB_DIR=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
+IB_SRC=$(dirname "$IB_DIR")
+GUEST=$IB_SRC/build/guest
+
+log() { printf 'launch: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;/^# shellcheck/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# A pid from a pid file is ours only if it still runs what we started.
+pid_is() {   # PID PATTERN
+    [[ $1 =~ ^[0-9]+$ && -r /proc/$1/cmdline ]] &&
+        { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -q -- "$2"
+}
+stop_pid() {   # PID PATTERN NAME: SIGTERM, then SIGKILL after 10 s
+    local pid=$1 i
+    pid_is "$pid" "$2" || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        pid_is "$pid" "$2" || return 0
+        sleep 0.1
+    done
+    log "$3 ($pid) did not stop on SIGTERM; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+# Pid file: "qemu PID", "virtiofsd PID", "rundir DIR", one per line.
+pidfile_get() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+agent_sock="" console_sock="" serial_sock="" shared="" fs=virtiofs kernel="" initrd="" image="" init=""
+mem=512 smp=1 extra="" debug=0 logf="" pidfile="" background=0 wait_ready="" stop=0
+ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base=""
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --agent-sock) agent_sock=${2:?}; shift ;;
+    --console-sock) console_sock=${2:?}; shift ;;
+    --serial-sock) serial_sock=${2:?}; shift ;;
+    --shared) shared=${2:?}; shift ;;
+    --fs) fs=${2:?}; shift ;;
+    --kernel) kernel=${2:?}; shift ;;
+    --initrd) initrd=${2:?}; shift ;;
+    --image) image=${2:?}; shift ;;
+    --init) init=${2:?}; shift ;;
+    --mem) mem=${2:?}; shift ;;
+    --smp) smp=${2:?}; shift ;;
+    --cmdline) extra+=" ${2:?}"; shift ;;
+    --debug) debug=1 ;;
+    --log) logf=${2:?}; shift ;;
+    --pidfile) pidfile=${2:?}; shift ;;
+    --background) background=1 ;;
+    --wait-ready) wait_ready=${2:?}; shift ;;
+    --ctl) ctl=${2:?}; shift ;;
+    --virtiofsd) virtiofsd=${2:?}; shift ;;
+    --qemu-arg) qemu_extra+=("${2?}"); shift ;;
+    --stop) stop=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ $stop == 1 ]]; then
+    [[ -n $pidfile ]] || die "--stop needs --pidfile"
+    [[ -f $pidfile ]] || { log "no pid file $pidfile: nothing to stop"; exit 0; }
+    qpid=$(pidfile_get qemu "$pidfile") vpid=$(pidfile_get virtiofsd "$pidfile")
+    rundir=$(pidfile_get rundir "$pidfile")
+    stop_pid "$qpid" qemu-system-riscv64 qemu
+    [[ -z $vpid ]] || stop_pid "$vpid" virtiofsd virtiofsd
+    [[ -n $rundir && -d $rundir && $rundir == */ka-vm.* ]] && rm -rf -- "$rundir"
+    rm -f -- "$pidfile"
+    log "stopped (qemu ${qpid:-?}${vpid:+, virtiofsd $vpid})"
+    exit 0
+fi
+
+[[ -n $agent_sock ]] || { usage >&2; exit 2; }
+[[ $fs == virtiofs || $fs == 9p ]] || die "--fs takes virtiofs or 9p"
+[[ $background == 0 || -n $pidfile ]] || die "--background needs --pidfile"
+[[ $mem =~ ^[0-9]+$ && $smp =~ ^[0-9]+$ ]] || die "--mem and --smp take numbers"
+command -v qemu-system-riscv64 >/dev/null || die "qemu-system-riscv64 not found: install qemu-system-misc"
+if [[ -n $image ]]; then
+    [[ -f $image ]] || die "image $image not found"
+else
+    kernel=${kernel:-$GUEST/Image} initrd=${initrd:-$GUEST/initrd.img}
+    [[ -f $initrd ]] || die "initrd $initrd not found (image-builder/build.sh makes it)"
+fi
+kernel=${kernel:-$GUEST/Image}
+[[ -f $kernel ]] || die "kernel $kernel not found (image-builder/build.sh makes it)"
+if [[ -n $wait_ready ]]; then
+    [[ -x $ctl ]] || die "$ctl not found (cmake --preset native && cmake --build --preset native)"
+fi
+if [[ -n $shared ]]; then
+    [[ -d $shared ]] || die "--shared $shared is not a directory"
+    shared=$(realpath -- "$shared")
+    if [[ $fs == virtiofs ]]; then
+        virtiofsd=${virtiofsd:-$GUEST/bin/virtiofsd}
+        [[ -x $virtiofsd ]] || die "$virtiofsd not found (image-builder/virtiofsd.sh makes it)"
+    fi
+fi
+if [[ -n $pidfile ]]; then
+    if [[ -f $pidfile ]] && pid_is "$(pidfile_get qemu "$pidfile")" qemu-system-riscv64; then
+        die "$pidfile: qemu $(pidfile_get qemu "$pidfile") still runs (launch.sh --stop --pidfile $pidfile)"
+    fi
+    pidfile=$(realpath -m -- "$pidfile")
+    base=${pidfile%.pid}
+fi
+for s in "$agent_sock" ${console_sock:+"$console_sock"} ${serial_sock:+"$serial_sock"}; do
+    [[ ${#s} -lt 100 ]] || die "socket path too long for a unix socket: $s"
+    [[ ! -e $s || -S $s ]] || die "$s exists and is not a socket"
+    rm -f -- "$s"   # a stale socket from a previous run
+done
+if [[ $background == 1 ]]; then logf=${logf:-$base.console.log}; fi
+rundir=$(mktemp -d "${TMPDIR:-/tmp}/ka-vm.XXXXXX")
+qpid="" vpid=""
+
+# Foreground (or a failed start): take everything down with us.
+# shellcheck disable=SC2317  # run from the EXIT trap
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ -z $qpid ]] || stop_pid "$qpid" qemu-system-riscv64 qemu
+    [[ -z $vpid ]] || stop_pid "$vpid" virtiofsd virtiofsd
+    rm -rf -- "$rundir"
+    [[ -z $pidfile ]] || rm -f -- "$pidfile"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- Kernel command line: what the runtime gives, plus the serial agent channel.
+cmdline="console=ttyS0 panic=1"
+[[ $debug == 1 ]] || cmdline+=" quiet"
+cmdline+=" agent.server_addr=serial://agent.channel.0 agent.log=debug"
+[[ -z $console_sock && -z $serial_sock ]] || cmdline+=" agent.debug_console"
+# No host vsock here: the agent serves the debug console on the virtio-serial port.
+[[ -z $console_sock ]] || cmdline+=" agent.debug_console_port=console.0"
+
+args=(-machine virt -bios default -nodefaults -display none -no-reboot
+      -m "${mem}M" -smp "$smp" -kernel "$kernel")
+[[ -z $initrd ]] || args+=(-initrd "$initrd")
+if [[ -n $image ]]; then
+    if [[ -z $init ]]; then
+        # The image's own choice: systemd if it has it, else the agent; no init= at
+        # all for an osbuilder AGENT_INIT=yes image (the agent *is* /sbin/init).
+        init=/usr/bin/kata-agent
+        if command -v debugfs >/dev/null; then
+            in_image() { debugfs -R "stat $1" "$image" 2>/dev/null | grep -q '^Inode:'; }
+            if in_image /usr/lib/systemd/systemd; then
+                init=systemd
+            elif ! in_image /usr/bin/kata-agent && in_image /sbin/init; then
+                init=/sbin/init
+            fi
+        fi
+    fi
+    cmdline+=" root=/dev/vda rw rootfstype=ext4"
+    if [[ $init == systemd ]]; then
+        cmdline+=" systemd.unit=kata-containers.target systemd.mask=systemd-networkd.service"
+        cmdline+=" systemd.mask=systemd-networkd.socket systemd.show_status=false"
+    else
+        cmdline+=" init=$init"
+    fi
+    args+=(-drive "file=$(realpath -- "$image"),if=none,id=rootfs,format=raw,snapshot=on"
+           -device virtio-blk-pci,drive=rootfs)
+fi
+cmdline+="$extra"
+args+=(-append "$cmdline")
+
+# Agent channel first, so that it is vport0p1 in the guest.
+args+=(-device virtio-serial-pci,id=vser0
+       -chardev "socket,id=agentch,path=$agent_sock,server=on,wait=off"
+       -device virtserialport,bus=vser0.0,chardev=agentch,name=agent.channel.0)
+if [[ -n $console_sock ]]; then
+    args+=(-chardev "socket,id=dbgcon,path=$console_sock,server=on,wait=off"
+           -device virtserialport,bus=vser0.0,chardev=dbgcon,name=console.0)
+fi
+
+if [[ -n $shared && $fs == 9p ]]; then
+    args+=(-fsdev "local,id=shared9p,path=$shared,security_model=none,multidevs=remap"
+           -device virtio-9p-pci,fsdev=shared9p,mount_tag=kataShared)
+elif [[ -n $shared ]]; then
+    vsock=$rundir/virtiofsd.sock
+    vlog=${base:+$base.virtiofsd.log}
+    vlog=${vlog:-$rundir/virtiofsd.log}
+    # Kata's options: one request thread, submounts announced; as root the default
+    # sandbox (a private mount namespace) applies.
+    setsid "$virtiofsd" --socket-path="$vsock" --shared-dir="$shared" --cache=auto \
+        --announce-submounts --thread-pool-size=1 </dev/null >"$vlog" 2>&1 &
+    vpid=$!
+    for ((i = 0; i < 100; i++)); do
+        [[ -S $vsock ]] && break
+        kill -0 "$vpid" 2>/dev/null || { cat "$vlog" >&2; vpid=""; die "virtiofsd exited"; }
+        sleep 0.05
+    done
+    [[ -S $vsock ]] || { cat "$vlog" >&2; die "virtiofsd made no socket in 5 s"; }
+    args+=(-object "memory-backend-memfd,id=mem,size=${mem}M,share=on" -numa node,memdev=mem
+           -chardev "socket,id=vfs,path=$vsock"
+           -device vhost-user-fs-pci,queue-size=1024,chardev=vfs,tag=kataShared)
+fi
+args+=(${qemu_extra[@]+"${qemu_extra[@]}"})
+
+if [[ -n $serial_sock ]]; then
+    [[ -z $logf ]] || : >"$logf"
+    args+=(-chardev "socket,id=ser0,path=$serial_sock,server=on,wait=off${logf:+,logfile=$logf}"
+           -serial chardev:ser0)
+elif [[ -n $logf ]]; then
+    : >"$logf"
+    args+=(-serial "file:$logf")
+else
+    args+=(-serial stdio)
+fi
+
+log "qemu-system-riscv64 -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ initrd $initrd}," \
+    "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, ttyS0 on $serial_sock}${shared:+, $shared over $fs}"
+log "cmdline: $cmdline"
+t0=$(now)
+if [[ $background == 1 ]]; then
+    setsid qemu-system-riscv64 "${args[@]}" </dev/null >"$base.qemu.log" 2>&1 &
+else
+    # An asynchronous command gets /dev/null as stdin unless told otherwise; the
+    # guest console (and a debug shell on it) needs the terminal.
+    exec 3<&0
+    qemu-system-riscv64 "${args[@]}" <&3 3<&- &
+    exec 3<&-
+fi
+qpid=$!
+if [[ -n $pidfile ]]; then
+    {
+        echo "qemu $qpid"
+        [[ -z $vpid ]] || echo "virtiofsd $vpid"
+        echo "rundir $rundir"
+    } >"$pidfile"
+fi
+
+if [[ -n $wait_ready ]]; then
+    ready=0
+    deadline=$(awk -v a="$t0" -v s="$wait_ready" 'BEGIN { printf "%.3f", a + s }')
+    while awk -v d="$deadline" -v n="$(now)" 'BEGIN { exit !(n < d) }'; do
+        if ! kill -0 "$qpid" 2>/dev/null; then
+            wait "$qpid" && rc=0 || rc=$?
+            qpid=""
+            [[ -z $logf ]] || tail -n 30 "$logf" >&2
+            die "qemu exited (status $rc) before the agent answered"
+        fi
+        if [[ -S $agent_sock ]] && "$ctl" --addr "unix://$agent_sock" --timeout 2 check >/dev/null 2>&1; then
+            ready=1
+            break
+        fi
+        sleep 0.05
+    done
+    if [[ $ready == 0 ]]; then
+        [[ -z $logf ]] || tail -n 30 "$logf" >&2
+        die "the agent did not answer Health within $wait_ready s"
+    fi
+    log "agent ready after $(since "$t0") s"
+fi
+
+if [[ $background == 1 ]]; then
+    log "running: qemu $qpid${vpid:+, virtiofsd $vpid}; console log $logf;" \
+        "stop with: $0 --stop --pidfile $pidfile"
+    trap - EXIT INT TERM
+    exit 0
+fi
+wait "$qpid" && rc=0 || rc=$?
+qpid=""
+exit "$rc"

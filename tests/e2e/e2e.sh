@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# End to end: the riscv64 guest under qemu (TCG), driven from the host over the
+# virtio-serial agent channel as the Kata runtime drives the agent over vsock.
+#
+# Usage: tests/e2e/e2e.sh [virtiofs|9p]
+# Needs: image-builder/build.sh done (build/guest), build/native/agent-ctl.
+# Prints "e2e: boot to ready X s" and "N passed, N failed".
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+GUEST=${KA_GUEST_DIR:-$SRC/build/guest}
+CTL=${KA_AGENT_CTL_BIN:-$SRC/build/native/agent-ctl}
+FS=${1:-virtiofs}
+
+WORK=$(mktemp -d /tmp/ka-e2e.XXXXXX)
+SHARED=$WORK/shared
+PIDFILE=$WORK/qemu.pid
+passed=0 failed=0
+
+cleanup() {
+    if [[ -f $PIDFILE ]]; then
+        "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true
+    fi
+    if [[ $failed -gt 0 && -f $WORK/console.log ]]; then
+        echo "--- guest console (last 40 lines)"
+        tail -n 40 "$WORK/console.log"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+# check NAME WANT GOT: GOT must contain WANT
+check() {
+    if [[ $3 == *"$2"* ]]; then ok "$1"; else bad "$1: wanted '$2', got '$3'"; fi
+}
+ctl() { timeout 120 "$CTL" --addr "unix://$WORK/agent.sock" "$@"; }
+
+# --- the shared directory, laid out as the Kata runtime lays it out --------------
+# <shared>/<cid>/rootfs on the host is /run/kata-containers/shared/containers/<cid>/rootfs
+# in the guest.
+for cid in c1 c2 c3; do
+    mkdir -p "$SHARED/$cid"
+    cp -a "$GUEST/ctr-rootfs" "$SHARED/$cid/rootfs"
+done
+guest_rootfs() { echo "/run/kata-containers/shared/containers/$1/rootfs"; }
+
+bundle() { # bundle CID ARGS-JSON [TERMINAL]
+    mkdir -p "$WORK/bundle-$1"
+    sed -e "s|\"args\": \\[\"sh\"\\]|\"args\": $2|" \
+        -e "s|\"terminal\": false|\"terminal\": ${3:-false}|" \
+        "$SRC/tools/agent-ctl/examples/config.json" > "$WORK/bundle-$1/config.json"
+    echo "$WORK/bundle-$1"
+}
+
+# --- boot --------------------------------------------------------------------------
+echo "e2e: booting the guest ($FS)"
+launch_out=$("$SRC/image-builder/launch.sh" --agent-sock "$WORK/agent.sock" \
+    --console-sock "$WORK/console.sock" --shared "$SHARED" --fs "$FS" \
+    --log "$WORK/console.log" --pidfile "$PIDFILE" --background --wait-ready 120 \
+    --ctl "$CTL" 2>&1) || { echo "$launch_out"; bad "boot"; exit 1; }
+ready=$(grep -o 'agent ready after [0-9.]* s' <<<"$launch_out" || true)
+echo "e2e: boot to ready ${ready#agent ready after }"
+ok "boot: $ready"
+
+check "Health" '"status": "SERVING"' "$(ctl check)"
+
+# --- sandbox: the shared fs and the shm storage ----------------------------------------
+if [[ $FS == virtiofs ]]; then
+    shared_storage='{"driver": "virtio-fs", "source": "kataShared", "fstype": "virtiofs",
+      "mount_point": "/run/kata-containers/shared/containers/"}'
+else
+    shared_storage='{"driver": "9p", "source": "kataShared", "fstype": "9p",
+      "options": ["trans=virtio,version=9p2000.L,cache=mmap", "nodev"],
+      "mount_point": "/run/kata-containers/shared/containers/"}'
+fi
+out=$(ctl call CreateSandbox "{\"hostname\": \"e2e-pod\", \"sandbox_id\": \"e2e\",
+  \"dns\": [\"nameserver 10.0.2.3\"],
+  \"storages\": [$shared_storage,
+    {\"driver\": \"ephemeral\", \"source\": \"shm\", \"fstype\": \"tmpfs\",
+     \"options\": [\"noexec\", \"nosuid\", \"nodev\", \"mode=1777\", \"size=67108864\"],
+     \"mount_point\": \"/run/kata-containers/sandbox/shm\"}]}" 2>&1) &&
+    ok "CreateSandbox with the $FS share and shm" || bad "CreateSandbox: $out"
+check "GetGuestDetails" '"init_daemon": true' "$(ctl call GetGuestDetails '{"mem_block_size": true, "mem_hotplug_probe": true}')"
+out=$(ctl call OnlineCPUMem '{}' && ctl call UpdateEphemeralMounts '{}') &&
+    ok "OnlineCPUMem and UpdateEphemeralMounts" || bad "OnlineCPUMem/UpdateEphemeralMounts: $out"
+
+# --- a container: stdout, stderr, exit code --------------------------------------------
+b=$(bundle c1 '["sh", "-c", "echo out-$(hostname); echo err >\&2; exit 3"]')
+set +e
+stdout=$(ctl run --guest-rootfs "$(guest_rootfs c1)" "$b" c1 2>"$WORK/c1.err")
+rc=$?
+set -e
+check "container stdout (shared UTS: the sandbox hostname)" "out-e2e-pod" "$stdout"
+check "container stderr" "err" "$(cat "$WORK/c1.err")"
+[[ $rc == 3 ]] && ok "container exit code 3" || bad "container exit code: $rc"
+
+# --- a second container, left running: exec, a tty, cgroups ----------------------------
+b=$(bundle c2 '["sleep", "1000"]')
+out=$(ctl run -d --guest-rootfs "$(guest_rootfs c2)" "$b" c2 2>&1) &&
+    ok "second container started" || bad "second container: $out"
+check "exec" "uid=1000" "$(ctl exec -u 1000:1000 c2 -- id 2>&1)"
+check "exec with a tty" "tty" "$(ctl exec -t c2 -- ka-payload isatty 0 2>&1)"
+check "exec sees the init's pid namespace" "1 root" "$(ctl exec c2 -- ps -o pid,user,comm 2>&1 | grep sleep | sed 's/^ *//')"
+check "an exec is placed in the container's cgroup" ":/c2" "$(ctl exec c2 -- cat /proc/self/cgroup 2>&1)"
+ctl call SignalProcess '{"container_id": "c2", "signal": 9}' >/dev/null
+check "WaitProcess after SIGKILL" '"status": 137' "$(ctl call WaitProcess '{"container_id": "c2"}')"
+out=$(ctl call RemoveContainer '{"container_id": "c2"}' 2>&1) && ok "RemoveContainer" || bad "RemoveContainer: $out"
+
+# --- a third container with a tty from the start ----------------------------------------
+b=$(bundle c3 '["sh", "-c", "ka-payload isatty 0; ka-payload winsize"]' true)
+check "container with a tty" "tty" "$(ctl run --guest-rootfs "$(guest_rootfs c3)" "$b" c3 2>&1)"
+
+# --- the vsock listener, from inside the guest over vsock loopback -------------------
+# A second agent in the guest on vsock port 1025 (the first one serves the serial
+# channel), checked with the guest's own agent-ctl on CID 1, through the debug console.
+console_out=$( (printf '/init --server-addr vsock://-1:1025 --cmdline-file /dev/null >/dev/null 2>&1 &\n'
+                sleep 2
+                printf 'agent-ctl --addr vsock://1:1025 --timeout 10 check; echo VSOCK-RC=$?\n'
+                sleep 5
+                printf 'exit\n'; sleep 1) |
+              timeout 30 socat - "UNIX-CONNECT:$WORK/console.sock" 2>&1 || true)
+check "debug console shell on console.0" "VSOCK-RC=" "$console_out"
+check "vsock listener answers Health over vsock loopback" "SERVING" "$console_out"
+
+# --- DestroySandbox powers the VM off ----------------------------------------------
+out=$(ctl call DestroySandbox 2>&1) && ok "DestroySandbox answered" || bad "DestroySandbox: $out"
+qpid=$(cat "$PIDFILE" 2>/dev/null || echo 0)
+for _ in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
+if kill -0 "$qpid" 2>/dev/null; then bad "the VM did not power off"; else ok "the VM powered off"; rm -f "$PIDFILE"; fi
+grep -q "Kernel panic" "$WORK/console.log" && bad "kernel panic in the guest" || ok "no kernel panic"
+
+echo "e2e ($FS): $passed passed, $failed failed"
+[[ $failed == 0 ]]
