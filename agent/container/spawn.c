@@ -1,6 +1,8 @@
 #include "container/spawn.h"
+#include "cgroups/cgroup.h"
 #include "container/creds.h"
 #include "container/rootfs.h"
+#include "container/seccomp.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -136,6 +138,14 @@ static void __attribute__((noreturn)) child_main(const struct ka_spawn_request *
 {
     struct ka_error err;
     const struct ka_process *p = req->process;
+    /* Into the container's cgroup before anything else: every limit applies from
+     * here on, and whatever this process starts is counted there. */
+    if (ka_cgroup_enter_fds(req->cgroup_fds, req->n_cgroup_fds, &err) < 0)
+        child_fail(sync_fd, &err);
+    if (req->new_cgroup_ns && unshare(CLONE_NEWCGROUP) < 0) {
+        ka_error_set(&err, errno, "unshare the cgroup namespace");
+        child_fail(sync_fd, &err);
+    }
     if (ka_reset_signals(&err) < 0 || child_stdio(req, fds, slave, &err) < 0 ||
         join_namespaces(req, &err) < 0)
         child_fail(sync_fd, &err);
@@ -163,7 +173,13 @@ static void __attribute__((noreturn)) child_main(const struct ka_spawn_request *
             }
     struct ka_process run = *p;
     run.user = user;
-    if (ka_apply_user_and_caps(&run, &err) < 0)
+    if (ka_switch_user(&run, &err) < 0)
+        child_fail(sync_fd, &err);
+    /* Without no_new_privileges the filter needs CAP_SYS_ADMIN to load: now,
+     * while ka_switch_user has kept it effective (§6.2). */
+    if (req->seccomp && !p->no_new_privileges && ka_seccomp_load(req->seccomp, &err) < 0)
+        child_fail(sync_fd, &err);
+    if (ka_apply_caps(&run, &err) < 0)
         child_fail(sync_fd, &err);
     umask(p->umask);
     /* Resolve after switching user, so access is checked as the container's user. */
@@ -188,6 +204,10 @@ static void __attribute__((noreturn)) child_main(const struct ka_spawn_request *
     }
     char **argv = ka_xcalloc(p->n_args + 1, sizeof(char *)); /* execve wants the NULL */
     memcpy(argv, p->args, p->n_args * sizeof(char *));
+    /* With no_new_privileges (set by ka_apply_caps), as close to execve as can be,
+     * so the profile need not allow what the setup above does. */
+    if (req->seccomp && p->no_new_privileges && ka_seccomp_load(req->seccomp, &err) < 0)
+        child_fail(sync_fd, &err);
     execve(exe, argv, env);
     ka_error_set(&err, errno, "exec %s", exe);
     child_fail(sync_fd, &err);

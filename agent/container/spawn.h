@@ -16,6 +16,8 @@
 #include "container/spec.h"
 #include "core/error.h"
 
+struct ka_seccomp_filter;
+
 struct ka_spawn_request {
     const struct ka_spec *spec;       /* the container's spec */
     const struct ka_process *process; /* what to run (spec->process for the init) */
@@ -28,6 +30,14 @@ struct ka_spawn_request {
     bool new_pid_ns;     /* init without a pid namespace to join */
     int own_pid_ns_fd;   /* the agent's pid namespace, to return to */
     uint32_t pipe_size;  /* F_SETPIPE_SZ for stdout/stderr, 0 = kernel default */
+    /* cgroup.procs of the container's cgroup in each hierarchy: the child writes
+     * "0" into each first thing after the clone, before anything else runs. */
+    const int *cgroup_fds;
+    size_t n_cgroup_fds;
+    bool new_cgroup_ns; /* then unshare the cgroup namespace (cgroup v2, §6.3) */
+    /* Loaded where §6.2 says: before the capabilities are set without
+     * no_new_privileges, right before execve with it. NULL: no filter. */
+    struct ka_seccomp_filter *seccomp;
 };
 
 struct ka_spawn_result {

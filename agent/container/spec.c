@@ -11,9 +11,12 @@
  *    path under /proc/sys. */
 #include "container/spec.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#define KA_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool id_char(char c)
 {
@@ -187,6 +190,185 @@ static int check_device(const struct ka_device *d, struct ka_error *err)
     return 0;
 }
 
+/* ---- resources and seccomp ------------------------------------------------------ */
+
+#define INVALID_RES(err, ...) ka_error_status_set((err), KA_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
+
+/* A cpuset list as the kernel reads it: "0-3,5,7-8" (a trailing newline is not ours). */
+static bool cpuset_list_ok(const char *s)
+{
+    if (!s[0] || strlen(s) > 4096)
+        return false;
+    for (const char *p = s; *p;) {
+        if (*p < '0' || *p > '9')
+            return false;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (*p == '-') {
+            p++;
+            if (*p < '0' || *p > '9')
+                return false;
+            while (*p >= '0' && *p <= '9')
+                p++;
+        }
+        if (*p == ',') {
+            p++;
+            if (!*p)
+                return false;
+        } else if (*p) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* "2MB", "1GB", "64KB": the name in hugetlb.<size>.limit_in_bytes. */
+static bool page_size_ok(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    return n > 0 && n < 8 && strchr("KMG", s[n]) && s[n] != '\0' && s[n + 1] == 'B' &&
+           s[n + 2] == '\0';
+}
+
+static bool ifname_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= 16 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p <= ' ' || *p == '/' || *p == ':' || *p == 0x7f)
+            return false;
+    return true;
+}
+
+static int check_device_rule(size_t i, const struct ka_device_rule *d, struct ka_error *err)
+{
+    if (d->type != 'a' && d->type != 'c' && d->type != 'b')
+        return INVALID_RES(err, "device cgroup rule %zu: type '%c' is not one of a, c, b", i,
+                           d->type ? d->type : '?');
+    if (d->major < -1 || d->minor < -1 || d->major > UINT32_MAX || d->minor > UINT32_MAX)
+        return INVALID_RES(err, "device cgroup rule %zu: bad major/minor %lld:%lld", i,
+                           (long long)d->major, (long long)d->minor);
+    size_t n = strnlen(d->access, sizeof(d->access));
+    if (n == 0 || n >= sizeof(d->access) || strspn(d->access, "rwm") != n)
+        return INVALID_RES(err, "device cgroup rule %zu: access must be a subset of rwm", i);
+    return 0;
+}
+
+int ka_resources_validate(const struct ka_resources *r, struct ka_error *err)
+{
+    if (check_count("device cgroup rules", r->n_devices, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0 ||
+        check_count("blkio weight devices", r->blkio.n_weight_devices, KA_SPEC_MAX_RESOURCE_ITEMS,
+                    err) < 0 ||
+        check_count("hugepage limits", r->n_hugepages, KA_SPEC_MAX_HUGEPAGES, err) < 0 ||
+        check_count("network priorities", r->n_net_priorities, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+        return -1;
+    for (int t = 0; t < KA_THROTTLE_COUNT; t++)
+        if (check_count("blkio throttle devices", r->blkio.n_throttle[t],
+                        KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+            return -1;
+    for (size_t i = 0; i < r->n_devices; i++)
+        if (check_device_rule(i, &r->devices[i], err) < 0)
+            return -1;
+    const struct ka_memory_resources *m = &r->memory;
+    if (m->swappiness > 100)
+        return INVALID_RES(err, "memory swappiness %llu is not in 0..100",
+                           (unsigned long long)m->swappiness);
+    const int64_t *mem_vals[] = {&m->limit, &m->reservation, &m->swap, &m->kernel, &m->kernel_tcp};
+    for (size_t i = 0; i < KA_ARRAY_LEN(mem_vals); i++)
+        if (*mem_vals[i] < -1)
+            return INVALID_RES(err, "memory value %lld is negative", (long long)*mem_vals[i]);
+    if (r->cpu.cpus && !cpuset_list_ok(r->cpu.cpus))
+        return INVALID_RES(err, "cpu.cpus \"%.64s\" is not a cpu list", r->cpu.cpus);
+    if (r->cpu.mems && !cpuset_list_ok(r->cpu.mems))
+        return INVALID_RES(err, "cpu.mems \"%.64s\" is not a node list", r->cpu.mems);
+    if (r->cpu.quota < -1)
+        return INVALID_RES(err, "cpu quota %lld is negative", (long long)r->cpu.quota);
+    if (r->blkio.weight && (r->blkio.weight < 10 || r->blkio.weight > 1000))
+        return INVALID_RES(err, "blkio weight %u is not in 10..1000", r->blkio.weight);
+    for (size_t i = 0; i < r->blkio.n_weight_devices; i++) {
+        const struct ka_blkio_device *d = &r->blkio.weight_devices[i];
+        if (d->major < 0 || d->minor < 0 || d->major > UINT32_MAX || d->minor > UINT32_MAX ||
+            (d->value && (d->value < 10 || d->value > 1000)))
+            return INVALID_RES(err, "blkio weight device %lld:%lld weight %llu is invalid",
+                               (long long)d->major, (long long)d->minor,
+                               (unsigned long long)d->value);
+    }
+    for (int t = 0; t < KA_THROTTLE_COUNT; t++)
+        for (size_t i = 0; i < r->blkio.n_throttle[t]; i++) {
+            const struct ka_blkio_device *d = &r->blkio.throttle[t][i];
+            if (d->major < 0 || d->minor < 0 || d->major > UINT32_MAX || d->minor > UINT32_MAX)
+                return INVALID_RES(err, "blkio throttle device %lld:%lld is invalid",
+                                   (long long)d->major, (long long)d->minor);
+        }
+    for (size_t i = 0; i < r->n_hugepages; i++)
+        if (!page_size_ok(r->hugepages[i].page_size))
+            return INVALID_RES(err, "hugepage size \"%.16s\" is not like 2MB or 1GB",
+                               r->hugepages[i].page_size);
+    for (size_t i = 0; i < r->n_net_priorities; i++)
+        if (!ifname_ok(r->net_priorities[i].name))
+            return INVALID_RES(err, "network priority interface \"%.16s\" is not a valid name",
+                               r->net_priorities[i].name);
+    return 0;
+}
+
+int ka_seccomp_validate(const struct ka_seccomp *sc, struct ka_error *err)
+{
+    if (check_count("seccomp architectures", sc->n_arches, KA_SECCOMP_MAX_ARCHES, err) < 0 ||
+        check_count("seccomp syscall rules", sc->n_syscalls, KA_SECCOMP_MAX_SYSCALLS, err) < 0)
+        return -1;
+    for (size_t i = 0; i < sc->n_syscalls; i++) {
+        const struct ka_seccomp_syscall *r = &sc->syscalls[i];
+        if (check_count("seccomp syscall names", r->n_names, KA_SECCOMP_MAX_NAMES, err) < 0 ||
+            check_count("seccomp syscall arguments", r->n_args, KA_SECCOMP_MAX_ARGS, err) < 0)
+            return ka_error_wrap(err, "seccomp rule %zu", i);
+        if (r->n_names == 0)
+            return INVALID_RES(err, "seccomp rule %zu names no syscall", i);
+        for (size_t j = 0; j < r->n_names; j++)
+            if (!r->names[j] || !r->names[j][0] || strlen(r->names[j]) > 64)
+                return INVALID_RES(err, "seccomp rule %zu: syscall name %zu is empty or too long",
+                                   i, j);
+        for (size_t j = 0; j < r->n_args; j++)
+            if (r->args[j].index > 5)
+                return INVALID_RES(err, "seccomp rule %zu: argument index %u is not in 0..5", i,
+                                   r->args[j].index);
+    }
+    return 0;
+}
+
+void ka_resources_free(struct ka_resources *r)
+{
+    if (!r)
+        return;
+    free(r->devices);
+    free(r->cpu.cpus);
+    free(r->cpu.mems);
+    free(r->blkio.weight_devices);
+    for (int t = 0; t < KA_THROTTLE_COUNT; t++)
+        free(r->blkio.throttle[t]);
+    free(r->hugepages);
+    free(r->net_priorities);
+    memset(r, 0, sizeof(*r));
+}
+
+void ka_seccomp_free(struct ka_seccomp *sc)
+{
+    if (!sc)
+        return;
+    for (size_t i = 0; sc->arches && i < sc->n_arches; i++)
+        free(sc->arches[i]);
+    free(sc->arches);
+    for (size_t i = 0; sc->syscalls && i < sc->n_syscalls; i++) {
+        struct ka_seccomp_syscall *r = &sc->syscalls[i];
+        for (size_t j = 0; r->names && j < r->n_names; j++)
+            free(r->names[j]);
+        free(r->names);
+        free(r->args);
+    }
+    free(sc->syscalls);
+    free(sc);
+}
+
 int ka_spec_validate(const struct ka_spec *spec, struct ka_error *err)
 {
     if (check_count("mounts", spec->n_mounts, KA_SPEC_MAX_MOUNTS, err) < 0 ||
@@ -232,6 +414,10 @@ int ka_spec_validate(const struct ka_spec *spec, struct ka_error *err)
     for (size_t i = 0; i < spec->n_sysctls; i++)
         if (check_sysctl(spec, &spec->sysctls[i], err) < 0)
             return -1;
+    if (ka_resources_validate(&spec->resources, err) < 0)
+        return ka_error_wrap(err, "resources");
+    if (spec->seccomp && ka_seccomp_validate(spec->seccomp, err) < 0)
+        return ka_error_wrap(err, "seccomp");
     return 0;
 }
 
@@ -285,5 +471,7 @@ void ka_spec_free(struct ka_spec *spec)
     free_strv(spec->masked_paths, spec->n_masked_paths);
     free_strv(spec->readonly_paths, spec->n_readonly_paths);
     free(spec->cgroups_path);
+    ka_resources_free(&spec->resources);
+    ka_seccomp_free(spec->seccomp);
     free(spec);
 }

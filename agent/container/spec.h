@@ -108,6 +108,155 @@ struct ka_sysctl {
     char *value;
 };
 
+/* ---- Linux.Resources (§6.1) ---------------------------------------------------
+ * proto3 cannot say "absent": a zero is "not set" everywhere below, as the Rust
+ * agent's set_resource! treats it; -1 means "unlimited" where the OCI spec says so.
+ * Swappiness 0 is read as not set too (upstream would write 0). */
+#define KA_SPEC_MAX_RESOURCE_ITEMS 1024 /* device rules, blkio devices, net priorities */
+#define KA_SPEC_MAX_HUGEPAGES 16
+
+/* One devices-cgroup rule, as devices.allow/deny and the v2 eBPF program take it. */
+struct ka_device_rule {
+    bool allow;
+    char type;      /* 'a', 'c' or 'b' */
+    int64_t major;  /* -1 = any */
+    int64_t minor;  /* -1 = any */
+    char access[4]; /* a non-empty subset of "rwm", in that order */
+};
+
+struct ka_memory_resources {
+    bool present;
+    int64_t limit;       /* bytes; -1 unlimited */
+    int64_t reservation; /* soft limit */
+    int64_t swap;        /* memory + swap, as v1 has it; -1 unlimited */
+    int64_t kernel;      /* deprecated by the kernel: tried, failure ignored */
+    int64_t kernel_tcp;
+    uint64_t swappiness; /* 1..100 (0 = not set) */
+    bool disable_oom_killer;
+};
+
+struct ka_cpu_resources {
+    bool present;
+    uint64_t shares;
+    int64_t quota;   /* µs per period; -1 unlimited */
+    uint64_t period; /* µs */
+    int64_t realtime_runtime;
+    uint64_t realtime_period;
+    char *cpus; /* cpuset list ("0-3,5"), NULL when not set */
+    char *mems;
+};
+
+struct ka_blkio_device {
+    int64_t major;
+    int64_t minor;
+    uint64_t value; /* weight (weight devices) or rate (throttles) */
+    uint16_t leaf_weight;
+};
+
+enum ka_blkio_throttle {
+    KA_THROTTLE_READ_BPS,
+    KA_THROTTLE_WRITE_BPS,
+    KA_THROTTLE_READ_IOPS,
+    KA_THROTTLE_WRITE_IOPS,
+    KA_THROTTLE_COUNT,
+};
+
+struct ka_blkio_resources {
+    bool present;
+    uint16_t weight; /* 10..1000 */
+    uint16_t leaf_weight;
+    struct ka_blkio_device *weight_devices;
+    size_t n_weight_devices;
+    struct ka_blkio_device *throttle[KA_THROTTLE_COUNT];
+    size_t n_throttle[KA_THROTTLE_COUNT];
+};
+
+struct ka_hugepage_limit {
+    char page_size[16]; /* "2MB", "1GB": the cgroup file names' form */
+    uint64_t limit;     /* bytes */
+};
+
+struct ka_net_priority {
+    char name[16]; /* interface name (IFNAMSIZ) */
+    uint32_t priority;
+};
+
+struct ka_resources {
+    struct ka_device_rule *devices;
+    size_t n_devices;
+    struct ka_memory_resources memory;
+    struct ka_cpu_resources cpu;
+    bool has_pids;
+    int64_t pids_limit; /* <= 0: "max" */
+    struct ka_blkio_resources blkio;
+    struct ka_hugepage_limit *hugepages;
+    size_t n_hugepages;
+    bool has_network;
+    uint32_t net_class_id;
+    struct ka_net_priority *net_priorities;
+    size_t n_net_priorities;
+};
+
+/* ---- Linux.Seccomp (§6.2) -------------------------------------------------------- */
+#define KA_SECCOMP_MAX_SYSCALLS 4096 /* rules; Docker's default profile has ~50 */
+#define KA_SECCOMP_MAX_NAMES 4096    /* names in one rule */
+#define KA_SECCOMP_MAX_ARGS 6        /* a syscall has six arguments */
+#define KA_SECCOMP_MAX_ARCHES 32
+
+enum ka_seccomp_action {
+    KA_SCMP_ACT_KILL,         /* SCMP_ACT_KILL = kill the thread */
+    KA_SCMP_ACT_KILL_PROCESS,
+    KA_SCMP_ACT_KILL_THREAD,
+    KA_SCMP_ACT_TRAP,
+    KA_SCMP_ACT_ERRNO,
+    KA_SCMP_ACT_TRACE,
+    KA_SCMP_ACT_ALLOW,
+    KA_SCMP_ACT_LOG,
+    KA_SCMP_ACT_NOTIFY, /* parsed so the error can name it: there is no listener */
+};
+
+enum ka_seccomp_op {
+    KA_SCMP_CMP_NE,
+    KA_SCMP_CMP_LT,
+    KA_SCMP_CMP_LE,
+    KA_SCMP_CMP_EQ,
+    KA_SCMP_CMP_GE,
+    KA_SCMP_CMP_GT,
+    KA_SCMP_CMP_MASKED_EQ,
+};
+
+/* Filter flags (SECCOMP_FILTER_FLAG_*), as bits. */
+#define KA_SECCOMP_FLAG_TSYNC (1u << 0)
+#define KA_SECCOMP_FLAG_LOG (1u << 1)
+#define KA_SECCOMP_FLAG_SPEC_ALLOW (1u << 2)
+#define KA_SECCOMP_FLAG_WAIT_KILLABLE_RECV (1u << 3)
+
+struct ka_seccomp_arg {
+    uint32_t index; /* 0..5 */
+    uint64_t value;
+    uint64_t value_two; /* the mask's compare value for MASKED_EQ */
+    enum ka_seccomp_op op;
+};
+
+struct ka_seccomp_syscall {
+    char **names;
+    size_t n_names;
+    enum ka_seccomp_action action;
+    bool has_errno_ret;
+    uint32_t errno_ret; /* ERRNO/TRACE; EPERM when not given */
+    struct ka_seccomp_arg *args;
+    size_t n_args;
+};
+
+struct ka_seccomp {
+    enum ka_seccomp_action default_action;
+    char **arches; /* "SCMP_ARCH_X86_64"...; none = the native one only */
+    size_t n_arches;
+    unsigned flags;
+    struct ka_seccomp_syscall *syscalls;
+    size_t n_syscalls;
+};
+
 struct ka_spec {
     struct ka_process process;
     char *root_path; /* absolute */
@@ -126,6 +275,8 @@ struct ka_spec {
     char **readonly_paths;
     size_t n_readonly_paths;
     char *cgroups_path; /* may be NULL */
+    struct ka_resources resources;
+    struct ka_seccomp *seccomp; /* NULL: no filter */
 };
 
 /* ^[A-Za-z0-9][A-Za-z0-9_.-]+$ and at most KA_ID_MAX bytes (also keeps ".." out). */
@@ -147,6 +298,19 @@ bool ka_propagation_parse(const char *name, unsigned long *flags);
 int ka_rlimit_parse(const char *name);
 const char *ka_rlimit_name(int resource);
 
+/* Parse OCI names (SCMP_ACT_ERRNO, SCMP_CMP_EQ, SECCOMP_FILTER_FLAG_LOG); false when unknown. */
+bool ka_seccomp_action_parse(const char *name, enum ka_seccomp_action *out);
+bool ka_seccomp_op_parse(const char *name, enum ka_seccomp_op *out);
+bool ka_seccomp_flag_parse(const char *name, unsigned *flag);
+
+/* Check the values that end up in cgroup files: cpuset lists, page sizes,
+ * interface names, device rules (INVALID_ARGUMENT naming the item). */
+int ka_resources_validate(const struct ka_resources *r, struct ka_error *err);
+/* Bounded counts, argument indexes, names present. */
+int ka_seccomp_validate(const struct ka_seccomp *s, struct ka_error *err);
+
+void ka_resources_free(struct ka_resources *r);
+void ka_seccomp_free(struct ka_seccomp *s);
 void ka_process_free(struct ka_process *proc);
 void ka_spec_free(struct ka_spec *spec);
 

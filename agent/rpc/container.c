@@ -3,10 +3,13 @@
  * then park the call on the child's sync pipe or the process's exit; nothing here
  * waits on the loop. */
 #include "agent.h"
+#include "cgroups/cgroup.h"
+#include "container/seccomp.h"
 #include "container/spawn.h"
 #include "core/child.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "rpc/cgroups.h"
 #include "rpc/dispatch.h"
 #include "rpc/oci_convert.h"
 #include "rpc/rpc_util.h"
@@ -197,6 +200,7 @@ static void container_destroy(struct ka_container *c)
         c->procs = p->next;
         ka_proc_free(p);
     }
+    rpc_cgroup_container_free(c); /* what is left of the cgroup is removed in the background */
     unmount_rootfs(c);
     ka_storage_release_all(&c->storages);
     for (struct ka_container **pp = &sb->containers; *pp; pp = &(*pp)->next) {
@@ -221,6 +225,10 @@ static bool has_live_procs(const struct ka_container *c)
 void ka_container_check_removal(struct ka_container *c)
 {
     if (!c->removing || has_live_procs(c))
+        return;
+    /* Kill what is left in the cgroup and remove it; a busy one is retried and
+     * brings us back here when it is gone. */
+    if (!rpc_cgroup_release(c))
         return;
     struct ttrpc_call *call = c->remove_call;
     struct ka_sandbox *sb = c->sandbox;
@@ -258,6 +266,7 @@ void ka_container_remove(struct ka_container *c, struct ttrpc_call *call, uint32
     for (struct ka_proc *p = c->procs; p; p = p->next)
         if (!p->exited && p->pid > 0)
             kill(p->pid, SIGKILL);
+    rpc_cgroup_kill(c); /* the processes the agent did not start, and a paused cgroup thawed */
     if (call) {
         c->remove_call = call;
         ttrpc_call_park(call, cancel_remove, c);
@@ -366,10 +375,24 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
         sr.new_pid_ns = true;
     }
     if (add_storages(&c->storages, req->storages, req->n_storages, err) < 0 ||
-        prepare_bundle(c, err) < 0)
+        prepare_bundle(c, err) < 0 || rpc_cgroup_setup(c, err) < 0)
         goto fail;
+    int cg_fds[KA_CGROUP_MAX_HIERARCHIES];
+    struct ka_seccomp_filter *filter = NULL;
+    if (rpc_cgroup_procs_fds(c, cg_fds, KA_ARRAY_SIZE(cg_fds), &sr.n_cgroup_fds, err) < 0)
+        goto fail;
+    if (spec->seccomp && ka_seccomp_build(spec->seccomp, &filter, err) < 0) {
+        ka_cgroup_close_fds(cg_fds, sr.n_cgroup_fds);
+        goto fail;
+    }
+    sr.cgroup_fds = cg_fds;
+    sr.new_cgroup_ns = c->cgroup && c->cgroup->version == KA_CGROUP_V2;
+    sr.seccomp = filter;
     struct ka_spawn_result res;
-    if (ka_spawn(&sr, &res, err) < 0)
+    int spawned = ka_spawn(&sr, &res, err);
+    ka_cgroup_close_fds(cg_fds, sr.n_cgroup_fds);
+    ka_seccomp_filter_free(filter); /* the child has its own copy */
+    if (spawned < 0)
         goto fail;
     c->init_pid = res.pid;
     struct ka_proc *p =
@@ -421,6 +444,7 @@ static int start_container(struct agent *a, struct ttrpc_call *call, const Proto
         return ka_error_set(err, errno, "start container %s", c->id);
     close(init->start_fd);
     init->start_fd = -1;
+    rpc_cgroup_container_started(c); /* OOM events from here on (§5.5) */
     /* Answer once the init has exec'd (sync EOF) or failed to. */
     return await_sync(init, call, err);
 }
@@ -442,6 +466,9 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
     if (c->state != KA_CONTAINER_RUNNING || !init || init->exited)
         return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
                                    "container %s is not running", c->id);
+    if (rpc_cgroup_paused(c)) /* the new process would join a frozen cgroup and hang */
+        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                   "container %s is paused", c->id);
     if (!req->process)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "ExecProcess has no process");
     struct ka_process proc;
@@ -451,14 +478,23 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
         proc.caps = c->spec->process.caps;
 
     static const char *const ns_names[KA_NS_COUNT] = {
-        [KA_NS_PID] = "pid", [KA_NS_MOUNT] = "mnt", [KA_NS_IPC] = "ipc", [KA_NS_UTS] = "uts"};
+        [KA_NS_PID] = "pid", [KA_NS_MOUNT] = "mnt", [KA_NS_IPC] = "ipc", [KA_NS_UTS] = "uts",
+        [KA_NS_CGROUP] = "cgroup"};
     struct ka_spawn_request sr = {.spec = c->spec, .process = &proc, .init = false,
                                   .own_pid_ns_fd = a->sandbox.own_pid_ns_fd,
                                   .pipe_size = a->cfg.container_pipe_size};
-    int rc = 0;
+    /* The init has a cgroup namespace of its own only on v2 (§6.3). */
+    bool own_cgroup_ns = c->cgroup && c->cgroup->version == KA_CGROUP_V2;
+    int cg_fds[KA_CGROUP_MAX_HIERARCHIES];
+    struct ka_seccomp_filter *filter = NULL;
+    int rc = rpc_cgroup_procs_fds(c, cg_fds, KA_ARRAY_SIZE(cg_fds), &sr.n_cgroup_fds, err);
+    if (rc == 0 && c->spec->seccomp)
+        rc = ka_seccomp_build(c->spec->seccomp, &filter, err);
+    sr.cgroup_fds = cg_fds;
+    sr.seccomp = filter;
     for (int i = 0; i < KA_NS_COUNT; i++) {
         sr.join_ns[i] = -1;
-        if (!ns_names[i])
+        if (!ns_names[i] || (i == KA_NS_CGROUP && !own_cgroup_ns))
             continue;
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)init->pid, ns_names[i]);
@@ -472,6 +508,8 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
     for (int i = 0; i < KA_NS_COUNT; i++)
         if (sr.join_ns[i] >= 0)
             close(sr.join_ns[i]);
+    ka_cgroup_close_fds(cg_fds, sr.n_cgroup_fds);
+    ka_seccomp_filter_free(filter);
     ka_process_free(&proc);
     if (rc < 0)
         return ka_error_wrap(err, "exec %s in container %s", req->exec_id, c->id);
@@ -507,12 +545,14 @@ static int signal_process(struct agent *a, struct ttrpc_call *call, const Protob
     if (req->signal == 0 || req->signal > 64)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid signal %u",
                                    req->signal);
-    /* No exec id: every process of the container. Upstream walks the cgroup; until
-     * cgroups land, every process the agent started there. The others go first:
-     * once the init dies its pid namespace is torn down with SIGKILL, which must
-     * not overtake the signal asked for (a fatal signal fixes the exit code when
-     * it is sent). */
-    if (req->exec_id[0] == '\0')
+    /* No exec id: every process of the container, as upstream: every pid in the
+     * cgroup (frozen meanwhile, so nothing forks past the listing), or without a
+     * cgroup every process the agent started there. The others go first: once
+     * the init dies its pid namespace is torn down with SIGKILL, which must not
+     * overtake the signal asked for (a fatal signal fixes the exit code when it
+     * is sent). */
+    if (req->exec_id[0] == '\0' &&
+        rpc_cgroup_signal_all(p->container, (int)req->signal, p->exited ? 0 : p->pid) < 0)
         for (struct ka_proc *q = p->container->procs; q; q = q->next)
             if (q != p && !q->exited && kill(q->pid, (int)req->signal) < 0 && errno != ESRCH)
                 ka_log(KA_LOG_DEBUG, "container", "signal %u to %d: %s", req->signal,

@@ -50,6 +50,7 @@ int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
         rpc_sandbox_handlers,
         rpc_container_handlers,
         rpc_io_handlers,
+        rpc_cgroup_handlers,
         rpc_network_handlers,
     };
     if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)

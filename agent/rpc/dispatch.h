@@ -61,6 +61,7 @@ extern const struct rpc_handler rpc_health_handlers[];
 extern const struct rpc_handler rpc_sandbox_handlers[];
 extern const struct rpc_handler rpc_container_handlers[];
 extern const struct rpc_handler rpc_io_handlers[];
+extern const struct rpc_handler rpc_cgroup_handlers[];
 extern const struct rpc_handler rpc_network_handlers[];
 
 #endif

@@ -198,6 +198,233 @@ int ka_process_from_proto(const Grpc__Process *in, struct ka_process *out, struc
     return 0;
 }
 
+/* ---- resources ------------------------------------------------------------- */
+
+static int convert_device_rules(Grpc__LinuxDeviceCgroup **in, size_t n, struct ka_resources *out,
+                                struct ka_error *err)
+{
+    if (check_count("device cgroup rules", n, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    out->devices = ka_xcalloc(n, sizeof(*out->devices));
+    out->n_devices = n;
+    for (size_t i = 0; i < n; i++) {
+        const Grpc__LinuxDeviceCgroup *d = in[i];
+        struct ka_device_rule *r = &out->devices[i];
+        const char *type = d->type ? d->type : "";
+        const char *access = d->access && d->access[0] ? d->access : "rwm";
+        if (strlen(type) > 1)
+            return INVALID(err, "device cgroup rule %zu: type \"%.16s\" is not a, c or b", i, type);
+        r->allow = d->allow;
+        r->type = type[0] ? type[0] : 'a';
+        /* OCI's absent major/minor (any) arrive as 0:0, which names no device:
+         * read it as the wildcard. A minor of 0 with a real major is kept. */
+        r->major = d->major == 0 ? -1 : d->major;
+        r->minor = d->major == 0 && d->minor == 0 ? -1 : d->minor;
+        if (strlen(access) >= sizeof(r->access))
+            return INVALID(err, "device cgroup rule %zu: access \"%.16s\" is not a subset of rwm",
+                           i, access);
+        /* Normalise to "rwm" order without duplicates. */
+        size_t k = 0;
+        for (const char *c = "rwm"; *c; c++)
+            if (strchr(access, *c))
+                r->access[k++] = *c;
+        if (k == 0 || strspn(access, "rwm") != strlen(access))
+            return INVALID(err, "device cgroup rule %zu: access \"%.16s\" is not a subset of rwm",
+                           i, access);
+    }
+    return 0;
+}
+
+static int convert_blkio_devices(const char *what, Grpc__LinuxThrottleDevice **in, size_t n,
+                                 struct ka_blkio_device **out, size_t *n_out, struct ka_error *err)
+{
+    if (check_count(what, n, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+        return -1;
+    if (n == 0)
+        return 0;
+    *out = ka_xcalloc(n, sizeof(**out));
+    *n_out = n;
+    for (size_t i = 0; i < n; i++) {
+        (*out)[i].major = in[i]->major;
+        (*out)[i].minor = in[i]->minor;
+        (*out)[i].value = in[i]->rate;
+    }
+    return 0;
+}
+
+static int convert_blkio(const Grpc__LinuxBlockIO *in, struct ka_blkio_resources *out,
+                         struct ka_error *err)
+{
+    out->present = true;
+    if (in->weight > UINT16_MAX || in->leafweight > UINT16_MAX)
+        return INVALID(err, "blkio weight %u is not in 10..1000", in->weight);
+    out->weight = (uint16_t)in->weight;
+    out->leaf_weight = (uint16_t)in->leafweight;
+    if (check_count("blkio weight devices", in->n_weightdevice, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+        return -1;
+    if (in->n_weightdevice > 0) {
+        out->weight_devices = ka_xcalloc(in->n_weightdevice, sizeof(*out->weight_devices));
+        out->n_weight_devices = in->n_weightdevice;
+        for (size_t i = 0; i < in->n_weightdevice; i++) {
+            const Grpc__LinuxWeightDevice *d = in->weightdevice[i];
+            if (d->weight > UINT16_MAX || d->leafweight > UINT16_MAX)
+                return INVALID(err, "blkio weight device %zu: weight %u is not in 10..1000", i,
+                               d->weight);
+            out->weight_devices[i] = (struct ka_blkio_device){
+                .major = d->major, .minor = d->minor, .value = d->weight,
+                .leaf_weight = (uint16_t)d->leafweight};
+        }
+    }
+    Grpc__LinuxThrottleDevice **lists[KA_THROTTLE_COUNT] = {
+        in->throttlereadbpsdevice, in->throttlewritebpsdevice, in->throttlereadiopsdevice,
+        in->throttlewriteiopsdevice};
+    size_t counts[KA_THROTTLE_COUNT] = {in->n_throttlereadbpsdevice, in->n_throttlewritebpsdevice,
+                                        in->n_throttlereadiopsdevice,
+                                        in->n_throttlewriteiopsdevice};
+    for (int t = 0; t < KA_THROTTLE_COUNT; t++)
+        if (convert_blkio_devices("blkio throttle devices", lists[t], counts[t], &out->throttle[t],
+                                  &out->n_throttle[t], err) < 0)
+            return -1;
+    return 0;
+}
+
+int ka_resources_from_proto(const Grpc__LinuxResources *in, struct ka_resources *out,
+                            struct ka_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!in)
+        return 0;
+    if (convert_device_rules(in->devices, in->n_devices, out, err) < 0)
+        goto fail;
+    if (in->memory) {
+        const Grpc__LinuxMemory *m = in->memory;
+        out->memory = (struct ka_memory_resources){
+            .present = true, .limit = m->limit, .reservation = m->reservation, .swap = m->swap,
+            .kernel = m->kernel, .kernel_tcp = m->kerneltcp, .swappiness = m->swappiness,
+            .disable_oom_killer = m->disableoomkiller};
+    }
+    if (in->cpu) {
+        const Grpc__LinuxCPU *c = in->cpu;
+        out->cpu = (struct ka_cpu_resources){
+            .present = true, .shares = c->shares, .quota = c->quota, .period = c->period,
+            .realtime_runtime = c->realtimeruntime, .realtime_period = c->realtimeperiod,
+            .cpus = dup_or_null(c->cpus), .mems = dup_or_null(c->mems)};
+    }
+    if (in->pids) {
+        out->has_pids = true;
+        out->pids_limit = in->pids->limit;
+    }
+    if (in->blockio && convert_blkio(in->blockio, &out->blkio, err) < 0)
+        goto fail;
+    if (check_count("hugepage limits", in->n_hugepagelimits, KA_SPEC_MAX_HUGEPAGES, err) < 0)
+        goto fail;
+    if (in->n_hugepagelimits > 0) {
+        out->hugepages = ka_xcalloc(in->n_hugepagelimits, sizeof(*out->hugepages));
+        out->n_hugepages = in->n_hugepagelimits;
+        for (size_t i = 0; i < in->n_hugepagelimits; i++) {
+            const char *size = in->hugepagelimits[i]->pagesize ? in->hugepagelimits[i]->pagesize : "";
+            if (strlen(size) >= sizeof(out->hugepages[i].page_size)) {
+                INVALID(err, "hugepage size \"%.16s\" is not like 2MB or 1GB", size);
+                goto fail;
+            }
+            snprintf(out->hugepages[i].page_size, sizeof(out->hugepages[i].page_size), "%s", size);
+            out->hugepages[i].limit = in->hugepagelimits[i]->limit;
+        }
+    }
+    if (in->network) {
+        out->has_network = true;
+        out->net_class_id = in->network->classid;
+        size_t n = in->network->n_priorities;
+        if (check_count("network priorities", n, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+            goto fail;
+        if (n > 0) {
+            out->net_priorities = ka_xcalloc(n, sizeof(*out->net_priorities));
+            out->n_net_priorities = n;
+            for (size_t i = 0; i < n; i++) {
+                const char *name = in->network->priorities[i]->name ? in->network->priorities[i]->name : "";
+                if (strlen(name) >= sizeof(out->net_priorities[i].name)) {
+                    INVALID(err, "network priority interface \"%.16s\" is too long", name);
+                    goto fail;
+                }
+                snprintf(out->net_priorities[i].name, sizeof(out->net_priorities[i].name), "%s", name);
+                out->net_priorities[i].priority = in->network->priorities[i]->priority;
+            }
+        }
+    }
+    if (ka_resources_validate(out, err) < 0)
+        goto fail;
+    return 0;
+fail:
+    ka_resources_free(out);
+    return -1;
+}
+
+/* ---- seccomp ---------------------------------------------------------------- */
+
+static int convert_seccomp(const Grpc__LinuxSeccomp *in, struct ka_seccomp **out,
+                           struct ka_error *err)
+{
+    if (check_count("seccomp architectures", in->n_architectures, KA_SECCOMP_MAX_ARCHES, err) < 0 ||
+        check_count("seccomp syscall rules", in->n_syscalls, KA_SECCOMP_MAX_SYSCALLS, err) < 0 ||
+        check_count("seccomp flags", in->n_flags, 16, err) < 0)
+        return -1;
+    struct ka_seccomp *sc = ka_xcalloc(1, sizeof(*sc));
+    *out = sc; /* freed with the spec */
+    const char *def = in->defaultaction ? in->defaultaction : "";
+    if (!ka_seccomp_action_parse(def, &sc->default_action))
+        return INVALID(err, "seccomp default action \"%.64s\" is unknown", def);
+    if (in->n_architectures > 0) {
+        sc->arches = dup_strv(in->architectures, in->n_architectures);
+        sc->n_arches = in->n_architectures;
+    }
+    for (size_t i = 0; i < in->n_flags; i++) {
+        unsigned flag;
+        const char *name = in->flags[i] ? in->flags[i] : "";
+        if (!ka_seccomp_flag_parse(name, &flag))
+            return INVALID(err, "seccomp flag \"%.64s\" is unknown", name);
+        sc->flags |= flag;
+    }
+    if (in->n_syscalls == 0)
+        return 0;
+    sc->syscalls = ka_xcalloc(in->n_syscalls, sizeof(*sc->syscalls));
+    sc->n_syscalls = in->n_syscalls;
+    for (size_t i = 0; i < in->n_syscalls; i++) {
+        const Grpc__LinuxSyscall *r = in->syscalls[i];
+        struct ka_seccomp_syscall *o = &sc->syscalls[i];
+        if (check_count("seccomp syscall names", r->n_names, KA_SECCOMP_MAX_NAMES, err) < 0 ||
+            check_count("seccomp syscall arguments", r->n_args, KA_SECCOMP_MAX_ARGS, err) < 0)
+            return ka_error_wrap(err, "seccomp rule %zu", i);
+        o->names = dup_strv(r->names, r->n_names);
+        o->n_names = r->n_names;
+        const char *action = r->action ? r->action : "";
+        if (!ka_seccomp_action_parse(action, &o->action))
+            return INVALID(err, "seccomp rule %zu: action \"%.64s\" is unknown", i, action);
+        if (r->errno_ret_case == GRPC__LINUX_SYSCALL__ERRNO_RET_ERRNORET) {
+            o->has_errno_ret = true;
+            o->errno_ret = r->errnoret;
+        }
+        if (r->n_args > 0) {
+            o->args = ka_xcalloc(r->n_args, sizeof(*o->args));
+            o->n_args = r->n_args;
+        }
+        for (size_t j = 0; j < r->n_args; j++) {
+            const Grpc__LinuxSeccompArg *a = r->args[j];
+            const char *op = a->op ? a->op : "";
+            if (a->index > 5)
+                return INVALID(err, "seccomp rule %zu: argument index %llu is not in 0..5", i,
+                               (unsigned long long)a->index);
+            if (!ka_seccomp_op_parse(op, &o->args[j].op))
+                return INVALID(err, "seccomp rule %zu: operator \"%.64s\" is unknown", i, op);
+            o->args[j].index = (uint32_t)a->index;
+            o->args[j].value = a->value;
+            o->args[j].value_two = a->valuetwo;
+        }
+    }
+    return 0;
+}
+
 /* ---- linux section -------------------------------------------------------- */
 
 static const char *const ns_names[KA_NS_COUNT] = {
@@ -303,6 +530,10 @@ static int convert_linux(const Grpc__Linux *in, struct ka_spec *out, struct ka_e
         out->n_readonly_paths = in->n_readonlypaths;
     }
     out->cgroups_path = dup_or_null(in->cgroupspath);
+    if (ka_resources_from_proto(in->resources, &out->resources, err) < 0)
+        return ka_error_wrap(err, "resources");
+    if (in->seccomp && convert_seccomp(in->seccomp, &out->seccomp, err) < 0)
+        return -1;
     return 0;
 }
 

@@ -14,8 +14,12 @@
  *    MS_* flags, propagation and data), Linux: Namespaces, Devices ('u' → 'c',
  *    FileMode 0 → not given), Sysctl, RootfsPropagation ("" → rslave),
  *    MaskedPaths, ReadonlyPaths, CgroupsPath ("" → NULL).
+ *  - Resources (ka_resources_from_proto: zero is "not set", OCI's absent device
+ *    major/minor 0:0 is the wildcard, empty device type 'a', empty access "rwm"),
+ *    Seccomp (actions, operators and flags by their OCI names; an unknown one is
+ *    INVALID_ARGUMENT; errnoRet kept apart from 0 through its oneof).
  *  - Not held by struct ka_spec, so ignored here: Version, Hooks (the runtime
- *    strips them), Annotations, Resources, Seccomp, ApparmorProfile,
+ *    strips them), Annotations, ApparmorProfile,
  *    SelinuxLabel, MountLabel, IntelRdt. UID/GID mappings are refused: there is
  *    no user namespace support.
  *
@@ -41,6 +45,11 @@ int ka_spec_from_proto(const Grpc__Spec *in, struct ka_spec **out, struct ka_err
 /* Fills *out (overwritten; free its contents with ka_process_free). On failure
  * *out is left zeroed. Used for ExecProcess. */
 int ka_process_from_proto(const Grpc__Process *in, struct ka_process *out, struct ka_error *err);
+
+/* Linux.Resources (also UpdateContainer's); NULL gives an empty set. Fills *out
+ * (free its contents with ka_resources_free); on failure *out is left empty. */
+int ka_resources_from_proto(const Grpc__LinuxResources *in, struct ka_resources *out,
+                            struct ka_error *err);
 
 
 

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/version.h"
+#include "rpc/cgroups.h"
 #include "rpc/dispatch.h"
 #include "rpc/rpc_util.h"
 #include "storage/storage.h"
@@ -220,6 +221,7 @@ static int destroy_sandbox(struct agent *a, struct ttrpc_call *call, const Proto
     destroy_call = call;
     ttrpc_call_park(call, cancel_destroy, NULL);
     struct ka_sandbox *sb = &a->sandbox;
+    rpc_cgroup_sandbox_destroyed(sb); /* parked GetOOMEvent calls fail now (§2.3) */
     if (!sb->containers) {
         finish_destroy(a);
         return 0;
@@ -264,7 +266,7 @@ static int get_guest_details(struct agent *a, struct ttrpc_call *call, const Pro
         n++;
     details.n_storage_handlers = n;
     details.storage_handlers = (char **)ka_storage_drivers;
-    details.supports_seccomp = false; /* arrives with the cgroups/seccomp work */
+    details.supports_seccomp = true; /* libseccomp is linked in: profiles are honoured */
     resp.agent_details = &details;
     rpc_reply(call, &resp.base);
     return 0;

@@ -18,6 +18,9 @@
 struct agent;
 struct ka_container;
 struct ka_storage_ref;
+struct ka_cgroup;                /* cgroups/cgroup.h */
+struct ka_container_cgroups;     /* rpc/cgroups.c: OOM watch, pause/resume, removal retries */
+struct ka_sandbox_cgroups;       /* rpc/cgroups.c: pod devices setup, OOM event queue */
 
 struct ka_proc {
     struct ka_proc *next;
@@ -63,6 +66,8 @@ struct ka_container {
     struct ttrpc_call *remove_call;  /* the RemoveContainer waiting for that */
     int remove_timer_fd;             /* RemoveContainer's timeout, -1 when none */
     struct ka_watch remove_timer;
+    struct ka_cgroup *cgroup;        /* NULL when no cgroup hierarchy is mounted */
+    struct ka_container_cgroups *cg; /* allocated when first needed (rpc/cgroups.c) */
 };
 
 struct ka_sandbox {
@@ -79,6 +84,7 @@ struct ka_sandbox {
     int own_pid_ns_fd;     /* the agent's, to return to after joining another */
     struct ka_container *containers;
     struct ka_storage_ref *storages; /* the sandbox's own; never released */
+    struct ka_sandbox_cgroups *cg;   /* allocated when first needed (rpc/cgroups.c) */
 };
 
 void ka_sandbox_init(struct ka_sandbox *sb, struct agent *agent, struct ka_reactor *r);
