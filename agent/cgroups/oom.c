@@ -108,6 +108,14 @@ static void fd_event(struct ka_watch *watch, uint32_t events)
         w->fn(w->data);
 }
 
+void ka_oom_watch_flush(struct ka_oom_watch *w)
+{
+    /* The kill may have happened a moment ago, its notification not read yet: the
+     * counter says so whatever the fd has delivered. */
+    if (w && kill_seen(w))
+        w->fn(w->data);
+}
+
 void ka_oom_watch_stop(struct ka_oom_watch *w)
 {
     if (!w)

@@ -24,6 +24,9 @@ typedef void (*ka_oom_fn)(void *data);
  * to watch: 0 with *out NULL. */
 int ka_oom_watch_start(struct ka_reactor *r, const struct ka_cgroup *cg, ka_oom_fn fn, void *data,
                        struct ka_oom_watch **out, struct ka_error *err);
+/* Report an OOM kill the counter shows but no notification has delivered yet
+ * (a container removed right after it was OOM-killed). */
+void ka_oom_watch_flush(struct ka_oom_watch *w);
 void ka_oom_watch_stop(struct ka_oom_watch *w);
 
 #endif

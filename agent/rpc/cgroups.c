@@ -324,7 +324,10 @@ bool rpc_cgroup_release(struct ka_container *c)
         return false; /* still trying */
     if (!c->cgroup)
         return true;
-    if (c->cg && c->cg->oom) { /* no OOM events from a container on its way out */
+    if (c->cg && c->cg->oom) {
+        /* An OOM kill that ended the container is still reported (the removal can
+         * overtake the notification); nothing after that. */
+        ka_oom_watch_flush(c->cg->oom);
         ka_oom_watch_stop(c->cg->oom);
         c->cg->oom = NULL;
     }

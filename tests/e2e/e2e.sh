@@ -2,7 +2,8 @@
 # End to end: the riscv64 guest under qemu (TCG), driven from the host over the
 # virtio-serial agent channel as the Kata runtime drives the agent over vsock.
 #
-# Usage: tests/e2e/e2e.sh [virtiofs|9p]
+# Usage: tests/e2e/e2e.sh [virtiofs|9p] [cgroup-v2]
+#   cgroup-v2: boot with agent.unified_cgroup_hierarchy=1 and check v2 limits
 # Needs: image-builder/build.sh done (build/guest), build/native/agent-ctl.
 # Prints "e2e: boot to ready X s" and "N passed, N failed".
 set -euo pipefail
@@ -10,6 +11,9 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 GUEST=${KA_GUEST_DIR:-$SRC/build/guest}
 CTL=${KA_AGENT_CTL_BIN:-$SRC/build/native/agent-ctl}
 FS=${1:-virtiofs}
+CGV2=${2:-}
+extra_cmdline=()
+[[ $CGV2 != cgroup-v2 ]] || extra_cmdline=(--cmdline agent.unified_cgroup_hierarchy=1)
 
 WORK=$(mktemp -d /tmp/ka-e2e.XXXXXX)
 SHARED=$WORK/shared
@@ -39,23 +43,26 @@ ctl() { timeout 120 "$CTL" --addr "unix://$WORK/agent.sock" "$@"; }
 # --- the shared directory, laid out as the Kata runtime lays it out --------------
 # <shared>/<cid>/rootfs on the host is /run/kata-containers/shared/containers/<cid>/rootfs
 # in the guest.
-for cid in c1 c2 c3; do
+for cid in c1 c2 c3 c4; do
     mkdir -p "$SHARED/$cid"
     cp -a "$GUEST/ctr-rootfs" "$SHARED/$cid/rootfs"
 done
 guest_rootfs() { echo "/run/kata-containers/shared/containers/$1/rootfs"; }
 
-bundle() { # bundle CID ARGS-JSON [TERMINAL]
+bundle() { # bundle CID ARGS-JSON [TERMINAL] [MEMORY-LIMIT-BYTES]
     mkdir -p "$WORK/bundle-$1"
+    local resources=""
+    [[ -z ${4:-} ]] || resources="\"resources\": {\"memory\": {\"limit\": $4}},"
     sed -e "s|\"args\": \\[\"sh\"\\]|\"args\": $2|" \
         -e "s|\"terminal\": false|\"terminal\": ${3:-false}|" \
+        -e "s|\"linux\": {|\"linux\": {$resources|" \
         "$SRC/tools/agent-ctl/examples/config.json" > "$WORK/bundle-$1/config.json"
     echo "$WORK/bundle-$1"
 }
 
 # --- boot --------------------------------------------------------------------------
-echo "e2e: booting the guest ($FS)"
-launch_out=$("$SRC/image-builder/launch.sh" --agent-sock "$WORK/agent.sock" \
+echo "e2e: booting the guest ($FS${CGV2:+, $CGV2})"
+launch_out=$("$SRC/image-builder/launch.sh" "${extra_cmdline[@]}" --agent-sock "$WORK/agent.sock" \
     --console-sock "$WORK/console.sock" --shared "$SHARED" --fs "$FS" \
     --log "$WORK/console.log" --pidfile "$PIDFILE" --background --wait-ready 120 \
     --ctl "$CTL" 2>&1) || { echo "$launch_out"; bad "boot"; exit 1; }
@@ -96,13 +103,19 @@ check "container stderr" "err" "$(cat "$WORK/c1.err")"
 [[ $rc == 3 ]] && ok "container exit code 3" || bad "container exit code: $rc"
 
 # --- a second container, left running: exec, a tty, cgroups ----------------------------
-b=$(bundle c2 '["sleep", "1000"]')
+b=$(bundle c2 '["sleep", "1000"]' false 67108864)
 out=$(ctl run -d --guest-rootfs "$(guest_rootfs c2)" "$b" c2 2>&1) &&
     ok "second container started" || bad "second container: $out"
 check "exec" "uid=1000" "$(ctl exec -u 1000:1000 c2 -- id 2>&1)"
 check "exec with a tty" "tty" "$(ctl exec -t c2 -- ka-payload isatty 0 2>&1)"
 check "exec sees the init's pid namespace" "1 root" "$(ctl exec c2 -- ps -o pid,user,comm 2>&1 | grep sleep | sed 's/^ *//')"
-check "an exec is placed in the container's cgroup" ":/c2" "$(ctl exec c2 -- cat /proc/self/cgroup 2>&1)"
+if [[ $CGV2 == cgroup-v2 ]]; then
+    check "cgroup v2 in the guest" "cgroup2" "$(ctl exec c2 -- cat /proc/self/mountinfo 2>&1)"
+    check "cgroup v2 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory.max 2>&1)"
+else
+    check "an exec is placed in the container's cgroup" ":/c2" "$(ctl exec c2 -- cat /proc/self/cgroup 2>&1)"
+    check "cgroup v1 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1)"
+fi
 ctl call SignalProcess '{"container_id": "c2", "signal": 9}' >/dev/null
 check "WaitProcess after SIGKILL" '"status": 137' "$(ctl call WaitProcess '{"container_id": "c2"}')"
 out=$(ctl call RemoveContainer '{"container_id": "c2"}' 2>&1) && ok "RemoveContainer" || bad "RemoveContainer: $out"
@@ -110,6 +123,15 @@ out=$(ctl call RemoveContainer '{"container_id": "c2"}' 2>&1) && ok "RemoveConta
 # --- a third container with a tty from the start ----------------------------------------
 b=$(bundle c3 '["sh", "-c", "ka-payload isatty 0; ka-payload winsize"]' true)
 check "container with a tty" "tty" "$(ctl run --guest-rootfs "$(guest_rootfs c3)" "$b" c3 2>&1)"
+
+# --- a memory limit enforced: the OOM kill, and GetOOMEvent reporting it -------------
+b=$(bundle c4 '["ka-payload", "memhog", "128"]' false 33554432)
+set +e
+ctl run --guest-rootfs "$(guest_rootfs c4)" "$b" c4 >/dev/null 2>&1
+rc=$?
+set -e
+[[ $rc == 137 ]] && ok "memhog over its memory limit is OOM-killed (137)" || bad "memhog exit: $rc"
+check "GetOOMEvent names the container" '"container_id": "c4"' "$(ctl --timeout 20 call GetOOMEvent '{}' 2>&1)"
 
 # --- the vsock listener, from inside the guest over vsock loopback -------------------
 # A second agent in the guest on vsock port 1025 (the first one serves the serial
