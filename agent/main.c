@@ -180,11 +180,12 @@ static void teardown_sandbox(struct agent *a)
         if (!c->removing)
             ka_container_remove(c, NULL, 0);
     }
-    for (int i = 0; i < 5000 && sb->containers; i++) {
-        ka_children_reap();
-        if (sb->containers)
-            usleep(1000);
-    }
+    /* Run the loop, not a sleep: the reaper and the cgroup removal retries are
+     * events on it. Bounded: a process stuck in the kernel cannot hold us here. */
+    struct ka_error err;
+    for (int i = 0; i < 500 && sb->containers; i++)
+        if (ka_reactor_run_once(&a->reactor, 10, &err) < 0)
+            break;
     int fds[] = {sb->ipc_ns_fd, sb->uts_ns_fd, sb->pid_ns_fd, sb->own_pid_ns_fd};
     for (size_t i = 0; i < KA_ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)

@@ -45,7 +45,10 @@ static void proc_on_exit(void *data, pid_t pid, int status)
         return; /* the container was still being created and is gone now */
     if (p->is_init)
         c->state = KA_CONTAINER_STOPPED;
+    bool forget = p->forget_on_exit && !p->waiters;
     ka_proc_exited(p, status);
+    if (forget) /* its exec id is free again */
+        ka_container_forget_proc(c, p);
     ka_container_check_removal(c);
 }
 
@@ -145,6 +148,8 @@ static bool drain_sync(struct ka_proc *p)
                 ttrpc_call_fail(call, KA_STATUS_INTERNAL, buf + 1);
             return true;
         }
+        if (!p->is_init)
+            p->forget_on_exit = true; /* ExecProcess failed: the record goes with the child */
         finish_spawn_call(p, buf + 1);
         return false;
     }

@@ -41,6 +41,7 @@ struct ka_proc {
     struct ka_watch sync_watch;
     struct ttrpc_call *spawn_call; /* CreateContainer/StartContainer/ExecProcess waiting */
     int start_fd;                  /* init only: one byte here lets it exec */
+    bool forget_on_exit;           /* a failed exec: nobody will wait for it */
 };
 
 enum ka_container_state {

@@ -179,6 +179,22 @@ static void test_exec_joins_init_namespaces(void **state)
         assert_non_null(b);
         assert_memory_equal(a, b, strcspn(a, "\n"));
     }
+    /* A failed exec answers with the cause and leaves no record: its id is free. */
+    Grpc__Process *bad = process_new(ARGS("/no/such/tool"));
+    assert_int_not_equal(ctr_exec(&t, "c-exec", "exec-2", bad), 0);
+    assert_non_null(strstr(t.msg, "not found"));
+    int rc = -1;
+    for (int i = 0; i < 100 && (rc = ctr_exec(&t, "c-exec", "exec-2", p = process_new(ARGS("true")))) != 0; i++) {
+        process_free(p);
+        usleep(10000);
+    }
+    if (rc == 0)
+        process_free(p);
+    process_free(bad);
+    assert_int_equal(rc, 0);
+    assert_int_equal(ctr_wait(&t, "c-exec", "exec-2", &status), 0);
+    assert_int_equal(status, 0);
+
     /* SIGTERM to an init that does not handle it becomes SIGKILL. */
     assert_int_equal(ctr_signal(&t, "c-exec", "", SIGTERM), 0);
     assert_int_equal(ctr_wait(&t, "c-exec", "", &status), 0);
