@@ -52,6 +52,7 @@ int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
         rpc_io_handlers,
         rpc_cgroup_handlers,
         rpc_network_handlers,
+        rpc_guest_handlers,
     };
     if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)
         return -1;

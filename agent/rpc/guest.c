@@ -1,0 +1,804 @@
+/* Guest operations the host asks for outside the container lifecycle: CopyFile,
+ * SetGuestDateTime, ReseedRandomDev, MemHotplugByProbe, AddSwap / AddSwapPath,
+ * GetIPTables / SetIPTables, GetVolumeStats and GetMetrics. */
+#include "agent.h"
+#include "core/child.h"
+#include "core/util.h"
+#include "rpc/dispatch.h"
+#include "storage/copyfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/random.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/time.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "agent.pb-c.h"
+#include "csi.pb-c.h"
+
+#define MEM_PROBE_PATH "/sys/devices/system/memory/probe"
+/* The Rust agent has no bound beyond the 4 MiB frame; a seed is a few hundred bytes. */
+#define RESEED_MAX_DATA (64u << 10)
+/* iptables-save output must fit in a reply frame (4 MiB) with room to spare. */
+#define IPTABLES_MAX_OUTPUT (3u << 20)
+#define IPTABLES_STDERR_MAX 512
+/* The reactor waits while a helper runs: never for long. */
+#define IPTABLES_TIMEOUT_MS 30000
+#define DEFAULT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* ---- A growable byte buffer ------------------------------------------------------ */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = ka_xrealloc(b->p, cap);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* ---- CopyFile ----------------------------------------------------------------------- */
+
+static int copy_file(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                     struct ka_error *err)
+{
+    (void)a;
+    const Grpc__CopyFileRequest *req = (const Grpc__CopyFileRequest *)m;
+    struct ka_copyfile r = {
+        .path = req->path,
+        .file_size = req->file_size,
+        .file_mode = req->file_mode,
+        .dir_mode = req->dir_mode,
+        .uid = req->uid,
+        .gid = req->gid,
+        .offset = req->offset,
+        .data = req->data.data,
+        .len = req->data.len,
+    };
+    if (ka_copyfile(&r, err) < 0)
+        return -1;
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+/* ---- SetGuestDateTime, ReseedRandomDev ---------------------------------------------- */
+
+static int set_guest_date_time(struct agent *a, struct ttrpc_call *call,
+                               const ProtobufCMessage *m, struct ka_error *err)
+{
+    (void)a;
+    const Grpc__SetGuestDateTimeRequest *req = (const Grpc__SetGuestDateTimeRequest *)m;
+    if (req->sec < 0 || req->usec < 0 || req->usec >= 1000000 ||
+        (sizeof(time_t) < sizeof(int64_t) && req->sec > INT32_MAX))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "set guest time: bad time %" PRId64 " s %" PRId64 " us",
+                                   req->sec, req->usec);
+    struct timeval tv = {.tv_sec = (time_t)req->sec, .tv_usec = (suseconds_t)req->usec};
+    if (settimeofday(&tv, NULL) < 0)
+        return ka_error_set(err, errno, "set guest time");
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+static int reseed_random_dev(struct agent *a, struct ttrpc_call *call,
+                             const ProtobufCMessage *m, struct ka_error *err)
+{
+    (void)a;
+    const Grpc__ReseedRandomDevRequest *req = (const Grpc__ReseedRandomDevRequest *)m;
+    if (req->data.len > RESEED_MAX_DATA)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "reseed random: %zu bytes of data (at most %u)",
+                                   req->data.len, RESEED_MAX_DATA);
+    cleanup_close int fd = open("/dev/random", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return ka_error_set(err, errno, "reseed random: open /dev/random");
+    size_t done = 0;
+    while (done < req->data.len) {
+        ssize_t n = write(fd, req->data.data + done, req->data.len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return ka_error_set(err, n < 0 ? errno : EIO, "reseed random: write /dev/random");
+        done += (size_t)n;
+    }
+    /* Credit what was written, then make the CRNG take it now. */
+    int bits = (int)(req->data.len * 8);
+    if (ioctl(fd, RNDADDTOENTCNT, &bits) < 0)
+        return ka_error_set(err, errno, "reseed random: RNDADDTOENTCNT");
+    if (ioctl(fd, RNDRESEEDCRNG, NULL) < 0)
+        return ka_error_set(err, errno, "reseed random: RNDRESEEDCRNG");
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+/* ---- MemHotplugByProbe, AddSwap, AddSwapPath ---------------------------------------- */
+
+static int mem_hotplug_by_probe(struct agent *a, struct ttrpc_call *call,
+                                const ProtobufCMessage *m, struct ka_error *err)
+{
+    (void)a;
+    const Grpc__MemHotplugByProbeRequest *req = (const Grpc__MemHotplugByProbeRequest *)m;
+    if (req->n_memhotplugprobeaddr > 0) {
+        cleanup_close int fd = open(MEM_PROBE_PATH, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                           "memory hotplug by probe: %s does not exist (the "
+                                           "guest kernel has no CONFIG_ARCH_MEMORY_PROBE)",
+                                           MEM_PROBE_PATH);
+            return ka_error_set(err, errno, "memory hotplug by probe: open %s", MEM_PROBE_PATH);
+        }
+        for (size_t i = 0; i < req->n_memhotplugprobeaddr; i++) {
+            char text[32];
+            /* One address per write: the kernel parses each write on its own. */
+            int n = snprintf(text, sizeof(text), "0x%" PRIX64, req->memhotplugprobeaddr[i]);
+            if (write(fd, text, (size_t)n) != n)
+                return ka_error_set(err, errno, "memory hotplug by probe: write %s to %s",
+                                    text, MEM_PROBE_PATH);
+        }
+    }
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+static int add_swap(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                    struct ka_error *err)
+{
+    (void)a, (void)call, (void)m;
+    return ka_error_status_set(err, KA_STATUS_UNIMPLEMENTED,
+                               "AddSwap by PCI path needs block device hotplug, which this "
+                               "agent does not implement yet (AddSwapPath works)");
+}
+
+static int add_swap_path(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                         struct ka_error *err)
+{
+    (void)a;
+    const Grpc__AddSwapPathRequest *req = (const Grpc__AddSwapPathRequest *)m;
+    const char *path = req->path;
+    if (path[0] != '/')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "add swap: path %.256s is not absolute", path);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return ka_error_status_set(err, KA_STATUS_NOT_FOUND,
+                                       "add swap: %.256s does not exist", path);
+        return ka_error_set(err, errno, "add swap: stat %.256s", path);
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "add swap: %.256s is not a file or a block device", path);
+    if (swapon(path, 0) < 0)
+        return ka_error_set(err, errno, "add swap: swapon %.256s", path);
+    rpc_reply(call, NULL);
+    return 0;
+}
+
+/* ---- GetIPTables, SetIPTables ------------------------------------------------------- */
+
+/* Find prog in $PATH (or a default for sbin tools) as execvp would. */
+static int find_program(const char *prog, char *out, size_t size)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = DEFAULT_PATH;
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        if (len > 0 && (size_t)snprintf(out, size, "%.*s/%s", (int)len, path, prog) < size &&
+            access(out, X_OK) == 0)
+            return 0;
+        path += len + (colon ? 1 : 0);
+    }
+    return -1;
+}
+
+static void drain(int *fd, struct buf *b, size_t max, bool *too_big)
+{
+    char chunk[16384];
+    ssize_t n = read(*fd, chunk, sizeof(chunk));
+    if (n > 0) {
+        if (b->len + (size_t)n > max) {
+            *too_big = true;
+            n = (ssize_t)(max - b->len);
+        }
+        buf_add(b, chunk, (size_t)n);
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Run path (argv) with `in` on its stdin; collect stdout into out (at most
+ * IPTABLES_MAX_OUTPUT) and the start of stderr into errb. */
+static int run_filter(const char *path, char *const argv[], const uint8_t *in, size_t in_len,
+                      struct buf *out, struct buf *errb, int *wstatus, struct ka_error *err)
+{
+    int pin[2], pout[2], perr[2];
+    if (pipe2(pin, O_CLOEXEC) < 0)
+        return ka_error_set(err, errno, "pipe");
+    if (pipe2(pout, O_CLOEXEC) < 0) {
+        close(pin[0]), close(pin[1]);
+        return ka_error_set(err, errno, "pipe");
+    }
+    if (pipe2(perr, O_CLOEXEC) < 0) {
+        close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
+        return ka_error_set(err, errno, "pipe");
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
+        close(perr[0]), close(perr[1]);
+        return ka_error_set(err, e, "fork %s", path);
+    }
+    if (pid == 0) {
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(pin[0], STDIN_FILENO);
+        dup2(pout[1], STDOUT_FILENO);
+        dup2(perr[1], STDERR_FILENO);
+        execv(path, argv);
+        _exit(127);
+    }
+    close(pin[0]), close(pout[1]), close(perr[1]);
+    int wfd = pin[1], ofd = pout[0], efd = perr[0];
+    fcntl(wfd, F_SETFL, O_NONBLOCK);
+    if (in_len == 0) {
+        close(wfd);
+        wfd = -1;
+    }
+    size_t written = 0;
+    bool too_big = false, err_big = false;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int rc = 0;
+    while (ofd >= 0 || efd >= 0) {
+        struct pollfd pf[3] = {{.fd = ofd, .events = POLLIN},
+                               {.fd = efd, .events = POLLIN},
+                               {.fd = wfd, .events = POLLOUT}};
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = IPTABLES_TIMEOUT_MS - ((now.tv_sec - start.tv_sec) * 1000 +
+                                           (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0) {
+            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED,
+                                     "%s did not finish in %d s", argv[0],
+                                     IPTABLES_TIMEOUT_MS / 1000);
+            break;
+        }
+        int n = poll(pf, 3, (int)left);
+        if (n < 0 && errno != EINTR) {
+            rc = ka_error_set(err, errno, "poll");
+            break;
+        }
+        if (n <= 0)
+            continue;
+        if (ofd >= 0 && pf[0].revents)
+            drain(&ofd, out, IPTABLES_MAX_OUTPUT, &too_big);
+        if (efd >= 0 && pf[1].revents)
+            drain(&efd, errb, IPTABLES_STDERR_MAX, &err_big);
+        if (wfd >= 0 && pf[2].revents) {
+            ssize_t w = write(wfd, in + written, in_len - written);
+            if (w > 0)
+                written += (size_t)w;
+            /* EPIPE (SIGPIPE is ignored): the helper stopped reading; its status says why. */
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == in_len) {
+                close(wfd);
+                wfd = -1;
+            }
+        }
+        if (too_big) {
+            rc = ka_error_status_set(err, KA_STATUS_RESOURCE_EXHAUSTED,
+                                     "%s wrote more than %u bytes", argv[0],
+                                     IPTABLES_MAX_OUTPUT);
+            break;
+        }
+    }
+    if (wfd >= 0)
+        close(wfd);
+    if (ofd >= 0)
+        close(ofd);
+    if (efd >= 0)
+        close(efd);
+    /* A helper that closed its output but lingers is killed at the deadline too.
+     * Our own pid: the reaper runs only from the loop, never during this wait. */
+    for (;;) {
+        if (rc < 0)
+            kill(pid, SIGKILL);
+        pid_t w = waitpid(pid, wstatus, rc < 0 ? __WALL : WNOHANG | __WALL);
+        if (w == pid || (w < 0 && errno != EINTR))
+            break;
+        struct timespec now, tick = {.tv_nsec = 10 * 1000 * 1000};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (rc == 0 && now.tv_sec - start.tv_sec >= IPTABLES_TIMEOUT_MS / 1000)
+            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED,
+                                     "%s did not exit in %d s", argv[0],
+                                     IPTABLES_TIMEOUT_MS / 1000);
+        else if (w == 0)
+            nanosleep(&tick, NULL);
+    }
+    return rc;
+}
+
+static int iptables_run(bool v6, bool restore, const uint8_t *in, size_t in_len,
+                        struct buf *out, struct ka_error *err)
+{
+    const char *prog = restore ? (v6 ? "ip6tables-restore" : "iptables-restore")
+                               : (v6 ? "ip6tables-save" : "iptables-save");
+    char path[4096];
+    if (find_program(prog, path, sizeof(path)) < 0)
+        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION, "%s not found", prog);
+    char *const save_argv[] = {(char *)prog, NULL};
+    char *const restore_argv[] = {(char *)prog, "--wait", "5", NULL};
+    struct buf errb = {0};
+    int wstatus = 0;
+    int rc = run_filter(path, restore ? restore_argv : save_argv, in, in_len, out, &errb,
+                        &wstatus, err);
+    if (rc == 0 && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)) {
+        /* Trim the trailing newline of stderr for the message. */
+        while (errb.len > 0 && (errb.p[errb.len - 1] == '\n' || errb.p[errb.len - 1] == '\r'))
+            errb.p[--errb.len] = '\0';
+        rc = ka_error_status_set(err, KA_STATUS_INTERNAL, "%s failed (exit code %d): %s", prog,
+                                 ka_exit_code(wstatus), errb.p ? errb.p : "");
+    }
+    free(errb.p);
+    return rc;
+}
+
+static int get_iptables(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                        struct ka_error *err)
+{
+    (void)a;
+    const Grpc__GetIPTablesRequest *req = (const Grpc__GetIPTablesRequest *)m;
+    cleanup_free char *p = NULL;
+    struct buf out = {0};
+    int rc = iptables_run(req->is_ipv6, false, NULL, 0, &out, err);
+    p = out.p;
+    if (rc < 0)
+        return -1;
+    Grpc__GetIPTablesResponse resp = GRPC__GET_IPTABLES_RESPONSE__INIT;
+    resp.data.data = (uint8_t *)out.p;
+    resp.data.len = out.len;
+    rpc_reply(call, &resp.base);
+    return 0;
+}
+
+static int set_iptables(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                        struct ka_error *err)
+{
+    (void)a;
+    const Grpc__SetIPTablesRequest *req = (const Grpc__SetIPTablesRequest *)m;
+    cleanup_free char *p = NULL;
+    struct buf out = {0};
+    int rc = iptables_run(req->is_ipv6, true, req->data.data, req->data.len, &out, err);
+    p = out.p;
+    if (rc < 0)
+        return -1;
+    Grpc__SetIPTablesResponse resp = GRPC__SET_IPTABLES_RESPONSE__INIT;
+    resp.data.data = (uint8_t *)out.p;
+    resp.data.len = out.len;
+    rpc_reply(call, &resp.base);
+    return 0;
+}
+
+/* ---- GetVolumeStats ------------------------------------------------------------------ */
+
+static int get_volume_stats(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                            struct ka_error *err)
+{
+    (void)a;
+    const Grpc__VolumeStatsRequest *req = (const Grpc__VolumeStatsRequest *)m;
+    const char *path = req->volume_guest_path;
+    if (path[0] != '/')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "volume stats: path \"%.256s\" is not absolute", path);
+    struct statfs sf;
+    if (statfs(path, &sf) < 0) {
+        if (errno == ENOENT)
+            return ka_error_status_set(err, KA_STATUS_NOT_FOUND,
+                                       "volume stats: %.256s does not exist", path);
+        return ka_error_set(err, errno, "volume stats: statfs %.256s", path);
+    }
+    uint64_t bs = (uint64_t)sf.f_bsize;
+    Grpc__VolumeUsage bytes = GRPC__VOLUME_USAGE__INIT, inodes = GRPC__VOLUME_USAGE__INIT;
+    bytes.unit = GRPC__VOLUME_USAGE__UNIT__BYTES;
+    bytes.total = (uint64_t)sf.f_blocks * bs;
+    bytes.available = (uint64_t)sf.f_bavail * bs;
+    bytes.used = ((uint64_t)sf.f_blocks - (uint64_t)sf.f_bfree) * bs;
+    inodes.unit = GRPC__VOLUME_USAGE__UNIT__INODES;
+    inodes.total = (uint64_t)sf.f_files;
+    inodes.available = (uint64_t)sf.f_ffree;
+    inodes.used = (uint64_t)sf.f_files - (uint64_t)sf.f_ffree;
+    Grpc__VolumeUsage *usage[] = {&bytes, &inodes};
+    Grpc__VolumeCondition cond = GRPC__VOLUME_CONDITION__INIT;
+    cond.abnormal = false;
+    cond.message = "OK";
+    Grpc__VolumeStatsResponse resp = GRPC__VOLUME_STATS_RESPONSE__INIT;
+    resp.n_usage = 2;
+    resp.usage = usage;
+    resp.volume_condition = &cond;
+    rpc_reply(call, &resp.base);
+    return 0;
+}
+
+/* ---- GetMetrics ----------------------------------------------------------------------
+ * Prometheus text exposition with the Rust agent's metric names (src/agent/src/metrics.rs):
+ * kata_agent_* for the agent process, kata_guest_* for the guest. */
+
+static uint64_t scrape_count;
+
+static void family(struct buf *b, const char *name, const char *type, const char *help)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Label values come from /proc; escape them anyway (\\, \" and \n). */
+static void label_value(struct buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_add(b, "\\", 1), buf_add(b, v, 1);
+        else if (*v == '\n')
+            buf_add(b, "\\n", 2);
+        else
+            buf_add(b, v, 1);
+    }
+}
+
+static void sample1(struct buf *b, const char *name, const char *label, const char *value,
+                    const char *num)
+{
+    buf_printf(b, "%s{%s=\"", name, label);
+    label_value(b, value);
+    buf_printf(b, "\"} %s\n", num);
+}
+
+static void sample2(struct buf *b, const char *name, const char *l1, const char *v1,
+                    const char *l2, const char *v2, const char *num)
+{
+    buf_printf(b, "%s{%s=\"", name, l1);
+    label_value(b, v1);
+    buf_printf(b, "\",%s=\"", l2);
+    label_value(b, v2);
+    buf_printf(b, "\"} %s\n", num);
+}
+
+static char *read_text(const char *path)
+{
+    cleanup_file FILE *f = fopen(path, "re");
+    if (!f)
+        return NULL;
+    struct buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (4u << 20))
+        buf_add(&b, chunk, n);
+    if (!b.p)
+        buf_add(&b, "", 0);
+    return b.p;
+}
+
+/* "MemTotal" -> "mem_total", "Active(anon)" -> "active_anon", "SReclaimable" ->
+ * "s_reclaimable", "DirectMap4k" -> "direct_map_4k", as the Rust agent names them. */
+static void snake(const char *in, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 2 < size; i++) {
+        char c = in[i], prev = i ? in[i - 1] : 0, next = i + 1 < len ? in[i + 1] : 0;
+        if (c == '(' || c == ')' || c == ' ') {
+            if (c == '(' && o && out[o - 1] != '_')
+                out[o++] = '_';
+            continue;
+        }
+        bool up = c >= 'A' && c <= 'Z';
+        bool prev_lower = prev >= 'a' && prev <= 'z';
+        bool prev_upper = prev >= 'A' && prev <= 'Z';
+        bool next_lower = next >= 'a' && next <= 'z';
+        bool digit = c >= '0' && c <= '9';
+        if (o && out[o - 1] != '_' &&
+            ((up && (prev_lower || (prev_upper && next_lower))) ||
+             (digit && !(prev >= '0' && prev <= '9'))))
+            out[o++] = '_';
+        out[o++] = up ? (char)(c - 'A' + 'a') : c;
+    }
+    out[o] = '\0';
+    /* procfs spells these without the inner underscore. */
+    char *h = strstr(out, "huge_pages");
+    if (h)
+        memmove(h + 4, h + 5, strlen(h + 5) + 1);
+}
+
+static void agent_metrics(struct buf *b)
+{
+    long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    cleanup_free char *stat = read_text("/proc/self/stat");
+    char *rp = stat ? strrchr(stat, ')') : NULL;
+    if (rp && rp[1] == ' ') {
+        /* Fields from 3 (state) on; see proc(5). */
+        static const struct {
+            int field;
+            const char *item;
+        } items[] = {{10, "minflt"}, {12, "majflt"}, {14, "utime"},       {15, "stime"},
+                     {16, "cutime"}, {17, "cstime"}, {18, "priority"},   {19, "nice"},
+                     {20, "num_threads"}, {23, "vsize"}, {24, "rss"}};
+        long long f[64] = {0};
+        int nf = 3;
+        char *save = NULL;
+        for (char *tok = strtok_r(rp + 2, " \n", &save); tok && nf < 64;
+             tok = strtok_r(NULL, " \n", &save), nf++)
+            f[nf] = strtoll(tok, NULL, 10);
+        char num[32];
+        family(b, "kata_agent_threads", "gauge", "Agent process threads");
+        buf_printf(b, "kata_agent_threads %lld\n", f[20]);
+        family(b, "kata_agent_total_time", "gauge", "Agent process total time");
+        buf_printf(b, "kata_agent_total_time %.2f\n", (double)(f[14] + f[15]) / (double)tck);
+        family(b, "kata_agent_total_vm", "gauge", "Agent process total VM size");
+        buf_printf(b, "kata_agent_total_vm %lld\n", f[23]);
+        family(b, "kata_agent_total_rss", "gauge", "Agent process total RSS size");
+        buf_printf(b, "kata_agent_total_rss %lld\n", f[24] * page);
+        family(b, "kata_agent_proc_stat", "gauge", "Agent process statistics.");
+        for (size_t i = 0; i < KA_ARRAY_SIZE(items); i++) {
+            snprintf(num, sizeof(num), "%lld", f[items[i].field]);
+            sample1(b, "kata_agent_proc_stat", "item", items[i].item, num);
+        }
+    }
+    cleanup_free char *status = read_text("/proc/self/status");
+    if (status) {
+        family(b, "kata_agent_proc_status", "gauge", "Agent process status.");
+        char *save = NULL;
+        for (char *line = strtok_r(status, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char *colon = strchr(line, ':');
+            if (!colon)
+                continue;
+            char *end;
+            unsigned long long v = strtoull(colon + 1, &end, 10);
+            while (*end == ' ' || *end == '\t')
+                end++;
+            /* Numeric lines only (sizes in kB, as the Rust agent reports them). */
+            if (end == colon + 1 || (*end && strcmp(end, "kB") != 0))
+                continue;
+            char key[64], num[32];
+            snprintf(key, sizeof(key), "%.*s", (int)(colon - line), line);
+            for (char *k = key; *k; k++)
+                *k = (*k >= 'A' && *k <= 'Z') ? (char)(*k - 'A' + 'a') : *k;
+            snprintf(num, sizeof(num), "%llu", v);
+            sample1(b, "kata_agent_proc_status", "item", key, num);
+        }
+    }
+    cleanup_free char *io = read_text("/proc/self/io");
+    if (io) {
+        family(b, "kata_agent_io_stat", "gauge", "Agent process IO statistics.");
+        char *save = NULL;
+        for (char *line = strtok_r(io, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char *colon = strchr(line, ':');
+            if (!colon)
+                continue;
+            *colon = '\0';
+            char num[32];
+            snprintf(num, sizeof(num), "%llu", strtoull(colon + 1, NULL, 10));
+            sample1(b, "kata_agent_io_stat", "item", line, num);
+        }
+    }
+}
+
+static void guest_cpu_time(struct buf *b)
+{
+    cleanup_free char *stat = read_text("/proc/stat");
+    if (!stat)
+        return;
+    static const char *const items[] = {"user", "nice",    "system", "idle",  "iowait",
+                                        "irq",  "softirq", "steal",  "guest", "guest_nice"};
+    long tck = sysconf(_SC_CLK_TCK);
+    family(b, "kata_guest_cpu_time", "gauge", "Guest CPU statistics.");
+    char *save = NULL;
+    for (char *line = strtok_r(stat, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "cpu", 3) != 0)
+            continue;
+        char cpu[32];
+        char *p = line + 3;
+        if (*p == ' ')
+            snprintf(cpu, sizeof(cpu), "total");
+        else
+            snprintf(cpu, sizeof(cpu), "%.*s", (int)strcspn(p, " "), p);
+        p += strcspn(p, " ");
+        for (size_t i = 0; i < KA_ARRAY_SIZE(items); i++) {
+            char *end;
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+            p = end;
+            char num[32];
+            /* Milliseconds, as the Rust agent reports them. */
+            snprintf(num, sizeof(num), "%llu", v * 1000 / (unsigned long long)tck);
+            sample2(b, "kata_guest_cpu_time", "cpu", cpu, "item", items[i], num);
+        }
+    }
+}
+
+static void guest_netdev(struct buf *b)
+{
+    cleanup_free char *dev = read_text("/proc/net/dev");
+    if (!dev)
+        return;
+    static const char *const items[] = {
+        "recv_bytes",   "recv_packets", "recv_errs",   "recv_drop",     "recv_fifo",
+        "recv_frame",   "recv_compressed", "recv_multicast", "sent_bytes", "sent_packets",
+        "sent_errs",    "sent_drop",    "sent_fifo",   "sent_colls",    "sent_carrier",
+        "sent_compressed"};
+    family(b, "kata_guest_netdev_stat", "gauge", "Guest net devices statistics.");
+    char *save = NULL;
+    for (char *line = strtok_r(dev, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *colon = strchr(line, ':');
+        if (!colon)
+            continue; /* the two header lines */
+        *colon = '\0';
+        char *name = line + strspn(line, " ");
+        char *p = colon + 1;
+        for (size_t i = 0; i < KA_ARRAY_SIZE(items); i++) {
+            char *end;
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+            p = end;
+            char num[32];
+            snprintf(num, sizeof(num), "%llu", v);
+            sample2(b, "kata_guest_netdev_stat", "interface", name, "item", items[i], num);
+        }
+    }
+}
+
+static void guest_diskstats(struct buf *b)
+{
+    cleanup_free char *ds = read_text("/proc/diskstats");
+    if (!ds)
+        return;
+    static const char *const items[] = {"reads",          "merged",       "sectors_read",
+                                        "time_reading",   "writes",       "writes_merged",
+                                        "sectors_written", "time_writing", "in_progress",
+                                        "time_in_progress", "weighted_time_in_progress"};
+    family(b, "kata_guest_diskstat", "gauge", "Disks statistics in system.");
+    char *save = NULL;
+    for (char *line = strtok_r(ds, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        unsigned maj, min;
+        char name[64];
+        int off = 0;
+        if (sscanf(line, " %u %u %63s %n", &maj, &min, name, &off) != 3)
+            continue;
+        char *p = line + off;
+        for (size_t i = 0; i < KA_ARRAY_SIZE(items); i++) {
+            char *end;
+            unsigned long long v = strtoull(p, &end, 10);
+            if (end == p)
+                break;
+            p = end;
+            char num[32];
+            snprintf(num, sizeof(num), "%llu", v);
+            sample2(b, "kata_guest_diskstat", "disk", name, "item", items[i], num);
+        }
+    }
+}
+
+static void guest_metrics(struct buf *b)
+{
+    double l1, l5, l15;
+    unsigned cur, max;
+    cleanup_file FILE *f = fopen("/proc/loadavg", "re");
+    if (f && fscanf(f, "%lf %lf %lf %u/%u", &l1, &l5, &l15, &cur, &max) == 5) {
+        char num[32];
+        family(b, "kata_guest_load", "gauge", "Guest system load.");
+        snprintf(num, sizeof(num), "%.2f", l1);
+        sample1(b, "kata_guest_load", "item", "load1", num);
+        snprintf(num, sizeof(num), "%.2f", l5);
+        sample1(b, "kata_guest_load", "item", "load5", num);
+        snprintf(num, sizeof(num), "%.2f", l15);
+        sample1(b, "kata_guest_load", "item", "load15", num);
+        family(b, "kata_guest_tasks", "gauge", "Guest system load.");
+        snprintf(num, sizeof(num), "%u", cur);
+        sample1(b, "kata_guest_tasks", "item", "cur", num);
+        snprintf(num, sizeof(num), "%u", max);
+        sample1(b, "kata_guest_tasks", "item", "max", num);
+    }
+    guest_cpu_time(b);
+    cleanup_free char *vm = read_text("/proc/vmstat");
+    if (vm) {
+        family(b, "kata_guest_vm_stat", "gauge", "Guest virtual memory statistics.");
+        char *save = NULL;
+        for (char *line = strtok_r(vm, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char *sp = strchr(line, ' ');
+            if (!sp)
+                continue;
+            *sp = '\0';
+            char num[32];
+            snprintf(num, sizeof(num), "%lld", strtoll(sp + 1, NULL, 10));
+            sample1(b, "kata_guest_vm_stat", "item", line, num);
+        }
+    }
+    guest_netdev(b);
+    guest_diskstats(b);
+    cleanup_free char *mi = read_text("/proc/meminfo");
+    if (mi) {
+        family(b, "kata_guest_meminfo", "gauge", "Statistics about memory usage in the system.");
+        char *save = NULL;
+        for (char *line = strtok_r(mi, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+            char *colon = strchr(line, ':');
+            if (!colon)
+                continue;
+            char key[64], num[32];
+            snake(line, (size_t)(colon - line), key, sizeof(key));
+            char *end;
+            unsigned long long v = strtoull(colon + 1, &end, 10);
+            /* Bytes, as the Rust agent (procfs) reports them. */
+            if (strstr(end, "kB"))
+                v *= 1024;
+            snprintf(num, sizeof(num), "%llu", v);
+            sample1(b, "kata_guest_meminfo", "item", key, num);
+        }
+    }
+}
+
+static int get_metrics(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                       struct ka_error *err)
+{
+    (void)a, (void)m, (void)err;
+    struct buf b = {0};
+    scrape_count++;
+    family(&b, "kata_agent_scrape_count", "counter", "Metrics scrape count");
+    buf_printf(&b, "kata_agent_scrape_count %" PRIu64 "\n", scrape_count);
+    agent_metrics(&b);
+    guest_metrics(&b);
+    Grpc__Metrics resp = GRPC__METRICS__INIT;
+    resp.metrics = b.p;
+    rpc_reply(call, &resp.base);
+    free(b.p);
+    return 0;
+}
+
+const struct rpc_handler rpc_guest_handlers[] = {
+    {"CopyFile", copy_file},
+    {"SetGuestDateTime", set_guest_date_time},
+    {"ReseedRandomDev", reseed_random_dev},
+    {"MemHotplugByProbe", mem_hotplug_by_probe},
+    {"AddSwap", add_swap},
+    {"AddSwapPath", add_swap_path},
+    {"GetIPTables", get_iptables},
+    {"SetIPTables", set_iptables},
+    {"GetVolumeStats", get_volume_stats},
+    {"GetMetrics", get_metrics},
+    {NULL, NULL},
+};
