@@ -53,4 +53,7 @@ enum ka_status ka_error_status(const struct ka_error *err);
 
 void ka_error_clear(struct ka_error *err);
 
+/* "NOT_FOUND" for 5 and so on (google.rpc.Code names); "?" when out of range. */
+const char *ka_status_name(int code);
+
 #endif

@@ -27,17 +27,6 @@ static const ProtobufCServiceDescriptor *const services[] = {
     &grpc__health__descriptor,
 };
 
-static const char *status_name(int code)
-{
-    static const char *const names[] = {
-        "OK",        "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL",      "UNAVAILABLE",       "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-    return code >= 0 && (size_t)code < KA_ARRAY_SIZE(names) ? names[code] : "?";
-}
 
 static void usage(FILE *out)
 {
@@ -138,7 +127,7 @@ static int print_reply(const ProtobufCMethodDescriptor *m, const struct ttrpc_re
                        unsigned flags)
 {
     if (r->code != 0) {
-        fprintf(stderr, "agent-ctl: error: %s (%d): %s\n", status_name(r->code), r->code,
+        fprintf(stderr, "agent-ctl: error: %s (%d): %s\n", ka_status_name(r->code), r->code,
                 r->message);
         return EXIT_STATUS_ERROR;
     }

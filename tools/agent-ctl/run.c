@@ -46,21 +46,10 @@ struct ctl {
     int64_t timeout_nano; /* for every request but the long polls and WaitProcess */
 };
 
-static const char *status_name(int code)
-{
-    static const char *const names[] = {
-        "OK",        "CANCELLED",         "UNKNOWN",           "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL",      "UNAVAILABLE",       "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-    return code >= 0 && (size_t)code < KA_ARRAY_SIZE(names) ? names[code] : "?";
-}
 
 static void print_status(const char *method, int code, const char *message)
 {
-    fprintf(stderr, "agent-ctl: %s: error: %s (%d): %s\n", method, status_name(code), code,
+    fprintf(stderr, "agent-ctl: %s: error: %s (%d): %s\n", method, ka_status_name(code), code,
             message);
 }
 
