@@ -776,6 +776,35 @@ static void test_placement_and_removal(void **state)
 }
 
 /* Processes the agent did not start are killed at removal and the cgroup goes. */
+/* The done-when: removing 100 containers leaves no cgroup directory. */
+static void test_hundred_removed_leave_nothing(void **state)
+{
+    (void)state;
+    SKIP_IF_NO_GROUP();
+    char cid[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(cid, sizeof(cid), "cg-h-%d", i);
+        create_start(cid, spec_new(rootfs, ARGS("sleep", "1000")));
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(cid, sizeof(cid), "cg-h-%d", i);
+        kill_remove(cid);
+    }
+    static const char *const v1_hiers[] = {"memory", "pids", "freezer", "devices", "cpu"};
+    for (int i = 0; i < 100; i++) {
+        char path[40];
+        snprintf(path, sizeof(path), "/cg-h-%d", i);
+        if (v2) {
+            if (cg_dir_exists(NULL, path))
+                fail_msg("cgroup %s left behind", path);
+            continue;
+        }
+        for (size_t h = 0; h < sizeof(v1_hiers) / sizeof(v1_hiers[0]); h++)
+            if (cg_dir_exists(v1_hiers[h], path))
+                fail_msg("cgroup %s left behind in %s", path, v1_hiers[h]);
+    }
+}
+
 static void test_removal_kills_what_remains(void **state)
 {
     (void)state;
@@ -1220,6 +1249,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_placement_and_removal),
         cmocka_unit_test(test_removal_kills_what_remains),
+        cmocka_unit_test(test_hundred_removed_leave_nothing),
         cmocka_unit_test(test_memory_limit_oom),
         cmocka_unit_test(test_pids_limit),
         cmocka_unit_test(test_cpu_values_and_update),
