@@ -49,10 +49,10 @@ for cid in c1 c2 c3 c4; do
 done
 guest_rootfs() { echo "/run/kata-containers/shared/containers/$1/rootfs"; }
 
-bundle() { # bundle CID ARGS-JSON [TERMINAL] [MEMORY-LIMIT-BYTES]
+bundle() { # bundle CID ARGS-JSON [TERMINAL] [MEMORY-LIMIT-BYTES] [CPU-QUOTA]
     mkdir -p "$WORK/bundle-$1"
     local resources=""
-    [[ -z ${4:-} ]] || resources="\"resources\": {\"memory\": {\"limit\": $4}},"
+    [[ -z ${4:-} ]] || resources="\"resources\": {\"memory\": {\"limit\": $4}${5:+, \"cpu\": {\"quota\": $5, \"period\": 100000\}}},"
     sed -e "s|\"args\": \\[\"sh\"\\]|\"args\": $2|" \
         -e "s|\"terminal\": false|\"terminal\": ${3:-false}|" \
         -e "s|\"linux\": {|\"linux\": {$resources|" \
@@ -103,7 +103,7 @@ check "container stderr" "err" "$(cat "$WORK/c1.err")"
 [[ $rc == 3 ]] && ok "container exit code 3" || bad "container exit code: $rc"
 
 # --- a second container, left running: exec, a tty, cgroups ----------------------------
-b=$(bundle c2 '["sleep", "1000"]' false 67108864)
+b=$(bundle c2 '["sleep", "1000"]' false 67108864 50000)
 out=$(ctl run -d --guest-rootfs "$(guest_rootfs c2)" "$b" c2 2>&1) &&
     ok "second container started" || bad "second container: $out"
 check "exec" "uid=1000" "$(ctl exec -u 1000:1000 c2 -- id 2>&1)"
@@ -112,6 +112,19 @@ check "exec sees the init's pid namespace" "1 root" "$(ctl exec c2 -- ps -o pid,
 if [[ $CGV2 == cgroup-v2 ]]; then
     check "cgroup v2 in the guest" "cgroup2" "$(ctl exec c2 -- cat /proc/self/mountinfo 2>&1)"
     check "cgroup v2 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory.max 2>&1)"
+    check "cgroup v2 cpu quota in effect" "50000 100000" "$(ctl exec c2 -- cat /sys/fs/cgroup/cpu.max 2>&1)"
+    out=$(ctl call UpdateContainer '{"container_id": "c2", "resources": {"Pids": {"Limit": 16}}}' 2>&1) &&
+        ok "UpdateContainer (pids limit 16)" || bad "UpdateContainer: $out"
+    check "cgroup v2 pids limit in effect" "16" "$(ctl exec c2 -- cat /sys/fs/cgroup/pids.max 2>&1)"
+    fb=$(ctl exec c2 -- ka-payload forkbomb 100 2>&1 || true)
+    forks=$(sed -n 's/^forks=//p' <<<"$fb")
+    [[ -n $forks && $forks -lt 16 ]] && ok "a fork bomb stops at the pids limit (forks=$forks)" ||
+        bad "fork bomb under pids.max=16: $fb"
+    check "StatsContainer (v2): memory usage reported" '"usage":' "$(ctl call StatsContainer '{"container_id": "c2"}' 2>&1)"
+    out=$(ctl call PauseContainer '{"container_id": "c2"}' 2>&1) && ok "PauseContainer" || bad "PauseContainer: $out"
+    check "paused: an exec is refused" "FAILED_PRECONDITION (9)" "$(ctl exec c2 -- id 2>&1 || true)"
+    out=$(ctl call ResumeContainer '{"container_id": "c2"}' 2>&1) && ok "ResumeContainer" || bad "ResumeContainer: $out"
+    check "exec after resume" "uid=0" "$(ctl exec c2 -- id 2>&1)"
 else
     check "an exec is placed in the container's cgroup" ":/c2" "$(ctl exec c2 -- cat /proc/self/cgroup 2>&1)"
     check "cgroup v1 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1)"
