@@ -7,6 +7,7 @@
 #include "guest/console.h"
 #include "guest/logport.h"
 #include "init/init.h"
+#include "storage/storage.h"
 #include "ttrpc/transport.h"
 
 #include <errno.h>
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
     rc = 1;
     if (ka_reactor_init(&a->reactor, &err) < 0)
         goto fail;
+    ka_storage_init(&a->reactor); /* watchable-bind refreshes run on the loop */
     /* From here on the log goes to agent.log_vport when set (buffered until the host
      * connects); on failure it stays on the console. */
     if (ka_logport_start(&a->reactor, &a->cfg, &err) < 0)

@@ -312,12 +312,18 @@ static int prepare_bundle(struct ka_container *c, struct ka_error *err)
 }
 
 static int add_storages(struct ka_storage_ref **refs, Grpc__Storage **st, size_t n,
-                        struct ka_error *err)
+                        const char *cid, struct ka_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         struct ka_storage s = {.driver = st[i]->driver, .source = st[i]->source,
                                .fstype = st[i]->fstype, .options = st[i]->options,
-                               .n_options = st[i]->n_options, .mount_point = st[i]->mount_point};
+                               .n_options = st[i]->n_options, .mount_point = st[i]->mount_point,
+                               .has_fs_group = st[i]->fs_group != NULL,
+                               .fs_gid = st[i]->fs_group ? st[i]->fs_group->group_id : 0,
+                               .fs_group_on_root_mismatch = st[i]->fs_group &&
+                                   st[i]->fs_group->group_change_policy ==
+                                       TYPES__FSGROUP_CHANGE_POLICY__OnRootMismatch,
+                               .container_id = cid};
         if (ka_storage_add(&s, refs, err) < 0)
             return -1;
     }
@@ -379,7 +385,7 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
     } else {
         sr.new_pid_ns = true;
     }
-    if (add_storages(&c->storages, req->storages, req->n_storages, err) < 0 ||
+    if (add_storages(&c->storages, req->storages, req->n_storages, c->id, err) < 0 ||
         prepare_bundle(c, err) < 0 || rpc_cgroup_setup(c, err) < 0)
         goto fail;
     int cg_fds[KA_CGROUP_MAX_HIERARCHIES];

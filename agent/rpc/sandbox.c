@@ -162,7 +162,12 @@ static int create_sandbox(struct agent *a, struct ttrpc_call *call, const Protob
         const Grpc__Storage *s = req->storages[i];
         struct ka_storage st = {.driver = s->driver, .source = s->source, .fstype = s->fstype,
                                 .options = s->options, .n_options = s->n_options,
-                                .mount_point = s->mount_point};
+                                .mount_point = s->mount_point,
+                                .has_fs_group = s->fs_group != NULL,
+                                .fs_gid = s->fs_group ? s->fs_group->group_id : 0,
+                                .fs_group_on_root_mismatch = s->fs_group &&
+                                    s->fs_group->group_change_policy ==
+                                        TYPES__FSGROUP_CHANGE_POLICY__OnRootMismatch};
         if (ka_storage_add(&st, &sb->storages, err) < 0)
             goto fail;
     }

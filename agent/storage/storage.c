@@ -1,4 +1,5 @@
 #include "storage/storage.h"
+#include "storage/storage_int.h"
 #include "core/log.h"
 #include "container/spec.h"
 #include "core/util.h"
@@ -12,13 +13,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const ka_storage_drivers[] = {"virtio-fs", "9p", "ephemeral", "local", NULL};
+const char *const ka_storage_drivers[] = {"virtio-fs", "9p", "ephemeral", "local", "blk",
+                                          "mmioblk", "overlayfs", "watchable-bind", NULL};
+
+#define KA_STORAGE_RUN_DIR "/run/kata-containers"
+#define OVERLAY_RW_OPTION "io.katacontainers.fs-opt.overlay-rw"
+
+static struct ka_reactor *storage_reactor;
+
+void ka_storage_init(struct ka_reactor *r)
+{
+    storage_reactor = r;
+}
 
 struct mounted {
     struct mounted *next;
     char *mount_point;
     unsigned refs;
     bool is_mount; /* unmount at zero (ephemeral); local is a directory only */
+    struct ka_watchable *watch; /* watchable-bind: stopped (and removed) at zero */
 };
 
 struct ka_storage_ref {
@@ -28,7 +41,7 @@ struct ka_storage_ref {
 
 static struct mounted *all_mounted;
 
-static int mkdir_p(const char *path, mode_t mode, struct ka_error *err)
+int ka_st_mkdir_p(const char *path, mode_t mode, struct ka_error *err)
 {
     char buf[4096];
     if (strlen(path) >= sizeof(buf) || path[0] != '/')
@@ -48,16 +61,7 @@ static int mkdir_p(const char *path, mode_t mode, struct ka_error *err)
     }
 }
 
-/* Options: fsgid= and mode= are the handler's (never passed to mount(2)); the rest
- * are split into MS_* flags and filesystem data by the shared option table. */
-struct parsed_options {
-    unsigned long flags;
-    char *data; /* NULL when none */
-    long fsgid;
-    long mode;
-};
-
-static void parsed_options_free(struct parsed_options *po)
+void ka_st_parsed_options_free(struct parsed_options *po)
 {
     free(po->data);
     po->data = NULL;
@@ -79,8 +83,8 @@ static int take_number(const char *o, const char *key, int base, long max, long 
     return 1;
 }
 
-static int parse_options(char *const *opts, size_t n, bool mode_is_ours, struct parsed_options *po,
-                         struct ka_error *err)
+int ka_st_parse_options(char *const *opts, size_t n, bool mode_is_ours,
+                        struct parsed_options *po, struct ka_error *err)
 {
     memset(po, 0, sizeof(*po));
     po->fsgid = po->mode = -1;
@@ -92,7 +96,8 @@ static int parse_options(char *const *opts, size_t n, bool mode_is_ours, struct 
             rc = take_number(opts[i], "mode=", 8, 07777, &po->mode, err);
         if (rc < 0)
             return -1;
-        if (rc == 0)
+        /* Kata's own hints (io.katacontainers.fs-opt.*) are never mount data. */
+        if (rc == 0 && strncmp(opts[i], "io.katacontainers.", 18) != 0)
             rest[n_rest++] = opts[i];
     }
     struct ka_mount m = {0};
@@ -116,14 +121,14 @@ static int apply_fsgid(const char *path, long fsgid, struct ka_error *err)
 
 static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
 {
-    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
-    if (parse_options(st->options, st->n_options, false, &po, err) < 0)
+    __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
+    if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
     if (strcmp(st->fstype, "tmpfs") != 0)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "ephemeral storage of type '%.32s' is not supported yet",
                                    st->fstype);
-    if (mkdir_p(st->mount_point, 0755, err) < 0)
+    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
     if (mount(st->source[0] ? st->source : "tmpfs", st->mount_point, "tmpfs", po.flags,
               po.data) < 0)
@@ -137,7 +142,7 @@ static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
 
 /* Is mount_point already a mount of fstype? (The shared fs may be mounted twice
  * by the runtime's requests; upstream skips the second.) */
-static bool mounted_as(const char *mount_point, const char *fstype)
+bool ka_st_mounted_as(const char *mount_point, const char *fstype)
 {
     cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
     char line[4096];
@@ -160,12 +165,12 @@ static bool mounted_as(const char *mount_point, const char *fstype)
 /* virtio-fs and 9p: the host's shared directory by its tag ("kataShared"). */
 static int mount_shared_fs(const struct ka_storage *st, const char *fstype, struct ka_error *err)
 {
-    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
-    if (parse_options(st->options, st->n_options, false, &po, err) < 0)
+    __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
+    if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
-    if (mkdir_p(st->mount_point, 0755, err) < 0)
+    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
-    if (mounted_as(st->mount_point, fstype))
+    if (ka_st_mounted_as(st->mount_point, fstype))
         return 0;
     if (mount(st->source, st->mount_point, fstype, po.flags, po.data) < 0)
         return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype,
@@ -175,11 +180,11 @@ static int mount_shared_fs(const struct ka_storage *st, const char *fstype, stru
 
 static int make_local(const struct ka_storage *st, struct ka_error *err)
 {
-    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
-    if (parse_options(st->options, st->n_options, true, &po, err) < 0)
+    __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
+    if (ka_st_parse_options(st->options, st->n_options, true, &po, err) < 0)
         return -1;
     mode_t mode = po.mode >= 0 ? (mode_t)po.mode : 0777;
-    if (mkdir_p(st->mount_point, 0755, err) < 0)
+    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
     if (chmod(st->mount_point, mode) < 0)
         return ka_error_set(err, errno, "chmod %s", st->mount_point);
@@ -194,34 +199,92 @@ static struct mounted *find_mounted(const char *mount_point)
     return NULL;
 }
 
+/* overlayfs: the layers come in the options (lowerdir=, upperdir=, workdir=). With
+ * io.katacontainers.fs-opt.overlay-rw the agent makes the upper and work directories
+ * under the container's directory, as upstream's OverlayfsHandler does. */
+static int mount_overlay(const struct ka_storage *st, struct ka_error *err)
+{
+    bool rw = false;
+    for (size_t i = 0; i < st->n_options; i++)
+        if (strcmp(st->options[i], OVERLAY_RW_OPTION) == 0)
+            rw = true;
+    size_t n = st->n_options;
+    cleanup_free char **opts = ka_xcalloc(n + 3, sizeof(char *));
+    memcpy(opts, st->options, n * sizeof(char *));
+    char upper[512], work[512];
+    if (rw) {
+        if (!st->container_id || !st->container_id[0])
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "no container id for a rw overlay");
+        if (strchr(st->container_id, '/') || strlen(st->container_id) > 256)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid container id");
+        snprintf(upper, sizeof(upper), "upperdir=%s/%s/upper", KA_STORAGE_RUN_DIR,
+                 st->container_id);
+        snprintf(work, sizeof(work), "workdir=%s/%s/work", KA_STORAGE_RUN_DIR, st->container_id);
+        if (ka_st_mkdir_p(upper + 9, 0755, err) < 0 || ka_st_mkdir_p(work + 8, 0755, err) < 0)
+            return ka_error_wrap(err, "overlay rw directories");
+        opts[n++] = upper;
+        opts[n++] = work;
+    }
+    __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
+    if (ka_st_parse_options(opts, n, false, &po, err) < 0)
+        return -1;
+    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
+        return -1;
+    if (ka_st_mounted_as(st->mount_point, "overlay"))
+        return 0;
+    const char *src = st->source[0] && strcmp(st->source, "none") != 0 ? st->source : "overlay";
+    if (mount(src, st->mount_point, "overlay", po.flags, po.data) < 0)
+        return ka_error_set(err, errno, "mount overlay on %s", st->mount_point);
+    return 0;
+}
+
 int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
                    struct ka_error *err)
 {
     struct mounted *m = find_mounted(st->mount_point);
     if (!m) {
-        bool is_mount;
+        bool is_mount = true, fs_group = true;
+        struct ka_watchable *watch = NULL;
+        int rc;
         if (strcmp(st->driver, "virtio-fs") == 0 || strcmp(st->driver, "9p") == 0) {
-            const char *fstype = st->driver[0] == '9' ? "9p" : "virtiofs";
-            if (mount_shared_fs(st, fstype, err) < 0)
-                return ka_error_wrap(err, "storage %s", st->mount_point);
-            is_mount = true;
+            rc = mount_shared_fs(st, st->driver[0] == '9' ? "9p" : "virtiofs", err);
         } else if (strcmp(st->driver, "ephemeral") == 0) {
-            if (mount_ephemeral(st, err) < 0)
-                return ka_error_wrap(err, "storage %s", st->mount_point);
-            is_mount = true;
+            rc = mount_ephemeral(st, err);
+            fs_group = false; /* fsgid= option instead */
         } else if (strcmp(st->driver, "local") == 0) {
-            if (make_local(st, err) < 0)
-                return ka_error_wrap(err, "storage %s", st->mount_point);
-            is_mount = false;
+            rc = make_local(st, err);
+            is_mount = fs_group = false;
+        } else if (strcmp(st->driver, "blk") == 0 || strcmp(st->driver, "mmioblk") == 0) {
+            rc = ka_st_mount_block(st, err);
+        } else if (strcmp(st->driver, "overlayfs") == 0) {
+            rc = mount_overlay(st, err);
+        } else if (strcmp(st->driver, "watchable-bind") == 0) {
+            if (!storage_reactor)
+                return ka_error_status_set(err, KA_STATUS_INTERNAL,
+                                           "storage %s: watchable-bind without a reactor "
+                                           "(ka_storage_init not called)",
+                                           st->mount_point);
+            rc = ka_watchable_start(storage_reactor, st, &watch, err);
+            is_mount = fs_group = false; /* the watcher owns its copy */
         } else {
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "storage driver '%.64s' is not supported (yet); "
-                                       "supported: virtio-fs, 9p, ephemeral, local",
+                                       "supported: virtio-fs, 9p, ephemeral, local, blk, "
+                                       "mmioblk, overlayfs, watchable-bind",
                                        st->driver);
+        }
+        if (rc < 0)
+            return ka_error_wrap(err, "storage %s", st->mount_point);
+        if (fs_group && ka_st_apply_fs_group(st, err) < 0) {
+            if (is_mount)
+                umount2(st->mount_point, MNT_DETACH);
+            return ka_error_wrap(err, "storage %s", st->mount_point);
         }
         m = ka_xcalloc(1, sizeof(*m));
         m->mount_point = ka_xstrdup(st->mount_point);
         m->is_mount = is_mount;
+        m->watch = watch;
         m->next = all_mounted;
         all_mounted = m;
     }
@@ -237,6 +300,8 @@ static void release_one(struct mounted *m)
 {
     if (--m->refs > 0)
         return;
+    if (m->watch)
+        ka_watchable_stop(m->watch); /* removes its copy */
     if (m->is_mount && umount2(m->mount_point, MNT_DETACH) < 0)
         ka_log(KA_LOG_WARN, "storage", "unmount %s: %s", m->mount_point, strerror(errno));
     if (rmdir(m->mount_point) < 0 && errno != ENOENT)
@@ -267,12 +332,12 @@ int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *er
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "UpdateEphemeralMounts: storage driver '%.64s' is not ephemeral",
                                    st->driver);
-    if (mkdir_p(st->mount_point, 0755, err) < 0)
+    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
     if (st->n_options == 0)
         return 0;
-    __attribute__((cleanup(parsed_options_free))) struct parsed_options po = {0};
-    if (parse_options(st->options, st->n_options, false, &po, err) < 0)
+    __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
+    if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
     /* fsgid= was consumed by parse_options: it must not reach mount(2). */
     if (mount("tmpfs", st->mount_point, "tmpfs", po.flags | MS_REMOUNT, po.data) < 0)

@@ -1,15 +1,19 @@
 /* Storages the host asks for in CreateSandbox/CreateContainer, reference-counted
  * by mount point: a second request for the same mount point only takes a
  * reference; the last release unmounts and removes it (protocol reference §3.4).
- * Drivers so far: "virtio-fs" and "9p" (the host's shared directory by tag),
- * "ephemeral" (tmpfs) and "local" (a directory). Any other driver is a clear
- * error that mounts nothing. */
+ * Drivers: "virtio-fs" and "9p" (the host's shared directory by tag), "ephemeral"
+ * (tmpfs), "local" (a directory), "blk"/"mmioblk" given as a /dev node (no
+ * hotplug wait yet), "overlayfs" and "watchable-bind" (a tmpfs copy kept fresh
+ * with inotify). Any other driver is a clear error that mounts nothing. */
 #ifndef KA_STORAGE_STORAGE_H
 #define KA_STORAGE_STORAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/error.h"
+
+struct ka_reactor;
 
 struct ka_storage {
     const char *driver;
@@ -18,9 +22,21 @@ struct ka_storage {
     char *const *options;
     size_t n_options;
     const char *mount_point;
+    /* Storage.fs_group (k8s fsGroup), when has_fs_group: the gid the mounted tree is
+     * given; OnRootMismatch skips the walk when the root already matches. */
+    bool has_fs_group;
+    unsigned fs_gid;
+    bool fs_group_on_root_mismatch;
+    /* The container asking (NULL for CreateSandbox): overlay-rw puts its upper and
+     * work directories under /run/kata-containers/<container_id>/. */
+    const char *container_id;
 };
 
 struct ka_storage_ref; /* one holder's reference, chained per holder */
+
+/* Give the storage layer the reactor (watchable-bind's inotify watches). Call once
+ * before serving; without it watchable-bind storages answer an error. */
+void ka_storage_init(struct ka_reactor *r);
 
 /* Mount (or take a reference on) one storage; the reference is pushed on *refs. */
 int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,

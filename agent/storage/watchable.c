@@ -1,0 +1,342 @@
+/* watchable-bind: k8s configmaps, secrets and projected volumes reach the guest
+ * over the shared fs, which is read-only for the guest and whose updates the
+ * containers must see. As upstream (watcher.rs), every watched copy lives in one
+ * tmpfs at WATCHABLE_ROOT, and the copy is bounded (16 entries, 1 MiB): a source
+ * grown past that is bind-mounted instead and no longer watched. Unlike upstream's
+ * 2 s poll, changes are noticed with inotify in the reactor.
+ *
+ * A refresh is a full, stateless mirror (new or changed by size/mtime copied via a
+ * temporary name and rename, so a reader never sees half a file; what the source
+ * no longer has removed), which the bounds keep cheap. */
+#include "storage/storage_int.h"
+#include "core/log.h"
+#include "core/reactor.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WATCHABLE_ROOT "/run/kata-containers/shared/containers/watchable"
+#define WATCHABLE_MAX_ENTRIES 16          /* upstream MAX_ENTRIES_PER_STORAGE */
+#define WATCHABLE_MAX_BYTES (1024 * 1024) /* upstream MAX_SIZE_PER_WATCHABLE_MOUNT */
+#define WATCHABLE_MAX_DEPTH 16
+#define WATCH_MASK                                                                           \
+    (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |       \
+     IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+
+struct ka_watchable {
+    char *src;
+    char *dst;
+    int ifd;
+    struct ka_watch watch;
+    bool bound; /* too large: a bind mount of the source, not watched */
+};
+
+static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb, (void)ftw;
+    if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+        ka_log(KA_LOG_DEBUG, "storage", "remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static void rm_rf(const char *path)
+{
+    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* Count what a copy would take; > 0 when over the bounds. */
+static int measure(const char *path, int depth, size_t *entries, size_t *bytes)
+{
+    struct stat sb;
+    if (lstat(path, &sb) < 0)
+        return -errno;
+    if (!S_ISDIR(sb.st_mode)) {
+        (*entries)++;
+        *bytes += S_ISREG(sb.st_mode) || S_ISLNK(sb.st_mode) ? (size_t)sb.st_size : 0;
+        return *entries > WATCHABLE_MAX_ENTRIES || *bytes > WATCHABLE_MAX_BYTES;
+    }
+    if (depth > WATCHABLE_MAX_DEPTH)
+        return 1;
+    cleanup_dir DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char sub[PATH_MAX];
+        if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name) >= sizeof(sub))
+            return -ENAMETOOLONG;
+        struct stat ss;
+        if (lstat(sub, &ss) == 0 && S_ISDIR(ss.st_mode))
+            (*entries)++; /* directories count too, as in upstream's map */
+        int rc = measure(sub, depth + 1, entries, bytes);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return (a->st_mode & S_IFMT) == (b->st_mode & S_IFMT) && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           (a->st_mode & 07777) == (b->st_mode & 07777) && a->st_uid == b->st_uid &&
+           a->st_gid == b->st_gid;
+}
+
+/* Copy one regular file or symlink to dst through "dst.ka-tmp" and rename. */
+static int copy_entry(const char *src, const struct stat *sb, const char *dst)
+{
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.ka-tmp", dst) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    unlink(tmp);
+    if (S_ISLNK(sb->st_mode)) {
+        char target[PATH_MAX];
+        ssize_t n = readlink(src, target, sizeof(target) - 1);
+        if (n < 0)
+            return -errno;
+        target[n] = '\0';
+        if (symlink(target, tmp) < 0)
+            return -errno;
+    } else {
+        cleanup_close int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (in < 0)
+            return -errno;
+        cleanup_close int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (out < 0)
+            return -errno;
+        off_t left = sb->st_size;
+        while (left > 0) {
+            ssize_t n = sendfile(out, in, NULL, (size_t)left);
+            if (n <= 0)
+                break; /* shrank while copying: the next event copies again */
+            left -= n;
+        }
+        struct timespec ts[2] = {sb->st_atim, sb->st_mtim};
+        if (fchown(out, sb->st_uid, sb->st_gid) < 0 || fchmod(out, sb->st_mode & 07777) < 0 ||
+            futimens(out, ts) < 0) {
+            int e = errno;
+            unlink(tmp);
+            return -e;
+        }
+    }
+    if (S_ISLNK(sb->st_mode)) {
+        struct timespec ts[2] = {sb->st_atim, sb->st_mtim};
+        if (lchown(tmp, sb->st_uid, sb->st_gid) < 0 ||
+            utimensat(AT_FDCWD, tmp, ts, AT_SYMLINK_NOFOLLOW) < 0)
+            ka_log(KA_LOG_DEBUG, "storage", "symlink %s attributes: %s", tmp, strerror(errno));
+    }
+    struct stat ds;
+    if (lstat(dst, &ds) == 0 && S_ISDIR(ds.st_mode))
+        rm_rf(dst);
+    if (rename(tmp, dst) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return -e;
+    }
+    return 0;
+}
+
+/* Mirror src onto dst; adds an inotify watch on every source directory. */
+static int mirror(struct ka_watchable *w, const char *src, const char *dst, int depth)
+{
+    struct stat sb, ds;
+    if (lstat(src, &sb) < 0)
+        return -errno;
+    bool have = lstat(dst, &ds) == 0;
+    if (!S_ISDIR(sb.st_mode)) {
+        if (have && same_file(&sb, &ds))
+            return 0;
+        return copy_entry(src, &sb, dst);
+    }
+    if (depth > WATCHABLE_MAX_DEPTH)
+        return -ELOOP;
+    if (have && !S_ISDIR(ds.st_mode)) {
+        unlink(dst);
+        have = false;
+    }
+    if (!have && mkdir(dst, 0700) < 0)
+        return -errno;
+    if (chmod(dst, sb.st_mode & 07777) < 0 || lchown(dst, sb.st_uid, sb.st_gid) < 0)
+        return -errno;
+    if (w->ifd >= 0 && inotify_add_watch(w->ifd, src, WATCH_MASK | IN_ONLYDIR) < 0)
+        ka_log(KA_LOG_DEBUG, "storage", "inotify watch %s: %s", src, strerror(errno));
+    {
+        cleanup_dir DIR *d = opendir(src);
+        if (!d)
+            return -errno;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                continue;
+            char s[PATH_MAX], t[PATH_MAX];
+            if ((size_t)snprintf(s, sizeof(s), "%s/%s", src, de->d_name) >= sizeof(s) ||
+                (size_t)snprintf(t, sizeof(t), "%s/%s", dst, de->d_name) >= sizeof(t))
+                return -ENAMETOOLONG;
+            int rc = mirror(w, s, t, depth + 1);
+            if (rc < 0 && rc != -ENOENT) /* gone meanwhile: the next event tidies up */
+                return rc;
+        }
+    }
+    /* What the source no longer has. */
+    cleanup_dir DIR *d = opendir(dst);
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char s[PATH_MAX], t[PATH_MAX];
+        struct stat x;
+        if ((size_t)snprintf(s, sizeof(s), "%s/%s", src, de->d_name) >= sizeof(s) ||
+            (size_t)snprintf(t, sizeof(t), "%s/%s", dst, de->d_name) >= sizeof(t))
+            continue;
+        if (lstat(s, &x) < 0 && errno == ENOENT)
+            rm_rf(t);
+    }
+    return 0;
+}
+
+/* Replace the copy by a bind mount of the source (upstream's fallback when too big). */
+static int switch_to_bind(struct ka_watchable *w, struct ka_error *err)
+{
+    ka_reactor_del(&w->watch);
+    if (w->ifd >= 0)
+        close(w->ifd);
+    w->ifd = -1;
+    struct stat sb;
+    if (stat(w->src, &sb) < 0)
+        return ka_error_set(err, errno, "watchable source %s", w->src);
+    rm_rf(w->dst);
+    if (S_ISDIR(sb.st_mode) ? mkdir(w->dst, 0755) < 0 && errno != EEXIST
+                            : close(open(w->dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        return ka_error_set(err, errno, "create %s", w->dst);
+    if (mount(w->src, w->dst, NULL, MS_BIND, NULL) < 0)
+        return ka_error_set(err, errno, "bind %s on %s", w->src, w->dst);
+    w->bound = true;
+    ka_log(KA_LOG_INFO, "storage", "watchable %s is too large to copy: bind-mounted instead",
+           w->src);
+    return 0;
+}
+
+/* Bring the copy up to date; switches to a bind mount when over the bounds. */
+static int refresh(struct ka_watchable *w, struct ka_error *err)
+{
+    size_t entries = 0, bytes = 0;
+    int rc = measure(w->src, 0, &entries, &bytes);
+    if (rc < 0)
+        return ka_error_set(err, -rc, "watchable source %s", w->src);
+    if (rc > 0)
+        return switch_to_bind(w, err);
+    rc = mirror(w, w->src, w->dst, 0);
+    if (rc < 0)
+        return ka_error_set(err, -rc, "copy %s to %s", w->src, w->dst);
+    return 0;
+}
+
+static void on_inotify(struct ka_watch *watch, uint32_t events)
+{
+    (void)events;
+    struct ka_watchable *w = watch->data;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    /* Drain everything pending: one refresh covers the whole burst. */
+    while (read(w->ifd, buf, sizeof(buf)) > 0)
+        ;
+    struct ka_error err;
+    if (refresh(w, &err) < 0)
+        ka_log(KA_LOG_WARN, "storage", "refresh watchable %s: %s", w->dst, err.msg);
+}
+
+/* Strictly below WATCHABLE_ROOT, with no ".." component. */
+static bool under_root(const char *p)
+{
+    size_t n = strlen(WATCHABLE_ROOT);
+    if (strncmp(p, WATCHABLE_ROOT "/", n + 1) != 0 || !p[n + 1])
+        return false;
+    for (const char *c = p; (c = strstr(c, "/..")); c += 3)
+        if (c[3] == '/' || c[3] == '\0')
+            return false;
+    return true;
+}
+
+int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st,
+                       struct ka_watchable **out, struct ka_error *err)
+{
+    if (!under_root(st->mount_point))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "watchable-bind mount point must be under %s/",
+                                   WATCHABLE_ROOT);
+    if (st->source[0] != '/')
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "watchable-bind source must be an absolute path");
+    struct stat sb;
+    if (stat(st->source, &sb) < 0)
+        return ka_error_set(err, errno, "watchable source %s", st->source);
+    /* The shared fs is read-only for the guest: the copies live in one tmpfs. */
+    if (ka_st_mkdir_p(WATCHABLE_ROOT, 0755, err) < 0)
+        return -1;
+    if (!ka_st_mounted_as(WATCHABLE_ROOT, "tmpfs") &&
+        mount("tmpfs", WATCHABLE_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
+        return ka_error_set(err, errno, "mount tmpfs on %s", WATCHABLE_ROOT);
+    /* Parents of the copy (the copy itself is made by the mirror). */
+    cleanup_free char *parent = ka_xstrdup(st->mount_point);
+    *strrchr(parent, '/') = '\0';
+    if (ka_st_mkdir_p(parent, 0755, err) < 0)
+        return -1;
+
+    struct ka_watchable *w = ka_xcalloc(1, sizeof(*w));
+    w->src = ka_xstrdup(st->source);
+    w->dst = ka_xstrdup(st->mount_point);
+    w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->ifd < 0) {
+        ka_error_set(err, errno, "inotify");
+        goto fail;
+    }
+    /* A file source: watch its directory too, for the rename that replaces it. */
+    if (!S_ISDIR(sb.st_mode)) {
+        cleanup_free char *dir = ka_xstrdup(st->source);
+        char *slash = strrchr(dir, '/');
+        slash[slash == dir ? 1 : 0] = '\0';
+        if (inotify_add_watch(w->ifd, dir, WATCH_MASK | IN_ONLYDIR) < 0 ||
+            inotify_add_watch(w->ifd, st->source, WATCH_MASK) < 0) {
+            ka_error_set(err, errno, "inotify watch %s", st->source);
+            goto fail;
+        }
+    }
+    if (ka_reactor_add(r, &w->watch, w->ifd, EPOLLIN, on_inotify, w, err) < 0)
+        goto fail;
+    if (refresh(w, err) < 0)
+        goto fail;
+    *out = w;
+    return 0;
+fail:
+    ka_watchable_stop(w);
+    return -1;
+}
+
+void ka_watchable_stop(struct ka_watchable *w)
+{
+    if (!w)
+        return;
+    ka_reactor_del(&w->watch);
+    if (w->ifd >= 0)
+        close(w->ifd);
+    if (w->bound && umount2(w->dst, MNT_DETACH) < 0)
+        ka_log(KA_LOG_WARN, "storage", "unmount %s: %s", w->dst, strerror(errno));
+    rm_rf(w->dst);
+    free(w->src);
+    free(w->dst);
+    free(w);
+}

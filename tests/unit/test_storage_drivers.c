@@ -1,0 +1,277 @@
+/* Storage drivers called directly, as root, in a private mount namespace with a
+ * tmpfs on /run and a scratch directory: option and source errors, overlayfs
+ * (read-only layers, and the rw variant's upper/work directories under the
+ * container's directory), fs_group's chgrp and mode bits, and watchable-bind's
+ * copy refreshed through the reactor (and its bind-mount fallback when too big). */
+#include <stdbool.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/reactor.h"
+#include "storage/storage.h"
+#include "storage/storage_int.h"
+
+static char scratch[] = "/tmp/ka-storage-XXXXXX";
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) {
+        fprintf(stderr, "needs root\n");
+        return -1;
+    }
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+        mount("tmpfs", "/run", "tmpfs", 0, NULL) < 0 || !mkdtemp(scratch) ||
+        mount("tmpfs", scratch, "tmpfs", 0, NULL) < 0) {
+        perror("private mount namespace");
+        return -1;
+    }
+    return 0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool file_is(const char *path, const char *text)
+{
+    char buf[256] = {0};
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strcmp(buf, text) == 0;
+}
+
+static char *path_of(const char *rel)
+{
+    static char buf[8][512];
+    static int i;
+    char *p = buf[i++ % 8];
+    snprintf(p, 512, "%s/%s", scratch, rel);
+    return p;
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    struct ka_storage_ref *refs = NULL;
+    struct ka_error err;
+    struct ka_storage st = {.driver = "nfs-magic", .source = "x", .fstype = "nfs",
+                            .mount_point = "/run/x"};
+    assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "nfs-magic"));
+
+    st = (struct ka_storage){.driver = "blk", .source = "02/00", .fstype = "ext4",
+                             .mount_point = "/run/blk"};
+    assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_int_equal(ka_error_status(&err), KA_STATUS_UNIMPLEMENTED);
+    assert_non_null(strstr(err.msg, "block device hotplug by PCI path is not supported yet"));
+
+    st.source = "/dev/null";
+    assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+    assert_non_null(strstr(err.msg, "not a block device"));
+
+    st.driver = "mmioblk";
+    st.source = "/dev/vd-none";
+    assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_non_null(strstr(err.msg, "No such file"));
+
+    /* overlay-rw needs the container's id (CreateSandbox has none). */
+    char *opts[] = {"io.katacontainers.fs-opt.overlay-rw", "lowerdir=/tmp"};
+    st = (struct ka_storage){.driver = "overlayfs", .source = "none", .fstype = "overlay",
+                             .options = opts, .n_options = 2, .mount_point = "/run/ovl"};
+    assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+
+    st = (struct ka_storage){.driver = "watchable-bind", .source = "/tmp", .fstype = "bind",
+                             .mount_point = "/run/elsewhere"};
+    assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_null(refs);
+}
+
+static bool is_mounted(const char *mp, const char *type)
+{
+    return ka_st_mounted_as(mp, type);
+}
+
+static void test_overlay(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(path_of("lower"), 0755), 0);
+    assert_int_equal(mkdir(path_of("lower2"), 0755), 0);
+    write_file(path_of("lower/hello"), "from lower\n");
+    write_file(path_of("lower2/base"), "from lower2\n");
+    /* Two layers: without an upper, older kernels refuse a single lowerdir. */
+    char lower[1200];
+    snprintf(lower, sizeof(lower), "lowerdir=%s:%s", path_of("lower"), path_of("lower2"));
+    char *opts[] = {lower};
+    struct ka_storage st = {.driver = "overlayfs", .source = "none", .fstype = "ext4",
+                            .options = opts, .n_options = 1, .mount_point = "/run/ovl-ro"};
+    struct ka_storage_ref *refs = NULL;
+    struct ka_error err;
+    assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_true(is_mounted("/run/ovl-ro", "overlay"));
+    assert_true(file_is("/run/ovl-ro/hello", "from lower\n"));
+    assert_true(file_is("/run/ovl-ro/base", "from lower2\n"));
+    assert_int_equal(open("/run/ovl-ro/new", O_CREAT | O_WRONLY, 0644), -1); /* one layer: ro */
+
+    /* rw: upper and work under /run/kata-containers/<cid>/; writes land in upper. */
+    char *rw_opts[] = {lower, "io.katacontainers.fs-opt.overlay-rw"};
+    struct ka_storage rw = {.driver = "overlayfs", .source = "none", .fstype = "ext4",
+                            .options = rw_opts, .n_options = 2,
+                            .mount_point = "/run/kata-containers/c1/rootfs",
+                            .container_id = "c1"};
+    assert_int_equal(ka_storage_add(&rw, &refs, &err), 0);
+    assert_true(is_mounted("/run/kata-containers/c1/rootfs", "overlay"));
+    write_file("/run/kata-containers/c1/rootfs/new", "written\n");
+    assert_true(file_is("/run/kata-containers/c1/upper/new", "written\n"));
+    struct stat sb;
+    assert_int_equal(stat("/run/kata-containers/c1/work", &sb), 0);
+    assert_int_not_equal(stat(path_of("lower/new"), &sb), 0);
+
+    ka_storage_release_all(&refs);
+    assert_false(is_mounted("/run/ovl-ro", "overlay"));
+    assert_false(is_mounted("/run/kata-containers/c1/rootfs", "overlay"));
+}
+
+static void test_fs_group(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(path_of("vol"), 0700), 0);
+    assert_int_equal(mkdir(path_of("vol/sub"), 0700), 0);
+    write_file(path_of("vol/sub/f"), "x");
+    assert_int_equal(chmod(path_of("vol/sub/f"), 0600), 0);
+    assert_int_equal(symlink("/etc/passwd", path_of("vol/link")), 0);
+    struct stat before;
+    assert_int_equal(stat("/etc/passwd", &before), 0);
+
+    struct ka_storage st = {.mount_point = path_of("vol"), .has_fs_group = true, .fs_gid = 1234};
+    struct ka_error err;
+    assert_int_equal(ka_st_apply_fs_group(&st, &err), 0);
+    struct stat sb;
+    assert_int_equal(stat(path_of("vol"), &sb), 0);
+    assert_int_equal(sb.st_gid, 1234);
+    assert_int_equal(sb.st_mode & 07777, 02770); /* 0700 | 0660 | 0110 | setgid */
+    assert_int_equal(stat(path_of("vol/sub/f"), &sb), 0);
+    assert_int_equal(sb.st_gid, 1234);
+    assert_int_equal(sb.st_mode & 07777, 0660);
+    /* The symlink's target is left alone. */
+    assert_int_equal(stat("/etc/passwd", &sb), 0);
+    assert_int_equal(sb.st_gid, before.st_gid);
+    assert_int_equal(sb.st_mode, before.st_mode);
+
+    /* OnRootMismatch with a matching root: nothing is walked. */
+    assert_int_equal(chmod(path_of("vol/sub/f"), 0600), 0);
+    st.fs_group_on_root_mismatch = true;
+    assert_int_equal(ka_st_apply_fs_group(&st, &err), 0);
+    assert_int_equal(stat(path_of("vol/sub/f"), &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    /* Read-only: 0440 on files. A different gid on the root: walked again. */
+    char *ro[] = {"ro"};
+    st.options = ro;
+    st.n_options = 1;
+    st.fs_gid = 99;
+    assert_int_equal(ka_st_apply_fs_group(&st, &err), 0);
+    assert_int_equal(stat(path_of("vol/sub/f"), &sb), 0);
+    assert_int_equal(sb.st_gid, 99);
+    assert_int_equal(sb.st_mode & 07777, 0640);
+}
+
+/* Run the reactor until the copy shows text (or 2 s). */
+static bool wait_copy(struct ka_reactor *r, const char *path, const char *text)
+{
+    struct ka_error err;
+    for (int i = 0; i < 20; i++) {
+        if (text ? file_is(path, text) : access(path, F_OK) != 0)
+            return true;
+        ka_reactor_run_once(r, 100, &err);
+    }
+    return text ? file_is(path, text) : access(path, F_OK) != 0;
+}
+
+#define WROOT "/run/kata-containers/shared/containers/watchable"
+
+static void test_watchable(void **state)
+{
+    (void)state;
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    ka_storage_init(&r);
+    assert_int_equal(mkdir(path_of("cm"), 0755), 0);
+    write_file(path_of("cm/key"), "v1");
+    struct ka_storage st = {.driver = "watchable-bind", .source = path_of("cm"),
+                            .fstype = "bind", .mount_point = WROOT "/cm"};
+    struct ka_storage_ref *refs = NULL;
+    assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_true(is_mounted(WROOT, "tmpfs"));
+    assert_true(file_is(WROOT "/cm/key", "v1"));
+
+    write_file(path_of("cm/key"), "v2-longer");
+    assert_true(wait_copy(&r, WROOT "/cm/key", "v2-longer"));
+    assert_int_equal(mkdir(path_of("cm/dir"), 0755), 0);
+    write_file(path_of("cm/dir/nested"), "n");
+    assert_true(wait_copy(&r, WROOT "/cm/dir/nested", "n"));
+    assert_int_equal(unlink(path_of("cm/key")), 0);
+    assert_true(wait_copy(&r, WROOT "/cm/key", NULL));
+    /* The k8s atomic update: a symlink renamed over another. */
+    assert_int_equal(symlink("dir/nested", path_of("cm/tmp-link")), 0);
+    assert_int_equal(rename(path_of("cm/tmp-link"), path_of("cm/data")), 0);
+    assert_true(wait_copy(&r, WROOT "/cm/data", "n"));
+
+    /* Too many entries: a bind mount of the source instead, no longer a copy. */
+    for (int i = 0; i < 20; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "cm/many-%d", i);
+        write_file(path_of(name), "m");
+    }
+    struct ka_error e2;
+    for (int i = 0; i < 20 && !ka_st_mounted_as(WROOT "/cm", "tmpfs"); i++)
+        ka_reactor_run_once(&r, 100, &e2);
+    assert_true(ka_st_mounted_as(WROOT "/cm", "tmpfs")); /* the scratch tmpfs, bound */
+    write_file(path_of("cm/many-0"), "live");
+    assert_true(file_is(WROOT "/cm/many-0", "live"));
+
+    /* A second reference shares it; the last release removes the copy. */
+    struct ka_storage_ref *refs2 = NULL;
+    assert_int_equal(ka_storage_add(&st, &refs2, &err), 0);
+    ka_storage_release_all(&refs);
+    assert_true(file_is(WROOT "/cm/many-0", "live"));
+    ka_storage_release_all(&refs2);
+    struct stat sb;
+    assert_int_not_equal(stat(WROOT "/cm", &sb), 0);
+    ka_reactor_fini(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_fs_group),
+        cmocka_unit_test(test_watchable),
+    };
+    return cmocka_run_group_tests(tests, group_setup, NULL);
+}
