@@ -120,6 +120,11 @@ if [[ $CGV2 == cgroup-v2 ]]; then
     forks=$(sed -n 's/^forks=//p' <<<"$fb")
     [[ -n $forks && $forks -lt 16 ]] && ok "a fork bomb stops at the pids limit (forks=$forks)" ||
         bad "fork bomb under pids.max=16: $fb"
+    out=$(ctl call UpdateContainer '{"container_id": "c2", "resources": {"BlockIO": {"Weight": 500},
+        "HugepageLimits": [{"Pagesize": "2MB", "Limit": 4194304}]}}' 2>&1) &&
+        ok "UpdateContainer (blkio weight, hugetlb)" || bad "UpdateContainer blkio/hugetlb: $out"
+    check "cgroup v2 hugetlb limit in effect" "4194304" "$(ctl exec c2 -- cat /sys/fs/cgroup/hugetlb.2MB.max 2>&1)"
+    check "cgroup v2 io weight in effect (blkio 500 -> io 4950)" "default 4950" "$(ctl exec c2 -- cat /sys/fs/cgroup/io.weight 2>&1)"
     check "StatsContainer (v2): memory usage reported" '"usage":' "$(ctl call StatsContainer '{"container_id": "c2"}' 2>&1)"
     out=$(ctl call PauseContainer '{"container_id": "c2"}' 2>&1) && ok "PauseContainer" || bad "PauseContainer: $out"
     check "paused: an exec is refused" "FAILED_PRECONDITION (9)" "$(ctl exec c2 -- id 2>&1 || true)"
