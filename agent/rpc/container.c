@@ -23,6 +23,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.pb-c.h"
@@ -112,6 +113,22 @@ static void finish_spawn_call(struct ka_proc *p, const char *error)
 
 static void container_destroy(struct ka_container *c);
 
+/* A child that failed its setup is exiting already: collect it here, so the
+ * container's cgroup is empty when it is released and goes at once. (Left to the
+ * reaper, a background rmdir retry could outlive the container and kill a new one
+ * created under the same id and cgroup path.) Bounded: the child has written its
+ * last word and is in _exit, or is killed now. */
+static void reap_failed_child(struct ka_proc *p)
+{
+    if (p->exited || p->pid <= 0)
+        return;
+    kill(p->pid, SIGKILL);
+    ka_child_unwatch(p->pid);
+    while (waitpid(p->pid, NULL, __WALL) < 0 && errno == EINTR)
+        ;
+    p->exited = true;
+}
+
 /* The child spoke: 'R' ready (init created), 'E' + message, or EOF (it exec'd).
  * Returns true when the container was destroyed (a failed creation). */
 static bool drain_sync(struct ka_proc *p)
@@ -143,6 +160,7 @@ static bool drain_sync(struct ka_proc *p)
         if (c->state == KA_CONTAINER_CREATING) {
             struct ttrpc_call *call = p->spawn_call;
             p->spawn_call = NULL;
+            reap_failed_child(p);
             container_destroy(c); /* nothing left behind */
             if (call)
                 ttrpc_call_fail(call, KA_STATUS_INTERNAL, buf + 1);
@@ -157,6 +175,7 @@ static bool drain_sync(struct ka_proc *p)
     if (c->state == KA_CONTAINER_CREATING) {
         struct ttrpc_call *call = p->spawn_call;
         p->spawn_call = NULL;
+        reap_failed_child(p);
         container_destroy(c);
         if (call)
             ttrpc_call_fail(call, KA_STATUS_INTERNAL, "container init exited during setup");
