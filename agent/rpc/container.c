@@ -324,7 +324,7 @@ static int prepare_bundle(struct ka_container *c, struct ka_error *err)
         return ka_error_set(err, ENAMETOOLONG, "container path");
     if (mkdir(c->rootfs, 0755) < 0)
         return ka_error_set(err, errno, "mkdir %s", c->rootfs);
-    if (mount(c->spec->root_path, c->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    if (mount(c->spec->root_path, c->rootfs, "none", MS_BIND | MS_REC, NULL) < 0)
         return ka_error_set(err, errno, "bind %s on %s", c->spec->root_path, c->rootfs);
     c->rootfs_mounted = true;
     return 0;

@@ -109,7 +109,7 @@ static int write_dns(char **dns, size_t n, struct ka_error *err)
         return ka_error_set(err, errno, "write %s", tmp);
     if (rename(tmp, final) < 0)
         return ka_error_set(err, errno, "rename %s", tmp);
-    if (mount(final, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+    if (mount(final, "/etc/resolv.conf", "none", MS_BIND, NULL) < 0)
         return ka_error_set(err, errno, "bind %s over /etc/resolv.conf", final);
     return 0;
 }

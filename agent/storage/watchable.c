@@ -223,7 +223,7 @@ static int switch_to_bind(struct ka_watchable *w, struct ka_error *err)
     if (S_ISDIR(sb.st_mode) ? mkdir(w->dst, 0755) < 0 && errno != EEXIST
                             : close(open(w->dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644)) < 0)
         return ka_error_set(err, errno, "create %s", w->dst);
-    if (mount(w->src, w->dst, NULL, MS_BIND, NULL) < 0)
+    if (mount(w->src, w->dst, "none", MS_BIND, NULL) < 0)
         return ka_error_set(err, errno, "bind %s on %s", w->src, w->dst);
     w->bound = true;
     ka_log(KA_LOG_INFO, "storage", "watchable %s is too large to copy: bind-mounted instead",
