@@ -182,22 +182,35 @@ static int add_swap(struct agent *a, struct ttrpc_call *call, const ProtobufCMes
                                "agent does not implement yet (AddSwapPath works)");
 }
 
+/* The checks every path-taking RPC here makes: absolute, and a missing path is
+ * NOT_FOUND rather than an internal failure. */
+static int require_absolute(const char *what, const char *path, struct ka_error *err)
+{
+    if (path[0] == '/')
+        return 0;
+    return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                               "%s: path \"%.256s\" is not absolute", what, path);
+}
+
+static int path_failed(const char *what, const char *op, const char *path, struct ka_error *err)
+{
+    if (errno == ENOENT)
+        return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "%s: %.256s does not exist", what,
+                                   path);
+    return ka_error_set(err, errno, "%s: %s %.256s", what, op, path);
+}
+
 static int add_swap_path(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
                          struct ka_error *err)
 {
     (void)a;
     const Grpc__AddSwapPathRequest *req = (const Grpc__AddSwapPathRequest *)m;
     const char *path = req->path;
-    if (path[0] != '/')
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "add swap: path %.256s is not absolute", path);
+    if (require_absolute("add swap", path, err) < 0)
+        return -1;
     struct stat st;
-    if (stat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return ka_error_status_set(err, KA_STATUS_NOT_FOUND,
-                                       "add swap: %.256s does not exist", path);
-        return ka_error_set(err, errno, "add swap: stat %.256s", path);
-    }
+    if (stat(path, &st) < 0)
+        return path_failed("add swap", "stat", path, err);
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "add swap: %.256s is not a file or a block device", path);
@@ -425,16 +438,11 @@ static int get_volume_stats(struct agent *a, struct ttrpc_call *call, const Prot
     (void)a;
     const Grpc__VolumeStatsRequest *req = (const Grpc__VolumeStatsRequest *)m;
     const char *path = req->volume_guest_path;
-    if (path[0] != '/')
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "volume stats: path \"%.256s\" is not absolute", path);
+    if (require_absolute("volume stats", path, err) < 0)
+        return -1;
     struct statfs sf;
-    if (statfs(path, &sf) < 0) {
-        if (errno == ENOENT)
-            return ka_error_status_set(err, KA_STATUS_NOT_FOUND,
-                                       "volume stats: %.256s does not exist", path);
-        return ka_error_set(err, errno, "volume stats: statfs %.256s", path);
-    }
+    if (statfs(path, &sf) < 0)
+        return path_failed("volume stats", "statfs", path, err);
     uint64_t bs = (uint64_t)sf.f_bsize;
     Grpc__VolumeUsage bytes = GRPC__VOLUME_USAGE__INIT, inodes = GRPC__VOLUME_USAGE__INIT;
     bytes.unit = GRPC__VOLUME_USAGE__UNIT__BYTES;
