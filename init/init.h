@@ -39,6 +39,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/kmod.h"
 
 /* ---- mounts (init/mounts.c) ------------------------------------------------------ */
 
@@ -87,51 +88,11 @@ int ka_init_cgroups_at(const char *root, const char *proc_cgroups_path, bool uni
  * comment), and agent.modules=a,b on the cmdline (no parameters). */
 #define KA_MODULES_LIST_FILE "/etc/kata-agent/modules"
 
-struct ka_module_req {
-    char *name;   /* as written; '-' and '_' are the same to the kernel */
-    char *params; /* for finit_module, "" when none */
-};
-
-struct ka_module_list {
-    struct ka_module_req *v;
-    size_t n;
-};
+/* ka_module_list, ka_module_plan, ka_modules_plan/_load, ka_module_finit: core/kmod.h. */
 
 /* Append the requests in file text (NULL = none) and in a comma-separated list
  * (NULL = none). Duplicates are kept once (the first one's params win). */
 void ka_modules_parse(struct ka_module_list *list, const char *file_text, const char *comma_list);
-void ka_module_list_free(struct ka_module_list *list);
-
-/* One finit_module to do: dependencies come before what needs them, each once. */
-struct ka_module_step {
-    char *path;   /* absolute */
-    char *name;   /* normalised ('-' -> '_', no .ko suffix) */
-    char *params; /* from the module's request, "" when it was not asked for by name */
-};
-
-struct ka_module_plan {
-    struct ka_module_step *v;
-    size_t n;
-    /* Requested names found neither in modules.dep nor built in (modules.builtin),
-     * each is logged as a warning by ka_modules_plan(). */
-    unsigned missing;
-};
-
-/* Resolve the requests against <moddir>/modules.dep (and modules.builtin) into load
- * order: a depth-first walk of each module's dependencies (each line of modules.dep
- * is a module followed by everything it needs), so a dependency is loaded before
- * any module that needs it, and nothing twice. */
-int ka_modules_plan(const char *moddir, const struct ka_module_list *reqs,
-                    struct ka_module_plan *plan, struct ka_error *err);
-void ka_module_plan_free(struct ka_module_plan *plan);
-
-/* Load each step through load (0 or -errno; -EEXIST counts as success). A failure is
- * logged with the module's name and the rest still load. Returns how many failed. */
-typedef int (*ka_module_load_fn)(void *data, const char *path, const char *params);
-unsigned ka_modules_load(const struct ka_module_plan *plan, ka_module_load_fn load, void *data);
-
-/* finit_module(2) on path (compressed modules handed to the kernel to decompress). */
-int ka_module_finit(void *data, const char *path, const char *params);
 
 /* The whole step: /lib/modules/$(uname -r) under root, the list file under root plus
  * cfg->modules, each step through load (ka_module_finit in the agent). Nothing asked

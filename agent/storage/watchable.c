@@ -3,12 +3,15 @@
  * containers must see. As upstream (watcher.rs), every watched copy lives in one
  * tmpfs at WATCHABLE_ROOT, and the copy is bounded (16 entries, 1 MiB): a source
  * grown past that is bind-mounted instead and no longer watched. Unlike upstream's
- * 2 s poll, changes are noticed with inotify in the reactor.
+ * 2 s poll, changes are noticed with inotify in the reactor, except on virtio-fs,
+ * 9p and FUSE sources, where the host changes files without this kernel seeing it:
+ * those are polled with a timerfd (watchable.h).
  *
  * A refresh is a full, stateless mirror (new or changed by size/mtime copied via a
  * temporary name and rename, so a reader never sees half a file; what the source
  * no longer has removed), which the bounds keep cheap. */
 #include "storage/storage_int.h"
+#include "storage/watchable.h"
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/util.h"
@@ -23,6 +26,8 @@
 #include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define WATCHABLE_ROOT "/run/kata-containers/shared/containers/watchable"
@@ -33,11 +38,18 @@
     (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |       \
      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
+#define FUSE_SUPER_MAGIC 0x65735546 /* virtio-fs is FUSE underneath */
+#define V9FS_MAGIC 0x01021997
+
+bool ka_watchable_force_poll;
+unsigned ka_watchable_poll_ms = KA_WATCHABLE_POLL_MS;
+
 struct ka_watchable {
     char *src;
     char *dst;
-    int ifd;
-    struct ka_watch watch;
+    int ifd;  /* inotify, or -1 when polling */
+    int tfd;  /* the poll timerfd, or -1 */
+    struct ka_watch watch; /* on ifd or tfd */
     bool bound; /* too large: a bind mount of the source, not watched */
 };
 
@@ -215,7 +227,9 @@ static int switch_to_bind(struct ka_watchable *w, struct ka_error *err)
     ka_reactor_del(&w->watch);
     if (w->ifd >= 0)
         close(w->ifd);
-    w->ifd = -1;
+    if (w->tfd >= 0)
+        close(w->tfd);
+    w->ifd = w->tfd = -1;
     struct stat sb;
     if (stat(w->src, &sb) < 0)
         return ka_error_set(err, errno, "watchable source %s", w->src);
@@ -259,6 +273,41 @@ static void on_inotify(struct ka_watch *watch, uint32_t events)
         ka_log(KA_LOG_WARN, "storage", "refresh watchable %s: %s", w->dst, err.msg);
 }
 
+static void on_poll(struct ka_watch *watch, uint32_t events)
+{
+    (void)events;
+    struct ka_watchable *w = watch->data;
+    uint64_t expirations;
+    if (read(w->tfd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
+        return;
+    struct ka_error err;
+    if (refresh(w, &err) < 0)
+        ka_log(KA_LOG_WARN, "storage", "refresh watchable %s: %s", w->dst, err.msg);
+}
+
+bool ka_watchable_fs_needs_poll(long f_type)
+{
+    return f_type == FUSE_SUPER_MAGIC || f_type == V9FS_MAGIC;
+}
+
+bool ka_watchable_polling(const struct ka_watchable *w)
+{
+    return w && w->tfd >= 0;
+}
+
+static int start_poll(struct ka_reactor *r, struct ka_watchable *w, struct ka_error *err)
+{
+    w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->tfd < 0)
+        return ka_error_set(err, errno, "timerfd");
+    unsigned ms = ka_watchable_poll_ms ? ka_watchable_poll_ms : KA_WATCHABLE_POLL_MS;
+    struct timespec every = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    struct itimerspec its = {.it_interval = every, .it_value = every};
+    if (timerfd_settime(w->tfd, 0, &its, NULL) < 0)
+        return ka_error_set(err, errno, "timerfd_settime");
+    return ka_reactor_add(r, &w->watch, w->tfd, EPOLLIN, on_poll, w, err);
+}
+
 /* Strictly below WATCHABLE_ROOT, with no ".." component. */
 static bool under_root(const char *p)
 {
@@ -296,27 +345,39 @@ int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st,
     if (ka_st_mkdir_p(parent, 0755, err) < 0)
         return -1;
 
+    struct statfs sfs;
+    bool poll = ka_watchable_force_poll ||
+                (statfs(st->source, &sfs) == 0 && ka_watchable_fs_needs_poll((long)sfs.f_type));
+
     struct ka_watchable *w = ka_xcalloc(1, sizeof(*w));
     w->src = ka_xstrdup(st->source);
     w->dst = ka_xstrdup(st->mount_point);
-    w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (w->ifd < 0) {
-        ka_error_set(err, errno, "inotify");
-        goto fail;
-    }
-    /* A file source: watch its directory too, for the rename that replaces it. */
-    if (!S_ISDIR(sb.st_mode)) {
-        cleanup_free char *dir = ka_xstrdup(st->source);
-        char *slash = strrchr(dir, '/');
-        slash[slash == dir ? 1 : 0] = '\0';
-        if (inotify_add_watch(w->ifd, dir, WATCH_MASK | IN_ONLYDIR) < 0 ||
-            inotify_add_watch(w->ifd, st->source, WATCH_MASK) < 0) {
-            ka_error_set(err, errno, "inotify watch %s", st->source);
+    w->ifd = w->tfd = -1;
+    if (poll) {
+        if (start_poll(r, w, err) < 0)
+            goto fail;
+        ka_log(KA_LOG_DEBUG, "storage", "watchable %s: polled every %u ms (inotify would not "
+               "see the host's changes)", st->source, ka_watchable_poll_ms);
+    } else {
+        w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (w->ifd < 0) {
+            ka_error_set(err, errno, "inotify");
             goto fail;
         }
+        /* A file source: watch its directory too, for the rename that replaces it. */
+        if (!S_ISDIR(sb.st_mode)) {
+            cleanup_free char *dir = ka_xstrdup(st->source);
+            char *slash = strrchr(dir, '/');
+            slash[slash == dir ? 1 : 0] = '\0';
+            if (inotify_add_watch(w->ifd, dir, WATCH_MASK | IN_ONLYDIR) < 0 ||
+                inotify_add_watch(w->ifd, st->source, WATCH_MASK) < 0) {
+                ka_error_set(err, errno, "inotify watch %s", st->source);
+                goto fail;
+            }
+        }
+        if (ka_reactor_add(r, &w->watch, w->ifd, EPOLLIN, on_inotify, w, err) < 0)
+            goto fail;
     }
-    if (ka_reactor_add(r, &w->watch, w->ifd, EPOLLIN, on_inotify, w, err) < 0)
-        goto fail;
     if (refresh(w, err) < 0)
         goto fail;
     *out = w;
@@ -333,6 +394,8 @@ void ka_watchable_stop(struct ka_watchable *w)
     ka_reactor_del(&w->watch);
     if (w->ifd >= 0)
         close(w->ifd);
+    if (w->tfd >= 0)
+        close(w->tfd);
     if (w->bound && umount2(w->dst, MNT_DETACH) < 0)
         ka_log(KA_LOG_WARN, "storage", "unmount %s: %s", w->dst, strerror(errno));
     rm_rf(w->dst);
