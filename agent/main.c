@@ -1,5 +1,6 @@
 /* kata-agent: the Kata Containers guest agent. */
 #include "agent.h"
+#include "device/listener.h"
 #include "core/child.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -225,6 +226,9 @@ int main(int argc, char **argv)
     if (ka_reactor_init(&a->reactor, &err) < 0)
         goto fail;
     ka_storage_init(&a->reactor); /* watchable-bind refreshes run on the loop */
+    /* Hotplugged devices; without it a device wait can only time out. Never fatal. */
+    if (ka_uevent_listen(&a->reactor, &err) < 0)
+        ka_log(KA_LOG_WARN, "uevent", "%s: device hotplug waits will time out", err.msg);
     /* From here on the log goes to agent.log_vport when set (buffered until the host
      * connects); on failure it stays on the console. */
     if (ka_logport_start(&a->reactor, &a->cfg, &err) < 0)

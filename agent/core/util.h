@@ -3,6 +3,7 @@
 #ifndef KA_CORE_UTIL_H
 #define KA_CORE_UTIL_H
 
+#include <stddef.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,9 @@ static inline void ka_fclosep(FILE **f)
     })
 
 #define KA_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The struct that holds `ptr` as its `member`. */
+#define ka_container_of(ptr, type, member) ((type *)(((char *)(ptr)) - offsetof(type, member)))
 
 /* Allocation failure is not recoverable in a meaningful way: abort loudly.
  * Every allocation whose size the host controls is bounded before it is made. */

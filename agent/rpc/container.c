@@ -10,13 +10,16 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "rpc/cgroups.h"
+#include "rpc/devices.h"
 #include "rpc/dispatch.h"
 #include "rpc/oci_convert.h"
 #include "rpc/rpc_util.h"
 #include "storage/storage.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -204,8 +207,30 @@ static void unmount_rootfs(struct ka_container *c)
     c->rootfs_mounted = false;
     if (c->rootfs[0])
         rmdir(c->rootfs);
-    if (c->bundle[0])
-        rmdir(c->bundle);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+        ka_log(KA_LOG_WARN, "container", "remove %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* The bundle directory, once the storages are released: a rw overlay left its
+ * upper and work directories there (the container's writes, gone with it as
+ * upstream removes the container root). Nothing is followed across a mount. */
+static void remove_bundle(struct ka_container *c)
+{
+    if (!c->bundle[0])
+        return;
+    static const char *const own[] = {"upper", "work"};
+    char path[sizeof(c->bundle) + 8];
+    for (size_t i = 0; i < KA_ARRAY_SIZE(own); i++) {
+        snprintf(path, sizeof(path), "%.*s/%s", (int)sizeof(c->bundle) - 8, c->bundle, own[i]);
+        nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    }
+    rmdir(c->bundle);
 }
 
 /* Free everything of a container whose processes are all gone or being killed. */
@@ -227,6 +252,7 @@ static void container_destroy(struct ka_container *c)
     rpc_cgroup_container_free(c); /* what is left of the cgroup is removed in the background */
     unmount_rootfs(c);
     ka_storage_release_all(&c->storages);
+    remove_bundle(c);
     for (struct ka_container **pp = &sb->containers; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
@@ -309,13 +335,32 @@ void ka_container_remove(struct ka_container *c, struct ttrpc_call *call, uint32
     ka_container_check_removal(c);
 }
 
+/* Only what our own storages put in a container's directory before we get here:
+ * a rw overlay's upper and work directories (the container table has already
+ * refused a duplicate id, so anything else is not ours). */
+static bool bundle_holds_only_storage_dirs(const char *bundle)
+{
+    cleanup_dir DIR *d = opendir(bundle);
+    if (!d)
+        return false;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if ((strcmp(de->d_name, "upper") != 0 && strcmp(de->d_name, "work") != 0) ||
+            (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+            return false;
+    }
+    return true;
+}
+
 static int prepare_bundle(struct ka_container *c, struct ka_error *err)
 {
     snprintf(c->bundle, sizeof(c->bundle), "%s/%s", KA_RUN_DIR, c->id); /* id <= 128 bytes */
     if (mkdir(KA_RUN_DIR, 0755) < 0 && errno != EEXIST)
         return ka_error_set(err, errno, "mkdir %s", KA_RUN_DIR);
-    if (mkdir(c->bundle, 0755) < 0) {
-        int e = errno;
+    int e = mkdir(c->bundle, 0755) < 0 ? errno : 0;
+    if (e && (e != EEXIST || !bundle_holds_only_storage_dirs(c->bundle))) {
         c->bundle[0] = '\0'; /* not ours to remove */
         return ka_error_set(err, e, "create container directory %s/%s", KA_RUN_DIR, c->id);
     }
@@ -330,11 +375,14 @@ static int prepare_bundle(struct ka_container *c, struct ka_error *err)
     return 0;
 }
 
-static int add_storages(struct ka_storage_ref **refs, Grpc__Storage **st, size_t n,
-                        const char *cid, struct ka_error *err)
+/* Mount the storages, block ones from the device node the wait found. */
+int rpc_add_storages(struct ka_storage_ref **refs, Grpc__Storage **st, size_t n,
+                     const struct rpc_dev_set *devs, const int *storage_need, const char *cid,
+                     struct ka_error *err)
 {
     for (size_t i = 0; i < n; i++) {
-        struct ka_storage s = {.driver = st[i]->driver, .source = st[i]->source,
+        struct ka_storage s = {.driver = st[i]->driver,
+                               .source = rpc_dev_storage_source(devs, storage_need, st, i),
                                .fstype = st[i]->fstype, .options = st[i]->options,
                                .n_options = st[i]->n_options, .mount_point = st[i]->mount_point,
                                .has_fs_group = st[i]->fs_group != NULL,
@@ -365,13 +413,32 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
                                    req->container_id);
     if (!req->oci)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "CreateContainer has no OCI spec");
-    if (req->n_devices > 0)
-        return ka_error_status_set(err, KA_STATUS_UNIMPLEMENTED,
-                                   "CreateContainer: device %s of type '%.32s' is not supported yet",
-                                   req->devices[0]->container_path, req->devices[0]->type);
+    /* Devices and block storages first: the call may be parked here and run
+     * again from the top when they arrive, so nothing above has side effects. */
+    cleanup_free struct rpc_dev_set *devs = ka_xcalloc(1, sizeof(*devs));
+    cleanup_free int *storage_need = ka_xcalloc(req->n_storages + 1, sizeof(int));
+    cleanup_free int *device_need = ka_xcalloc(req->n_devices + 1, sizeof(int));
+    int ready;
+    if (rpc_dev_add_storages(devs, req->storages, req->n_storages, storage_need, err) < 0 ||
+        rpc_dev_add_devices(devs, req->devices, req->n_devices, device_need, err) < 0 ||
+        (ready = rpc_await_devices(a, call, devs, err)) < 0)
+        return ka_error_wrap(err, "container %s", req->container_id);
+    if (ready == 0)
+        return 0;
+    if (req->n_devices) {
+        if (rpc_dev_add_vfio_groups(devs, req->devices, req->n_devices, err) < 0 ||
+            (ready = rpc_await_devices(a, call, devs, err)) < 0)
+            return ka_error_wrap(err, "container %s", req->container_id);
+        if (ready == 0)
+            return 0;
+    }
     struct ka_spec *spec = NULL;
     if (ka_spec_from_proto(req->oci, &spec, err) < 0)
         return ka_error_wrap(err, "container %s", req->container_id);
+    if (rpc_dev_update_spec(spec, req->devices, req->n_devices, devs, device_need, err) < 0) {
+        ka_spec_free(spec);
+        return ka_error_wrap(err, "container %s", req->container_id);
+    }
 
     struct ka_container *c = ka_xcalloc(1, sizeof(*c));
     c->sandbox = sb;
@@ -404,7 +471,8 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
     } else {
         sr.new_pid_ns = true;
     }
-    if (add_storages(&c->storages, req->storages, req->n_storages, c->id, err) < 0 ||
+    if (rpc_add_storages(&c->storages, req->storages, req->n_storages, devs, storage_need, c->id,
+                         err) < 0 ||
         prepare_bundle(c, err) < 0 || rpc_cgroup_setup(c, err) < 0)
         goto fail;
     int cg_fds[KA_CGROUP_MAX_HIERARCHIES];

@@ -119,7 +119,14 @@ void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, si
         return;
     }
     ka_error_clear(&err);
-    if (fn(d->agent, call, req, &err) < 0)
+    const uint8_t *outer_payload = d->cur_payload;
+    size_t outer_len = d->cur_len;
+    d->cur_payload = payload;
+    d->cur_len = len;
+    int rc = fn(d->agent, call, req, &err);
+    d->cur_payload = outer_payload;
+    d->cur_len = outer_len;
+    if (rc < 0)
         rpc_fail(call, &err);
     protobuf_c_message_free_unpacked(req, NULL);
 }

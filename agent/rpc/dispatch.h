@@ -31,10 +31,17 @@ struct rpc_service {
 
 #define RPC_MAX_SERVICES 4
 
+struct rpc_device_gate;
+
 struct rpc_dispatcher {
     struct agent *agent;
     struct rpc_service services[RPC_MAX_SERVICES];
     unsigned nservices;
+    /* The request being handled, so a handler that must wait for a device can
+     * keep a copy and be run again later (rpc/devices.h). */
+    const uint8_t *cur_payload;
+    size_t cur_len;
+    struct rpc_device_gate *replaying; /* set while a parked call is run again */
 };
 
 void rpc_dispatcher_init(struct rpc_dispatcher *d, struct agent *agent);

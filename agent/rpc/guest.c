@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "core/child.h"
 #include "core/util.h"
+#include "rpc/devices.h"
 #include "rpc/dispatch.h"
 #include "storage/copyfile.h"
 
@@ -173,13 +174,28 @@ static int mem_hotplug_by_probe(struct agent *a, struct ttrpc_call *call,
     return 0;
 }
 
+/* AddSwap: the virtio-blk disk at a PCI path (one slot per element), once it is
+ * there (waiting for its uevent up to agent.hotplug_timeout). */
 static int add_swap(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
                     struct ka_error *err)
 {
-    (void)a, (void)call, (void)m;
-    return ka_error_status_set(err, KA_STATUS_UNIMPLEMENTED,
-                               "AddSwap by PCI path needs block device hotplug, which this "
-                               "agent does not implement yet (AddSwapPath works)");
+    const Grpc__AddSwapRequest *req = (const Grpc__AddSwapRequest *)m;
+    cleanup_free struct rpc_dev_set *set = ka_xcalloc(1, sizeof(*set));
+    struct rpc_dev_need *need = &set->needs[set->n++];
+    need->device = -1;
+    need->q.kind = KA_DEV_BLK_PCI;
+    if (ka_pci_path_from_slots(req->pcipath, req->n_pcipath, &need->q.pci, err) < 0)
+        return ka_error_wrap(err, "add swap");
+    for (size_t i = 0; i < req->n_pcipath; i++)
+        snprintf(need->q.arg + strlen(need->q.arg), sizeof(need->q.arg) - strlen(need->q.arg),
+                 "%s%02x", i ? "/" : "", req->pcipath[i]);
+    int rc = rpc_await_devices(a, call, set, err);
+    if (rc <= 0)
+        return rc < 0 ? ka_error_wrap(err, "add swap") : 0;
+    if (swapon(need->found.node, 0) < 0)
+        return ka_error_set(err, errno, "add swap: swapon %s", need->found.node);
+    rpc_reply(call, NULL);
+    return 0;
 }
 
 /* The checks every path-taking RPC here makes: absolute, and a missing path is

@@ -2,12 +2,14 @@
  * OnlineCPUMem, UpdateEphemeralMounts, RemoveStaleVirtiofsShareMounts. */
 #define _XOPEN_SOURCE 700
 #include "agent.h"
-#include "core/child.h"
+#include "core/kmod.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/version.h"
 #include "rpc/cgroups.h"
+#include "rpc/devices.h"
 #include "rpc/dispatch.h"
+#include "rpc/online.h"
 #include "rpc/rpc_util.h"
 #include "storage/storage.h"
 
@@ -15,13 +17,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.pb-c.h"
@@ -114,28 +116,18 @@ static int write_dns(char **dns, size_t n, struct ka_error *err)
     return 0;
 }
 
+/* kernel_modules: by name from /lib/modules/$(uname -r) with finit_module, their
+ * dependencies first (upstream runs modprobe; a minimal guest has none). */
 static int load_modules(Grpc__KernelModule **mods, size_t n, struct ka_error *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (mods[i]->n_parameters > 64)
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "too many module parameters");
-        char *argv[64 + 4];
-        size_t k = 0;
-        argv[k++] = "modprobe";
-        argv[k++] = "-v";
-        argv[k++] = mods[i]->name;
-        for (size_t j = 0; j < mods[i]->n_parameters; j++)
-            argv[k++] = mods[i]->parameters[j];
-        argv[k] = NULL;
-        int status;
-        if (ka_child_run_sync(argv, &status, err) < 0)
-            return -1;
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-            return ka_error_set(err, 0, "modprobe %s failed (exit code %d)", mods[i]->name,
-                                ka_exit_code(status));
-    }
-    return 0;
+    if (n > KA_KMOD_MAX_REQUESTS)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "more than %d kernel modules asked for", KA_KMOD_MAX_REQUESTS);
+    struct ka_kmod_request reqs[KA_KMOD_MAX_REQUESTS];
+    for (size_t i = 0; i < n; i++)
+        reqs[i] = (struct ka_kmod_request){.name = mods[i]->name, .params = mods[i]->parameters,
+                                           .n_params = mods[i]->n_parameters};
+    return ka_kmod_load_requests(KA_KMOD_ROOT, reqs, n, ka_module_finit, NULL, err);
 }
 
 static int create_sandbox(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
@@ -153,24 +145,24 @@ static int create_sandbox(struct agent *a, struct ttrpc_call *call, const Protob
     if (req->guest_hook_path[0])
         ka_log(KA_LOG_WARN, "sandbox", "guest hooks are not supported yet: ignoring %s",
                req->guest_hook_path);
+    /* Block storages may still be on their way: wait (the call is replayed from
+     * the top when they come) before anything has a side effect. */
+    cleanup_free struct rpc_dev_set *devs = ka_xcalloc(1, sizeof(*devs));
+    cleanup_free int *storage_need = ka_xcalloc(req->n_storages + 1, sizeof(int));
+    int ready;
+    if (rpc_dev_add_storages(devs, req->storages, req->n_storages, storage_need, err) < 0 ||
+        (ready = rpc_await_devices(a, call, devs, err)) < 0)
+        return ka_error_wrap(err, "CreateSandbox");
+    if (ready == 0)
+        return 0;
     if (load_modules(req->kernel_modules, req->n_kernel_modules, err) < 0)
         return ka_error_wrap(err, "CreateSandbox");
     reset_run_dir();
     if (make_shared_namespaces(sb, req->hostname, err) < 0)
         goto fail;
-    for (size_t i = 0; i < req->n_storages; i++) {
-        const Grpc__Storage *s = req->storages[i];
-        struct ka_storage st = {.driver = s->driver, .source = s->source, .fstype = s->fstype,
-                                .options = s->options, .n_options = s->n_options,
-                                .mount_point = s->mount_point,
-                                .has_fs_group = s->fs_group != NULL,
-                                .fs_gid = s->fs_group ? s->fs_group->group_id : 0,
-                                .fs_group_on_root_mismatch = s->fs_group &&
-                                    s->fs_group->group_change_policy ==
-                                        TYPES__FSGROUP_CHANGE_POLICY__OnRootMismatch};
-        if (ka_storage_add(&st, &sb->storages, err) < 0)
-            goto fail;
-    }
+    if (rpc_add_storages(&sb->storages, req->storages, req->n_storages, devs, storage_need, NULL,
+                         err) < 0)
+        goto fail;
     if (write_dns(req->dns, req->n_dns, err) < 0)
         goto fail;
     sb->created = true;
@@ -277,69 +269,36 @@ static int get_guest_details(struct agent *a, struct ttrpc_call *call, const Pro
     return 0;
 }
 
-/* Write "1" to every <dir>/<prefix>N/online that reads "0"; returns how many. A
- * missing directory is not an error: nothing to online (protocol reference §0.4). */
-static int online_all(const char *dir, const char *prefix, unsigned limit)
+/* After CPUs came online, the cpusets cut to the old set: every container's
+ * cgroup and its parents get the guest's CPUs, a container that asked for CPUs of
+ * its own gets those back (upstream's update_cpuset_path). */
+static int widen_cpusets(struct ka_sandbox *sb, const char *guest_cpus, struct ka_error *err)
 {
-    cleanup_dir DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int done = 0;
-    struct dirent *de;
-    size_t plen = strlen(prefix);
-    while ((de = readdir(d)) != NULL && (limit == 0 || (unsigned)done < limit)) {
-        if (strncmp(de->d_name, prefix, plen) != 0 || de->d_name[plen] < '0' ||
-            de->d_name[plen] > '9')
+    for (struct ka_container *c = sb->containers; c; c = c->next) {
+        if (!c->cgroup)
             continue;
-        char path[512], state[4] = "";
-        snprintf(path, sizeof(path), "%s/%s/online", dir, de->d_name);
-        cleanup_close int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd < 0 || read(fd, state, sizeof(state) - 1) <= 0 || state[0] != '0')
-            continue;
-        if (pwrite(fd, "1", 1, 0) == 1)
-            done++;
+        const char *own = c->spec ? c->spec->resources.cpu.cpus : NULL;
+        if (ka_cpuset_widen(c->cgroup, guest_cpus, own, err) < 0)
+            return ka_error_wrap(err, "container %s", c->id);
     }
-    return done;
-}
-
-static unsigned count_online_cpus(void)
-{
-    char buf[256];
-    cleanup_close int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    unsigned count = 0;
-    for (char *p = buf; *p && *p != '\n';) {
-        char *end;
-        unsigned long lo = strtoul(p, &end, 10), hi = lo;
-        if (*end == '-')
-            hi = strtoul(end + 1, &end, 10);
-        count += (unsigned)(hi - lo + 1);
-        p = *end == ',' ? end + 1 : end;
-        if (end == p && *p != ',')
-            break;
-    }
-    return count;
+    return 0;
 }
 
 static int online_cpu_mem(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
                           struct ka_error *err)
 {
-    (void)a;
     const Grpc__OnlineCPUMemRequest *req = (const Grpc__OnlineCPUMemRequest *)m;
     if (req->nb_cpus > 0) {
-        unsigned have = count_online_cpus();
-        if (have < req->nb_cpus)
-            online_all("/sys/devices/system/cpu", "cpu", req->nb_cpus - have);
-        have = count_online_cpus();
-        if (have < req->nb_cpus)
-            return ka_error_set(err, 0, "only %u of the %u CPUs asked for are online", have,
-                                req->nb_cpus);
+        char cpus[1024];
+        if (ka_online_cpus(ka_online_sysfs, req->nb_cpus, cpus, sizeof(cpus), err) < 0 ||
+            widen_cpusets(&a->sandbox, cpus, err) < 0)
+            return ka_error_wrap(err, "OnlineCPUMem");
     }
-    if (!req->cpu_only)
-        online_all("/sys/devices/system/memory", "memory", 0);
+    if (!req->cpu_only) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s/memory", ka_online_sysfs);
+        ka_online_all(dir, "memory", 0); /* no memory directory: nothing to online */
+    }
     rpc_reply(call, NULL);
     return 0;
 }

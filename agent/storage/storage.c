@@ -1,10 +1,12 @@
 #include "storage/storage.h"
 #include "storage/storage_int.h"
+#include "storage/hugepages.h"
 #include "core/log.h"
 #include "container/spec.h"
 #include "core/util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,8 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const ka_storage_drivers[] = {"virtio-fs", "9p", "ephemeral", "local", "blk",
-                                          "mmioblk", "overlayfs", "watchable-bind", NULL};
+const char *const ka_storage_drivers[] = {"virtio-fs", "9p",      "ephemeral", "local",
+                                          "blk",       "mmioblk", "scsi",      "nvdimm",
+                                          "overlayfs", "watchable-bind", NULL};
 
 #define KA_STORAGE_RUN_DIR "/run/kata-containers"
 #define OVERLAY_RW_OPTION "io.katacontainers.fs-opt.overlay-rw"
@@ -119,14 +122,65 @@ static int apply_fsgid(const char *path, long fsgid, struct ka_error *err)
     return 0;
 }
 
+/* hugetlbfs: reserve the pages first (size / pagesize into the pool's
+ * nr_hugepages, checked), then mount with the sizes in bytes, which the kernel's
+ * parser takes whatever spelling ("2Mi") the request used. */
+static int mount_hugetlbfs(const struct ka_storage *st, struct ka_error *err)
+{
+    uint64_t page_size, size;
+    if (ka_hugepages_options(st->options, st->n_options, &page_size, &size, err) < 0 ||
+        ka_hugepages_reserve(ka_hugepages_sysfs, page_size, size, err) < 0)
+        return ka_error_wrap(err, "allocate hugepages");
+    /* One option per element, pagesize= and size= rewritten; the rest as given. */
+    size_t n = 0, cap = 2;
+    for (size_t i = 0; i < st->n_options; i++)
+        cap += 1 + strlen(st->options[i]) / 2; /* at most this many comma-separated parts */
+    cleanup_free char **opts = ka_xcalloc(cap, sizeof(char *));
+    cleanup_free char *copy_all = NULL;
+    char ps[40], sz[40];
+    snprintf(ps, sizeof(ps), "pagesize=%" PRIu64, page_size);
+    snprintf(sz, sizeof(sz), "size=%" PRIu64, size);
+    opts[n++] = ps;
+    opts[n++] = sz;
+    size_t total = 0;
+    for (size_t i = 0; i < st->n_options; i++)
+        total += strlen(st->options[i]) + 1;
+    copy_all = ka_xmalloc(total + 1);
+    char *w = copy_all;
+    for (size_t i = 0; i < st->n_options; i++) {
+        strcpy(w, st->options[i]);
+        char *save = NULL;
+        for (char *part = strtok_r(w, ",", &save); part; part = strtok_r(NULL, ",", &save))
+            if (strncmp(part, "pagesize=", 9) != 0 && strncmp(part, "size=", 5) != 0 && n < cap)
+                opts[n++] = part;
+        w += strlen(st->options[i]) + 1;
+    }
+    __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
+    if (ka_st_parse_options(opts, n, false, &po, err) < 0)
+        return -1;
+    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
+        return -1;
+    if (mount(st->source[0] ? st->source : "nodev", st->mount_point, "hugetlbfs", po.flags,
+              po.data) < 0)
+        return ka_error_set(err, errno, "mount hugetlbfs on %s", st->mount_point);
+    if (apply_fsgid(st->mount_point, po.fsgid, err) < 0) {
+        umount2(st->mount_point, MNT_DETACH);
+        return -1;
+    }
+    return 0;
+}
+
 static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
 {
+    if (strcmp(st->fstype, "hugetlbfs") == 0)
+        return mount_hugetlbfs(st, err);
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
     if (strcmp(st->fstype, "tmpfs") != 0)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "ephemeral storage of type '%.32s' is not supported yet",
+                                   "ephemeral storage of type '%.32s' is not supported "
+                                   "(tmpfs or hugetlbfs)",
                                    st->fstype);
     if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
@@ -255,7 +309,9 @@ int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
         } else if (strcmp(st->driver, "local") == 0) {
             rc = make_local(st, err);
             is_mount = fs_group = false;
-        } else if (strcmp(st->driver, "blk") == 0 || strcmp(st->driver, "mmioblk") == 0) {
+        } else if (strcmp(st->driver, "blk") == 0 || strcmp(st->driver, "mmioblk") == 0 ||
+                   strcmp(st->driver, "scsi") == 0 || strcmp(st->driver, "nvdimm") == 0) {
+            /* The caller resolved the source to the device node (rpc/devices.h). */
             rc = ka_st_mount_block(st, err);
         } else if (strcmp(st->driver, "overlayfs") == 0) {
             rc = mount_overlay(st, err);
@@ -271,7 +327,7 @@ int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "storage driver '%.64s' is not supported (yet); "
                                        "supported: virtio-fs, 9p, ephemeral, local, blk, "
-                                       "mmioblk, overlayfs, watchable-bind",
+                                       "mmioblk, scsi, nvdimm, overlayfs, watchable-bind",
                                        st->driver);
         }
         if (rc < 0)

@@ -60,9 +60,46 @@ bundle() { # bundle CID ARGS-JSON [TERMINAL] [MEMORY-LIMIT-BYTES] [CPU-QUOTA]
     echo "$WORK/bundle-$1"
 }
 
+# --- disks (the virtio-fs run): the way the runtime hands block devices over -------
+# rp1 (00:10.0): a cold-plugged virtio-blk disk behind a PCIe root port holding a
+#   container rootfs in rootfs/ (the devmapper convention): storage "blk", "10/00"
+# rp2 (00:11.0): empty; a disk is hotplugged there through the qemu monitor while
+#   CreateContainer waits for "11/00"
+# rp3 (00:12.0): a swap disk for AddSwap {PCIPath: [0x12, 0]}
+# virtio-scsi: a disk at target 0, LUN 0 with another rootfs: storage "scsi", "0:0"
+devices=0
+[[ $FS == virtiofs && -z $CGV2 ]] && devices=1
+if [[ $devices == 1 ]]; then
+    for d in blk hot scsi; do
+        mkdir -p "$WORK/stage-$d"
+        cp -a "$GUEST/ctr-rootfs" "$WORK/stage-$d/rootfs"
+        echo "marker-$d" >"$WORK/stage-$d/rootfs/marker"
+        mkfs.ext4 -q -F -d "$WORK/stage-$d" "$WORK/$d.img" 48M
+        rm -rf "$WORK/stage-$d"
+    done
+    truncate -s 16M "$WORK/swap.img" && mkswap -q "$WORK/swap.img"
+    for a in -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=0x10 \
+             -drive "file=$WORK/blk.img,if=none,id=hd1,format=raw" \
+             -device virtio-blk-pci,drive=hd1,bus=rp1 \
+             -device pcie-root-port,id=rp2,bus=pcie.0,chassis=2,addr=0x11 \
+             -device pcie-root-port,id=rp3,bus=pcie.0,chassis=3,addr=0x12 \
+             -drive "file=$WORK/swap.img,if=none,id=hd4,format=raw" \
+             -device virtio-blk-pci,drive=hd4,bus=rp3 \
+             -device virtio-scsi-pci,id=scsi0 \
+             -drive "file=$WORK/scsi.img,if=none,id=hd3,format=raw" \
+             -device scsi-hd,drive=hd3,bus=scsi0.0,scsi-id=0,lun=0 \
+             -monitor "unix:$WORK/monitor.sock,server=on,wait=off"; do
+        extra_cmdline+=(--qemu-arg "$a")
+    done
+    # Hotplug under TCG takes a few seconds (pciehp, then the virtio probe).
+    extra_cmdline+=(--cmdline agent.hotplug_timeout=30)
+fi
+monitor() { printf '%s\n' "$@" | timeout 10 socat - "UNIX-CONNECT:$WORK/monitor.sock" >/dev/null 2>&1; }
+
 # --- boot --------------------------------------------------------------------------
 echo "e2e: booting the guest ($FS${CGV2:+, $CGV2})"
 launch_out=$("$SRC/image-builder/launch.sh" "${extra_cmdline[@]}" --agent-sock "$WORK/agent.sock" \
+    --kernel "$GUEST/Image" --initrd "$GUEST/initrd.img" \
     --console-sock "$WORK/console.sock" --shared "$SHARED" --fs "$FS" \
     --log "$WORK/console.log" --pidfile "$PIDFILE" --background --wait-ready 120 \
     --ctl "$CTL" 2>&1) || { echo "$launch_out"; bad "boot"; exit 1; }
@@ -150,6 +187,36 @@ rc=$?
 set -e
 [[ $rc == 137 ]] && ok "memhog over its memory limit is OOM-killed (137)" || bad "memhog exit: $rc"
 check "GetOOMEvent names the container" '"container_id": "c4"' "$(ctl --timeout 20 call GetOOMEvent '{}' 2>&1)"
+
+# --- block devices: by PCI path behind a root port, on SCSI, hotplugged, swap -------
+if [[ $devices == 1 ]]; then
+    storage() { # storage DRIVER SOURCE CID
+        echo "{\"driver\": \"$1\", \"source\": \"$2\", \"fstype\": \"ext4\",
+               \"mount_point\": \"/run/kata-containers/shared/containers/$3\"}"
+    }
+    b=$(bundle blk '["cat", "/marker"]')
+    check "block-device rootfs by PCI path behind a root port (rootfs/ on ext4)" "marker-blk" \
+        "$(ctl run --storage "$(storage blk 10/00 blk)" --guest-rootfs "$(guest_rootfs blk)" "$b" blk 2>&1)"
+    b=$(bundle scsi '["cat", "/marker"]')
+    check "rootfs on a virtio-scsi disk (storage scsi 0:0)" "marker-scsi" \
+        "$(ctl run --storage "$(storage scsi 0:0 scsi)" --guest-rootfs "$(guest_rootfs scsi)" "$b" scsi 2>&1)"
+    # CreateContainer waits for 11/00; the disk is hotplugged meanwhile.
+    b=$(bundle hot '["cat", "/marker"]')
+    ctl run --storage "$(storage blk 11/00 hot)" --guest-rootfs "$(guest_rootfs hot)" "$b" hot \
+        >"$WORK/hot.out" 2>&1 &
+    hot_pid=$!
+    # (The agent channel takes one host connection at a time, as the runtime uses
+    # it, so Health during the wait is checked natively: integration/test_devices.)
+    sleep 2
+    monitor "drive_add 0 if=none,id=hd2,file=$WORK/hot.img,format=raw" \
+            "device_add virtio-blk-pci,drive=hd2,bus=rp2,id=hot2"
+    wait "$hot_pid" || true
+    check "a disk hotplugged during CreateContainer: found by its uevent, mounted, run" \
+        "marker-hot" "$(cat "$WORK/hot.out")"
+    out=$(ctl call AddSwap '{"PCIPath": [18, 0]}' 2>&1) && ok "AddSwap by PCI path" || bad "AddSwap: $out"
+    b=$(bundle swap '["cat", "/proc/swaps"]')
+    check "the swap disk is in use" "partition" "$(ctl run --guest-rootfs "$(guest_rootfs c1)" "$b" swap 2>&1)"
+fi
 
 # --- the vsock listener, from inside the guest over vsock loopback -------------------
 # A second agent in the guest on vsock port 1025 (the first one serves the serial

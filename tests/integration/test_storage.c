@@ -2,8 +2,11 @@
  * loop device as a blk storage with its type found by libblkid and fs_group
  * applied, a container whose rootfs is on a block device (the devmapper
  * `rootfs/` convention), a blk storage shared by two containers (mounted once,
- * released with the last), overlayfs, watchable-bind refreshed on change, and an
- * unknown driver. Loop devices and images are removed even when a test fails. */
+ * released with the last), overlayfs, a container whose rootfs is a rw overlay
+ * (upper and work under the container's own directory), watchable-bind refreshed
+ * on change, a hugetlbfs ephemeral storage with its pages reserved (when the host
+ * has 2 MiB hugepages; the pool is put back afterwards), and an unknown driver.
+ * Loop devices and images are removed even when a test fails. */
 #include <stdbool.h>
 
 #include <setjmp.h>
@@ -384,6 +387,112 @@ static void test_watchable_bind(void **state)
 }
 #undef mp
 
+/* The runtime's layered rootfs: the image read-only below, the container's writes
+ * in an upper directory the agent makes under /run/kata-containers/<cid>/, the
+ * directory CreateContainer then uses as the container's bundle. */
+static void test_overlay_rw_rootfs(void **state)
+{
+    (void)state;
+    struct ctr t;
+    start_sandbox(&t, NULL, 0);
+    const char *mp = "/run/kata-containers/shared/containers/ovlrw/rootfs";
+    Grpc__Storage *st = storage_new("overlayfs", "none", "overlay", mp);
+    char opt[600];
+    snprintf(opt, sizeof(opt), "lowerdir=%s", rootfs);
+    strv_add(&st->options, &st->n_options, opt);
+    strv_add(&st->options, &st->n_options, "io.katacontainers.fs-opt.overlay-rw");
+    Grpc__Spec *spec = spec_new(mp, ARGS("sh", "-c", "echo written > /new-file && "
+                                                     "busybox cat /new-file"));
+    spec->root->readonly = false;
+    assert_int_equal(run_with(&t, "ovlrw", spec, &st, 1), 0);
+    assert_string_equal(out, "written\n");
+    assert_int_equal(mount_count(mp, "overlay"), 1);
+    /* The write went to the upper directory, not to the image. */
+    assert_true(guest_file_is("/run/kata-containers/ovlrw/upper/new-file", "written\n"));
+    char img[600];
+    snprintf(img, sizeof(img), "%s/new-file", rootfs);
+    assert_int_not_equal(access(img, F_OK), 0);
+    /* The same id again is still refused while the first one exists. */
+    assert_int_equal(create_with(&t, "ovlrw", spec, &st, 1), 6);
+    assert_non_null(strstr(t.msg, "already exists"));
+    assert_int_equal(ctr_remove(&t, "ovlrw"), 0);
+    assert_int_equal(mount_count(mp, NULL), 0);
+    /* Removal takes the container's writes with its directory: the id is free. */
+    char dir[100];
+    snprintf(dir, sizeof(dir), "/proc/%d/root/run/kata-containers/ovlrw", (int)agent.pid);
+    assert_int_not_equal(access(dir, F_OK), 0);
+    spec_free(spec);
+    storage_free(st);
+    ctr_close(&t);
+    agent_stop(&agent);
+}
+
+#define HUGE_POOL "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f && fscanf(f, "%ld", &v) != 1)
+        v = -1;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static void write_long(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%ld\n", v);
+        fclose(f);
+    }
+}
+
+static long saved_pool = -1;
+
+static int restore_pool(void **state)
+{
+    if (saved_pool >= 0)
+        write_long(HUGE_POOL, saved_pool);
+    saved_pool = -1;
+    return teardown(state);
+}
+
+static void test_hugetlbfs(void **state)
+{
+    (void)state;
+    saved_pool = read_long(HUGE_POOL);
+    if (saved_pool < 0 || system("grep -qw hugetlbfs /proc/filesystems") != 0) {
+        fprintf(stderr, "skipped: this host has no 2 MiB hugepages or no hugetlbfs\n");
+        skip();
+    }
+    const char *mp = "/run/kata-containers/sandbox/ephemeral/huge";
+    /* Two pages more than the pool has now, packed as the runtime sends them. */
+    char opt[128];
+    snprintf(opt, sizeof(opt), "pagesize=2097152,size=%ld", (saved_pool + 2) * 2097152L);
+    Grpc__Storage *st = storage_new("ephemeral", "nodev", "hugetlbfs", mp);
+    strv_add(&st->options, &st->n_options, opt);
+    struct ctr t;
+    start_sandbox(&t, &st, 1);
+    assert_int_equal(mount_count(mp, "hugetlbfs"), 1);
+    assert_int_equal(read_long(HUGE_POOL), saved_pool + 2);
+    storage_free(st);
+
+    /* A page size the kernel does not have: refused, nothing mounted. */
+    st = storage_new("ephemeral", "nodev", "hugetlbfs", "/run/kata-containers/sandbox/huge64k");
+    strv_add(&st->options, &st->n_options, "pagesize=64Ki");
+    strv_add(&st->options, &st->n_options, "size=1Mi");
+    Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
+    assert_int_equal(create_with(&t, "huge", spec, &st, 1), 3);
+    assert_non_null(strstr(t.msg, "no 64 kB hugepages"));
+    assert_int_equal(mount_count("/run/kata-containers/sandbox/huge64k", NULL), 0);
+    spec_free(spec);
+    storage_free(st);
+    ctr_close(&t);
+    agent_stop(&agent);
+}
+
 static void test_unknown_driver(void **state)
 {
     (void)state;
@@ -394,10 +503,11 @@ static void test_unknown_driver(void **state)
     assert_int_equal(create_with(&t, "unknown", spec, &st, 1), 3);
     assert_non_null(strstr(t.msg, "storage driver 'nfs-magic' is not supported"));
     storage_free(st);
-    /* A PCI path needs hotplug, which is not there yet. */
-    st = storage_new("blk", "02/00", "ext4", "/run/kata-containers/shared/containers/pci");
-    assert_int_equal(create_with(&t, "pci", spec, &st, 1), 12);
-    assert_non_null(strstr(t.msg, "block device hotplug by PCI path is not supported yet"));
+    /* A disk at a PCI path that never comes: DEADLINE_EXCEEDED after the default
+     * agent.hotplug_timeout (3 s). */
+    st = storage_new("blk", "1f/1f/1f", "ext4", "/run/kata-containers/shared/containers/pci");
+    assert_int_equal(create_with(&t, "pci", spec, &st, 1), 4);
+    assert_non_null(strstr(t.msg, "timeout after 3s waiting for device 1f/1f/1f"));
     storage_free(st);
     spec_free(spec);
     /* Nothing was left behind: the same id works. */
@@ -416,7 +526,9 @@ int main(void)
         cmocka_unit_test_teardown(test_blk_rootfs, teardown),
         cmocka_unit_test_teardown(test_blk_refcount, teardown),
         cmocka_unit_test_teardown(test_overlayfs, teardown),
+        cmocka_unit_test_teardown(test_overlay_rw_rootfs, teardown),
         cmocka_unit_test_teardown(test_watchable_bind, teardown),
+        cmocka_unit_test_teardown(test_hugetlbfs, restore_pool),
         cmocka_unit_test_teardown(test_unknown_driver, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

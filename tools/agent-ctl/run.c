@@ -30,6 +30,7 @@
 
 #include "core/util.h"
 #include "oci.h"
+#include "pbjson.h"
 
 #include "agent.pb-c.h"
 
@@ -547,6 +548,29 @@ static int remove_container(struct ctl *x, const char *cid)
     return unary(x, "RemoveContainer", &req.base, NULL, NULL, false);
 }
 
+#define RUN_MAX_EXTRAS 16
+
+static void free_extras(ProtobufCMessage **msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        protobuf_c_message_free_unpacked(msgs[i], NULL);
+}
+
+/* Each JSON text as a message of desc; on failure say which and free the rest. */
+static int parse_extras(const ProtobufCMessageDescriptor *desc, const char *flag,
+                        const char *const *json, size_t n, ProtobufCMessage **out)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct ka_error err;
+        if (pbjson_to_message(desc, json[i], strlen(json[i]), &out[i], &err) < 0) {
+            fprintf(stderr, "agent-ctl: run: %s: %s\n", flag, err.msg);
+            free_extras(out, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -556,10 +580,15 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
         {"guest-rootfs", required_argument, NULL, 'R'},
         {"keep", no_argument, NULL, 'k'},
         {"detach", no_argument, NULL, 'd'},
+        {"storage", required_argument, NULL, 's'},
+        {"device", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     bool sandbox = false, tty = false, interactive = false, keep = false, detach = false;
     const char *guest_rootfs = NULL;
+    /* --storage / --device JSON: what the runtime would add to CreateContainer. */
+    const char *storage_json[RUN_MAX_EXTRAS], *device_json[RUN_MAX_EXTRAS];
+    size_t n_storage = 0, n_device = 0;
     int opt;
     optind = 0; /* reinitialise getopt for the command's own argv */
     opterr = 0;
@@ -583,6 +612,17 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
         case 'k':
             keep = true;
             break;
+        case 's':
+        case 'D':
+            if ((opt == 's' ? n_storage : n_device) == RUN_MAX_EXTRAS) {
+                usage_error("run", "too many --storage or --device");
+                return CTL_EXIT_USAGE;
+            }
+            if (opt == 's')
+                storage_json[n_storage++] = optarg;
+            else
+                device_json[n_device++] = optarg;
+            break;
         default:
             return bad_option(argv[0], argv);
         }
@@ -598,6 +638,16 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
     }
 
     struct ka_error err;
+    Grpc__Storage *storages[RUN_MAX_EXTRAS];
+    Grpc__Device *devices[RUN_MAX_EXTRAS];
+    if (parse_extras(&grpc__storage__descriptor, "--storage", storage_json, n_storage,
+                     (ProtobufCMessage **)storages) < 0)
+        return CTL_EXIT_USAGE;
+    if (parse_extras(&grpc__device__descriptor, "--device", device_json, n_device,
+                     (ProtobufCMessage **)devices) < 0) {
+        free_extras((ProtobufCMessage **)storages, n_storage);
+        return CTL_EXIT_USAGE;
+    }
     Grpc__Spec *spec = NULL;
     bool sandbox_pidns = false;
     if (oci_bundle_to_spec(bundle, guest_rootfs, &spec, &sandbox_pidns, &err) < 0) {
@@ -651,9 +701,15 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
         req.exec_id = (char *)cid;
         req.oci = spec;
         req.sandbox_pidns = sandbox_pidns;
+        req.storages = storages;
+        req.n_storages = n_storage;
+        req.devices = devices;
+        req.n_devices = n_device;
         rc = unary(&x, "CreateContainer", &req.base, NULL, NULL, false);
     }
     protobuf_c_message_free_unpacked(&spec->base, NULL);
+    free_extras((ProtobufCMessage **)storages, n_storage);
+    free_extras((ProtobufCMessage **)devices, n_device);
     if (rc) {
         sigs_end(&s);
         ttrpc_client_close(&x.c);
