@@ -11,6 +11,10 @@ for preset in native riscv64 asan fuzz; do
     echo "=== build: $preset"
     cmake --preset "$preset" >/dev/null
     cmake --build --preset "$preset" -j "$jobs"
+    if [ "$preset" = native ]; then
+        echo "=== static checks: clang-format and cppcheck (uses build/native's compile database)"
+        tools/static-checks.sh build/native
+    fi
 done
 
 echo "=== test: native"

@@ -11,6 +11,8 @@ packages=(
     libmnl-dev libseccomp-dev libcap-dev libblkid-dev
     # tests: cmocka, busybox for the container rootfs, clang + libFuzzer for fuzzing
     libcmocka-dev busybox-static clang libclang-rt-14-dev valgrind
+    # static checks (tools/static-checks.sh): formatting and cppcheck
+    clang-format cppcheck
     # static riscv64 build and running it under qemu-user
     gcc-riscv64-linux-gnu qemu-user-static xz-utils curl ca-certificates util-linux
     # the guest: kernel build, Debian kernel modules, qemu, initrd and image tools

@@ -614,7 +614,7 @@ static int bind_device(int dirfd, const char *base, const struct dev_node *d, st
 static int create_device(int rootfd, const struct dev_node *d, struct ka_error *err)
 {
     const char *slash = strrchr(d->path, '/');
-    const char *base = slash + 1;
+    const char *base = slash ? slash + 1 : ""; /* no arithmetic on NULL */
     if (!slash || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "create device %s: invalid path", d->path);
     cleanup_free char *parent = ka_xstrndup(d->path, (size_t)(slash - d->path));

@@ -21,11 +21,13 @@ int main(int argc, char **argv)
     if (fread(&eh, sizeof(eh), 1, f) != 1 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
         eh.e_ident[EI_CLASS] != ELFCLASS64) {
         fprintf(stderr, "FAIL: %s is not a 64-bit ELF file\n", argv[1]);
+        fclose(f);
         return 1;
     }
     int want = atoi(argv[2]);
     if (eh.e_machine != want) {
         fprintf(stderr, "FAIL: e_machine %u, expected %d\n", eh.e_machine, want);
+        fclose(f);
         return 1;
     }
     for (unsigned i = 0; i < eh.e_phnum; i++) {
@@ -33,10 +35,12 @@ int main(int argc, char **argv)
         if (fseek(f, (long)(eh.e_phoff + (Elf64_Off)i * eh.e_phentsize), SEEK_SET) != 0 ||
             fread(&ph, sizeof(ph), 1, f) != 1) {
             fprintf(stderr, "FAIL: truncated program headers\n");
+            fclose(f);
             return 1;
         }
         if (ph.p_type == PT_INTERP || ph.p_type == PT_DYNAMIC) {
             fprintf(stderr, "FAIL: %s is dynamically linked\n", argv[1]);
+            fclose(f);
             return 1;
         }
     }

@@ -21,7 +21,7 @@
 #include "net/netlink.h"
 #include "net/rtnl.h"
 
-static struct ka_inet P(const char *s)
+static struct ka_inet ip(const char *s)
 {
     struct ka_inet a;
     if (ka_inet_parse(s, AF_UNSPEC, true, &a) < 0)
@@ -88,22 +88,22 @@ static void test_inet_parse(void **state)
 static void test_inet_arith(void **state)
 {
     (void)state;
-    struct ka_inet net = P("10.1.0.0/16"), in = P("10.1.200.3"), out = P("10.2.0.1");
+    struct ka_inet net = ip("10.1.0.0/16"), in = ip("10.1.200.3"), out = ip("10.2.0.1");
     assert_true(ka_inet_contains(&net, &in));
     assert_false(ka_inet_contains(&net, &out));
-    struct ka_inet odd = P("10.1.0.0/13"), v6 = P("2001:db8::/32");
+    struct ka_inet odd = ip("10.1.0.0/13"), v6 = ip("2001:db8::/32");
     assert_true(ka_inet_contains(&odd, &out)); /* 10.0.0.0-10.7.255.255 */
     assert_false(ka_inet_contains(&v6, &in));
-    struct ka_inet all = P("0.0.0.0/0");
+    struct ka_inet all = ip("0.0.0.0/0");
     assert_true(ka_inet_contains(&all, &in));
     assert_false(ka_inet_host_bits_set(&net));
-    struct ka_inet hb = P("10.1.0.5/24"), hb6 = P("2001:db8::1/64");
+    struct ka_inet hb = ip("10.1.0.5/24"), hb6 = ip("2001:db8::1/64");
     assert_true(ka_inet_host_bits_set(&hb));
     assert_true(ka_inet_host_bits_set(&hb6));
-    struct ka_inet ll = P("fe80::1"), gl = P("2001:db8::1");
+    struct ka_inet ll = ip("fe80::1"), gl = ip("2001:db8::1");
     assert_true(ka_inet_is_v6_link_local(&ll));
     assert_false(ka_inet_is_v6_link_local(&gl));
-    struct ka_inet a = P("10.1.0.5/24"), b = P("10.1.0.5/16");
+    struct ka_inet a = ip("10.1.0.5/24"), b = ip("10.1.0.5/16");
     assert_true(ka_inet_same_addr(&a, &b));
     uint8_t raw[4] = {192, 168, 1, 1};
     assert_int_equal(ka_inet_from_bytes(&a, AF_INET, raw, 4, 24), 0);
@@ -182,9 +182,9 @@ static void test_build_route(void **state)
         .type = RTN_UNICAST,
         .table = RT_TABLE_MAIN,
         .flags = RTNH_F_ONLINK,
-        .dst = P("10.2.0.0/16"),
-        .gateway = P("10.0.0.1"),
-        .prefsrc = P("10.0.0.2"),
+        .dst = ip("10.2.0.0/16"),
+        .gateway = ip("10.0.0.1"),
+        .prefsrc = ip("10.0.0.2"),
         .oif = 7,
     };
     struct nlmsghdr *nlh = ka_rtnl_route_new(buf, &r);
@@ -207,7 +207,7 @@ static void test_build_route(void **state)
 
     /* A default IPv6 route: no RTA_DST at all. A table above 255 goes in RTA_TABLE. */
     struct ka_route d = {.family = AF_INET6, .type = RTN_UNICAST, .table = 1000,
-                         .dst = {.family = AF_INET6}, .gateway = P("fe80::1"), .oif = 3,
+                         .dst = {.family = AF_INET6}, .gateway = ip("fe80::1"), .oif = 3,
                          .priority = 1024, .has_priority = true};
     nlh = ka_rtnl_route_del(buf, &d);
     assert_int_equal(nlh->nlmsg_type, RTM_DELROUTE);
@@ -225,7 +225,7 @@ static void test_build_route(void **state)
     /* A source prefix goes in RTA_SRC with its length. */
     struct ka_route s = r;
     s.prefsrc.family = 0;
-    s.src = P("10.9.0.0/16");
+    s.src = ip("10.9.0.0/16");
     nlh = ka_rtnl_route_new(buf, &s);
     rtm = mnl_nlmsg_get_payload(nlh);
     assert_int_equal(rtm->rtm_src_len, 16);
@@ -237,7 +237,7 @@ static void test_build_addr_link_neigh(void **state)
 {
     (void)state;
     char buf[KA_RTNL_MSG_MAX];
-    struct ka_inet a = P("10.0.0.2/24");
+    struct ka_inet a = ip("10.0.0.2/24");
     struct nlmsghdr *nlh = ka_rtnl_addr_new(buf, 5, &a);
     assert_int_equal(nlh->nlmsg_flags, NLM_F_CREATE | NLM_F_EXCL);
     struct ka_ifaddr back;
@@ -250,7 +250,7 @@ static void test_build_addr_link_neigh(void **state)
     const uint8_t brd[4] = {10, 0, 0, 255};
     assert_memory_equal(mnl_attr_get_payload(tb[IFA_BROADCAST]), brd, 4);
     /* No broadcast on /31 and /32, nor for IPv6. */
-    struct ka_inet p2p = P("10.0.0.2/31"), v6 = P("2001:db8::2/64");
+    struct ka_inet p2p = ip("10.0.0.2/31"), v6 = ip("2001:db8::2/64");
     attrs_of(ka_rtnl_addr_new(buf, 5, &p2p), sizeof(struct ifaddrmsg), tb, IFA_MAX + 1);
     assert_null(tb[IFA_BROADCAST]);
     nlh = ka_rtnl_addr_new(buf, 5, &v6);
@@ -284,7 +284,7 @@ static void test_build_addr_link_neigh(void **state)
     assert_null(lt[IFLA_MTU]);
     assert_int_equal(ka_rtnl_parse_link(nlh, &l), -1);
 
-    struct ka_neigh n = {.dst = P("192.168.0.101"), .ifindex = 4, .state = NUD_PERMANENT,
+    struct ka_neigh n = {.dst = ip("192.168.0.101"), .ifindex = 4, .state = NUD_PERMANENT,
                          .lladdr = {0x6a, 0x92, 0x3a, 0x59, 0x70, 0xaa}, .lladdr_len = 6};
     nlh = ka_rtnl_neigh_new(buf, &n);
     assert_int_equal(nlh->nlmsg_type, RTM_NEWNEIGH);
@@ -379,7 +379,7 @@ static void test_parse_kernel_messages(void **state)
     ifa->ifa_family = AF_INET6;
     ifa->ifa_prefixlen = 64;
     ifa->ifa_index = 2;
-    struct ka_inet v6 = P("2001:db8::5");
+    struct ka_inet v6 = ip("2001:db8::5");
     mnl_attr_put(nlh, IFA_ADDRESS, 16, v6.addr);
     mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_TENTATIVE | IFA_F_PERMANENT);
     struct ka_ifaddr a;
@@ -588,7 +588,7 @@ static void fake_addr(struct fake *f, int ifindex, const char *cidr, uint32_t fl
     struct ka_ifaddr *a = &f->addrs[f->st.naddrs++];
     memset(a, 0, sizeof(*a));
     a->ifindex = ifindex;
-    a->local = a->address = P(cidr);
+    a->local = a->address = ip(cidr);
     a->flags = flags;
     a->scope = scope;
 }
@@ -598,10 +598,10 @@ static struct ka_route *fake_route(struct fake *f, const char *dst, const char *
 {
     struct ka_route *r = &f->routes[f->st.nroutes++];
     memset(r, 0, sizeof(*r));
-    r->dst = P(dst);
+    r->dst = ip(dst);
     r->family = r->dst.family;
     if (gw)
-        r->gateway = P(gw);
+        r->gateway = ip(gw);
     r->oif = oif;
     r->protocol = proto;
     r->scope = scope;

@@ -115,8 +115,10 @@ static int tree_setup(void **state)
 {
     struct tree *t = calloc(1, sizeof(*t));
     snprintf(t->dir, sizeof(t->dir), "/tmp/ka-path-XXXXXX");
-    if (!mkdtemp(t->dir))
+    if (!mkdtemp(t->dir)) {
+        free(t);
         return -1;
+    }
     xmkdir(t->dir, "a");
     xmkdir(t->dir, "a/b");
     xwrite(t->dir, "a/b/file", "inside");
