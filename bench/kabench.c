@@ -3,9 +3,11 @@
  *   kabench time CMD [ARG...]      run CMD, print "wall_us cpu_us" (cpu: rusage of children)
  *   kabench pipe PAYLOAD BYTES     PAYLOAD write-bytes BYTES into a pipe read 32 KiB at a
  *                                  time; print "wall_us cpu_us bytes"
- *   kabench agent ADDR PID ROOTFS CGPARENT
+ *   kabench agent ADDR PID ROOTFS CGPARENT [no-sandbox]
  *                                  one connection to the agent (as the Kata runtime keeps);
- *                                  CreateSandbox, then commands on stdin, one result line each:
+ *                                  CreateSandbox (unless no-sandbox: bench/boot.sh has made
+ *                                  one with the shared-fs storage), then commands on stdin,
+ *                                  one result line each:
  *       start            Create+Start+Wait+Remove of /bin/true -> "wall_us cpu_us"
  *       exec             ExecProcess+Wait of true in a running container -> "wall_us cpu_us"
  *       stream BYTES     container running ka-payload write-bytes BYTES, ReadStdout (32 KiB)
@@ -40,7 +42,10 @@ static long long now_us(void)
     return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
-static long long tv_us(struct timeval tv) { return tv.tv_sec * 1000000LL + tv.tv_usec; }
+static long long tv_us(struct timeval tv)
+{
+    return tv.tv_sec * 1000000LL + tv.tv_usec;
+}
 
 static long long rusage_us(int who)
 {
@@ -94,23 +99,27 @@ static long long agent_cpu_us(void)
     /* after ")": field 3 is state; utime is 14, stime 15, cutime 16, cstime 17 */
     int field = 3;
     char *save = NULL;
-    for (char *t = strtok_r(p + 2, " ", &save); t && field <= 17; t = strtok_r(NULL, " ", &save), field++)
+    for (char *t = strtok_r(p + 2, " ", &save); t && field <= 17;
+         t = strtok_r(NULL, " ", &save), field++)
         if (field >= 14)
             v[field - 14] = strtoull(t, NULL, 10);
     return (long long)(v[0] + v[1] + v[2] + v[3]) * 1000000LL / hz;
 }
 
-static long long total_cpu_us(void) { return agent_cpu_us() + rusage_us(RUSAGE_SELF); }
+static long long total_cpu_us(void)
+{
+    return agent_cpu_us() + rusage_us(RUSAGE_SELF);
+}
 
-static int call(const char *method, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *rd,
-                ProtobufCMessage **resp, int fatal)
+static int call(const char *method, const ProtobufCMessage *req,
+                const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp, int fatal)
 {
     struct ka_error err;
     ka_error_clear(&err);
     ProtobufCMessage *r = NULL;
     const char *svc = strcmp(method, "Check") == 0 ? "grpc.Health" : "grpc.AgentService";
-    int rc = ttrpc_client_call(&cl, svc, method, req, rd ? rd : &google__protobuf__empty__descriptor,
-                               &r, &err);
+    int rc = ttrpc_client_call(&cl, svc, method, req,
+                               rd ? rd : &google__protobuf__empty__descriptor, &r, &err);
     if (rc < 0) {
         if (fatal) {
             fprintf(stderr, "kabench: %s: %s\n", method, err.msg);
@@ -149,10 +158,21 @@ static void add_ns(Grpc__Linux *l, const char *type)
     l->namespaces[l->n_namespaces++] = ns;
 }
 
-static const char *const caps_default[] = {
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", NULL};
+static const char *const caps_default[] = {"CAP_CHOWN",
+                                           "CAP_DAC_OVERRIDE",
+                                           "CAP_FSETID",
+                                           "CAP_FOWNER",
+                                           "CAP_MKNOD",
+                                           "CAP_NET_RAW",
+                                           "CAP_SETGID",
+                                           "CAP_SETUID",
+                                           "CAP_SETFCAP",
+                                           "CAP_SETPCAP",
+                                           "CAP_NET_BIND_SERVICE",
+                                           "CAP_SYS_CHROOT",
+                                           "CAP_KILL",
+                                           "CAP_AUDIT_WRITE",
+                                           NULL};
 
 static Grpc__Process *process_new(const char *const *args)
 {
@@ -195,8 +215,8 @@ static Grpc__Spec *spec_new(const char *cid, const char *const *args)
     add_mount(s, "/dev", "tmpfs", "tmpfs",
               (const char *const[]){"nosuid", "strictatime", "mode=755", "size=65536k", NULL});
     add_mount(s, "/dev/pts", "devpts", "devpts",
-              (const char *const[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666",
-                                    "mode=0620", "gid=5", NULL});
+              (const char *const[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                                    "gid=5", NULL});
     add_mount(s, "/dev/shm", "tmpfs", "shm",
               (const char *const[]){"nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL});
     add_mount(s, "/dev/mqueue", "mqueue", "mqueue",
@@ -214,12 +234,21 @@ static Grpc__Spec *spec_new(const char *cid, const char *const *args)
     add_ns(s->linux, "ipc");
     add_ns(s->linux, "uts");
     add_ns(s->linux, "mount");
-    const char *masked[] = {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                            "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                            "/proc/sched_debug", "/sys/firmware", "/proc/scsi", NULL};
+    const char *masked[] = {"/proc/acpi",
+                            "/proc/asound",
+                            "/proc/kcore",
+                            "/proc/keys",
+                            "/proc/latency_stats",
+                            "/proc/timer_list",
+                            "/proc/timer_stats",
+                            "/proc/sched_debug",
+                            "/sys/firmware",
+                            "/proc/scsi",
+                            NULL};
     for (const char *const *m = masked; *m; m++)
         strv_add(&s->linux->maskedpaths, &s->linux->n_maskedpaths, *m);
-    const char *ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
+    const char *ro[] = {"/proc/bus",           "/proc/fs", "/proc/irq", "/proc/sys",
+                        "/proc/sysrq-trigger", NULL};
     for (const char *const *m = ro; *m; m++)
         strv_add(&s->linux->readonlypaths, &s->linux->n_readonlypaths, *m);
     return s;
@@ -249,7 +278,8 @@ static int wait_proc(const char *cid, const char *eid)
     req.container_id = (char *)cid;
     req.exec_id = (char *)eid;
     Grpc__WaitProcessResponse *r = NULL;
-    call("WaitProcess", &req.base, &grpc__wait_process_response__descriptor, (ProtobufCMessage **)&r, 1);
+    call("WaitProcess", &req.base, &grpc__wait_process_response__descriptor,
+         (ProtobufCMessage **)&r, 1);
     int st = r->status;
     protobuf_c_message_free_unpacked(&r->base, NULL);
     return st;
@@ -383,10 +413,12 @@ static int agent_main(char **argv)
     ka_error_clear(&err);
     if (ttrpc_client_open(&cl, argv[0], &err) < 0)
         die("connect: %s", err.msg);
-    Grpc__CreateSandboxRequest sb = GRPC__CREATE_SANDBOX_REQUEST__INIT;
-    sb.hostname = (char *)"bench";
-    sb.sandbox_id = (char *)"bench";
-    call("CreateSandbox", &sb.base, NULL, NULL, 1);
+    if (!argv[4] || strcmp(argv[4], "no-sandbox") != 0) {
+        Grpc__CreateSandboxRequest sb = GRPC__CREATE_SANDBOX_REQUEST__INIT;
+        sb.hostname = (char *)"bench";
+        sb.sandbox_id = (char *)"bench";
+        call("CreateSandbox", &sb.base, NULL, NULL, 1);
+    }
     setvbuf(stdout, NULL, _IOLBF, 0);
     char line[256];
     while (fgets(line, sizeof(line), stdin)) {
@@ -477,7 +509,7 @@ int main(int argc, char **argv)
         return time_main(argv + 2);
     if (argc == 4 && strcmp(argv[1], "pipe") == 0)
         return pipe_main(argv + 2);
-    if (argc == 6 && strcmp(argv[1], "agent") == 0)
+    if ((argc == 6 || argc == 7) && strcmp(argv[1], "agent") == 0)
         return agent_main(argv + 2);
     fprintf(stderr, "usage: see the comment at the top of bench/kabench.c\n");
     return 2;

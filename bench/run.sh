@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole benchmark suite: container start, exec, streaming, footprint and
-# Health.Check, our agent vs crun/runc/a raw pipe/containerd's ttrpc, compared
-# commands alternated A/B/A/B, medians and min/max, Markdown + PNG chart in
-# bench/results/. Root needed. Not part of the tests. See bench/README.md.
+# Health.Check, our agent vs crun/runc/a raw pipe/containerd's ttrpc, and boot time
+# and footprint in the riscv64 guest under qemu (bench/boot.sh), compared commands
+# alternated A/B/A/B, medians and min/max, Markdown + PNG chart in bench/results/.
+# Root needed. Not part of the tests. See bench/README.md.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,7 +18,11 @@ STREAM_ROUNDS=3
 FILL=100
 HEALTH_ROUNDS=3
 HEALTH=1
+BOOT=1
+BOOT_RUNS=5
+GUEST_DIR=${KA_GUEST_DIR:-$ROOT/build/guest}
 OUTDIR=$HERE/results
+LOCK=/tmp/ka-test.lock
 
 usage() {
   cat <<EOF
@@ -29,6 +34,10 @@ Usage: bench/run.sh [options]         (as root; needs crun, runc, gnuplot-nox)
   --fill N            running containers for the loaded footprint (default $FILL)
   --health-rounds N   rounds for bench/health.sh (default $HEALTH_ROUNDS)
   --no-health         skip the Health.Check rows
+  --boot-runs N       boots per variant in the riscv64 guest, bench/boot.sh (default $BOOT_RUNS)
+  --no-boot           skip the guest rows (boot time, guest footprint; they need the
+                      image-builder outputs, which bench/boot.sh builds when missing)
+  --guest-dir DIR     image-builder output (default build/guest)
   --build-dir DIR     native build (default build/native)
   --out DIR           where results.md and chart.png go (default bench/results)
 EOF
@@ -43,6 +52,9 @@ while [[ $# -gt 0 ]]; do
     --fill) FILL=$2; shift 2;;
     --health-rounds) HEALTH_ROUNDS=$2; shift 2;;
     --no-health) HEALTH=0; shift;;
+    --boot-runs) BOOT_RUNS=$2; shift 2;;
+    --no-boot) BOOT=0; shift;;
+    --guest-dir) GUEST_DIR=$2; shift 2;;
     --build-dir) BUILD_DIR=$2; shift 2;;
     --out) OUTDIR=$2; shift 2;;
     -h|--help) usage; exit 0;;
@@ -88,6 +100,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Containers with fixed ids, the host's cgroupfs (and the hugetlb mount below): hold
+# the lock the integration and e2e tests take, up to the end of the native part. The
+# long-lived children do not get its fd: one left behind would hold it for ever.
+exec {LOCKFD}>"$LOCK"
+flock -n "$LOCKFD" || { echo "run.sh: waiting for $LOCK (a test run holds it)" >&2; flock "$LOCKFD"; }
+
 # crun refuses a "hybrid" host whose cgroup2 still has controllers (here: hugetlb,
 # the only v1 controller without a hierarchy). Give it a v1 hierarchy for the run.
 UNIFIED=/sys/fs/cgroup/unified/cgroup.controllers
@@ -129,11 +147,11 @@ mkbundle "$TMP/b-sleep" '["/bin/sleep", "100000"]'
 # Our agent, as root in its own mount namespace with a private /run, one connection.
 unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs -o mode=755 tmpfs /run &&
   exec "$0" --server-addr "unix://$1" --cmdline-file /dev/null' "$AGENT" "$TMP/agent.sock" \
-  >"$TMP/agent.log" 2>&1 &
+  >"$TMP/agent.log" 2>&1 {LOCKFD}>&- &
 AGENT_PID=$!
 for ((i = 0; i < 200; i++)); do [[ -S $TMP/agent.sock ]] && break; sleep 0.05; done
 [[ -S $TMP/agent.sock ]] || { echo "run.sh: agent did not start:" >&2; cat "$TMP/agent.log" >&2; exit 1; }
-coproc KBP { exec "$KB" agent "unix://$TMP/agent.sock" "$AGENT_PID" "$ROOTFS" "$CG_OURS"; }
+coproc KBP { exec "$KB" agent "unix://$TMP/agent.sock" "$AGENT_PID" "$ROOTFS" "$CG_OURS" {LOCKFD}>&-; }
 KB_PID=$KBP_PID
 exec {KB_IN}>&"${KBP[1]}" {KB_OUT}<&"${KBP[0]}"
 ours() { # COMMAND -> its result line
@@ -191,6 +209,10 @@ echo "quit" >&"$KB_IN"
 wait "$KB_PID" 2>/dev/null || true
 KB_PID=
 kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+if [[ $HUGETLB_MOUNTED -eq 1 ]]; then
+  umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb && HUGETLB_MOUNTED=0
+fi
+flock -u "$LOCKFD"
 
 [[ -f $RV_BIN ]] || (cd "$ROOT" && cmake --preset riscv64 >/dev/null && cmake --build --preset riscv64 >/dev/null) || true
 RV_SIZE=$(stat -c %s "$RV_BIN" 2>/dev/null || echo "")
@@ -199,6 +221,15 @@ RV_SIZE=$(stat -c %s "$RV_BIN" 2>/dev/null || echo "")
 if [[ $HEALTH -eq 1 ]]; then
   echo "run.sh: Health.Check via bench/health.sh --rounds $HEALTH_ROUNDS" >&2
   "$HERE/health.sh" --build-dir "$BUILD_DIR" --rounds "$HEALTH_ROUNDS" --out "$TMP/health.md" >/dev/null
+fi
+
+# ---- 7. boot time and footprint in the riscv64 guest (bench/boot.sh; it locks per boot) ----
+if [[ $BOOT -eq 1 ]]; then
+  echo "run.sh: riscv64 guest under qemu via bench/boot.sh --runs $BOOT_RUNS --fill $FILL" >&2
+  "$HERE/boot.sh" --runs "$BOOT_RUNS" --fill "$FILL" --build-dir "$BUILD_DIR" --guest-dir "$GUEST_DIR" \
+    --out "$TMP/boot.env" {LOCKFD}>&- >"$TMP/boot.md"
+  # shellcheck disable=SC1091
+  . "$TMP/boot.env"
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -252,6 +283,16 @@ OUT=$OUTDIR/results.md
   echo "| agent RSS / PSS, MiB, idle (sandbox, no container) | $(mib $((IDLE_RSS * 1024))) / $(mib $((IDLE_PSS * 1024))) | | | | |"
   echo "| agent RSS / PSS, MiB, $FILL running containers | $(mib $((FULL_RSS * 1024))) / $(mib $((FULL_PSS * 1024))) | | | | |"
   echo "| agent RSS / PSS, MiB, after removing them | $(mib $((AFTER_RSS * 1024))) / $(mib $((AFTER_PSS * 1024))) | | | | |"
+  if [[ $BOOT -eq 1 ]]; then
+    echo "| riscv64 guest (qemu TCG): qemu start → agent answers Health, ms (median of $BOOT_RUNS) vs trivial /init's marker | $BOOT_HEALTH_MED | $BOOT_TRIVIAL_MED | $(ratio "$BOOT_HEALTH_MED" "$BOOT_TRIVIAL_MED")x | $BOOT_HEALTH_MIN–$BOOT_HEALTH_MAX | $BOOT_TRIVIAL_MIN–$BOOT_TRIVIAL_MAX |"
+    echo "| riscv64 guest: qemu start → first container output, ms (median of $BOOT_RUNS) vs trivial /init's marker | $BOOT_OUTPUT_MED | $BOOT_TRIVIAL_MED | $(ratio "$BOOT_OUTPUT_MED" "$BOOT_TRIVIAL_MED")x | $BOOT_OUTPUT_MIN–$BOOT_OUTPUT_MAX | |"
+    echo "| riscv64 guest: **the agent's own boot cost** (Health − trivial /init, per round), ms | **$BOOT_COST_MED** | | | $BOOT_COST_MIN–$BOOT_COST_MAX | |"
+    if [[ $BOOT_FOOTPRINT -eq 1 ]]; then
+      echo "| riscv64 guest: agent (PID 1) RSS / PSS, MiB, idle (sandbox, no container) | $(mib $((GUEST_IDLE_RSS * 1024))) / $(mib $((GUEST_IDLE_PSS * 1024))) | | | | |"
+      echo "| riscv64 guest: agent RSS / PSS, MiB, $BOOT_FILL running containers | $(mib $((GUEST_FULL_RSS * 1024))) / $(mib $((GUEST_FULL_PSS * 1024))) | | | | |"
+      echo "| riscv64 guest: agent RSS / PSS, MiB, after removing them | $(mib $((GUEST_AFTER_RSS * 1024))) / $(mib $((GUEST_AFTER_PSS * 1024))) | | | | |"
+    fi
+  fi
   if [[ $HEALTH -eq 1 && -f $TMP/health.md ]]; then
     # rows of health.sh: | server | calls/s | p50 | p99 | calls per CPU-s | per round |
     hrow() { grep "^| $1" "$TMP/health.md" | awk -F'|' -v c="$2" '{gsub(/[ *x]/, "", $c); print $c}'; }
@@ -265,6 +306,20 @@ OUT=$OUTDIR/results.md
   echo "streaming at least half the raw pipe ($(awk -v a="$to_med" -v b="$tp_med" 'BEGIN {print (b / a >= 0.5) ? "met" : "missed"}'))."
   echo
   echo "![chart](chart.png)"
+  if [[ $BOOT -eq 1 ]]; then
+    echo
+    echo "## Boot and footprint in the riscv64 guest (bench/boot.sh)"
+    echo
+    echo "qemu-system-riscv64 $(qemu-system-riscv64 --version | head -1 | sed 's/.*version //'), TCG, \`-machine virt -smp 1\`,"
+    echo "the kernel and initrd of \`$(realpath --relative-to="$ROOT" "$GUEST_DIR" 2>/dev/null || echo "$GUEST_DIR")\` (image-builder), started by"
+    echo "\`image-builder/launch.sh\` with the virtio-fs share in every variant; A/B/B0 alternated run by run."
+    echo "B's initrd is ours with \`/init\` replaced by \`bench/trivial-init.c\` (prints a line, powers off), so"
+    echo "A − B is the agent's own start-up; B0's holds only that \`/init\`. Footprint: \`/proc/1/smaps_rollup\`"
+    echo "read through the debug console, -m $BOOT_FILL_MEM, the $BOOT_FILL containers (\`sleep\`) started by kabench on one"
+    echo "connection in ${GUEST_FILL_S:-?} s."
+    echo
+    cat "$TMP/boot.md"
+  fi
   if [[ $HEALTH -eq 1 && -f $TMP/health.md ]]; then
     echo
     echo "## Health.Check detail (bench/health.sh)"
@@ -282,10 +337,20 @@ cat >"$TMP/tp.dat" <<EOF
 "ours (ReadStdout)" $(gbps "$to_med")
 "raw pipe" $(gbps "$tp_med")
 EOF
+PANELS=2 WIDTH=1000
+if [[ $BOOT -eq 1 ]]; then
+  cat >"$TMP/boot.dat" <<EOF
+"B0: trivial\\n/init alone" $BOOT_BARE_MED
+"B: trivial /init,\\nour initrd" $BOOT_TRIVIAL_MED
+"A: agent\\nHealth" $BOOT_HEALTH_MED
+"A: container\\noutput" $BOOT_OUTPUT_MED
+EOF
+  PANELS=3 WIDTH=1500
+fi
 gnuplot <<EOF
-set terminal pngcairo size 1000,420 font ",10"
+set terminal pngcairo size $WIDTH,420 font ",10"
 set output "$OUTDIR/chart.png"
-set multiplot layout 1,2
+set multiplot layout 1,$PANELS
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -299,6 +364,9 @@ set title "streaming $(mib "$STREAM_BYTES") MiB, GB/s (higher is better)"
 set ylabel "GB/s"
 set style histogram rowstacked
 plot "$TMP/tp.dat" using 2:xtic(1) notitle
+$([[ $BOOT -eq 1 ]] && printf '%s\n' 'set title "riscv64 guest under qemu TCG: qemu start to ..., median ms"' \
+  'set ylabel "ms"' 'set bmargin 4' 'set offsets 0, 0, graph 0.08, 0' \
+  "plot \"$TMP/boot.dat\" using 2:xtic(1) notitle, '' using 0:2:2 with labels offset 0,0.8 notitle")
 unset multiplot
 EOF
 cat "$OUT"

@@ -7,7 +7,7 @@
 #             [--kernel Image --initrd initrd.img | --image rootfs.img [--init PATH]]
 #             [--mem MB] [--smp N] [--cmdline EXTRA] [--debug] [--log FILE] [--serial-sock PATH]
 #             [--pidfile F --background] [--wait-ready SECONDS] [--ctl AGENT-CTL]
-#             [--virtiofsd PATH] [--qemu-arg ARG]...
+#             [--virtiofsd PATH] [--qemu-arg ARG]... [--t0-file F]
 #   launch.sh --stop --pidfile F
 #
 #   --agent-sock    unix socket (qemu is the server) behind the virtio-serial port
@@ -45,6 +45,8 @@
 #                   "agent ready after X.XX s" (from qemu's start); exit 1 if it never
 #                   answers (the qemu is stopped then)
 #   --qemu-arg ARG  one more qemu argument (repeat as needed)
+#   --t0-file F     write the time qemu is started (date +%s.%N) to F, for boot-time
+#                   measurements from qemu's start (bench/boot.sh)
 #
 # Exit status: foreground, qemu's (a guest power-off is 0); background, 0 once
 # started (and ready, with --wait-ready).
@@ -81,7 +83,7 @@ pidfile_get() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 
 agent_sock="" console_sock="" serial_sock="" shared="" fs=virtiofs kernel="" initrd="" image="" init=""
 mem=512 smp=1 extra="" debug=0 logf="" pidfile="" background=0 wait_ready="" stop=0
-ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base=""
+ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base="" t0_file=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --agent-sock) agent_sock=${2:?}; shift ;;
@@ -104,6 +106,7 @@ while [[ $# -gt 0 ]]; do
     --ctl) ctl=${2:?}; shift ;;
     --virtiofsd) virtiofsd=${2:?}; shift ;;
     --qemu-arg) qemu_extra+=("${2?}"); shift ;;
+    --t0-file) t0_file=${2:?}; shift ;;
     --stop) stop=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -265,6 +268,7 @@ log "qemu-system-riscv64 -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ 
     "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, ttyS0 on $serial_sock}${shared:+, $shared over $fs}"
 log "cmdline: $cmdline"
 t0=$(now)
+[[ -z $t0_file ]] || echo "$t0" >"$t0_file"
 if [[ $background == 1 ]]; then
     setsid qemu-system-riscv64 "${args[@]}" </dev/null >"$base.qemu.log" 2>&1 &
 else
