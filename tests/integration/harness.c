@@ -121,6 +121,9 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
         int log = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(log, STDOUT_FILENO);
         dup2(log, STDERR_FILENO);
+        /* Nothing of the test's own goes with it: an agent left behind by a failed
+         * test must not hold, say, the fd of a `flock` around the test run. */
+        close_range(3, ~0u, 0);
         if (isolated)
             isolate(isolated);
         for (char *const *e = extra_env; e && *e; e++) {

@@ -22,11 +22,12 @@
 
 static char root[] = "/tmp/ka-online-XXXXXX";
 
-static void sh(const char *fmt, const char *arg)
+/* A shell command run in the scratch root (paths in it are relative to it). */
+static void sh(const char *cmd)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), fmt, arg, arg, arg, arg, arg, arg, arg, arg);
-    assert_int_equal(system(cmd), 0);
+    char full[1024];
+    snprintf(full, sizeof(full), "cd %s && %s", root, cmd);
+    assert_int_equal(system(full), 0);
 }
 
 static void put(const char *rel, const char *text)
@@ -74,9 +75,8 @@ static void test_cpus(void **state)
     (void)state;
     /* cpu0: no online file (not hot-pluggable); cpu4: its online file is a directory,
      * which no write can change (a CPU the kernel refuses to bring up). */
-    sh("mkdir -p %s/sys/cpu/cpu0 %s/sys/cpu/cpu1 %s/sys/cpu/cpu2 %s/sys/cpu/cpu3 "
-       "%s/sys/cpu/cpu4/online %s/sys/cpu/cpufreq %s/sys/cpu/cpu10",
-       root);
+    sh("mkdir -p sys/cpu/cpu0 sys/cpu/cpu1 sys/cpu/cpu2 sys/cpu/cpu3 "
+       "sys/cpu/cpu4/online sys/cpu/cpufreq sys/cpu/cpu10");
     put("sys/cpu/cpu1/online", "1\n");
     put("sys/cpu/cpu2/online", "0\n");
     put("sys/cpu/cpu3/online", "0\n");
@@ -103,7 +103,7 @@ static void test_cpus(void **state)
 static void test_memory(void **state)
 {
     (void)state;
-    sh("mkdir -p %s/sys/memory/memory0 %s/sys/memory/memory1 %s/sys/memory/memory2", root);
+    sh("mkdir -p sys/memory/memory0 sys/memory/memory1 sys/memory/memory2");
     put("sys/memory/memory0/online", "1\n");
     put("sys/memory/memory1/online", "0\n");
     char dir[300];
@@ -142,7 +142,7 @@ static struct ka_cgroup *cgroup_in(enum ka_cgroup_version v, const char *path)
 static void test_widen_v1(void **state)
 {
     (void)state;
-    sh("mkdir -p %s/v1/cpuset/kata/pod/c1 %s/v1/cpuset/kata/pod/c2 %s/v1/memory/kata/pod/c1", root);
+    sh("mkdir -p v1/cpuset/kata/pod/c1 v1/cpuset/kata/pod/c2 v1/memory/kata/pod/c1");
     put("v1/cpuset/cpuset.cpus", "0-3\n");
     put("v1/cpuset/kata/cpuset.cpus", "0\n");
     put("v1/cpuset/kata/pod/cpuset.cpus", "0\n");
@@ -166,7 +166,7 @@ static void test_widen_v1(void **state)
     assert_int_equal(ka_cpuset_widen(c2, "", NULL, &err), 0);
     assert_true(is("v1/cpuset/kata/pod/c2/cpuset.cpus", "0\n"));
     /* v1 has the file everywhere: its absence is an error. */
-    sh("rm %s/v1/cpuset/kata/pod/cpuset.cpus", root);
+    sh("rm v1/cpuset/kata/pod/cpuset.cpus");
     assert_true(ka_cpuset_widen(c1, "0-3", NULL, &err) < 0);
     assert_non_null(strstr(err.msg, "kata/pod/cpuset.cpus"));
     ka_cgroup_free(c1);
@@ -177,7 +177,7 @@ static void test_widen_v2(void **state)
 {
     (void)state;
     /* cpuset enabled for /kata's children only: /kata itself has no cpuset.cpus. */
-    sh("mkdir -p %s/v2/kata/pod/c1", root);
+    sh("mkdir -p v2/kata/pod/c1");
     put("v2/kata/pod/cpuset.cpus", "");
     put("v2/kata/pod/c1/cpuset.cpus", "0");
     struct ka_error err;
