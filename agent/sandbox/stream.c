@@ -2,6 +2,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -90,13 +91,8 @@ static void fail_all(struct ka_stream *s, enum ka_status code, const char *msg)
     }
 }
 
-static void reply_data(struct ttrpc_call *call, const uint8_t *data, size_t len)
-{
-    Grpc__ReadStreamResponse resp = GRPC__READ_STREAM_RESPONSE__INIT;
-    resp.data.data = (uint8_t *)data;
-    resp.data.len = len;
-    ttrpc_call_reply(call, &resp.base);
-}
+/* ReadStreamResponse { bytes data = 1; }: read replies are built in place around it. */
+#define READ_STREAM_DATA_FIELD 1
 
 static void reply_written(struct ttrpc_call *call, size_t len)
 {
@@ -111,20 +107,25 @@ static void reply_written(struct ttrpc_call *call, size_t len)
 
 static void serve_reads(struct ka_stream *s)
 {
-    static uint8_t buf[KA_STREAM_MAX_READ]; /* one loop, one reader at a time */
     while (s->head) {
         if (s->eof || s->fd < 0) {
             fail_all(s, KA_STATUS_INTERNAL, EOF_MESSAGE);
             break;
         }
-        struct stream_req *rq = s->head->park_data;
+        struct ttrpc_call *c = s->head;
+        struct stream_req *rq = c->park_data;
+        /* Read straight into the response frame: no copy of the data in the agent. */
+        struct ttrpc_bytes_reply reply;
+        uint8_t *buf = ttrpc_bytes_reply_begin(c, rq->len, &reply);
         ssize_t n = read(s->fd, buf, rq->len);
         if (n > 0) {
-            struct ttrpc_call *c = s->head;
             finish(s, c);
-            reply_data(c, buf, (size_t)n);
+            ttrpc_bytes_reply_send(c, READ_STREAM_DATA_FIELD, &reply, (size_t)n);
             continue;
         }
+        int read_errno = errno;
+        ttrpc_bytes_reply_drop(&reply); /* may free, which may clobber errno */
+        errno = read_errno;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -188,6 +189,9 @@ void ka_stream_init(struct ka_stream *s, struct ka_reactor *r, int fd, bool is_i
     s->reactor = r;
     s->fd = fd;
     s->is_input = is_input;
+    /* Fails on a pty master or over the system's limits: the default size still works. */
+    if (!is_input && fd >= 0)
+        (void)fcntl(fd, F_SETPIPE_SZ, KA_STREAM_PIPE_SIZE);
 }
 
 void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len)

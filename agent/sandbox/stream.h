@@ -4,8 +4,8 @@
  * first served, and are answered as the fd allows.
  *
  * Nothing is buffered in the agent: the fd is only watched while a call waits,
- * so when the host stops reading, the pipe fills and the container blocks.
- * Memory never grows with output. */
+ * so when the host stops reading, the pipe fills (KA_STREAM_PIPE_SIZE) and the
+ * container blocks. Agent memory never grows with output. */
 #ifndef KA_SANDBOX_STREAM_H
 #define KA_SANDBOX_STREAM_H
 
@@ -18,6 +18,11 @@
 
 /* A read answers at most this much (the shim asks for 32 KiB). */
 #define KA_STREAM_MAX_READ (1u << 20)
+/* Output pipes are grown to this (best effort; the default is 64 KiB) so that a
+ * busy writer stays ahead of the reader (fewer wake-ups on both sides) and each
+ * 32 KiB read comes back full. The pages only exist while output is unread and
+ * are charged to the writing container's memory cgroup, not to the agent. */
+#define KA_STREAM_PIPE_SIZE (1u << 20)
 
 struct ka_stream {
     struct ka_reactor *reactor;

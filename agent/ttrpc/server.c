@@ -11,10 +11,30 @@
 
 struct out_frame {
     struct out_frame *next;
-    size_t len;
-    size_t off;
+    size_t cap; /* bytes allocated in data */
+    size_t len; /* the frame ends at data + len */
+    size_t off; /* next byte to send (a frame built in place starts past 0) */
     uint8_t data[];
 };
+
+static struct out_frame *frame_new(size_t cap)
+{
+    struct out_frame *f = ka_xmalloc(sizeof(*f) + cap);
+    f->cap = cap;
+    return f;
+}
+
+/* Done with a frame. One of stream size is kept for the next bytes reply, so that a
+ * ReadStdout loop does not allocate per call. */
+static void frame_release(struct ttrpc_server *s, struct out_frame *f)
+{
+    if (f->cap <= TTRPC_SPARE_FRAME_MAX && (!s->spare || s->spare->cap < f->cap)) {
+        free(s->spare);
+        s->spare = f;
+        return;
+    }
+    free(f);
+}
 
 enum conn_kind {
     CONN_SOCKET,
@@ -68,7 +88,7 @@ static void conn_reset_state(struct ttrpc_conn *c)
     while (c->out_head) {
         struct out_frame *f = c->out_head;
         c->out_head = f->next;
-        free(f);
+        frame_release(c->server, f);
     }
     c->out_tail = NULL;
     c->out_bytes = 0;
@@ -153,7 +173,7 @@ static int conn_flush(struct ttrpc_conn *c)
             c->out_head = f->next;
             if (!c->out_head)
                 c->out_tail = NULL;
-            free(f);
+            frame_release(c->server, f);
         }
     }
     if (c->read_paused && c->out_bytes < TTRPC_OUTQ_LOW)
@@ -164,21 +184,21 @@ static int conn_flush(struct ttrpc_conn *c)
     return 0;
 }
 
-/* Queue one whole frame (header already in f->data) and try to send it now. */
+/* Queue one whole frame (f->data[f->off, f->len)) and try to send it now. */
 static void conn_send(struct ttrpc_conn *c, struct out_frame *f)
 {
     if (c->kind == CONN_SERIAL && !c->host_connected) {
-        free(f); /* nobody to read it; the host starts afresh when it connects */
+        /* nobody to read it; the host starts afresh when it connects */
+        frame_release(c->server, f);
         return;
     }
     f->next = NULL;
-    f->off = 0;
     if (c->out_tail)
         c->out_tail->next = f;
     else
         c->out_head = f;
     c->out_tail = f;
-    c->out_bytes += f->len;
+    c->out_bytes += f->len - f->off;
     if (conn_flush(c) < 0)
         conn_lost(c, "write failed");
 }
@@ -204,36 +224,61 @@ static size_t varint_put(uint8_t *p, uint64_t v)
     return n;
 }
 
-/* Encode a ttrpc.Response{1: status, 2: payload} frame. The reply message is packed
- * straight into the frame to avoid a copy of large payloads (ReadStdout). */
+/* A ttrpc.Response{1: status, 2: payload} frame is: header, status field, then the
+ * payload field's tag and length, then payload_len bytes of the reply message. */
+struct response_layout {
+    Ttrpc__Status status;
+    size_t status_len;
+    size_t payload_len;
+    size_t body;   /* frame data length */
+    size_t prefix; /* bytes before the reply message */
+};
+
+/* False when the frame would exceed the ttrpc limit. */
+static bool response_layout(struct response_layout *l, enum ka_status code, const char *message,
+                            size_t payload_len)
+{
+    l->status = (Ttrpc__Status)TTRPC__STATUS__INIT;
+    l->status.code = (int32_t)code;
+    l->status.message = (char *)(message ? message : "");
+    l->status_len = ttrpc__status__get_packed_size(&l->status);
+    l->payload_len = payload_len;
+    l->body = 1 + varint_size(l->status_len) + l->status_len;
+    if (payload_len)
+        l->body += 1 + varint_size(payload_len);
+    l->prefix = TTRPC_HEADER_SIZE + l->body;
+    l->body += payload_len;
+    return l->body <= TTRPC_MAX_DATA;
+}
+
+static void response_prefix_put(const struct response_layout *l, uint32_t stream_id, uint8_t *p)
+{
+    struct ttrpc_header h = {.length = (uint32_t)l->body, .stream_id = stream_id,
+                             .type = TTRPC_TYPE_RESPONSE, .flags = 0};
+    ttrpc_header_encode(&h, p);
+    p += TTRPC_HEADER_SIZE;
+    *p++ = 0x0a; /* field 1, length-delimited */
+    p += varint_put(p, l->status_len);
+    p += ttrpc__status__pack(&l->status, p);
+    if (l->payload_len) {
+        *p++ = 0x12; /* field 2, length-delimited */
+        varint_put(p, l->payload_len);
+    }
+}
+
+/* Encode a Response frame; the reply message is packed straight into it. */
 static struct out_frame *build_response(uint32_t stream_id, enum ka_status code,
                                         const char *message, const ProtobufCMessage *reply)
 {
-    Ttrpc__Status status = TTRPC__STATUS__INIT;
-    status.code = (int32_t)code;
-    status.message = (char *)(message ? message : "");
-    size_t status_len = ttrpc__status__get_packed_size(&status);
-    size_t payload_len = reply ? protobuf_c_message_get_packed_size(reply) : 0;
-    size_t body = 1 + varint_size(status_len) + status_len;
-    if (payload_len)
-        body += 1 + varint_size(payload_len) + payload_len;
-    if (body > TTRPC_MAX_DATA)
+    struct response_layout l;
+    if (!response_layout(&l, code, message, reply ? protobuf_c_message_get_packed_size(reply) : 0))
         return NULL;
-
-    struct out_frame *f = ka_xmalloc(sizeof(*f) + TTRPC_HEADER_SIZE + body);
-    f->len = TTRPC_HEADER_SIZE + body;
-    struct ttrpc_header h = {.length = (uint32_t)body, .stream_id = stream_id,
-                             .type = TTRPC_TYPE_RESPONSE, .flags = 0};
-    ttrpc_header_encode(&h, f->data);
-    uint8_t *p = f->data + TTRPC_HEADER_SIZE;
-    *p++ = 0x0a; /* field 1, length-delimited */
-    p += varint_put(p, status_len);
-    p += ttrpc__status__pack(&status, p);
-    if (payload_len) {
-        *p++ = 0x12; /* field 2, length-delimited */
-        p += varint_put(p, payload_len);
-        p += protobuf_c_message_pack(reply, p);
-    }
+    struct out_frame *f = frame_new(l.prefix + l.payload_len);
+    f->off = 0;
+    f->len = l.prefix + l.payload_len;
+    response_prefix_put(&l, stream_id, f->data);
+    if (l.payload_len)
+        protobuf_c_message_pack(reply, f->data + l.prefix);
     return f;
 }
 
@@ -271,6 +316,68 @@ void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *reply)
                     "response larger than the 4 MiB ttrpc limit");
         return;
     }
+    conn_send(c, f);
+}
+
+/* Room before the bytes of a bytes reply for everything in front of them: frame header,
+ * empty status field (2 bytes), payload tag, two length varints and the field tag. */
+#define BYTES_REPLY_ROOM (TTRPC_HEADER_SIZE + 2 + 1 + 5 + 5 + 5)
+
+uint8_t *ttrpc_bytes_reply_begin(struct ttrpc_call *call, size_t cap, struct ttrpc_bytes_reply *r)
+{
+    struct ttrpc_server *s = call->conn->server;
+    size_t need = BYTES_REPLY_ROOM + cap;
+    struct out_frame *f;
+    if (s->spare && s->spare->cap >= need) {
+        f = s->spare;
+        s->spare = NULL;
+    } else {
+        f = frame_new(need);
+    }
+    r->server = s;
+    r->frame = f;
+    r->cap = cap;
+    return f->data + BYTES_REPLY_ROOM;
+}
+
+void ttrpc_bytes_reply_drop(struct ttrpc_bytes_reply *r)
+{
+    if (r->frame)
+        frame_release(r->server, r->frame);
+    r->frame = NULL;
+}
+
+void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrpc_bytes_reply *r,
+                            size_t len)
+{
+    struct out_frame *f = r->frame;
+    r->frame = NULL;
+    if (len > r->cap)
+        len = r->cap; /* a caller bug; never send bytes that were not filled */
+    /* The message as protobuf packs it: a bytes field is left out when empty. */
+    uint32_t tag = field << 3 | 2; /* length-delimited */
+    size_t msg_head = len ? varint_size(tag) + varint_size(len) : 0;
+    struct response_layout l;
+    if (field == 0 || field >= 1u << 29 ||
+        !response_layout(&l, KA_STATUS_OK, NULL, msg_head + len) ||
+        l.prefix + msg_head > BYTES_REPLY_ROOM) {
+        frame_release(r->server, f);
+        ttrpc_call_fail(call, KA_STATUS_RESOURCE_EXHAUSTED,
+                        "response larger than the 4 MiB ttrpc limit");
+        return;
+    }
+    uint8_t *data = f->data + BYTES_REPLY_ROOM;
+    f->off = BYTES_REPLY_ROOM - msg_head - l.prefix;
+    f->len = BYTES_REPLY_ROOM + len;
+    response_prefix_put(&l, call->stream_id, f->data + f->off);
+    if (len) {
+        uint8_t *p = data - msg_head;
+        p += varint_put(p, tag);
+        varint_put(p, len);
+    }
+    struct ttrpc_conn *c = call->conn;
+    call_unlink(call);
+    free(call);
     conn_send(c, f);
 }
 
@@ -522,6 +629,8 @@ void ttrpc_server_shutdown(struct ttrpc_server *s)
         if (s->unix_path[0])
             unlink(s->unix_path);
     }
+    free(s->spare);
+    s->spare = NULL;
     if (s->reserve_fd >= 0) {
         close(s->reserve_fd);
         s->reserve_fd = -1;

@@ -28,10 +28,13 @@
  * bytes are queued for it; resume below the low mark. Bounds agent memory. */
 #define TTRPC_OUTQ_HIGH (8u << 20)
 #define TTRPC_OUTQ_LOW (1u << 20)
+/* Largest sent frame kept for reuse by the next bytes reply (one per server). */
+#define TTRPC_SPARE_FRAME_MAX (128u << 10)
 
 struct ttrpc_server;
 struct ttrpc_conn;
 struct ttrpc_call;
+struct out_frame;
 
 typedef void (*ttrpc_cancel_fn)(struct ttrpc_call *call);
 
@@ -63,6 +66,7 @@ struct ttrpc_server {
     char unix_path[sizeof(((struct ka_addr *)0)->path)];
     struct ttrpc_conn *conns;
     size_t nconns;
+    struct out_frame *spare; /* see TTRPC_SPARE_FRAME_MAX */
 };
 
 void ttrpc_server_init(struct ttrpc_server *s, struct ka_reactor *r, ttrpc_dispatch_fn dispatch,
@@ -84,6 +88,19 @@ void ttrpc_server_shutdown(struct ttrpc_server *s);
 void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *reply);
 /* Answer a call with an error status. Frees the call. */
 void ttrpc_call_fail(struct ttrpc_call *call, enum ka_status status, const char *message);
+/* A reply whose message has one bytes field (ReadStreamResponse), built in place: the
+ * caller reads straight into the frame and the encoding is put in front of the bytes,
+ * so large payloads are not copied. begin returns room for cap bytes; then either
+ * send (answers and frees the call; len <= cap) or drop (the call stays as it was). */
+struct ttrpc_bytes_reply {
+    struct ttrpc_server *server;
+    struct out_frame *frame;
+    size_t cap;
+};
+uint8_t *ttrpc_bytes_reply_begin(struct ttrpc_call *call, size_t cap, struct ttrpc_bytes_reply *r);
+void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrpc_bytes_reply *r,
+                            size_t len);
+void ttrpc_bytes_reply_drop(struct ttrpc_bytes_reply *r);
 /* Keep the call for a later answer; cancel runs if the connection goes first. */
 void ttrpc_call_park(struct ttrpc_call *call, ttrpc_cancel_fn cancel, void *data);
 

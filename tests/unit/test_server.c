@@ -1,7 +1,9 @@
 /* The ttrpc server on the reactor, in process: parked calls answered later while
  * other calls on the same connection are answered at once; a dropped connection
- * cancels its parked calls; a serial port (a pty here) carries ttrpc too. The
- * client side runs in a thread with the blocking client. */
+ * cancels its parked calls; a serial port (a pty here) carries ttrpc too; bytes
+ * replies built in place encode as protobuf-c would; ReadStdout's stream code on a
+ * real pipe (read at once, parked, short, EOF, cancelled). The client side runs in
+ * a thread with the blocking client. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "sandbox/stream.h"
 #include "ttrpc/client.h"
 #include "ttrpc/server.h"
 #include "ttrpc/transport.h"
@@ -30,7 +33,17 @@ struct fixture {
     int results[8];
     int nresults;
     volatile int client_done;
+    struct ka_stream stream; /* read end of a pipe, for "Read" */
+    int pipe_w;
 };
+
+static uint32_t get_u32(const uint8_t *p, size_t len, size_t at)
+{
+    uint32_t v = 0;
+    if (len >= at + 4)
+        memcpy(&v, p + at, 4);
+    return v;
+}
 
 static void on_cancel(struct ttrpc_call *call)
 {
@@ -44,7 +57,6 @@ static void on_cancel(struct ttrpc_call *call)
 /* Test service: Park waits for Release; Ping answers at once; Done stops the loop. */
 static void dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, size_t len)
 {
-    (void)payload, (void)len;
     struct fixture *f = ctx;
     if (strcmp(call->method, "Park") == 0) {
         f->parked[f->nparked++] = call;
@@ -55,6 +67,21 @@ static void dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload,
         ttrpc_call_reply(call, NULL);
     } else if (strcmp(call->method, "Ping") == 0) {
         ttrpc_call_reply(call, NULL);
+    } else if (strcmp(call->method, "Bytes") == 0) {
+        /* payload: u32 n, u32 cap; answers n pattern bytes as field 1, built in place */
+        uint32_t n = get_u32(payload, len, 0), cap = get_u32(payload, len, 4);
+        struct ttrpc_bytes_reply r;
+        uint8_t *buf = ttrpc_bytes_reply_begin(call, cap, &r);
+        for (uint32_t i = 0; i < n; i++)
+            buf[i] = (uint8_t)(i * 7);
+        ttrpc_bytes_reply_send(call, 1, &r, n);
+    } else if (strcmp(call->method, "BytesDrop") == 0) {
+        struct ttrpc_bytes_reply r;
+        ttrpc_bytes_reply_begin(call, get_u32(payload, len, 0), &r);
+        ttrpc_bytes_reply_drop(&r);
+        ttrpc_call_reply(call, NULL); /* the call is untouched by begin + drop */
+    } else if (strcmp(call->method, "Read") == 0) {
+        ka_stream_read(&f->stream, call, get_u32(payload, len, 0));
     } else {
         ttrpc_call_fail(call, KA_STATUS_UNIMPLEMENTED, "no such method");
     }
@@ -256,6 +283,235 @@ static void test_serial_transport(void **state)
     teardown_server(&f);
 }
 
+/* ---- bytes replies and the stream read path ------------------------------------ */
+
+struct answer {
+    int code;
+    char message[64];
+    uint8_t *payload;
+    size_t len;
+};
+
+static void call_u32s(struct ttrpc_client *c, const char *method, uint32_t a, uint32_t b)
+{
+    uint32_t v[2] = {a, b};
+    struct ka_error err;
+    int rc = ttrpc_client_send(c, "test.Svc", method, (const uint8_t *)v, sizeof(v), 0, NULL, &err);
+    assert_int_equal(rc, 0);
+}
+
+static void answer_recv(struct ttrpc_client *c, struct answer *a)
+{
+    struct ka_error err;
+    struct ttrpc_reply r;
+    assert_int_equal(ttrpc_client_recv(c, &r, &err), 0);
+    a->code = r.code;
+    snprintf(a->message, sizeof(a->message), "%s", r.message);
+    a->payload = r.payload;
+    a->len = r.payload_len;
+    r.payload = NULL;
+    ttrpc_reply_free(&r);
+}
+
+/* The payload protobuf-c packs for ReadStreamResponse{data}: field 1, length, bytes. */
+static void assert_bytes_message(const struct answer *a, const uint8_t *data, size_t n)
+{
+    assert_int_equal(a->code, 0);
+    if (n == 0) {
+        assert_int_equal(a->len, 0); /* proto3 leaves an empty bytes field out */
+        return;
+    }
+    uint8_t head[8];
+    size_t h = 0;
+    head[h++] = 0x0a;
+    for (size_t v = n;; v >>= 7) {
+        head[h++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80)
+            break;
+    }
+    assert_int_equal(a->len, h + n);
+    assert_memory_equal(a->payload, head, h);
+    assert_memory_equal(a->payload + h, data, n);
+}
+
+static void *bytes_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    static uint8_t pattern[300000];
+    for (size_t i = 0; i < sizeof(pattern); i++)
+        pattern[i] = (uint8_t)(i * 7);
+    /* 1-, 2- and 3-byte lengths; a spare frame reused; one too big to keep as spare;
+     * an empty reply; a frame over the 4 MiB cap. */
+    const uint32_t cases[][2] = {{5, 100}, {100, 32768}, {32768, 32768}, {200, 32768},
+                                 {300000, 300000}, {0, 64}, {10, 10}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct answer a;
+        call_u32s(&c, "Bytes", cases[i][0], cases[i][1]);
+        answer_recv(&c, &a);
+        assert_bytes_message(&a, pattern, cases[i][0]);
+        free(a.payload);
+    }
+    struct answer a;
+    call_u32s(&c, "BytesDrop", 32768, 0);
+    answer_recv(&c, &a);
+    assert_int_equal(a.code, 0);
+    assert_int_equal(a.len, 0);
+    free(a.payload);
+    call_u32s(&c, "Bytes", TTRPC_MAX_DATA, TTRPC_MAX_DATA);
+    answer_recv(&c, &a);
+    assert_int_equal(a.code, KA_STATUS_RESOURCE_EXHAUSTED);
+    free(a.payload);
+    call_u32s(&c, "Bytes", 3, 3); /* the connection is still fine */
+    answer_recv(&c, &a);
+    assert_bytes_message(&a, pattern, 3);
+    free(a.payload);
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+static void test_bytes_reply(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct ka_error err;
+    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
+    f->client_fd = sv[1];
+    pthread_t t;
+    pthread_create(&t, NULL, bytes_client, f);
+    run_until(f, &f->client_done);
+    pthread_join(t, NULL);
+    teardown_server(f);
+    free(f);
+}
+
+static void setup_stream(struct fixture *f)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    ka_stream_init(&f->stream, &f->reactor, p[0], false);
+    f->pipe_w = p[1];
+    /* Best effort in the agent; here (root or not, default limits) it takes. */
+    assert_true(fcntl(p[0], F_GETPIPE_SZ) >= (int)KA_STREAM_PIPE_SIZE);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct ka_error err;
+    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
+    f->client_fd = sv[1];
+}
+
+static void read_expect(struct ttrpc_client *c, uint32_t len, const char *data, size_t n)
+{
+    struct answer a;
+    call_u32s(c, "Read", len, 0);
+    answer_recv(c, &a);
+    assert_bytes_message(&a, (const uint8_t *)data, n);
+    free(a.payload);
+}
+
+static void read_expect_eof(struct ttrpc_client *c)
+{
+    struct answer a;
+    call_u32s(c, "Read", 32768, 0);
+    answer_recv(c, &a);
+    assert_int_equal(a.code, KA_STATUS_INTERNAL);
+    assert_string_equal(a.message, "eof");
+    free(a.payload);
+}
+
+static void *read_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    static char big[300];
+    memset(big, 'b', sizeof(big));
+    /* Data already there: answered at once with what there is, less than asked. */
+    assert_int_equal(write(f->pipe_w, "hello", 5), 5);
+    read_expect(&c, 32768, "hello", 5);
+    /* Less asked than there is: the rest stays for the next call (len 0 = the most). */
+    assert_int_equal(write(f->pipe_w, big, sizeof(big)), (ssize_t)sizeof(big));
+    read_expect(&c, 10, big, 10);
+    read_expect(&c, 0, big, sizeof(big) - 10);
+    /* Nothing there: parked until the writer writes. */
+    call_u32s(&c, "Read", 32768, 0);
+    usleep(20000);
+    assert_int_equal(write(f->pipe_w, "late", 4), 4);
+    struct answer a;
+    answer_recv(&c, &a);
+    assert_bytes_message(&a, (const uint8_t *)"late", 4);
+    free(a.payload);
+    /* Data then EOF: the data first, then EOF as an error status, at once, each time. */
+    assert_int_equal(write(f->pipe_w, "tail", 4), 4);
+    close(f->pipe_w);
+    f->pipe_w = -1;
+    read_expect(&c, 32768, "tail", 4);
+    read_expect_eof(&c);
+    read_expect_eof(&c);
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+static void test_stream_reads(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    setup_stream(f);
+    pthread_t t;
+    pthread_create(&t, NULL, read_client, f);
+    run_until(f, &f->client_done);
+    pthread_join(t, NULL);
+    assert_null(f->stream.head);
+    ka_stream_close(&f->stream);
+    teardown_server(f);
+    free(f);
+}
+
+static void *cancel_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    call_u32s(&c, "Read", 32768, 0); /* parked: the pipe is empty */
+    call_u32s(&c, "Read", 32768, 0); /* queued behind it */
+    usleep(20000);
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+/* The host goes away with reads parked: they are forgotten and the pipe unwatched. */
+static void test_stream_read_cancelled(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    setup_stream(f);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_client, f);
+    run_until(f, &f->client_done);
+    pthread_join(t, NULL);
+    struct ka_error err;
+    for (int i = 0; i < 20; i++)
+        ka_reactor_run_once(&f->reactor, 5, &err);
+    assert_null(f->stream.head);
+    assert_false(f->stream.watch.active);
+    /* Data arriving later wakes nobody and is still there for the next reader. */
+    assert_int_equal(write(f->pipe_w, "x", 1), 1);
+    assert_int_equal(ka_reactor_run_once(&f->reactor, 5, &err), 0);
+    close(f->pipe_w);
+    ka_stream_close(&f->stream);
+    teardown_server(f);
+    free(f);
+}
+
 int main(void)
 {
     int devnull = open("/dev/null", O_WRONLY);
@@ -264,6 +520,9 @@ int main(void)
         cmocka_unit_test(test_park_and_answer_later),
         cmocka_unit_test(test_serial_transport),
         cmocka_unit_test(test_stream_reuse_and_call_cap),
+        cmocka_unit_test(test_bytes_reply),
+        cmocka_unit_test(test_stream_reads),
+        cmocka_unit_test(test_stream_read_cancelled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
