@@ -29,14 +29,13 @@ struct flags {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: kata-agent [OPTIONS]\n"
-            "  --server-addr ADDR   serve ttrpc on ADDR (vsock://CID:PORT, unix:///path,\n"
-            "                       serial:///dev/vportNpM or serial://PORT-NAME)\n"
-            "  --log-level LEVEL    critical|error|warn|info|debug|trace\n"
-            "  --cmdline-file FILE  read agent.* options from FILE instead of /proc/cmdline\n"
-            "  -v, --version        print the version and exit\n"
-            "  -h, --help           this text\n");
+    fprintf(out, "Usage: kata-agent [OPTIONS]\n"
+                 "  --server-addr ADDR   serve ttrpc on ADDR (vsock://CID:PORT, unix:///path,\n"
+                 "                       serial:///dev/vportNpM or serial://PORT-NAME)\n"
+                 "  --log-level LEVEL    critical|error|warn|info|debug|trace\n"
+                 "  --cmdline-file FILE  read agent.* options from FILE instead of /proc/cmdline\n"
+                 "  -v, --version        print the version and exit\n"
+                 "  -h, --help           this text\n");
 }
 
 /* Returns 0 to go on, 1 to exit successfully (--version/--help), -1 on bad usage. */

@@ -19,7 +19,7 @@
 
 /* The controllers the Rust agent mounts (its CGROUPS map); others are left alone. */
 static const char *const known_controllers[] = {
-    "cpu",   "cpuacct",    "blkio",    "cpuset",  "memory", "devices", "freezer",
+    "cpu",     "cpuacct",    "blkio",    "cpuset",  "memory", "devices", "freezer",
     "net_cls", "perf_event", "net_prio", "hugetlb", "pids",   "rdma",
 };
 

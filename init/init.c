@@ -51,8 +51,8 @@ static void step(int rc, const char *what, struct ka_error *one, int *first, str
 {
     if (rc >= 0)
         return;
-    ka_log_kv(KA_LOG_WARN, "init", "init step failed, carrying on", "step", what, "error",
-              one->msg, NULL);
+    ka_log_kv(KA_LOG_WARN, "init", "init step failed, carrying on", "step", what, "error", one->msg,
+              NULL);
     if (*first == 0) {
         *first = rc;
         if (err)

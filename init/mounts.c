@@ -130,8 +130,8 @@ int ka_init_mount_table_at(const char *root, unsigned *mounted, struct ka_error 
             count++;
             continue;
         }
-        ka_log_kv(m->may_fail ? KA_LOG_WARN : KA_LOG_ERROR, "mount", "early mount failed",
-                  "target", target, "fstype", m->fstype, "error", strerror(-rc), NULL);
+        ka_log_kv(m->may_fail ? KA_LOG_WARN : KA_LOG_ERROR, "mount", "early mount failed", "target",
+                  target, "fstype", m->fstype, "error", strerror(-rc), NULL);
         if (!m->may_fail && !first)
             first = ka_error_set(err, -rc, "mount %s on %s", m->fstype, target);
     }

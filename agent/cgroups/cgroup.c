@@ -27,11 +27,11 @@
 /* ---- controllers ------------------------------------------------------------- */
 
 static const char *const v1_names[KA_CG_COUNT] = {
-    [KA_CG_CPU] = "cpu",          [KA_CG_CPUACCT] = "cpuacct",   [KA_CG_CPUSET] = "cpuset",
-    [KA_CG_MEMORY] = "memory",    [KA_CG_DEVICES] = "devices",   [KA_CG_FREEZER] = "freezer",
-    [KA_CG_BLKIO] = "blkio",      [KA_CG_PIDS] = "pids",         [KA_CG_HUGETLB] = "hugetlb",
-    [KA_CG_NET_CLS] = "net_cls",  [KA_CG_NET_PRIO] = "net_prio", [KA_CG_PERF_EVENT] = "perf_event",
-    [KA_CG_RDMA] = "rdma",        [KA_CG_MISC] = "misc",
+    [KA_CG_CPU] = "cpu",         [KA_CG_CPUACCT] = "cpuacct",   [KA_CG_CPUSET] = "cpuset",
+    [KA_CG_MEMORY] = "memory",   [KA_CG_DEVICES] = "devices",   [KA_CG_FREEZER] = "freezer",
+    [KA_CG_BLKIO] = "blkio",     [KA_CG_PIDS] = "pids",         [KA_CG_HUGETLB] = "hugetlb",
+    [KA_CG_NET_CLS] = "net_cls", [KA_CG_NET_PRIO] = "net_prio", [KA_CG_PERF_EVENT] = "perf_event",
+    [KA_CG_RDMA] = "rdma",       [KA_CG_MISC] = "misc",
 };
 
 int ka_cgroup_controller_parse(const char *name, enum ka_cgroup_version v)
@@ -84,8 +84,7 @@ int ka_cg_writef(const char *dir, const char *file, struct ka_error *err, const 
     return ka_cg_write(dir, file, value, err);
 }
 
-ssize_t ka_cg_read(const char *dir, const char *file, char *buf, size_t size,
-                   struct ka_error *err)
+ssize_t ka_cg_read(const char *dir, const char *file, char *buf, size_t size, struct ka_error *err)
 {
     char path[PATH_MAX];
     join_path(path, sizeof(path), dir, file);
@@ -147,7 +146,8 @@ int ka_cg_read_key(const char *dir, const char *file, const char *key, uint64_t 
         char *eol = strchr(line, '\n');
         if (eol)
             *eol = '\0';
-        if (strncmp(line, key, klen) == 0 && line[klen] == ' ' && parse_u64(line + klen + 1, out) == 0)
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ' &&
+            parse_u64(line + klen + 1, out) == 0)
             return 0;
         line = eol ? eol + 1 : NULL;
     }
@@ -256,8 +256,8 @@ int ka_cgroup_layout_detect(struct ka_cgroup_layout *l, const char *mountinfo, c
         bool under = strncmp(mnt, root, rlen) == 0 && mnt[rlen] == '/';
         for (size_t i = 0; i < l->n && !dup; i++) {
             dup = mask != 0 && l->h[i].controllers == mask;
-            if (dup && under && !(strncmp(l->h[i].mount, root, rlen) == 0 &&
-                                  l->h[i].mount[rlen] == '/')) {
+            if (dup && under &&
+                !(strncmp(l->h[i].mount, root, rlen) == 0 && l->h[i].mount[rlen] == '/')) {
                 free(l->h[i].mount);
                 l->h[i].mount = ka_xstrdup(mnt);
             }
@@ -459,7 +459,8 @@ int ka_cgroup_create(struct ka_cgroup *cg, struct ka_error *err)
                 enable_subtree(parent);
             if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 rc = ka_error_set(err, errno, "create cgroup %s", dir);
-            else if (cg->version == KA_CGROUP_V1 && (cg->d[i].controllers & KA_CG_BIT(KA_CG_CPUSET)))
+            else if (cg->version == KA_CGROUP_V1 &&
+                     (cg->d[i].controllers & KA_CG_BIT(KA_CG_CPUSET)))
                 rc = cpuset_fill(dir, parent, err);
             dir[pos] = c;
             if (rc < 0)
@@ -628,8 +629,7 @@ int ka_cgroup_freeze_state(const struct ka_cgroup *cg, struct ka_error *err)
     return KA_FREEZE_THAWED;
 }
 
-int ka_cgroup_signal_all(const struct ka_cgroup *cg, int sig, pid_t skip_pid,
-                         struct ka_error *err)
+int ka_cgroup_signal_all(const struct ka_cgroup *cg, int sig, pid_t skip_pid, struct ka_error *err)
 {
     /* Frozen, nothing can fork between the listing and the kill. A paused
      * container stays paused. */

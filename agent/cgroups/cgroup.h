@@ -26,7 +26,7 @@
 #define KA_CGROUP_ROOT "/sys/fs/cgroup"
 #define KA_CGROUP_PATH_MAX 1024 /* a cgroup path from the spec, after the rules */
 #define KA_CGROUP_MAX_HIERARCHIES 32
-#define KA_CGROUP_MAX_DEPTH 32  /* components of a path; subtree walks */
+#define KA_CGROUP_MAX_DEPTH 32 /* components of a path; subtree walks */
 
 enum ka_cgroup_version {
     KA_CGROUP_NONE = 0, /* nothing mounted: containers run without a cgroup */
@@ -99,7 +99,7 @@ struct ka_cgroup {
     char *path; /* "/pod/cid" */
     struct ka_cgroup_dir d[KA_CGROUP_MAX_HIERARCHIES];
     size_t n;
-    int bpf_prog_fd; /* v2: the device program we attached (-1: none) */
+    int bpf_prog_fd;        /* v2: the device program we attached (-1: none) */
     bool devices_allow_all; /* the base the v2 device program is built on */
 };
 
@@ -145,8 +145,7 @@ int ka_cgroup_freeze_state(const struct ka_cgroup *cg, struct ka_error *err);
 /* Signal every process of the cgroup (and below): freeze (unless it already is),
  * kill each pid but skip_pid, thaw (unless it was frozen before). Returns how
  * many were signalled. ESRCH is not an error. */
-int ka_cgroup_signal_all(const struct ka_cgroup *cg, int sig, pid_t skip_pid,
-                         struct ka_error *err);
+int ka_cgroup_signal_all(const struct ka_cgroup *cg, int sig, pid_t skip_pid, struct ka_error *err);
 /* SIGKILL what is left (v2: cgroup.kill when the kernel has it) and remove the
  * directories, deepest first. Returns 0 when all are gone (ENOENT counts as
  * gone), -EBUSY while processes or zombies remain (try again later), another
@@ -161,8 +160,7 @@ int ka_cg_writef(const char *dir, const char *file, struct ka_error *err, const 
     __attribute__((format(printf, 4, 5)));
 /* Read dir/file whole into buf (NUL-terminated); -ENOENT etc. with err. Content
  * beyond size-1 bytes is an error (-EFBIG). */
-ssize_t ka_cg_read(const char *dir, const char *file, char *buf, size_t size,
-                   struct ka_error *err);
+ssize_t ka_cg_read(const char *dir, const char *file, char *buf, size_t size, struct ka_error *err);
 /* A number, or "max" (UINT64_MAX). */
 int ka_cg_read_u64(const char *dir, const char *file, uint64_t *out, struct ka_error *err);
 /* The value of key in a flat-keyed file ("key value" lines); -ENOENT when absent. */

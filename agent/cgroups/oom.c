@@ -33,7 +33,8 @@ struct ka_oom_watch {
 static int read_kills(struct ka_oom_watch *w, uint64_t *kills)
 {
     struct ka_error err;
-    return ka_cg_read_key(w->dir, w->version == KA_CGROUP_V2 ? "memory.events" : "memory.oom_control",
+    return ka_cg_read_key(w->dir,
+                          w->version == KA_CGROUP_V2 ? "memory.events" : "memory.oom_control",
                           "oom_kill", kills, &err);
 }
 
@@ -169,8 +170,8 @@ int ka_oom_watch_start(struct ka_reactor *r, const struct ka_cgroup *cg, ka_oom_
 {
     *out = NULL;
     const char *dir = ka_cgroup_has(cg, KA_CG_MEMORY) ? ka_cgroup_dir_of(cg, KA_CG_MEMORY) : NULL;
-    if (!dir || !ka_cg_exists(dir, cg->version == KA_CGROUP_V2 ? "memory.events"
-                                                                : "memory.oom_control"))
+    if (!dir ||
+        !ka_cg_exists(dir, cg->version == KA_CGROUP_V2 ? "memory.events" : "memory.oom_control"))
         return 0;
     struct ka_oom_watch *w = ka_xcalloc(1, sizeof(*w));
     w->version = cg->version;

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MISSING(err, what)                                                                      \
-    ka_error_status_set((err), KA_STATUS_FAILED_PRECONDITION,                                   \
+#define MISSING(err, what)                                    \
+    ka_error_status_set((err), KA_STATUS_FAILED_PRECONDITION, \
                         "the spec sets %s but no such cgroup controller is available", (what))
 
 /* ---- conversions ---------------------------------------------------------------------- */
@@ -40,7 +40,8 @@ int ka_cgroup_swap_to_v2(int64_t swap, int64_t limit, int64_t *out, struct ka_er
                                    "a swap limit needs a memory limit on cgroup v2");
     if (limit < 0 || swap < limit)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "memory+swap limit %" PRId64 " is below the memory limit %" PRId64,
+                                   "memory+swap limit %" PRId64
+                                   " is below the memory limit %" PRId64,
                                    swap, limit);
     *out = swap - limit;
     return 0;
@@ -99,9 +100,11 @@ static int memory_v1(const char *dir, const struct ka_memory_resources *m, struc
             return -1;
         }
     } else {
-        if (m->limit != 0 && ka_cg_writef(dir, "memory.limit_in_bytes", err, "%" PRId64, m->limit) < 0)
+        if (m->limit != 0 &&
+            ka_cg_writef(dir, "memory.limit_in_bytes", err, "%" PRId64, m->limit) < 0)
             return -1;
-        if (swap != 0 && ka_cg_writef(dir, "memory.memsw.limit_in_bytes", err, "%" PRId64, swap) < 0)
+        if (swap != 0 &&
+            ka_cg_writef(dir, "memory.memsw.limit_in_bytes", err, "%" PRId64, swap) < 0)
             return -1;
     }
     if (m->reservation != 0 &&
@@ -160,7 +163,8 @@ static int memory_v2(const char *dir, const struct ka_memory_resources *m, struc
 
 /* ---- cpu ---------------------------------------------------------------------------------- */
 
-static int cpuset(const struct ka_cgroup *cg, const struct ka_cpu_resources *c, struct ka_error *err)
+static int cpuset(const struct ka_cgroup *cg, const struct ka_cpu_resources *c,
+                  struct ka_error *err)
 {
     if (!c->cpus && !c->mems)
         return 0;
@@ -232,9 +236,10 @@ static int cpu_v2(const char *dir, const struct ka_cpu_resources *c, struct ka_e
 
 /* ---- blkio / io ---------------------------------------------------------------------------- */
 
-static const char *const throttle_v1[KA_THROTTLE_COUNT] = {
-    "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
-    "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device"};
+static const char *const throttle_v1[KA_THROTTLE_COUNT] = {"blkio.throttle.read_bps_device",
+                                                           "blkio.throttle.write_bps_device",
+                                                           "blkio.throttle.read_iops_device",
+                                                           "blkio.throttle.write_iops_device"};
 static const char *const throttle_v2[KA_THROTTLE_COUNT] = {"rbps", "wbps", "riops", "wiops"};
 
 static int blkio_v1(const char *dir, const struct ka_blkio_resources *b, struct ka_error *err)
@@ -255,8 +260,8 @@ static int blkio_v1(const char *dir, const struct ka_blkio_resources *b, struct 
     }
     for (size_t i = 0; have_weight && i < b->n_weight_devices; i++) {
         const struct ka_blkio_device *d = &b->weight_devices[i];
-        if (d->value && ka_cg_writef(dir, wdfile, err, "%" PRId64 ":%" PRId64 " %" PRIu64,
-                                     d->major, d->minor, d->value) < 0)
+        if (d->value && ka_cg_writef(dir, wdfile, err, "%" PRId64 ":%" PRId64 " %" PRIu64, d->major,
+                                     d->minor, d->value) < 0)
             return -1;
         struct ka_error lerr;
         if (d->leaf_weight &&
@@ -267,8 +272,8 @@ static int blkio_v1(const char *dir, const struct ka_blkio_resources *b, struct 
     for (int t = 0; t < KA_THROTTLE_COUNT; t++)
         for (size_t i = 0; i < b->n_throttle[t]; i++) {
             const struct ka_blkio_device *d = &b->throttle[t][i];
-            if (ka_cg_writef(dir, throttle_v1[t], err, "%" PRId64 ":%" PRId64 " %" PRIu64,
-                             d->major, d->minor, d->value) < 0)
+            if (ka_cg_writef(dir, throttle_v1[t], err, "%" PRId64 ":%" PRId64 " %" PRIu64, d->major,
+                             d->minor, d->value) < 0)
                 return -1;
         }
     return 0;
@@ -366,7 +371,8 @@ int ka_cgroup_set_resources(const struct ka_cgroup *cg, const struct ka_resource
     if (c->present) {
         if (cpuset(cg, c, err) < 0)
             return -1;
-        bool wants = c->shares || c->quota || c->period || c->realtime_period || c->realtime_runtime;
+        bool wants =
+            c->shares || c->quota || c->period || c->realtime_period || c->realtime_runtime;
         const char *dir = ka_cgroup_has(cg, KA_CG_CPU) ? ka_cgroup_dir_of(cg, KA_CG_CPU) : NULL;
         if (wants && !dir)
             return MISSING(err, "cpu shares or quota");
@@ -377,7 +383,8 @@ int ka_cgroup_set_resources(const struct ka_cgroup *cg, const struct ka_resource
     if (m->present) {
         bool wants = m->limit || m->reservation || m->swap || m->kernel || m->kernel_tcp ||
                      m->swappiness || m->disable_oom_killer;
-        const char *dir = ka_cgroup_has(cg, KA_CG_MEMORY) ? ka_cgroup_dir_of(cg, KA_CG_MEMORY) : NULL;
+        const char *dir =
+            ka_cgroup_has(cg, KA_CG_MEMORY) ? ka_cgroup_dir_of(cg, KA_CG_MEMORY) : NULL;
         if (wants && !dir)
             return MISSING(err, "memory limits");
         if (wants && (v2 ? memory_v2(dir, m, err) : memory_v1(dir, m, err)) < 0)
@@ -413,17 +420,17 @@ int ka_cgroup_set_resources(const struct ka_cgroup *cg, const struct ka_resource
 /* ---- devices ------------------------------------------------------------------------------ */
 
 const struct ka_device_rule ka_default_device_rules[] = {
-    {true, 'c', 1, 3, "rwm"},  /* /dev/null */
-    {true, 'c', 1, 5, "rwm"},  /* /dev/zero */
-    {true, 'c', 1, 7, "rwm"},  /* /dev/full */
-    {true, 'c', 5, 0, "rwm"},  /* /dev/tty */
-    {true, 'c', 1, 9, "rwm"},  /* /dev/urandom */
-    {true, 'c', 1, 8, "rwm"},  /* /dev/random */
-    {true, 'c', -1, -1, "m"},  /* mknod of any char device */
-    {true, 'b', -1, -1, "m"},  /* mknod of any block device */
-    {true, 'c', 5, 1, "rwm"},  /* /dev/console */
+    {true, 'c', 1, 3, "rwm"},    /* /dev/null */
+    {true, 'c', 1, 5, "rwm"},    /* /dev/zero */
+    {true, 'c', 1, 7, "rwm"},    /* /dev/full */
+    {true, 'c', 5, 0, "rwm"},    /* /dev/tty */
+    {true, 'c', 1, 9, "rwm"},    /* /dev/urandom */
+    {true, 'c', 1, 8, "rwm"},    /* /dev/random */
+    {true, 'c', -1, -1, "m"},    /* mknod of any char device */
+    {true, 'b', -1, -1, "m"},    /* mknod of any block device */
+    {true, 'c', 5, 1, "rwm"},    /* /dev/console */
     {true, 'c', 136, -1, "rwm"}, /* /dev/pts/N */
-    {true, 'c', 5, 2, "rwm"},  /* /dev/ptmx */
+    {true, 'c', 5, 2, "rwm"},    /* /dev/ptmx */
     {true, 'c', 10, 200, "rwm"}, /* /dev/net/tun */
 };
 const size_t ka_n_default_device_rules = KA_ARRAY_SIZE(ka_default_device_rules);

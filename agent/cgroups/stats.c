@@ -158,7 +158,8 @@ static void memory_stats(const struct ka_cgroup *cg, struct ka_cgroup_stats *st)
     if (!ka_cgroup_has(cg, KA_CG_MEMORY))
         return;
     const char *dir = ka_cgroup_dir_of(cg, KA_CG_MEMORY);
-    if (!ka_cg_exists(dir, cg->version == KA_CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes"))
+    if (!ka_cg_exists(dir,
+                      cg->version == KA_CGROUP_V2 ? "memory.current" : "memory.usage_in_bytes"))
         return;
     st->has_memory = true;
     each_kv(dir, "memory.stat", add_mem_stat, st);
@@ -276,7 +277,7 @@ static void blkio_stats_v2(const char *dir, struct ka_cgroup_stats *st)
      * of io_service_bytes_recursive, named as the Rust agent names them. */
     static const struct {
         const char *key, *op;
-    } keys[] = {{"rbytes", "read"}, {"wbytes", "write"}, {"rios", "rios"},
+    } keys[] = {{"rbytes", "read"}, {"wbytes", "write"},  {"rios", "rios"},
                 {"wios", "wios"},   {"dbytes", "dbytes"}, {"dios", "dios"}};
     char buf[65536];
     struct ka_error err;

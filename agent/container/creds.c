@@ -154,7 +154,7 @@ int ka_passwd_lookup(const char *passwd_path, const char *name_or_null, uint32_t
     size_t pos = 0;
     char *line;
     while ((line = next_line(data, len, &pos))) {
-        char *f[7] = { NULL };
+        char *f[7] = {NULL};
         size_t nf = split_fields(line, f, KA_ARRAY_SIZE(f));
         uint32_t e_uid, e_gid;
         if (nf < 4 || f[0][0] == '\0' || !parse_id(f[2], &e_uid) || !parse_id(f[3], &e_gid))
@@ -184,7 +184,7 @@ static int group_walk(const char *path, group_fn fn, void *ctx, struct ka_error 
     size_t pos = 0;
     char *line;
     while ((line = next_line(data, len, &pos))) {
-        char *f[4] = { NULL };
+        char *f[4] = {NULL};
         size_t nf = split_fields(line, f, KA_ARRAY_SIZE(f));
         uint32_t gid;
         if (nf < 3 || f[0][0] == '\0' || !parse_id(f[2], &gid))
@@ -216,7 +216,7 @@ int ka_group_lookup(const char *group_path, const char *name_or_null, uint32_t g
                     struct ka_group_entry *out, struct ka_error *err)
 {
     memset(out, 0, sizeof(*out));
-    struct group_find g = { .name = name_or_null, .gid = gid, .out = out };
+    struct group_find g = {.name = name_or_null, .gid = gid, .out = out};
     return group_walk(group_path, group_find_fn, &g, err);
 }
 
@@ -263,10 +263,10 @@ static bool group_members_fn(const char *name, uint32_t gid, char *members, void
     return false;
 }
 
-int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids,
-                       size_t *n, struct ka_error *err)
+int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids, size_t *n,
+                       struct ka_error *err)
 {
-    struct group_members g = { .user = user };
+    struct group_members g = {.user = user};
     *gids = NULL;
     *n = 0;
     int r = group_walk(group_path, group_members_fn, &g, err);
@@ -274,8 +274,8 @@ int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids
         free(g.gids);
         if (r < 0)
             return r;
-        return ka_error_set(err, E2BIG, "%s: user %s is in more than %d groups", group_path,
-                            user, KA_SPEC_MAX_GROUPS);
+        return ka_error_set(err, E2BIG, "%s: user %s is in more than %d groups", group_path, user,
+                            KA_SPEC_MAX_GROUPS);
     }
     *gids = g.gids;
     *n = g.n;
@@ -284,8 +284,7 @@ int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids
 
 /* ---- User resolution -------------------------------------------------------- */
 
-static int add_groups(struct ka_user *user, const uint32_t *gids, size_t n,
-                      struct ka_error *err)
+static int add_groups(struct ka_user *user, const uint32_t *gids, size_t n, struct ka_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (has_gid(user->additional_gids, user->n_additional_gids, gids[i]))
@@ -293,16 +292,16 @@ static int add_groups(struct ka_user *user, const uint32_t *gids, size_t n,
         if (user->n_additional_gids >= KA_SPEC_MAX_GROUPS)
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "more than %d additional groups", KA_SPEC_MAX_GROUPS);
-        user->additional_gids = ka_xrealloc(
-            user->additional_gids, (user->n_additional_gids + 1) * sizeof(uint32_t));
+        user->additional_gids =
+            ka_xrealloc(user->additional_gids, (user->n_additional_gids + 1) * sizeof(uint32_t));
         user->additional_gids[user->n_additional_gids++] = gids[i];
     }
     return 0;
 }
 
 /* A lookup where a missing file counts as "no entry". */
-static int passwd_find(const char *path, const char *name, uint32_t uid,
-                       struct ka_passwd_entry *e, struct ka_error *err)
+static int passwd_find(const char *path, const char *name, uint32_t uid, struct ka_passwd_entry *e,
+                       struct ka_error *err)
 {
     int r = ka_passwd_lookup(path, name, uid, e, err);
     if (r == -ENOENT || r == -ENOTDIR) {
@@ -312,8 +311,8 @@ static int passwd_find(const char *path, const char *name, uint32_t uid,
     return r;
 }
 
-static int resolve_username(struct ka_user *user, const char *passwd_path,
-                            const char *group_path, struct ka_error *err)
+static int resolve_username(struct ka_user *user, const char *passwd_path, const char *group_path,
+                            struct ka_error *err)
 {
     cleanup_free char *spec = ka_xstrdup(user->username);
     char *user_arg = spec;
@@ -327,7 +326,7 @@ static int resolve_username(struct ka_user *user, const char *passwd_path,
     }
 
     uint32_t id;
-    struct ka_passwd_entry pw = { 0 };
+    struct ka_passwd_entry pw = {0};
     int found;
     if (*user_arg == '\0' || parse_id(user_arg, &id)) {
         /* Digits are always a uid (runc); the entry, if any, adds gid and groups. */
@@ -354,7 +353,7 @@ static int resolve_username(struct ka_user *user, const char *passwd_path,
         if (parse_id(group_arg, &id)) {
             user->gid = id;
         } else {
-            struct ka_group_entry gr = { 0 };
+            struct ka_group_entry gr = {0};
             r = ka_group_lookup(group_path, group_arg, 0, &gr, err);
             if (r == 0 || r == -ENOENT || r == -ENOTDIR) {
                 r = ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
@@ -386,16 +385,14 @@ static int resolve_username(struct ka_user *user, const char *passwd_path,
     return r;
 }
 
-int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home,
-                    struct ka_error *err)
+int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home, struct ka_error *err)
 {
     char passwd_path[PATH_MAX], group_path[PATH_MAX];
     if (!etc_dir)
         etc_dir = "/etc";
     if ((size_t)snprintf(passwd_path, sizeof(passwd_path), "%s/passwd", etc_dir) >=
             sizeof(passwd_path) ||
-        (size_t)snprintf(group_path, sizeof(group_path), "%s/group", etc_dir) >=
-            sizeof(group_path))
+        (size_t)snprintf(group_path, sizeof(group_path), "%s/group", etc_dir) >= sizeof(group_path))
         return ka_error_set(err, ENAMETOOLONG, "resolve user: %s", etc_dir);
     if (home)
         *home = NULL;
@@ -408,10 +405,9 @@ int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home,
 
     if (home) {
         /* Only HOME hangs on this: any failure means "/" (Kata does the same). */
-        struct ka_passwd_entry pw = { 0 };
+        struct ka_passwd_entry pw = {0};
         struct ka_error ignored;
-        if (ka_passwd_lookup(passwd_path, NULL, user->uid, &pw, &ignored) > 0 &&
-            pw.home[0] != '\0')
+        if (ka_passwd_lookup(passwd_path, NULL, user->uid, &pw, &ignored) > 0 && pw.home[0] != '\0')
             *home = take_ptr(pw.home);
         else
             *home = ka_xstrdup("/");
@@ -422,18 +418,17 @@ int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home,
 
 /* ---- rlimits, oom_score_adj ------------------------------------------------- */
 
-
 int ka_apply_rlimits(const struct ka_rlimit *r, size_t n, struct ka_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         const char *name = ka_rlimit_name(r[i].resource);
         if (r[i].soft > r[i].hard)
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "%s (%d): soft limit %llu above hard limit %llu",
-                                       name, r[i].resource, (unsigned long long)r[i].soft,
+                                       "%s (%d): soft limit %llu above hard limit %llu", name,
+                                       r[i].resource, (unsigned long long)r[i].soft,
                                        (unsigned long long)r[i].hard);
         /* UINT64_MAX is RLIM_INFINITY on every 64-bit ABI we build for. */
-        struct rlimit rl = { .rlim_cur = (rlim_t)r[i].soft, .rlim_max = (rlim_t)r[i].hard };
+        struct rlimit rl = {.rlim_cur = (rlim_t)r[i].soft, .rlim_max = (rlim_t)r[i].hard};
         if (setrlimit(r[i].resource, &rl) < 0)
             return ka_error_set(err, errno, "setrlimit %s (%d) soft %llu hard %llu", name,
                                 r[i].resource, (unsigned long long)r[i].soft,
@@ -501,7 +496,7 @@ static bool has_cap(uint64_t mask, int cap)
 static bool setgroups_denied(void)
 {
     cleanup_close int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
-    char buf[8] = { 0 };
+    char buf[8] = {0};
     return fd >= 0 && read(fd, buf, sizeof(buf) - 1) > 0 && strncmp(buf, "deny", 4) == 0;
 }
 
@@ -649,7 +644,7 @@ int ka_reset_signals(struct ka_error *err)
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
         return ka_error_set(err, errno, "unblock signals");
-    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
@@ -675,8 +670,7 @@ static int check_executable(const char *path)
     return 0;
 }
 
-const char *ka_find_executable(const char *name, const char *path_env, char *buf,
-                               size_t size)
+const char *ka_find_executable(const char *name, const char *path_env, char *buf, size_t size)
 {
     if (!name || name[0] == '\0') {
         errno = ENOENT;

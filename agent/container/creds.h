@@ -73,8 +73,8 @@ int ka_group_lookup(const char *group_path, const char *name_or_null, uint32_t g
  * duplicates. *gids is malloc'ed (NULL when *n is 0). At most KA_SPEC_MAX_GROUPS:
  * more is an error (-E2BIG). A missing file is an error (-ENOENT) the caller may
  * choose to ignore. */
-int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids,
-                       size_t *n, struct ka_error *err);
+int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids, size_t *n,
+                       struct ka_error *err);
 
 /* Settle user->uid/gid from user->username, looked up under etc_dir ("/etc" when
  * NULL; call it after pivot_root: a host-side "<rootfs>/etc" would follow the
@@ -92,8 +92,7 @@ int ka_group_user_gids(const char *group_path, const char *user, uint32_t **gids
  * or "/" when there is none, for the caller to use as HOME when the env lacks it.
  * Looking up only the home never fails the call: an unreadable passwd gives "/",
  * as Kata does. */
-int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home,
-                    struct ka_error *err);
+int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home, struct ka_error *err);
 
 /* setrlimit() each entry in order; soft > hard is refused before the call. */
 int ka_apply_rlimits(const struct ka_rlimit *r, size_t n, struct ka_error *err);
@@ -136,7 +135,6 @@ int ka_reset_signals(struct ka_error *err);
  * (access(X_OK)); empty PATH entries are skipped rather than meaning the cwd.
  * Returns buf, or NULL with errno ENOENT (nothing found), EACCES (found only
  * things that are not executable regular files) or ENAMETOOLONG. */
-const char *ka_find_executable(const char *name, const char *path_env, char *buf,
-                               size_t size);
+const char *ka_find_executable(const char *name, const char *path_env, char *buf, size_t size);
 
 #endif

@@ -85,9 +85,9 @@ static bool path_under(const char *path, const char *prefix)
 /* ---- /proc/self/mountinfo ------------------------------------------------------- */
 
 struct mountinfo {
-    char *root;       /* the mount's root inside its filesystem */
+    char *root; /* the mount's root inside its filesystem */
     char *mountpoint;
-    bool shared;      /* has a "shared:N" optional field */
+    bool shared; /* has a "shared:N" optional field */
     char *fstype;
     char *superopts;
 };
@@ -115,7 +115,8 @@ static bool mountinfo_parse(char *line, struct mountinfo *mi)
     char *field[64];
     size_t n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(line, " \n", &save); t && n < KA_ARRAY_SIZE(field); t = strtok_r(NULL, " \n", &save))
+    for (char *t = strtok_r(line, " \n", &save); t && n < KA_ARRAY_SIZE(field);
+         t = strtok_r(NULL, " \n", &save))
         field[n++] = t;
     size_t sep = 6;
     while (sep < n && strcmp(field[sep], "-") != 0)
@@ -196,7 +197,8 @@ static int remount_bind(int fd, unsigned long flags, const char *what, struct ka
     if (fstatfs(fd, &sfs) < 0)
         return ka_error_set(err, errno, "remount %s: statfs", what);
     char tp[FD_PATH_MAX];
-    if (mount(NULL, fd_path(tp, fd), NULL, MS_REMOUNT | MS_BIND | keep_mount_flags(&sfs, flags), NULL) < 0)
+    if (mount(NULL, fd_path(tp, fd), NULL, MS_REMOUNT | MS_BIND | keep_mount_flags(&sfs, flags),
+              NULL) < 0)
         return ka_error_set(err, errno, "remount %s", what);
     return 0;
 }
@@ -302,7 +304,8 @@ static int check_proc_bind(const struct ka_mount *m, struct ka_error *err)
 static int check_plain_dir(int rootfd, const struct ka_mount *m, struct ka_error *err)
 {
     struct ka_error lookup;
-    cleanup_close int fd = ka_openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0, &lookup);
+    cleanup_close int fd =
+        ka_openat_in_root(rootfd, m->destination, O_PATH | O_NOFOLLOW, 0, &lookup);
     if (fd == -ENOENT)
         return 0;
     if (fd < 0) {
@@ -314,9 +317,10 @@ static int check_plain_dir(int rootfd, const struct ka_mount *m, struct ka_error
     if (fstat(fd, &st) < 0)
         return ka_error_set(err, errno, "mount %s on %s: stat", m->type, m->destination);
     if (!S_ISDIR(st.st_mode))
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "mount %s on %s: must be mounted on an ordinary directory, not a %s",
-                                   m->type, m->destination, S_ISLNK(st.st_mode) ? "symlink" : "file");
+        return ka_error_status_set(
+            err, KA_STATUS_INVALID_ARGUMENT,
+            "mount %s on %s: must be mounted on an ordinary directory, not a %s", m->type,
+            m->destination, S_ISLNK(st.st_mode) ? "symlink" : "file");
     return 0;
 }
 
@@ -333,7 +337,8 @@ static int set_propagation(int rootfd, const struct ka_mount *m, struct ka_error
     return 0;
 }
 
-static int mount_bind(int rootfd, const struct ka_mount *m, unsigned long flags, struct ka_error *err)
+static int mount_bind(int rootfd, const struct ka_mount *m, unsigned long flags,
+                      struct ka_error *err)
 {
     int ret = check_proc_bind(m, err);
     if (ret < 0)
@@ -342,13 +347,16 @@ static int mount_bind(int rootfd, const struct ka_mount *m, unsigned long flags,
      * created as a directory, or as a file when the source is not a directory. */
     struct stat st;
     if (stat(m->source, &st) < 0)
-        return ka_error_set(err, errno, "bind mount %s on %s: stat the source", m->source, m->destination);
-    cleanup_close int target = S_ISDIR(st.st_mode) ? ka_mkdir_p_in_root(rootfd, m->destination, 0755, err)
-                                                   : ka_create_file_in_root(rootfd, m->destination, 0644, err);
+        return ka_error_set(err, errno, "bind mount %s on %s: stat the source", m->source,
+                            m->destination);
+    cleanup_close int target = S_ISDIR(st.st_mode)
+                                   ? ka_mkdir_p_in_root(rootfd, m->destination, 0755, err)
+                                   : ka_create_file_in_root(rootfd, m->destination, 0644, err);
     if (target < 0)
         return ka_error_wrap(err, "bind mount %s on %s", m->source, m->destination);
     char tp[FD_PATH_MAX];
-    if (mount(m->source, fd_path(tp, target), NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL) < 0)
+    if (mount(m->source, fd_path(tp, target), NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL) <
+        0)
         return ka_error_set(err, errno, "bind mount %s on %s", m->source, m->destination);
 
     /* A bind ignores every other flag: ro, nosuid... take a second, remount pass. */
@@ -435,7 +443,8 @@ static int bind_cgroup_hierarchy(int dirfd, const char *dest, const char *contro
         return ka_error_set(err, errno, "mount cgroup on %s: open %s", dest, base);
     char tp[FD_PATH_MAX];
     if (mount(source, fd_path(tp, sub), NULL, MS_BIND | MS_REC, NULL) < 0)
-        return ka_error_set(err, errno, "mount cgroup on %s: bind %s on %s/%s", dest, source, dest, base);
+        return ka_error_set(err, errno, "mount cgroup on %s: bind %s on %s/%s", dest, source, dest,
+                            base);
 
     /* rustjail leaves name=systemd writable for systemd in the container. */
     unsigned long rflags = flags | MS_NOSUID | MS_NODEV | MS_NOEXEC;
@@ -455,7 +464,8 @@ static int bind_cgroup_hierarchy(int dirfd, const char *dest, const char *contro
             memcpy(name, p, l);
             name[l] = '\0';
             if (strcmp(name, base) != 0 && symlinkat(base, dirfd, name) < 0 && errno != EEXIST)
-                return ka_error_set(err, errno, "mount cgroup on %s: symlink %s -> %s", dest, name, base);
+                return ka_error_set(err, errno, "mount cgroup on %s: symlink %s -> %s", dest, name,
+                                    base);
         }
         p += l;
         if (*p == ',')
@@ -468,7 +478,8 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
                            struct ka_error *err)
 {
     char tp[FD_PATH_MAX];
-    if (mount("tmpfs", fd_path(tp, target), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)
+    if (mount("tmpfs", fd_path(tp, target), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") <
+        0)
         return ka_error_set(err, errno, "mount cgroup on %s: mount tmpfs", m->destination);
     cleanup_close int dir = reopen(rootfd, m->destination, err);
     if (dir < 0)
@@ -476,7 +487,8 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
 
     cleanup_file FILE *f = fopen("/proc/self/cgroup", "re");
     if (!f)
-        return ka_error_set(err, errno, "mount cgroup on %s: open /proc/self/cgroup", m->destination);
+        return ka_error_set(err, errno, "mount cgroup on %s: open /proc/self/cgroup",
+                            m->destination);
     cleanup_free char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -503,7 +515,8 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
 
 /* cgroup v2: a cgroup2 mount. The caller has unshared its cgroup namespace, so the
  * mount is rooted at the container's cgroup (rustjail's mount_cgroups_v2). */
-static int mount_cgroup(int rootfd, const struct ka_mount *m, unsigned long flags, struct ka_error *err)
+static int mount_cgroup(int rootfd, const struct ka_mount *m, unsigned long flags,
+                        struct ka_error *err)
 {
     cleanup_close int target = ka_mkdir_p_in_root(rootfd, m->destination, 0755, err);
     if (target < 0)
@@ -586,8 +599,10 @@ static int replace_symlink(int dirfd, const char *name, const char *target, stru
         return 0;
     if (errno != EEXIST)
         return ka_error_set(err, errno, "symlink /dev/%s -> %s", name, target);
-    if (unlinkat(dirfd, name, 0) < 0 && (errno != EISDIR || unlinkat(dirfd, name, AT_REMOVEDIR) < 0))
-        return ka_error_set(err, errno, "symlink /dev/%s -> %s: remove the existing entry", name, target);
+    if (unlinkat(dirfd, name, 0) < 0 &&
+        (errno != EISDIR || unlinkat(dirfd, name, AT_REMOVEDIR) < 0))
+        return ka_error_set(err, errno, "symlink /dev/%s -> %s: remove the existing entry", name,
+                            target);
     if (symlinkat(target, dirfd, name) < 0)
         return ka_error_set(err, errno, "symlink /dev/%s -> %s", name, target);
     return 0;
@@ -616,7 +631,8 @@ static int create_device(int rootfd, const struct dev_node *d, struct ka_error *
     const char *slash = strrchr(d->path, '/');
     const char *base = slash ? slash + 1 : ""; /* no arithmetic on NULL */
     if (!slash || base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "create device %s: invalid path", d->path);
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "create device %s: invalid path", d->path);
     cleanup_free char *parent = ka_xstrndup(d->path, (size_t)(slash - d->path));
     cleanup_close int dirfd = ka_mkdir_p_in_root(rootfd, parent[0] ? parent : "/", 0755, err);
     if (dirfd < 0)
@@ -652,10 +668,13 @@ static int create_devices(int rootfd, const struct ka_spec *spec, struct ka_erro
     for (size_t i = 0; i < spec->n_devices; i++) {
         const struct ka_device *sd = &spec->devices[i];
         if (!path_under(sd->path, "/dev") || path_equal(sd->path, "/dev"))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "device %s is not under /dev/", sd->path);
-        if (sd->type != 'p' && (sd->major < 0 || sd->major > UINT32_MAX || sd->minor < 0 || sd->minor > UINT32_MAX))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "device %s: invalid number %lld:%lld",
-                                       sd->path, (long long)sd->major, (long long)sd->minor);
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "device %s is not under /dev/", sd->path);
+        if (sd->type != 'p' &&
+            (sd->major < 0 || sd->major > UINT32_MAX || sd->minor < 0 || sd->minor > UINT32_MAX))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "device %s: invalid number %lld:%lld", sd->path,
+                                       (long long)sd->major, (long long)sd->minor);
         struct dev_node d = {
             .path = sd->path,
             .type = sd->type == 'u' ? 'c' : sd->type,
@@ -755,7 +774,8 @@ int ka_apply_sysctls(const struct ka_spec *spec, struct ka_error *err)
                 ok = false;
         }
         if (!ok)
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "sysctl %s: invalid key", s->key);
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "sysctl %s: invalid key",
+                                       s->key);
 
         /* Resolved with /proc/sys as the root: nothing in the key leads elsewhere. */
         cleanup_close int fd = ka_openat_in_root(dir, rel, O_WRONLY | O_NOFOLLOW, 0, err);
@@ -792,7 +812,8 @@ static int mask_path(int rootfd, const char *path, struct ka_error *err)
     if (S_ISDIR(st.st_mode)) {
         /* An empty read-only tmpfs hides the directory's entries (crun does this;
          * rustjail 3.3.0 tries /dev/null, which fails on a directory and is skipped). */
-        if (mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "nr_blocks=1,nr_inodes=1") < 0)
+        if (mount("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "nr_blocks=1,nr_inodes=1") < 0)
             return ka_error_set(err, errno, "mask %s: mount tmpfs", path);
     } else if (mount("/dev/null", tp, NULL, MS_BIND, NULL) < 0) {
         return ka_error_set(err, errno, "mask %s: bind /dev/null", path);
@@ -842,7 +863,8 @@ int ka_rootfs_finish(const struct ka_spec *spec, const char *rootfs, struct ka_e
         cleanup_close int fd = reopen(rootfd, "/dev", err);
         if (fd < 0)
             return ka_error_wrap(err, "make /dev read-only");
-        ret = remount_bind(fd, dev->flags & ~(MS_BIND | MS_REC | MS_REMOUNT | PROPAGATION_FLAGS), "/dev", err);
+        ret = remount_bind(fd, dev->flags & ~(MS_BIND | MS_REC | MS_REMOUNT | PROPAGATION_FLAGS),
+                           "/dev", err);
         if (ret < 0)
             return ret;
     }
@@ -906,7 +928,8 @@ static int detach_proc_sys(const char *rootfs, struct ka_error *err)
     for (size_t i = l.n; ret >= 0 && i-- > 0;) {
         const char *mp = l.paths[i];
         /* Children first (reverse order); one may be gone with an earlier parent. */
-        if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0 && errno != EINVAL && errno != ENOENT)
+        if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0 && errno != EINVAL &&
+            errno != ENOENT)
             ret = ka_error_set(err, errno, "make %s rslave", mp);
         else if (umount2(mp, MNT_DETACH) < 0) {
             if (errno == EPERM) {
@@ -939,7 +962,8 @@ static int move_root(const char *rootfs, struct ka_error *err)
     return 0;
 }
 
-int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivot, struct ka_error *err)
+int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
+                    struct ka_error *err)
 {
     int ret = no_pivot ? move_root(rootfs, err) : pivot(rootfs, err);
     if (ret < 0)
@@ -965,7 +989,8 @@ int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivo
     return 0;
 }
 
-int ka_rootfs_setup(const struct ka_spec *spec, const char *rootfs, bool no_pivot, struct ka_error *err)
+int ka_rootfs_setup(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
+                    struct ka_error *err)
 {
     int ret = ka_rootfs_prepare(spec, rootfs, err);
     if (ret < 0)

@@ -34,7 +34,8 @@
 /* All of it, in order: ka_rootfs_prepare, ka_apply_sysctls, ka_rootfs_finish,
  * ka_rootfs_enter. For callers with prestart hooks, which run between
  * ka_rootfs_prepare and the rest (§6.5), call the steps one by one. */
-int ka_rootfs_setup(const struct ka_spec *spec, const char *rootfs, bool no_pivot, struct ka_error *err);
+int ka_rootfs_setup(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
+                    struct ka_error *err);
 
 /* Step 1: make "/" recursively spec->rootfs_propagation (rslave by default) so
  * nothing we mount leaks back to the agent, make the rootfs's parent mount private
@@ -62,6 +63,7 @@ int ka_rootfs_finish(const struct ka_spec *spec, const char *rootfs, struct ka_e
  * inherited a private or slave parent) and, if
  * spec->root_readonly, remount "/" read-only (and nodev when /dev is a mount of its
  * own). */
-int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivot, struct ka_error *err);
+int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
+                    struct ka_error *err);
 
 #endif

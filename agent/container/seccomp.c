@@ -86,8 +86,8 @@ bool ka_seccomp_flag_parse(const char *name, unsigned *flag)
 
 /* ---- building ---------------------------------------------------------------------- */
 
-static int scmp_action(enum ka_seccomp_action a, bool has_errno, uint32_t errno_ret,
-                       uint32_t *out, struct ka_error *err)
+static int scmp_action(enum ka_seccomp_action a, bool has_errno, uint32_t errno_ret, uint32_t *out,
+                       struct ka_error *err)
 {
     /* The kernel returns the low 16 bits of SECCOMP_RET_DATA; more would wrap. */
     if (has_errno && errno_ret > 0xffff)
@@ -188,9 +188,9 @@ static int add_rule(scmp_filter_ctx ctx, const struct ka_seccomp_syscall *r, uin
     struct scmp_arg_cmp conds[KA_SECCOMP_MAX_ARGS];
     for (size_t i = 0; i < r->n_args; i++)
         conds[i] = (struct scmp_arg_cmp){.arg = r->args[i].index,
-                                          .op = scmp_op(r->args[i].op),
-                                          .datum_a = r->args[i].value,
-                                          .datum_b = r->args[i].value_two};
+                                         .op = scmp_op(r->args[i].op),
+                                         .datum_a = r->args[i].value,
+                                         .datum_b = r->args[i].value_two};
     bool one_each = same_index_twice(r);
     for (size_t n = 0; n < r->n_names; n++) {
         int nr = seccomp_syscall_resolve_name(r->names[n]);

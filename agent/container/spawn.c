@@ -19,15 +19,14 @@
 #include <unistd.h>
 
 static const int ns_clone_flag[KA_NS_COUNT] = {
-    [KA_NS_PID] = CLONE_NEWPID,   [KA_NS_NETWORK] = CLONE_NEWNET, [KA_NS_MOUNT] = CLONE_NEWNS,
-    [KA_NS_IPC] = CLONE_NEWIPC,   [KA_NS_UTS] = CLONE_NEWUTS,     [KA_NS_USER] = CLONE_NEWUSER,
+    [KA_NS_PID] = CLONE_NEWPID,       [KA_NS_NETWORK] = CLONE_NEWNET, [KA_NS_MOUNT] = CLONE_NEWNS,
+    [KA_NS_IPC] = CLONE_NEWIPC,       [KA_NS_UTS] = CLONE_NEWUTS,     [KA_NS_USER] = CLONE_NEWUSER,
     [KA_NS_CGROUP] = CLONE_NEWCGROUP,
 };
 
 void ka_spawn_result_close(struct ka_spawn_result *res)
 {
-    int *fds[] = {&res->sync_fd, &res->start_fd, &res->stdin_fd, &res->stdout_fd,
-                  &res->stderr_fd};
+    int *fds[] = {&res->sync_fd, &res->start_fd, &res->stdin_fd, &res->stdout_fd, &res->stderr_fd};
     for (size_t i = 0; i < KA_ARRAY_SIZE(fds); i++) {
         if (*fds[i] >= 0 && !(i == 2 && res->tty)) /* a tty's stdin is a dup, closed once */
             close(*fds[i]);
@@ -132,9 +131,8 @@ static int make_cwd(const char *cwd, struct ka_error *err)
     return 0;
 }
 
-static void __attribute__((noreturn)) child_main(const struct ka_spawn_request *req,
-                                                 int sync_fd, int start_fd, int fds[3],
-                                                 int slave)
+static void __attribute__((noreturn))
+child_main(const struct ka_spawn_request *req, int sync_fd, int start_fd, int fds[3], int slave)
 {
     struct ka_error err;
     const struct ka_process *p = req->process;
@@ -238,8 +236,8 @@ static void close_child_ends(struct child_ends *ce)
     }
 }
 
-static int make_tty(const struct ka_process *p, struct ka_spawn_result *res,
-                    struct child_ends *ce, struct ka_error *err)
+static int make_tty(const struct ka_process *p, struct ka_spawn_result *res, struct child_ends *ce,
+                    struct ka_error *err)
 {
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0)
@@ -292,11 +290,14 @@ static int make_pipes(uint32_t pipe_size, struct ka_spawn_result *res, struct ch
     return 0;
 }
 
-int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res,
-             struct ka_error *err)
+int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res, struct ka_error *err)
 {
-    *res = (struct ka_spawn_result){.pid = -1, .sync_fd = -1, .start_fd = -1,
-                                    .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+    *res = (struct ka_spawn_result){.pid = -1,
+                                    .sync_fd = -1,
+                                    .start_fd = -1,
+                                    .stdin_fd = -1,
+                                    .stdout_fd = -1,
+                                    .stderr_fd = -1};
     struct child_ends ce = {.fds = {-1, -1, -1}, .slave = -1, .sync_w = -1, .start_r = -1};
     int rc = req->process->terminal ? make_tty(req->process, res, &ce, err)
                                     : make_pipes(req->pipe_size, res, &ce, err);

@@ -27,9 +27,9 @@ struct ka_spawn_request {
     /* Namespaces to join (fds, -1 = none). The pid one is joined by the agent just
      * around the fork, since setns(CLONE_NEWPID) only affects children. */
     int join_ns[KA_NS_COUNT];
-    bool new_pid_ns;     /* init without a pid namespace to join */
-    int own_pid_ns_fd;   /* the agent's pid namespace, to return to */
-    uint32_t pipe_size;  /* F_SETPIPE_SZ for stdout/stderr, 0 = kernel default */
+    bool new_pid_ns;    /* init without a pid namespace to join */
+    int own_pid_ns_fd;  /* the agent's pid namespace, to return to */
+    uint32_t pipe_size; /* F_SETPIPE_SZ for stdout/stderr, 0 = kernel default */
     /* cgroup.procs of the container's cgroup in each hierarchy: the child writes
      * "0" into each first thing after the clone, before anything else runs. */
     const int *cgroup_fds;
@@ -45,13 +45,12 @@ struct ka_spawn_result {
     int sync_fd;  /* agent's end of the sync pipe (non-blocking) */
     int start_fd; /* init only: write one byte to start it */
     bool tty;
-    int stdin_fd;  /* agent ends, non-blocking; a tty gives the master twice */
+    int stdin_fd; /* agent ends, non-blocking; a tty gives the master twice */
     int stdout_fd;
     int stderr_fd; /* -1 with a tty */
 };
 
-int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res,
-             struct ka_error *err);
+int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res, struct ka_error *err);
 
 /* Close every fd of a result (after a failure). */
 void ka_spawn_result_close(struct ka_spawn_result *res);

@@ -65,7 +65,6 @@ static int check_count(const char *what, size_t n, size_t max, struct ka_error *
     return 0;
 }
 
-
 int ka_process_validate(const struct ka_process *proc, struct ka_error *err)
 {
     if (check_count("args", proc->n_args, KA_SPEC_MAX_ARGS, err) < 0 ||
@@ -106,9 +105,10 @@ int ka_process_validate(const struct ka_process *proc, struct ka_error *err)
                                            ka_rlimit_name(r->resource));
         /* setrlimit() would fail with EINVAL in the child, where the error is harder to read. */
         if (r->soft > r->hard)
-            return ka_error_status_set(
-                err, KA_STATUS_INVALID_ARGUMENT, "rlimit %s: soft limit %llu above hard limit %llu",
-                ka_rlimit_name(r->resource), (unsigned long long)r->soft, (unsigned long long)r->hard);
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "rlimit %s: soft limit %llu above hard limit %llu",
+                                       ka_rlimit_name(r->resource), (unsigned long long)r->soft,
+                                       (unsigned long long)r->hard);
     }
 
     /* The kernel takes -1000..1000 in /proc/<pid>/oom_score_adj. */

@@ -15,12 +15,12 @@
 #include "core/error.h"
 
 /* Bounds on what the host may ask for (checked before allocating). */
-#define KA_ID_MAX 128              /* container and exec ids */
+#define KA_ID_MAX 128 /* container and exec ids */
 #define KA_SPEC_MAX_ARGS 4096
 #define KA_SPEC_MAX_ENV 4096
 #define KA_SPEC_MAX_MOUNTS 1024
-#define KA_SPEC_MAX_PATHS 1024     /* masked, readonly paths; devices */
-#define KA_SPEC_MAX_GROUPS 256     /* additional gids */
+#define KA_SPEC_MAX_PATHS 1024 /* masked, readonly paths; devices */
+#define KA_SPEC_MAX_GROUPS 256 /* additional gids */
 
 struct ka_rlimit {
     int resource; /* RLIMIT_* */
@@ -68,12 +68,12 @@ struct ka_process {
 struct ka_mount {
     char *destination; /* absolute, no ".." component; resolved inside the rootfs */
     char *source;
-    char *type;        /* "bind" for bind mounts, or the fs type ("proc", "tmpfs"...) */
+    char *type;                /* "bind" for bind mounts, or the fs type ("proc", "tmpfs"...) */
     unsigned long flags;       /* MS_* to mount with (MS_RDONLY, MS_NOSUID, MS_BIND...) */
     unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC), or 0 */
-    char *data;        /* remaining options joined with ',' (NULL when none) */
-    bool bind;         /* bind or rbind */
-    bool recursive;    /* rbind */
+    char *data;                /* remaining options joined with ',' (NULL when none) */
+    bool bind;                 /* bind or rbind */
+    bool recursive;            /* rbind */
 };
 
 enum ka_ns_type {
@@ -204,7 +204,7 @@ struct ka_resources {
 #define KA_SECCOMP_MAX_ARCHES 32
 
 enum ka_seccomp_action {
-    KA_SCMP_ACT_KILL,         /* SCMP_ACT_KILL = kill the thread */
+    KA_SCMP_ACT_KILL, /* SCMP_ACT_KILL = kill the thread */
     KA_SCMP_ACT_KILL_PROCESS,
     KA_SCMP_ACT_KILL_THREAD,
     KA_SCMP_ACT_TRAP,
@@ -261,7 +261,7 @@ struct ka_spec {
     struct ka_process process;
     char *root_path; /* absolute */
     bool root_readonly;
-    char *hostname;  /* may be NULL */
+    char *hostname; /* may be NULL */
     struct ka_mount *mounts;
     size_t n_mounts;
     struct ka_namespace namespaces[KA_NS_COUNT];

@@ -110,8 +110,8 @@ static void reject(struct ka_config *cfg, const char *where, const char *item)
 {
     cfg->warnings++;
     /* "from", not "source": that key is Kata's own ("source":"agent"). */
-    ka_log_kv(KA_LOG_WARN, "config", "ignoring invalid option, keeping its default", "from",
-              where, "option", item, NULL);
+    ka_log_kv(KA_LOG_WARN, "config", "ignoring invalid option, keeping its default", "from", where,
+              "option", item, NULL);
 }
 
 /* Options outside the agent.* namespace that still decide the cgroup layout. */
@@ -133,8 +133,8 @@ void ka_config_parse_cmdline(struct ka_config *cfg, const char *cmdline)
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f')
             p++;
         const char *start = p;
-        while (*p && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' ||
-                       *p == '\f'))
+        while (*p &&
+               !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\v' || *p == '\f'))
             p++;
         size_t len = (size_t)(p - start);
         if (len == 0)

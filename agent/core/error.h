@@ -45,8 +45,7 @@ int ka_error_status_set(struct ka_error *err, enum ka_status status, const char 
 
 /* Prefix context to an error already set: "context: previous message". Returns the
  * same negative value ka_error_set() returned for it. */
-int ka_error_wrap(struct ka_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int ka_error_wrap(struct ka_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The status an RPC answer should carry for this error (INTERNAL unless set). */
 enum ka_status ka_error_status(const struct ka_error *err);

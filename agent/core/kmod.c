@@ -380,7 +380,6 @@ unsigned ka_modules_load(const struct ka_module_plan *plan, ka_module_load_fn lo
     return failed;
 }
 
-
 /* ---- CreateSandbox.kernel_modules ---------------------------------------------- */
 
 /* The parameters of one request joined by spaces, as finit_module takes them. */
@@ -453,7 +452,7 @@ int ka_kmod_load_requests(const char *root, const struct ka_kmod_request *reqs, 
     struct utsname u;
     char moddir[PATH_MAX];
     if (rc == 0 && (uname(&u) < 0 || (size_t)snprintf(moddir, sizeof(moddir), "%s/%s", root,
-                                                       u.release) >= sizeof(moddir)))
+                                                      u.release) >= sizeof(moddir)))
         rc = ka_error_set(err, ENAMETOOLONG, "modules directory under %s", root);
     struct ka_module_plan plan = {0};
     if (rc == 0 && ka_modules_plan(moddir, &list, &plan, err) < 0)

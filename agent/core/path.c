@@ -95,8 +95,8 @@ static bool in_magic_link_dir(int dirfd)
 /* The component `name` in dirfd is a symlink: make *buf "<target>/<rest>" (or just
  * "<target>" when the link was the last component) and restart from the root for
  * an absolute target. `rest` points into *buf. */
-static int expand_symlink(struct walk *w, int dirfd, const char *name, char **buf,
-                          const char *rest, bool more, int *hops)
+static int expand_symlink(struct walk *w, int dirfd, const char *name, char **buf, const char *rest,
+                          bool more, int *hops)
 {
     if (++*hops > KA_PATH_MAX_SYMLINKS)
         return -ELOOP;
@@ -202,7 +202,8 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
         /* The last component: follow it if it is a symlink (unless told not to),
          * then open it with the caller's flags, never following anything more. */
         struct stat st;
-        if (follow_last && fstatat(dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        if (follow_last && fstatat(dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode)) {
             ret = expand_symlink(&w, dirfd, p, &buf, rest, false, &hops);
             if (ret < 0)
                 break;
@@ -351,8 +352,8 @@ int ka_create_file_in_root(int rootfd, const char *path, mode_t mode, struct ka_
 
     /* Created wherever the path resolves inside the root (a dangling symlink's
      * target included). O_NONBLOCK: never hang on a FIFO that appeared meanwhile. */
-    cleanup_close int wfd = ka_openat_in_root(rootfd, path, O_CREAT | O_WRONLY | O_NONBLOCK | O_NOCTTY,
-                                              mode, err);
+    cleanup_close int wfd =
+        ka_openat_in_root(rootfd, path, O_CREAT | O_WRONLY | O_NONBLOCK | O_NOCTTY, mode, err);
     if (wfd < 0)
         return ka_error_wrap(err, "create %s", path);
     return ka_openat_in_root(rootfd, path, O_PATH, 0, err);

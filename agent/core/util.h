@@ -38,19 +38,19 @@ static inline void ka_fclosep(FILE **f)
 #define cleanup_file __attribute__((cleanup(ka_fclosep)))
 
 /* Hand a pointer out of a cleanup scope: returns it and leaves NULL behind. */
-#define take_ptr(p)                     \
-    ({                                  \
-        __typeof__(p) _taken_ = (p);    \
-        (p) = NULL;                     \
-        _taken_;                        \
+#define take_ptr(p)                  \
+    ({                               \
+        __typeof__(p) _taken_ = (p); \
+        (p) = NULL;                  \
+        _taken_;                     \
     })
 
 /* Hand an fd out of a cleanup scope: returns it and leaves -1 behind. */
-#define take_fd(fd)                     \
-    ({                                  \
-        int _taken_fd_ = (fd);          \
-        (fd) = -1;                      \
-        _taken_fd_;                     \
+#define take_fd(fd)            \
+    ({                         \
+        int _taken_fd_ = (fd); \
+        (fd) = -1;             \
+        _taken_fd_;            \
     })
 
 #define KA_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

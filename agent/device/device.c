@@ -89,8 +89,8 @@ int ka_dev_query_vfio_group(struct ka_dev_query *q, const char *group, struct ka
     set_arg(q, KA_DEV_VFIO_GROUP, group);
     unsigned g;
     if (!parse_uint(group, strlen(group), 1u << 20, &g))
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "invalid VFIO group '%.64s'", group);
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid VFIO group '%.64s'",
+                                   group);
     snprintf(q->name, sizeof(q->name), "%u", g);
     return 0;
 }

@@ -42,7 +42,7 @@ struct ka_dev_query {
 };
 
 struct ka_dev_found {
-    char node[512];   /* /dev/<name> (block, vfio group); the sysfs dir for PCI */
+    char node[512];    /* /dev/<name> (block, vfio group); the sysfs dir for PCI */
     char pci_addr[16]; /* PCI: "0000:01:00.0" */
     bool is_block;
     unsigned major, minor;

@@ -89,8 +89,10 @@ static void on_socket(struct ka_watch *w, uint32_t events)
     for (int i = 0; i < 64; i++) {
         struct sockaddr_nl from = {0};
         struct iovec iov = {buf, sizeof(buf)};
-        struct msghdr msg = {.msg_name = &from, .msg_namelen = sizeof(from),
-                             .msg_iov = &iov, .msg_iovlen = 1};
+        struct msghdr msg = {.msg_name = &from,
+                             .msg_namelen = sizeof(from),
+                             .msg_iov = &iov,
+                             .msg_iovlen = 1};
         ssize_t n = recvmsg(mnl_socket_get_fd(sock), &msg, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == ENOBUFS) {

@@ -38,11 +38,10 @@ int ka_pci_path_parse(const char *text, struct ka_pci_path *path, struct ka_erro
         size_t len = strcspn(p, "/");
         const char *dot = memchr(p, '.', len);
         size_t slot_len = dot ? (size_t)(dot - p) : len;
-        if (path->n == KA_PCI_PATH_MAX ||
-            hex_digits(p, slot_len, 0x1f, &path->slot[path->n]) < 0 ||
+        if (path->n == KA_PCI_PATH_MAX || hex_digits(p, slot_len, 0x1f, &path->slot[path->n]) < 0 ||
             (dot && hex_digits(dot + 1, len - slot_len - 1, 7, &path->fn[path->n]) < 0))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "invalid PCI path '%.64s'", text);
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid PCI path '%.64s'",
+                                       text);
         path->n++;
         if (p[len] == '\0')
             return 0;

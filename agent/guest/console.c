@@ -44,7 +44,7 @@ struct session {
     struct ka_watch pty_watch;
     pid_t pid;
     bool reaped;
-    bool client_gone;  /* EOF/hang-up/error: nothing more can be sent to the client */
+    bool client_gone;   /* EOF/hang-up/error: nothing more can be sent to the client */
     bool client_rd_eof; /* a socket's half-close: no more input, output still wanted */
     bool pty_eof;       /* every slave fd is closed: the shell (and its jobs) left */
     bool closed;        /* fds closed, waiting for the shell to be reaped */
@@ -416,8 +416,8 @@ static struct session *session_start(int client_fd, struct serial_port *port, co
     ka_child_watch(pid, shell_exited, s);
     char p[16];
     snprintf(p, sizeof(p), "%d", (int)pid);
-    ka_log_kv(KA_LOG_INFO, "console", "debug console session started", "on", where, "shell",
-              shell, "shell_pid", p, NULL);
+    ka_log_kv(KA_LOG_INFO, "console", "debug console session started", "on", where, "shell", shell,
+              "shell_pid", p, NULL);
     session_update(s);
     return s;
 }
@@ -609,16 +609,15 @@ int ka_debug_console_listen(struct ka_reactor *r, const char *text, struct ka_er
     struct ka_addr addr;
     if (ka_addr_parse(text, &addr, err) < 0)
         return ka_error_wrap(err, "debug console address");
-    int rc = addr.kind == KA_ADDR_SERIAL ? add_port(&addr, text, err)
-                                         : add_listener(&addr, text, err);
+    int rc =
+        addr.kind == KA_ADDR_SERIAL ? add_port(&addr, text, err) : add_listener(&addr, text, err);
     if (rc < 0)
         return ka_error_wrap(err, "debug console on %s", text);
     ka_log_kv(KA_LOG_INFO, "console", "debug console listening", "address", text, NULL);
     return 0;
 }
 
-int ka_debug_console_start(struct ka_reactor *r, const struct ka_config *cfg,
-                           struct ka_error *err)
+int ka_debug_console_start(struct ka_reactor *r, const struct ka_config *cfg, struct ka_error *err)
 {
     if (!cfg->debug_console)
         return 0;

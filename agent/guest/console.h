@@ -38,8 +38,7 @@
 /* Nothing unless cfg->debug_console. Opens every configured front door; one that
  * fails is reported (the first error is returned) while the others keep running.
  * The caller logs the error and carries on: the debug console is never fatal. */
-int ka_debug_console_start(struct ka_reactor *r, const struct ka_config *cfg,
-                           struct ka_error *err);
+int ka_debug_console_start(struct ka_reactor *r, const struct ka_config *cfg, struct ka_error *err);
 
 /* Serve the console on one address (vsock://, unix://, serial://): what start()
  * does for each front door; tests use it with unix:// and a pty as serial port. */

@@ -166,8 +166,8 @@ static void conn_close(void)
 static int flush(void)
 {
     while (lp.start < lp.end) {
-        ssize_t n = send(lp.conn_fd, lp.buf + lp.start, lp.end - lp.start,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n =
+            send(lp.conn_fd, lp.buf + lp.start, lp.end - lp.start, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -271,8 +271,7 @@ static void listen_event(struct ka_watch *w, uint32_t events)
         lp.conn_fd = fd;
         lp.mid_line = false; /* the buffer starts on a whole line (conn_close) */
         if (flush() == 0)
-            ka_log_kv(KA_LOG_INFO, "logport", "log connection accepted", "address", lp.where,
-                      NULL);
+            ka_log_kv(KA_LOG_INFO, "logport", "log connection accepted", "address", lp.where, NULL);
     }
 }
 
@@ -337,8 +336,8 @@ void ka_logport_stop(int timeout_ms)
     while (lp.conn_fd >= 0 && lp.start < lp.end) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 +
-                                  (now.tv_nsec - t0.tv_nsec) / 1000000);
+        long left =
+            timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
         if (left <= 0)
             break;
         struct pollfd pfd = {.fd = lp.conn_fd, .events = POLLOUT};
@@ -363,7 +362,6 @@ void ka_logport_stop(int timeout_ms)
     if (left) {
         char n[32];
         snprintf(n, sizeof(n), "%zu", left);
-        ka_log_kv(KA_LOG_WARN, "logport", "log lines never reached the log port", "bytes", n,
-                  NULL);
+        ka_log_kv(KA_LOG_WARN, "logport", "log lines never reached the log port", "bytes", n, NULL);
     }
 }

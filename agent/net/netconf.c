@@ -56,8 +56,8 @@ static int parse_inet(const char *what, const char *text, int family_hint, bool 
                    allow_prefix ? "address or prefix" : "address");
 }
 
-int ka_iface_spec_init(struct ka_iface_spec *s, const char *hwaddr, const char *name,
-                       uint64_t mtu, uint32_t raw_flags, size_t naddrs, struct ka_error *err)
+int ka_iface_spec_init(struct ka_iface_spec *s, const char *hwaddr, const char *name, uint64_t mtu,
+                       uint32_t raw_flags, size_t naddrs, struct ka_error *err)
 {
     memset(s, 0, sizeof(*s));
     if (!hwaddr[0])
@@ -66,8 +66,10 @@ int ka_iface_spec_init(struct ka_iface_spec *s, const char *hwaddr, const char *
         return invalid(err, "hwAddr '" SHOW "' is not a MAC address", hwaddr);
     if (name[0]) {
         if (!ka_ifname_valid(name))
-            return invalid(err, "name '" SHOW "' is not a valid link name (1-15 bytes, no '/', "
-                                "':' or spaces)", name);
+            return invalid(err,
+                           "name '" SHOW "' is not a valid link name (1-15 bytes, no '/', "
+                           "':' or spaces)",
+                           name);
         snprintf(s->name, sizeof(s->name), "%s", name);
     }
     if (mtu > UINT32_MAX)
@@ -116,8 +118,7 @@ int ka_net_plan_interface(const struct ka_net_state *st, const struct ka_iface_s
             memcmp(st->links[i].hwaddr, s->mac, KA_MAC_LEN) == 0)
             plan->link = &st->links[i];
     if (!plan->link)
-        return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "no link with MAC address %s",
-                                   mac);
+        return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "no link with MAC address %s", mac);
     const struct ka_link *l = plan->link;
     if (s->mtu && ((l->min_mtu && s->mtu < l->min_mtu) || (l->max_mtu && s->mtu > l->max_mtu)))
         return invalid(err, "mtu %u is outside %s's range %u-%u", s->mtu, l->name, l->min_mtu,
@@ -171,16 +172,14 @@ static int rename_link(struct ka_nl *nl, const struct ka_link *l, const char *na
         return ka_error_wrap(err, "take link %s down to rename it", l->name);
     if (link_set(nl, &rename, err) < 0)
         return ka_error_wrap(err, "rename link %s to %s", l->name, name);
-    if (link_set(nl, &(struct ka_link_change){.index = l->index, .flags = IFF_UP,
-                                                .change = IFF_UP},
+    if (link_set(nl, &(struct ka_link_change){.index = l->index, .flags = IFF_UP, .change = IFF_UP},
                  err) < 0)
         return ka_error_wrap(err, "bring link %s up again", name);
     return 0;
 }
 
-static int apply_interface(struct ka_nl *nl, const struct ka_iface_spec *s,
-                           struct ka_net_state *st, const struct ka_iface_plan *plan,
-                           struct ka_error *err)
+static int apply_interface(struct ka_nl *nl, const struct ka_iface_spec *s, struct ka_net_state *st,
+                           const struct ka_iface_plan *plan, struct ka_error *err)
 {
     char buf[KA_RTNL_MSG_MAX], text[KA_INET_STRLEN];
     const struct ka_link *l = plan->link;
@@ -227,8 +226,7 @@ static int apply_interface(struct ka_nl *nl, const struct ka_iface_spec *s,
     return 0;
 }
 
-int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s,
-                            struct ka_error *err)
+int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s, struct ka_error *err)
 {
     struct ka_net_state st = {0};
     struct ka_iface_plan plan;
@@ -242,8 +240,8 @@ int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s,
 }
 
 int ka_route_spec_parse(struct ka_route_spec *r, int family_hint, const char *dest,
-                        const char *gateway, const char *device, const char *source,
-                        uint32_t scope, uint32_t flags, struct ka_error *err)
+                        const char *gateway, const char *device, const char *source, uint32_t scope,
+                        uint32_t flags, struct ka_error *err)
 {
     memset(r, 0, sizeof(*r));
     if (dest[0] && parse_inet("dest", dest, family_hint, true, &r->dst, err) < 0)
@@ -328,8 +326,8 @@ bool ka_net_route_replaced(const struct ka_net_state *st, const struct ka_route 
  * route: one without a gateway on the same link, in a table the lookup sees
  * (local, main, default). For IPv4 its scope must be above the new route's (at
  * least link scope); for IPv6 a local address cannot be a gateway. */
-static bool covers(int family, const struct ka_inet *dst, bool has_gateway, int oif,
-                   uint8_t scope, uint8_t type, const struct ka_route_spec *gw_route, int gw_oif)
+static bool covers(int family, const struct ka_inet *dst, bool has_gateway, int oif, uint8_t scope,
+                   uint8_t type, const struct ka_route_spec *gw_route, int gw_oif)
 {
     if (has_gateway || oif != gw_oif || family != gw_route->family ||
         !ka_inet_contains(dst, &gw_route->gateway))
@@ -397,8 +395,8 @@ static int check_prefsrc(const struct ka_net_state *st, const struct ka_route_sp
     return invalid(err, "route %s: source %s is not an address of this guest", what, text);
 }
 
-int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec *specs,
-                       size_t n, struct ka_routes_plan *plan, struct ka_error *err)
+int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec *specs, size_t n,
+                       struct ka_routes_plan *plan, struct ka_error *err)
 {
     char what[128];
     memset(plan, 0, sizeof(*plan));
@@ -414,8 +412,8 @@ int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec
         ka_route_spec_describe(&specs[i], what, sizeof(what));
         const struct ka_link *l = ka_net_link_by_name(st, specs[i].dev);
         if (!l)
-            return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "route %s: no link named %s",
-                                       what, specs[i].dev);
+            return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "route %s: no link named %s", what,
+                                       specs[i].dev);
         if (!(l->flags & IFF_UP))
             return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
                                        "route %s: link %s is down", what, l->name);
@@ -430,8 +428,7 @@ int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec
             return invalid(err, "route %s: gateway %s is an address of this guest", what,
                            ka_inet_format(&specs[i].gateway, false, gw, sizeof(gw)));
         }
-        if (specs[i].gateway.family &&
-            !gateway_reachable(st, deleted, specs, oifs, n, i)) {
+        if (specs[i].gateway.family && !gateway_reachable(st, deleted, specs, oifs, n, i)) {
             char gw[KA_INET_STRLEN];
             return invalid(err,
                            "route %s: gateway %s is not reachable on %s (no route without "

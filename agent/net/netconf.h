@@ -45,8 +45,8 @@ struct ka_iface_spec {
 
 /* hwaddr, name, mtu and raw_flags of the request; naddrs is how many addresses
  * will follow (checked against KA_NET_MAX_IFACE_ADDRS). */
-int ka_iface_spec_init(struct ka_iface_spec *s, const char *hwaddr, const char *name,
-                       uint64_t mtu, uint32_t raw_flags, size_t naddrs, struct ka_error *err);
+int ka_iface_spec_init(struct ka_iface_spec *s, const char *hwaddr, const char *name, uint64_t mtu,
+                       uint32_t raw_flags, size_t naddrs, struct ka_error *err);
 /* One IPAddress: address text and mask (prefix length text). A repeated address
  * is refused (the kernel would refuse the second half-way). */
 int ka_iface_spec_add_addr(struct ka_iface_spec *s, int family_hint, const char *address,
@@ -54,8 +54,8 @@ int ka_iface_spec_add_addr(struct ka_iface_spec *s, int family_hint, const char 
 void ka_iface_spec_free(struct ka_iface_spec *s);
 
 struct ka_iface_plan {
-    const struct ka_link *link;  /* the link with the MAC */
-    const struct ka_link *other; /* another link that has the wanted name, or NULL */
+    const struct ka_link *link;   /* the link with the MAC */
+    const struct ka_link *other;  /* another link that has the wanted name, or NULL */
     char other_temp[KA_IFNAMSIZ]; /* the name it gets meanwhile: "<name>_temp" */
 };
 
@@ -67,8 +67,7 @@ int ka_net_plan_interface(const struct ka_net_state *st, const struct ka_iface_s
  * name, ARP and up in one request, and the other link given our old name (the
  * two swap names). A kernel error part-way leaves the link down with what was
  * done so far (addresses removed or partly added). */
-int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s,
-                            struct ka_error *err);
+int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s, struct ka_error *err);
 
 struct ka_route_spec {
     int family;
@@ -86,8 +85,8 @@ struct ka_route_spec {
  * prefix) is the preferred source, what the Go runtime sends (its netlink
  * Route.Src); a shorter prefix is a source prefix, as upstream sends it. */
 int ka_route_spec_parse(struct ka_route_spec *r, int family_hint, const char *dest,
-                        const char *gateway, const char *device, const char *source,
-                        uint32_t scope, uint32_t flags, struct ka_error *err);
+                        const char *gateway, const char *device, const char *source, uint32_t scope,
+                        uint32_t flags, struct ka_error *err);
 /* "10.0.0.0/24 via 10.0.0.1 dev eth0", "default dev eth0": for error messages. */
 const char *ka_route_spec_describe(const struct ka_route_spec *r, char *buf, size_t size);
 
@@ -104,8 +103,8 @@ struct ka_routes_plan {
  * contain "lo" (routes without an output link are kept). */
 bool ka_net_route_replaced(const struct ka_net_state *st, const struct ka_route *r);
 
-int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec *specs,
-                       size_t n, struct ka_routes_plan *plan, struct ka_error *err);
+int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec *specs, size_t n,
+                       struct ka_routes_plan *plan, struct ka_error *err);
 void ka_routes_plan_free(struct ka_routes_plan *plan);
 
 /* UpdateRoutes: delete the replaced routes, then add the new ones, those without

@@ -103,8 +103,8 @@ int ka_rtnl_parse_addr(const struct nlmsghdr *nlh, struct ka_ifaddr *out)
     out->flags = ifa->ifa_flags;
     out->scope = ifa->ifa_scope;
     attr_u32(tb[IFA_FLAGS], &out->flags); /* the full 32 bits, when given */
-    if (tb[IFA_ADDRESS] && attr_inet(tb[IFA_ADDRESS], ifa->ifa_family, ifa->ifa_prefixlen,
-                                     &out->address) < 0)
+    if (tb[IFA_ADDRESS] &&
+        attr_inet(tb[IFA_ADDRESS], ifa->ifa_family, ifa->ifa_prefixlen, &out->address) < 0)
         return -1;
     if (tb[IFA_LOCAL]) {
         if (attr_inet(tb[IFA_LOCAL], ifa->ifa_family, ifa->ifa_prefixlen, &out->local) < 0)
@@ -315,8 +315,8 @@ struct collector {
 
 static int too_many(struct ka_error *err, const char *what, size_t max)
 {
-    return ka_error_status_set(err, KA_STATUS_RESOURCE_EXHAUSTED,
-                               "the guest has more than %zu %s", max, what);
+    return ka_error_status_set(err, KA_STATUS_RESOURCE_EXHAUSTED, "the guest has more than %zu %s",
+                               max, what);
 }
 
 static int on_link(const struct nlmsghdr *nlh, void *data, struct ka_error *err)
@@ -395,8 +395,8 @@ int ka_net_state_load_links(struct ka_nl *nl, struct ka_net_state *st, struct ka
     free(st->links);
     st->links = NULL;
     st->nlinks = 0;
-    if (ka_nl_dump(nl, ka_rtnl_dump_request(buf, RTM_GETLINK, AF_UNSPEC), on_link, reset_links,
-                   &c, err) < 0)
+    if (ka_nl_dump(nl, ka_rtnl_dump_request(buf, RTM_GETLINK, AF_UNSPEC), on_link, reset_links, &c,
+                   err) < 0)
         return ka_error_wrap(err, "list links");
     return 0;
 }
@@ -408,8 +408,8 @@ int ka_net_state_load_addrs(struct ka_nl *nl, struct ka_net_state *st, struct ka
     free(st->addrs);
     st->addrs = NULL;
     st->naddrs = 0;
-    if (ka_nl_dump(nl, ka_rtnl_dump_request(buf, RTM_GETADDR, AF_UNSPEC), on_addr, reset_addrs,
-                   &c, err) < 0)
+    if (ka_nl_dump(nl, ka_rtnl_dump_request(buf, RTM_GETADDR, AF_UNSPEC), on_addr, reset_addrs, &c,
+                   err) < 0)
         return ka_error_wrap(err, "list addresses");
     return 0;
 }

@@ -47,8 +47,8 @@ struct ka_ifaddr {
 struct ka_route {
     uint8_t family;
     uint8_t tos, protocol, scope, type;
-    uint32_t table; /* RTA_TABLE, else rtm_table */
-    uint32_t flags; /* rtm_flags */
+    uint32_t table;         /* RTA_TABLE, else rtm_table */
+    uint32_t flags;         /* rtm_flags */
     struct ka_inet dst;     /* always family-set; plen = rtm_dst_len (0 = default) */
     struct ka_inet src;     /* RTA_SRC, plen = rtm_src_len; family 0 when absent */
     struct ka_inet gateway; /* family 0 when absent */

@@ -81,7 +81,8 @@ static int periodic_timer(int *fd, unsigned ms, struct ka_error *err)
     *fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (*fd < 0)
         return ka_error_set(err, errno, "timerfd");
-    struct itimerspec its = {.it_value.tv_nsec = ms * 1000000L, .it_interval.tv_nsec = ms * 1000000L};
+    struct itimerspec its = {.it_value.tv_nsec = ms * 1000000L,
+                             .it_interval.tv_nsec = ms * 1000000L};
     if (timerfd_settime(*fd, 0, &its, NULL) < 0) {
         int e = errno;
         close(*fd);
@@ -275,8 +276,8 @@ void rpc_cgroup_container_started(struct ka_container *c)
         return;
     struct ka_error err;
     if (ka_oom_watch_start(reactor_of(c), c->cgroup, oom_event, c, &cs->oom, &err) < 0)
-        ka_log_kv(KA_LOG_WARN, "cgroups", "no OOM events for this container", "container_id",
-                  c->id, "error", err.msg, NULL);
+        ka_log_kv(KA_LOG_WARN, "cgroups", "no OOM events for this container", "container_id", c->id,
+                  "error", err.msg, NULL);
 }
 
 bool rpc_cgroup_paused(const struct ka_container *c)
@@ -520,8 +521,8 @@ static int update_container(struct agent *a, struct ttrpc_call *call, const Prot
     if (ka_resources_from_proto(req->resources, &upd, err) < 0)
         return ka_error_wrap(err, "update container %s", c->id);
     int rc = 0;
-    if (!c->cgroup && (upd.memory.present || upd.cpu.present || upd.has_pids ||
-                       upd.blkio.present || upd.n_hugepages || upd.n_devices))
+    if (!c->cgroup && (upd.memory.present || upd.cpu.present || upd.has_pids || upd.blkio.present ||
+                       upd.n_hugepages || upd.n_devices))
         rc = ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
                                  "container %s has no cgroup to update", c->id);
     if (rc == 0 && c->cgroup)
@@ -814,8 +815,8 @@ static int pause_resume(struct agent *a, struct ttrpc_call *call, const char *ci
     }
     /* Not there yet (tasks leave the kernel one by one): look again on a timer. */
     if (periodic_timer(&cs->freeze_timer_fd, FREEZE_POLL_MS, err) < 0 ||
-        ka_reactor_add(reactor_of(c), &cs->freeze_timer, cs->freeze_timer_fd, EPOLLIN,
-                       freeze_tick, c, err) < 0) {
+        ka_reactor_add(reactor_of(c), &cs->freeze_timer, cs->freeze_timer_fd, EPOLLIN, freeze_tick,
+                       c, err) < 0) {
         freeze_stop(cs);
         return -1;
     }

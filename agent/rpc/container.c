@@ -87,8 +87,8 @@ static int await_sync(struct ka_proc *p, struct ttrpc_call *call, struct ka_erro
     p->spawn_call = call;
     ttrpc_call_park(call, rpc_cancel_spawn_call, p);
     if (!p->sync_watch.active &&
-        ka_reactor_add(&p->container->sandbox->agent->reactor, &p->sync_watch, p->sync_fd,
-                       EPOLLIN, sync_event, p, err) < 0) {
+        ka_reactor_add(&p->container->sandbox->agent->reactor, &p->sync_watch, p->sync_fd, EPOLLIN,
+                       sync_event, p, err) < 0) {
         p->spawn_call = NULL;
         call->cancel = NULL;
         return -1;
@@ -195,8 +195,6 @@ static void sync_event(struct ka_watch *w, uint32_t events)
     (void)events;
     drain_sync(w->data);
 }
-
-
 
 /* ---- containers --------------------------------------------------------------- */
 
@@ -324,8 +322,7 @@ void ka_container_remove(struct ka_container *c, struct ttrpc_call *call, uint32
             struct itimerspec its = {.it_value.tv_sec = timeout_s};
             struct ka_error err;
             c->remove_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-            if (c->remove_timer_fd < 0 ||
-                timerfd_settime(c->remove_timer_fd, 0, &its, NULL) < 0 ||
+            if (c->remove_timer_fd < 0 || timerfd_settime(c->remove_timer_fd, 0, &its, NULL) < 0 ||
                 ka_reactor_add(&c->sandbox->agent->reactor, &c->remove_timer, c->remove_timer_fd,
                                EPOLLIN, remove_timeout, c, &err) < 0)
                 ka_log(KA_LOG_WARN, "container", "RemoveContainer timeout not armed: %s",
@@ -383,11 +380,14 @@ int rpc_add_storages(struct ka_storage_ref **refs, Grpc__Storage **st, size_t n,
     for (size_t i = 0; i < n; i++) {
         struct ka_storage s = {.driver = st[i]->driver,
                                .source = rpc_dev_storage_source(devs, storage_need, st, i),
-                               .fstype = st[i]->fstype, .options = st[i]->options,
-                               .n_options = st[i]->n_options, .mount_point = st[i]->mount_point,
+                               .fstype = st[i]->fstype,
+                               .options = st[i]->options,
+                               .n_options = st[i]->n_options,
+                               .mount_point = st[i]->mount_point,
                                .has_fs_group = st[i]->fs_group != NULL,
                                .fs_gid = st[i]->fs_group ? st[i]->fs_group->group_id : 0,
-                               .fs_group_on_root_mismatch = st[i]->fs_group &&
+                               .fs_group_on_root_mismatch =
+                                   st[i]->fs_group &&
                                    st[i]->fs_group->group_change_policy ==
                                        TYPES__FSGROUP_CHANGE_POLICY__OnRootMismatch,
                                .container_id = cid};
@@ -412,7 +412,8 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
         return ka_error_status_set(err, KA_STATUS_ALREADY_EXISTS, "container %s already exists",
                                    req->container_id);
     if (!req->oci)
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "CreateContainer has no OCI spec");
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "CreateContainer has no OCI spec");
     /* Devices and block storages first: the call may be parked here and run
      * again from the top when they arrive, so nothing above has side effects. */
     cleanup_free struct rpc_dev_set *devs = ka_xcalloc(1, sizeof(*devs));
@@ -449,8 +450,11 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
     c->next = sb->containers;
     sb->containers = c;
 
-    struct ka_spawn_request sr = {.spec = spec, .process = &spec->process, .init = true,
-                                  .rootfs = c->rootfs, .no_pivot = sb->no_pivot,
+    struct ka_spawn_request sr = {.spec = spec,
+                                  .process = &spec->process,
+                                  .init = true,
+                                  .rootfs = c->rootfs,
+                                  .no_pivot = sb->no_pivot,
                                   .own_pid_ns_fd = sb->own_pid_ns_fd,
                                   .pipe_size = a->cfg.container_pipe_size};
     for (int i = 0; i < KA_NS_COUNT; i++)
@@ -493,8 +497,7 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
     if (spawned < 0)
         goto fail;
     c->init_pid = res.pid;
-    struct ka_proc *p =
-        proc_new(c, req->exec_id[0] ? req->exec_id : req->container_id, true, &res);
+    struct ka_proc *p = proc_new(c, req->exec_id[0] ? req->exec_id : req->container_id, true, &res);
     if (await_sync(p, call, err) < 0)
         goto fail;
     return 0;
@@ -565,8 +568,8 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
         return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
                                    "container %s is not running", c->id);
     if (rpc_cgroup_paused(c)) /* the new process would join a frozen cgroup and hang */
-        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
-                                   "container %s is paused", c->id);
+        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION, "container %s is paused",
+                                   c->id);
     if (!req->process)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "ExecProcess has no process");
     struct ka_process proc;
@@ -575,10 +578,14 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
     if (!proc.caps.present) /* the runtime sends none: use the init's (§6.6) */
         proc.caps = c->spec->process.caps;
 
-    static const char *const ns_names[KA_NS_COUNT] = {
-        [KA_NS_PID] = "pid", [KA_NS_MOUNT] = "mnt", [KA_NS_IPC] = "ipc", [KA_NS_UTS] = "uts",
-        [KA_NS_CGROUP] = "cgroup"};
-    struct ka_spawn_request sr = {.spec = c->spec, .process = &proc, .init = false,
+    static const char *const ns_names[KA_NS_COUNT] = {[KA_NS_PID] = "pid",
+                                                      [KA_NS_MOUNT] = "mnt",
+                                                      [KA_NS_IPC] = "ipc",
+                                                      [KA_NS_UTS] = "uts",
+                                                      [KA_NS_CGROUP] = "cgroup"};
+    struct ka_spawn_request sr = {.spec = c->spec,
+                                  .process = &proc,
+                                  .init = false,
                                   .own_pid_ns_fd = a->sandbox.own_pid_ns_fd,
                                   .pipe_size = a->cfg.container_pipe_size};
     /* The init has a cgroup namespace of its own only on v2 (§6.3). */
@@ -653,8 +660,8 @@ static int signal_process(struct agent *a, struct ttrpc_call *call, const Protob
         rpc_cgroup_signal_all(p->container, (int)req->signal, p->exited ? 0 : p->pid) < 0)
         for (struct ka_proc *q = p->container->procs; q; q = q->next)
             if (q != p && !q->exited && kill(q->pid, (int)req->signal) < 0 && errno != ESRCH)
-                ka_log(KA_LOG_DEBUG, "container", "signal %u to %d: %s", req->signal,
-                       (int)q->pid, strerror(errno));
+                ka_log(KA_LOG_DEBUG, "container", "signal %u to %d: %s", req->signal, (int)q->pid,
+                       strerror(errno));
     int sig = (int)req->signal;
     if (!p->exited) { /* never signal a pid that may have been reused */
         if (p->is_init && sig == SIGTERM && !handles_sigterm(p->pid))
@@ -712,8 +719,11 @@ static int remove_container(struct agent *a, struct ttrpc_call *call, const Prot
 }
 
 const struct rpc_handler rpc_container_handlers[] = {
-    {"CreateContainer", create_container}, {"StartContainer", start_container},
-    {"ExecProcess", exec_process},         {"SignalProcess", signal_process},
-    {"WaitProcess", wait_process},         {"RemoveContainer", remove_container},
+    {"CreateContainer", create_container},
+    {"StartContainer", start_container},
+    {"ExecProcess", exec_process},
+    {"SignalProcess", signal_process},
+    {"WaitProcess", wait_process},
+    {"RemoveContainer", remove_container},
     {NULL, NULL},
 };

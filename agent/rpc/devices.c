@@ -48,10 +48,10 @@ int rpc_dev_add_storages(struct rpc_dev_set *set, Grpc__Storage **st, size_t n, 
             continue;
         storage_need[i] = (int)set->n;
         struct rpc_dev_need *need = new_need(set, -1, err);
-        int rc = !need                          ? -1
-                 : strcmp(drv, "scsi") == 0     ? ka_dev_query_scsi(&need->q, src, err)
-                 : by_name || src[0] == '/'     ? ka_dev_query_blk_name(&need->q, src, err)
-                                                : ka_dev_query_pci_blk(&need->q, src, err);
+        int rc = !need                      ? -1
+                 : strcmp(drv, "scsi") == 0 ? ka_dev_query_scsi(&need->q, src, err)
+                 : by_name || src[0] == '/' ? ka_dev_query_blk_name(&need->q, src, err)
+                                            : ka_dev_query_pci_blk(&need->q, src, err);
         if (rc < 0)
             return ka_error_wrap(err, "storage %.200s", st[i]->mount_point);
     }
@@ -282,8 +282,11 @@ static void add_allow_rule(struct ka_spec *spec, char type, unsigned major, unsi
 {
     struct ka_resources *r = &spec->resources;
     r->devices = ka_xrealloc(r->devices, (r->n_devices + 1) * sizeof(*r->devices));
-    r->devices[r->n_devices++] = (struct ka_device_rule){
-        .allow = true, .type = type, .major = major, .minor = minor, .access = "rwm"};
+    r->devices[r->n_devices++] = (struct ka_device_rule){.allow = true,
+                                                         .type = type,
+                                                         .major = major,
+                                                         .minor = minor,
+                                                         .access = "rwm"};
 }
 
 static int update_one(struct ka_spec *spec, const Grpc__Device *d, const struct ka_dev_found *f,
@@ -357,8 +360,7 @@ static void rewrite_pci_env(struct ka_spec *spec, const struct rpc_dev_set *set)
 }
 
 int rpc_dev_update_spec(struct ka_spec *spec, Grpc__Device **dev, size_t n,
-                        const struct rpc_dev_set *set, const int *device_need,
-                        struct ka_error *err)
+                        const struct rpc_dev_set *set, const int *device_need, struct ka_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (is_vfio(dev[i]->type)) {
@@ -367,8 +369,8 @@ int rpc_dev_update_spec(struct ka_spec *spec, Grpc__Device **dev, size_t n,
             for (size_t k = 0; k < set->n; k++)
                 if (set->needs[k].device == (int)i && set->needs[k].q.kind == KA_DEV_VFIO_GROUP &&
                     dev[i]->container_path[0] &&
-                    update_one(spec, dev[i], &set->needs[k].found, set->needs[k].found.node,
-                               err) < 0)
+                    update_one(spec, dev[i], &set->needs[k].found, set->needs[k].found.node, err) <
+                        0)
                     return -1;
             continue;
         }

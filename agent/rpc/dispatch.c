@@ -47,12 +47,8 @@ int rpc_dispatcher_add(struct rpc_dispatcher *d, const ProtobufCServiceDescripto
 int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
 {
     static const struct rpc_handler *const agent_tables[] = {
-        rpc_sandbox_handlers,
-        rpc_container_handlers,
-        rpc_io_handlers,
-        rpc_cgroup_handlers,
-        rpc_network_handlers,
-        rpc_guest_handlers,
+        rpc_sandbox_handlers, rpc_container_handlers, rpc_io_handlers,
+        rpc_cgroup_handlers,  rpc_network_handlers,   rpc_guest_handlers,
     };
     if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)
         return -1;
@@ -113,8 +109,7 @@ void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, si
     ProtobufCMessage *req = protobuf_c_message_unpack(m->input, NULL, len, payload);
     if (!req) {
         ka_error_status_set(&err, KA_STATUS_INVALID_ARGUMENT,
-                            "%s: request is not a valid %s message", call->method,
-                            m->input->name);
+                            "%s: request is not a valid %s message", call->method, m->input->name);
         rpc_fail(call, &err);
         return;
     }

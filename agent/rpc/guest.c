@@ -96,8 +96,8 @@ static int copy_file(struct agent *a, struct ttrpc_call *call, const ProtobufCMe
 
 /* ---- SetGuestDateTime, ReseedRandomDev ---------------------------------------------- */
 
-static int set_guest_date_time(struct agent *a, struct ttrpc_call *call,
-                               const ProtobufCMessage *m, struct ka_error *err)
+static int set_guest_date_time(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                               struct ka_error *err)
 {
     (void)a;
     const Grpc__SetGuestDateTimeRequest *req = (const Grpc__SetGuestDateTimeRequest *)m;
@@ -113,15 +113,15 @@ static int set_guest_date_time(struct agent *a, struct ttrpc_call *call,
     return 0;
 }
 
-static int reseed_random_dev(struct agent *a, struct ttrpc_call *call,
-                             const ProtobufCMessage *m, struct ka_error *err)
+static int reseed_random_dev(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                             struct ka_error *err)
 {
     (void)a;
     const Grpc__ReseedRandomDevRequest *req = (const Grpc__ReseedRandomDevRequest *)m;
     if (req->data.len > RESEED_MAX_DATA)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "reseed random: %zu bytes of data (at most %u)",
-                                   req->data.len, RESEED_MAX_DATA);
+                                   "reseed random: %zu bytes of data (at most %u)", req->data.len,
+                                   RESEED_MAX_DATA);
     cleanup_close int fd = open("/dev/random", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return ka_error_set(err, errno, "reseed random: open /dev/random");
@@ -146,8 +146,8 @@ static int reseed_random_dev(struct agent *a, struct ttrpc_call *call,
 
 /* ---- MemHotplugByProbe, AddSwap, AddSwapPath ---------------------------------------- */
 
-static int mem_hotplug_by_probe(struct agent *a, struct ttrpc_call *call,
-                                const ProtobufCMessage *m, struct ka_error *err)
+static int mem_hotplug_by_probe(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
+                                struct ka_error *err)
 {
     (void)a;
     const Grpc__MemHotplugByProbeRequest *req = (const Grpc__MemHotplugByProbeRequest *)m;
@@ -166,8 +166,8 @@ static int mem_hotplug_by_probe(struct agent *a, struct ttrpc_call *call,
             /* One address per write: the kernel parses each write on its own. */
             int n = snprintf(text, sizeof(text), "0x%" PRIX64, req->memhotplugprobeaddr[i]);
             if (write(fd, text, (size_t)n) != n)
-                return ka_error_set(err, errno, "memory hotplug by probe: write %s to %s",
-                                    text, MEM_PROBE_PATH);
+                return ka_error_set(err, errno, "memory hotplug by probe: write %s to %s", text,
+                                    MEM_PROBE_PATH);
         }
     }
     rpc_reply(call, NULL);
@@ -323,12 +323,11 @@ static int run_filter(const char *path, char *const argv[], const uint8_t *in, s
                                {.fd = wfd, .events = POLLOUT}};
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = IPTABLES_TIMEOUT_MS - ((now.tv_sec - start.tv_sec) * 1000 +
-                                           (now.tv_nsec - start.tv_nsec) / 1000000);
+        long left = IPTABLES_TIMEOUT_MS -
+                    ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
         if (left <= 0) {
-            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED,
-                                     "%s did not finish in %d s", argv[0],
-                                     IPTABLES_TIMEOUT_MS / 1000);
+            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED, "%s did not finish in %d s",
+                                     argv[0], IPTABLES_TIMEOUT_MS / 1000);
             break;
         }
         int n = poll(pf, 3, (int)left);
@@ -354,8 +353,7 @@ static int run_filter(const char *path, char *const argv[], const uint8_t *in, s
         }
         if (too_big) {
             rc = ka_error_status_set(err, KA_STATUS_RESOURCE_EXHAUSTED,
-                                     "%s wrote more than %u bytes", argv[0],
-                                     IPTABLES_MAX_OUTPUT);
+                                     "%s wrote more than %u bytes", argv[0], IPTABLES_MAX_OUTPUT);
             break;
         }
     }
@@ -376,17 +374,16 @@ static int run_filter(const char *path, char *const argv[], const uint8_t *in, s
         struct timespec now, tick = {.tv_nsec = 10 * 1000 * 1000};
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (rc == 0 && now.tv_sec - start.tv_sec >= IPTABLES_TIMEOUT_MS / 1000)
-            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED,
-                                     "%s did not exit in %d s", argv[0],
-                                     IPTABLES_TIMEOUT_MS / 1000);
+            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED, "%s did not exit in %d s",
+                                     argv[0], IPTABLES_TIMEOUT_MS / 1000);
         else if (w == 0)
             nanosleep(&tick, NULL);
     }
     return rc;
 }
 
-static int iptables_run(bool v6, bool restore, const uint8_t *in, size_t in_len,
-                        struct buf *out, struct ka_error *err)
+static int iptables_run(bool v6, bool restore, const uint8_t *in, size_t in_len, struct buf *out,
+                        struct ka_error *err)
 {
     const char *prog = restore ? (v6 ? "ip6tables-restore" : "iptables-restore")
                                : (v6 ? "ip6tables-save" : "iptables-save");
@@ -397,8 +394,8 @@ static int iptables_run(bool v6, bool restore, const uint8_t *in, size_t in_len,
     char *const restore_argv[] = {(char *)prog, "--wait", "5", NULL};
     struct buf errb = {0};
     int wstatus = 0;
-    int rc = run_filter(path, restore ? restore_argv : save_argv, in, in_len, out, &errb,
-                        &wstatus, err);
+    int rc =
+        run_filter(path, restore ? restore_argv : save_argv, in, in_len, out, &errb, &wstatus, err);
     if (rc == 0 && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)) {
         /* Trim the trailing newline of stderr for the message. */
         while (errb.len > 0 && (errb.p[errb.len - 1] == '\n' || errb.p[errb.len - 1] == '\r'))
@@ -513,8 +510,8 @@ static void sample1(struct buf *b, const char *name, const char *label, const ch
     buf_printf(b, "\"} %s\n", num);
 }
 
-static void sample2(struct buf *b, const char *name, const char *l1, const char *v1,
-                    const char *l2, const char *v2, const char *num)
+static void sample2(struct buf *b, const char *name, const char *l1, const char *v1, const char *l2,
+                    const char *v2, const char *num)
 {
     buf_printf(b, "%s{%s=\"", name, l1);
     label_value(b, v1);
@@ -578,9 +575,9 @@ static void agent_metrics(struct buf *b)
         static const struct {
             int field;
             const char *item;
-        } items[] = {{10, "minflt"}, {12, "majflt"}, {14, "utime"},       {15, "stime"},
-                     {16, "cutime"}, {17, "cstime"}, {18, "priority"},   {19, "nice"},
-                     {20, "num_threads"}, {23, "vsize"}, {24, "rss"}};
+        } items[] = {{10, "minflt"},      {12, "majflt"}, {14, "utime"},    {15, "stime"},
+                     {16, "cutime"},      {17, "cstime"}, {18, "priority"}, {19, "nice"},
+                     {20, "num_threads"}, {23, "vsize"},  {24, "rss"}};
         long long f[64] = {0};
         int nf = 3;
         char *save = NULL;
@@ -680,11 +677,12 @@ static void guest_netdev(struct buf *b)
     cleanup_free char *dev = read_text("/proc/net/dev");
     if (!dev)
         return;
-    static const char *const items[] = {
-        "recv_bytes",   "recv_packets", "recv_errs",   "recv_drop",     "recv_fifo",
-        "recv_frame",   "recv_compressed", "recv_multicast", "sent_bytes", "sent_packets",
-        "sent_errs",    "sent_drop",    "sent_fifo",   "sent_colls",    "sent_carrier",
-        "sent_compressed"};
+    static const char *const items[] = {"recv_bytes",      "recv_packets",   "recv_errs",
+                                        "recv_drop",       "recv_fifo",      "recv_frame",
+                                        "recv_compressed", "recv_multicast", "sent_bytes",
+                                        "sent_packets",    "sent_errs",      "sent_drop",
+                                        "sent_fifo",       "sent_colls",     "sent_carrier",
+                                        "sent_compressed"};
     family(b, "kata_guest_netdev_stat", "gauge", "Guest net devices statistics.");
     char *save = NULL;
     for (char *line = strtok_r(dev, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -712,10 +710,17 @@ static void guest_diskstats(struct buf *b)
     cleanup_free char *ds = read_text("/proc/diskstats");
     if (!ds)
         return;
-    static const char *const items[] = {"reads",          "merged",       "sectors_read",
-                                        "time_reading",   "writes",       "writes_merged",
-                                        "sectors_written", "time_writing", "in_progress",
-                                        "time_in_progress", "weighted_time_in_progress"};
+    static const char *const items[] = {"reads",
+                                        "merged",
+                                        "sectors_read",
+                                        "time_reading",
+                                        "writes",
+                                        "writes_merged",
+                                        "sectors_written",
+                                        "time_writing",
+                                        "in_progress",
+                                        "time_in_progress",
+                                        "weighted_time_in_progress"};
     family(b, "kata_guest_diskstat", "gauge", "Disks statistics in system.");
     char *save = NULL;
     for (char *line = strtok_r(ds, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

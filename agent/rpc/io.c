@@ -58,8 +58,7 @@ static int close_stdin(struct agent *a, struct ttrpc_call *call, const ProtobufC
                        struct ka_error *err)
 {
     const Grpc__CloseStdinRequest *req = (const Grpc__CloseStdinRequest *)m;
-    struct ka_proc *p =
-        lookup(a, req->container_id, req->exec_id, KA_STATUS_INVALID_ARGUMENT, err);
+    struct ka_proc *p = lookup(a, req->container_id, req->exec_id, KA_STATUS_INVALID_ARGUMENT, err);
     if (!p)
         return -1;
     ka_stream_close(&p->in);
@@ -75,8 +74,7 @@ static int tty_win_resize(struct agent *a, struct ttrpc_call *call, const Protob
     if (!p)
         return -1;
     if (!p->tty || p->out.fd < 0)
-        return ka_error_status_set(err, KA_STATUS_UNAVAILABLE, "process %s has no tty",
-                                   p->exec_id);
+        return ka_error_status_set(err, KA_STATUS_UNAVAILABLE, "process %s has no tty", p->exec_id);
     if (req->row > 0xffff || req->column > 0xffff)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "window size %ux%u too large",
                                    req->row, req->column);
@@ -88,7 +86,6 @@ static int tty_win_resize(struct agent *a, struct ttrpc_call *call, const Protob
 }
 
 const struct rpc_handler rpc_io_handlers[] = {
-    {"ReadStdout", read_stdout},   {"ReadStderr", read_stderr},
-    {"WriteStdin", write_stdin},   {"CloseStdin", close_stdin},
-    {"TtyWinResize", tty_win_resize}, {NULL, NULL},
+    {"ReadStdout", read_stdout}, {"ReadStderr", read_stderr},      {"WriteStdin", write_stdin},
+    {"CloseStdin", close_stdin}, {"TtyWinResize", tty_win_resize}, {NULL, NULL},
 };

@@ -25,11 +25,10 @@ static int family_hint(int proto_family, struct ka_error *err)
     return hint;
 }
 
-static int iface_spec(const Types__Interface *in, struct ka_iface_spec *spec,
-                      struct ka_error *err)
+static int iface_spec(const Types__Interface *in, struct ka_iface_spec *spec, struct ka_error *err)
 {
-    if (ka_iface_spec_init(spec, in->hwaddr, in->name, in->mtu, in->raw_flags,
-                           in->n_ipaddresses, err) < 0)
+    if (ka_iface_spec_init(spec, in->hwaddr, in->name, in->mtu, in->raw_flags, in->n_ipaddresses,
+                           err) < 0)
         return -1;
     for (size_t i = 0; i < in->n_ipaddresses; i++) {
         const Types__IPAddress *ip = in->ipaddresses[i];
@@ -112,8 +111,7 @@ static int update_routes(struct agent *a, struct ttrpc_call *call, const Protobu
     (void)a;
     const Grpc__UpdateRoutesRequest *req = (const Grpc__UpdateRoutesRequest *)m;
     if (!req->routes)
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "empty update routes request");
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "empty update routes request");
     size_t n = req->routes->n_routes;
     if (n > KA_NET_MAX_REQ_ROUTES)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
@@ -125,8 +123,8 @@ static int update_routes(struct agent *a, struct ttrpc_call *call, const Protobu
         int hint = family_hint(r->family, err);
         if (hint < 0 || ka_route_spec_parse(&specs[i], hint, r->dest, r->gateway, r->device,
                                             r->source, r->scope, r->flags, err) < 0)
-            return ka_error_wrap(err, "update routes: route %zu (dest '%.64s', device '%.20s')",
-                                 i, r->dest, r->device);
+            return ka_error_wrap(err, "update routes: route %zu (dest '%.64s', device '%.20s')", i,
+                                 r->dest, r->device);
     }
     cleanup_nl struct ka_nl nl = {0};
     if (ka_nl_open(&nl, err) < 0)
@@ -222,10 +220,9 @@ static int add_arp_neighbors(struct agent *a, struct ttrpc_call *call, const Pro
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "add ARP neighbours: neighbour %zu has no toIPAddress", i);
         int hint = family_hint(ip->family, err);
-        if (hint < 0 || ka_neigh_spec_parse(&specs[i], hint, ip->address, ne->device,
-                                            ne->lladdr, ne->state, ne->flags, err) < 0)
-            return ka_error_wrap(err, "add ARP neighbours: neighbour %zu (%.64s)", i,
-                                 ip->address);
+        if (hint < 0 || ka_neigh_spec_parse(&specs[i], hint, ip->address, ne->device, ne->lladdr,
+                                            ne->state, ne->flags, err) < 0)
+            return ka_error_wrap(err, "add ARP neighbours: neighbour %zu (%.64s)", i, ip->address);
     }
     cleanup_nl struct ka_nl nl = {0};
     if (ka_nl_open(&nl, err) < 0 || ka_net_add_neighbors(&nl, specs, n, err) < 0)
@@ -235,10 +232,7 @@ static int add_arp_neighbors(struct agent *a, struct ttrpc_call *call, const Pro
 }
 
 const struct rpc_handler rpc_network_handlers[] = {
-    {"UpdateInterface", update_interface},
-    {"UpdateRoutes", update_routes},
-    {"ListInterfaces", list_interfaces},
-    {"ListRoutes", list_routes},
-    {"AddARPNeighbors", add_arp_neighbors},
-    {NULL, NULL},
+    {"UpdateInterface", update_interface},  {"UpdateRoutes", update_routes},
+    {"ListInterfaces", list_interfaces},    {"ListRoutes", list_routes},
+    {"AddARPNeighbors", add_arp_neighbors}, {NULL, NULL},
 };

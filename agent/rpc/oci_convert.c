@@ -262,7 +262,8 @@ static int convert_blkio(const Grpc__LinuxBlockIO *in, struct ka_blkio_resources
         return INVALID(err, "blkio weight %u is not in 10..1000", in->weight);
     out->weight = (uint16_t)in->weight;
     out->leaf_weight = (uint16_t)in->leafweight;
-    if (check_count("blkio weight devices", in->n_weightdevice, KA_SPEC_MAX_RESOURCE_ITEMS, err) < 0)
+    if (check_count("blkio weight devices", in->n_weightdevice, KA_SPEC_MAX_RESOURCE_ITEMS, err) <
+        0)
         return -1;
     if (in->n_weightdevice > 0) {
         out->weight_devices = ka_xcalloc(in->n_weightdevice, sizeof(*out->weight_devices));
@@ -272,14 +273,17 @@ static int convert_blkio(const Grpc__LinuxBlockIO *in, struct ka_blkio_resources
             if (d->weight > UINT16_MAX || d->leafweight > UINT16_MAX)
                 return INVALID(err, "blkio weight device %zu: weight %u is not in 10..1000", i,
                                d->weight);
-            out->weight_devices[i] = (struct ka_blkio_device){
-                .major = d->major, .minor = d->minor, .value = d->weight,
-                .leaf_weight = (uint16_t)d->leafweight};
+            out->weight_devices[i] =
+                (struct ka_blkio_device){.major = d->major,
+                                         .minor = d->minor,
+                                         .value = d->weight,
+                                         .leaf_weight = (uint16_t)d->leafweight};
         }
     }
-    Grpc__LinuxThrottleDevice **lists[KA_THROTTLE_COUNT] = {
-        in->throttlereadbpsdevice, in->throttlewritebpsdevice, in->throttlereadiopsdevice,
-        in->throttlewriteiopsdevice};
+    Grpc__LinuxThrottleDevice **lists[KA_THROTTLE_COUNT] = {in->throttlereadbpsdevice,
+                                                            in->throttlewritebpsdevice,
+                                                            in->throttlereadiopsdevice,
+                                                            in->throttlewriteiopsdevice};
     size_t counts[KA_THROTTLE_COUNT] = {in->n_throttlereadbpsdevice, in->n_throttlewritebpsdevice,
                                         in->n_throttlereadiopsdevice,
                                         in->n_throttlewriteiopsdevice};
@@ -300,17 +304,25 @@ int ka_resources_from_proto(const Grpc__LinuxResources *in, struct ka_resources 
         goto fail;
     if (in->memory) {
         const Grpc__LinuxMemory *m = in->memory;
-        out->memory = (struct ka_memory_resources){
-            .present = true, .limit = m->limit, .reservation = m->reservation, .swap = m->swap,
-            .kernel = m->kernel, .kernel_tcp = m->kerneltcp, .swappiness = m->swappiness,
-            .disable_oom_killer = m->disableoomkiller};
+        out->memory = (struct ka_memory_resources){.present = true,
+                                                   .limit = m->limit,
+                                                   .reservation = m->reservation,
+                                                   .swap = m->swap,
+                                                   .kernel = m->kernel,
+                                                   .kernel_tcp = m->kerneltcp,
+                                                   .swappiness = m->swappiness,
+                                                   .disable_oom_killer = m->disableoomkiller};
     }
     if (in->cpu) {
         const Grpc__LinuxCPU *c = in->cpu;
-        out->cpu = (struct ka_cpu_resources){
-            .present = true, .shares = c->shares, .quota = c->quota, .period = c->period,
-            .realtime_runtime = c->realtimeruntime, .realtime_period = c->realtimeperiod,
-            .cpus = dup_or_null(c->cpus), .mems = dup_or_null(c->mems)};
+        out->cpu = (struct ka_cpu_resources){.present = true,
+                                             .shares = c->shares,
+                                             .quota = c->quota,
+                                             .period = c->period,
+                                             .realtime_runtime = c->realtimeruntime,
+                                             .realtime_period = c->realtimeperiod,
+                                             .cpus = dup_or_null(c->cpus),
+                                             .mems = dup_or_null(c->mems)};
     }
     if (in->pids) {
         out->has_pids = true;
@@ -324,7 +336,8 @@ int ka_resources_from_proto(const Grpc__LinuxResources *in, struct ka_resources 
         out->hugepages = ka_xcalloc(in->n_hugepagelimits, sizeof(*out->hugepages));
         out->n_hugepages = in->n_hugepagelimits;
         for (size_t i = 0; i < in->n_hugepagelimits; i++) {
-            const char *size = in->hugepagelimits[i]->pagesize ? in->hugepagelimits[i]->pagesize : "";
+            const char *size =
+                in->hugepagelimits[i]->pagesize ? in->hugepagelimits[i]->pagesize : "";
             if (strlen(size) >= sizeof(out->hugepages[i].page_size)) {
                 INVALID(err, "hugepage size \"%.16s\" is not like 2MB or 1GB", size);
                 goto fail;
@@ -343,12 +356,14 @@ int ka_resources_from_proto(const Grpc__LinuxResources *in, struct ka_resources 
             out->net_priorities = ka_xcalloc(n, sizeof(*out->net_priorities));
             out->n_net_priorities = n;
             for (size_t i = 0; i < n; i++) {
-                const char *name = in->network->priorities[i]->name ? in->network->priorities[i]->name : "";
+                const char *name =
+                    in->network->priorities[i]->name ? in->network->priorities[i]->name : "";
                 if (strlen(name) >= sizeof(out->net_priorities[i].name)) {
                     INVALID(err, "network priority interface \"%.16s\" is too long", name);
                     goto fail;
                 }
-                snprintf(out->net_priorities[i].name, sizeof(out->net_priorities[i].name), "%s", name);
+                snprintf(out->net_priorities[i].name, sizeof(out->net_priorities[i].name), "%s",
+                         name);
                 out->net_priorities[i].priority = in->network->priorities[i]->priority;
             }
         }

@@ -51,6 +51,4 @@ int ka_process_from_proto(const Grpc__Process *in, struct ka_process *out, struc
 int ka_resources_from_proto(const Grpc__LinuxResources *in, struct ka_resources *out,
                             struct ka_error *err);
 
-
-
 #endif

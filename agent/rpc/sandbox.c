@@ -52,8 +52,7 @@ static void reset_run_dir(void)
 
 /* The IPC and UTS namespaces every container shares: unshare them in the agent,
  * keep an fd to each, and step back into the agent's own. */
-static int make_shared_namespaces(struct ka_sandbox *sb, const char *hostname,
-                                  struct ka_error *err)
+static int make_shared_namespaces(struct ka_sandbox *sb, const char *hostname, struct ka_error *err)
 {
     cleanup_close int own_ipc = open("/proc/self/ns/ipc", O_RDONLY | O_CLOEXEC);
     cleanup_close int own_uts = open("/proc/self/ns/uts", O_RDONLY | O_CLOEXEC);
@@ -125,7 +124,8 @@ static int load_modules(Grpc__KernelModule **mods, size_t n, struct ka_error *er
                                    "more than %d kernel modules asked for", KA_KMOD_MAX_REQUESTS);
     struct ka_kmod_request reqs[KA_KMOD_MAX_REQUESTS];
     for (size_t i = 0; i < n; i++)
-        reqs[i] = (struct ka_kmod_request){.name = mods[i]->name, .params = mods[i]->parameters,
+        reqs[i] = (struct ka_kmod_request){.name = mods[i]->name,
+                                           .params = mods[i]->parameters,
                                            .n_params = mods[i]->n_parameters};
     return ka_kmod_load_requests(KA_KMOD_ROOT, reqs, n, ka_module_finit, NULL, err);
 }
@@ -310,8 +310,11 @@ static int update_ephemeral_mounts(struct agent *a, struct ttrpc_call *call,
     const Grpc__UpdateEphemeralMountsRequest *req = (const Grpc__UpdateEphemeralMountsRequest *)m;
     for (size_t i = 0; i < req->n_storages; i++) {
         const Grpc__Storage *s = req->storages[i];
-        struct ka_storage st = {.driver = s->driver, .source = s->source, .fstype = s->fstype,
-                                .options = s->options, .n_options = s->n_options,
+        struct ka_storage st = {.driver = s->driver,
+                                .source = s->source,
+                                .fstype = s->fstype,
+                                .options = s->options,
+                                .n_options = s->n_options,
                                 .mount_point = s->mount_point};
         if (ka_storage_update_ephemeral(&st, err) < 0)
             return -1;

@@ -18,9 +18,9 @@
 struct agent;
 struct ka_container;
 struct ka_storage_ref;
-struct ka_cgroup;                /* cgroups/cgroup.h */
-struct ka_container_cgroups;     /* rpc/cgroups.c: OOM watch, pause/resume, removal retries */
-struct ka_sandbox_cgroups;       /* rpc/cgroups.c: pod devices setup, OOM event queue */
+struct ka_cgroup;            /* cgroups/cgroup.h */
+struct ka_container_cgroups; /* rpc/cgroups.c: OOM watch, pause/resume, removal retries */
+struct ka_sandbox_cgroups;   /* rpc/cgroups.c: pod devices setup, OOM event queue */
 
 struct ka_proc {
     struct ka_proc *next;
@@ -31,9 +31,9 @@ struct ka_proc {
     bool exited;
     int exit_code; /* ka_exit_code(): status, or 128 + signal */
     bool tty;
-    struct ka_stream in;  /* stdin pipe, or a dup of the pty master */
-    struct ka_stream out; /* stdout pipe, or the pty master */
-    struct ka_stream err; /* stderr pipe; fd -1 with a tty */
+    struct ka_stream in;        /* stdin pipe, or a dup of the pty master */
+    struct ka_stream out;       /* stdout pipe, or the pty master */
+    struct ka_stream err;       /* stderr pipe; fd -1 with a tty */
     struct ttrpc_call *waiters; /* WaitProcess calls, chained by park_next */
     /* Spawn rendezvous: the child reports on sync_fd ('E' + message on failure;
      * EOF once it has exec'd). */
@@ -78,11 +78,11 @@ struct ka_sandbox {
     char *id;
     char *hostname;
     uint32_t container_pipe_size;
-    bool no_pivot;         /* / is an initramfs: MS_MOVE + chroot instead of pivot_root */
-    int ipc_ns_fd;         /* shared IPC namespace (-1 until CreateSandbox) */
-    int uts_ns_fd;         /* shared UTS namespace, holding the sandbox hostname */
-    int pid_ns_fd;         /* the first container's pid namespace (-1 until then) */
-    int own_pid_ns_fd;     /* the agent's, to return to after joining another */
+    bool no_pivot;     /* / is an initramfs: MS_MOVE + chroot instead of pivot_root */
+    int ipc_ns_fd;     /* shared IPC namespace (-1 until CreateSandbox) */
+    int uts_ns_fd;     /* shared UTS namespace, holding the sandbox hostname */
+    int pid_ns_fd;     /* the first container's pid namespace (-1 until then) */
+    int own_pid_ns_fd; /* the agent's, to return to after joining another */
     struct ka_container *containers;
     struct ka_storage_ref *storages; /* the sandbox's own; never released */
     struct ka_sandbox_cgroups *cg;   /* allocated when first needed (rpc/cgroups.c) */

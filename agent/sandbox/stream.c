@@ -207,8 +207,7 @@ void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len)
         serve_reads(s);
 }
 
-void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t *data,
-                     size_t len)
+void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t *data, size_t len)
 {
     if (s->fd < 0) {
         ttrpc_call_fail(call, KA_STATUS_INTERNAL, "stdin is closed");

@@ -26,9 +26,9 @@
 
 struct ka_stream {
     struct ka_reactor *reactor;
-    int fd;         /* -1 when the stream does not exist or was closed */
-    bool is_input;  /* the agent writes (stdin) */
-    bool eof;       /* reads saw EOF (or EIO from a pty master) */
+    int fd;           /* -1 when the stream does not exist or was closed */
+    bool is_input;    /* the agent writes (stdin) */
+    bool eof;         /* reads saw EOF (or EIO from a pty master) */
     bool source_done; /* the process was reaped: an empty read means EOF */
     struct ka_watch watch;
     struct ttrpc_call *head, *tail; /* parked calls */
@@ -38,8 +38,7 @@ void ka_stream_init(struct ka_stream *s, struct ka_reactor *r, int fd, bool is_i
 /* ReadStdout/ReadStderr: answer now or park until data or EOF. */
 void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len);
 /* WriteStdin: answer with the length once all of it is written. */
-void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t *data,
-                     size_t len);
+void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t *data, size_t len);
 /* The process is gone: waiting readers get what is left, then EOF. */
 void ka_stream_source_done(struct ka_stream *s);
 /* Close the fd; parked calls fail. */

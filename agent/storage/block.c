@@ -42,19 +42,17 @@ int ka_st_mount_block(const struct ka_storage *st, struct ka_error *err)
 {
     if (strncmp(st->source, "/dev/", 5) != 0)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "block storage source '%.64s' is not a device node",
-                                   st->source);
+                                   "block storage source '%.64s' is not a device node", st->source);
     struct stat sb;
     if (stat(st->source, &sb) < 0)
         return ka_error_set(err, errno, "block device %s", st->source);
     if (!S_ISBLK(sb.st_mode))
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "%s is not a block device", st->source);
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "%s is not a block device",
+                                   st->source);
     char fstype[64];
     if (st->fstype && st->fstype[0]) {
         if (strlen(st->fstype) >= sizeof(fstype))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "filesystem type too long");
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "filesystem type too long");
         strcpy(fstype, st->fstype);
     } else if (probe_fstype(st->source, fstype, sizeof(fstype), err) < 0) {
         return -1;
@@ -67,8 +65,7 @@ int ka_st_mount_block(const struct ka_storage *st, struct ka_error *err)
     if (ka_st_mounted_as(st->mount_point, fstype))
         return 0;
     if (mount(st->source, st->mount_point, fstype, po.flags, po.data) < 0)
-        return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype,
-                            st->mount_point);
+        return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype, st->mount_point);
     return 0;
 }
 
@@ -131,7 +128,6 @@ int ka_st_apply_fs_group(const struct ka_storage *st, struct ka_error *err)
     if (rc < 0)
         return ka_error_set(err, errno, "fs_group: walk %s", st->mount_point);
     if (rc > 0)
-        return ka_error_set(err, fsg_walk.errnum, "fs_group %u: %s", st->fs_gid,
-                            fsg_walk.path);
+        return ka_error_set(err, fsg_walk.errnum, "fs_group %u: %s", st->fs_gid, fsg_walk.path);
     return 0;
 }

@@ -16,8 +16,7 @@ const char *ka_copyfile_strip_prefix(const char *path, struct ka_error *err)
     /* Byte-wise on the prefix with its trailing '/': ".../containers-evil/x" fails. */
     if (strncmp(path, KA_COPYFILE_ROOT, n) != 0 || path[n] == '\0') {
         ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                            "copy file %.256s: the path must be below %s", path,
-                            KA_COPYFILE_ROOT);
+                            "copy file %.256s: the path must be below %s", path, KA_COPYFILE_ROOT);
         return NULL;
     }
     return path + n;
@@ -27,21 +26,17 @@ const char *ka_copyfile_strip_prefix(const char *path, struct ka_error *err)
 static int check_rel_path(const char *rel, struct ka_error *err)
 {
     if (strlen(rel) >= PATH_MAX)
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "path too long");
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "path too long");
     const char *p = rel;
     for (;;) {
         const char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (len == 0)
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "empty path component");
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "empty path component");
         if (len == 2 && p[0] == '.' && p[1] == '.')
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "\"..\" is not allowed");
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "\"..\" is not allowed");
         if (len > NAME_MAX - strlen(TMP_SUFFIX))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "path component too long");
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "path component too long");
         if (!slash)
             return 0;
         p = slash + 1;
@@ -58,26 +53,24 @@ static int check_request(const struct ka_copyfile *r, struct ka_error *err)
         return 0;
     case S_IFLNK:
         if (r->len == 0 || r->len >= PATH_MAX || memchr(r->data, '\0', r->len))
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "bad symlink target");
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "bad symlink target");
         return 0;
     case S_IFREG:
     case 0: /* no type bits: a regular file, as the Rust agent takes it */
         break;
     default:
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "unsupported file type 0%o", r->file_mode & S_IFMT);
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "unsupported file type 0%o",
+                                   r->file_mode & S_IFMT);
     }
     if (r->len > KA_COPYFILE_MAX_CHUNK)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "%zu bytes of data (at most %u per call)", r->len,
                                    KA_COPYFILE_MAX_CHUNK);
     if (r->file_size < 0 || r->file_size > KA_COPYFILE_MAX_SIZE)
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "bad file size %lld", (long long)r->file_size);
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "bad file size %lld",
+                                   (long long)r->file_size);
     /* Both are bounded above, so the sum cannot overflow. */
-    if (r->offset < 0 || r->offset > r->file_size ||
-        r->offset + (int64_t)r->len > r->file_size)
+    if (r->offset < 0 || r->offset > r->file_size || r->offset + (int64_t)r->len > r->file_size)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "%zu bytes at offset %lld do not fit in "
                                    "file size %lld",
@@ -102,7 +95,8 @@ static int open_dir_nofollow(int dirfd, const char *name, mode_t mode, struct ka
         if (errno == ENOTDIR || errno == ELOOP)
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "%s is not a directory (symlinks "
-                                       "are not followed)", name);
+                                       "are not followed)",
+                                       name);
         if (errno != ENOENT || tries > 0)
             return ka_error_set(err, errno, "open %s", name);
         if (mkdirat(dirfd, name, mode) < 0 && errno != EEXIST)
@@ -135,8 +129,7 @@ static int open_parent(int rootfd, const char *rel, mode_t mode, char *buf, size
     return fd;
 }
 
-static int copy_dir(int parent, const char *name, const struct ka_copyfile *r,
-                    struct ka_error *err)
+static int copy_dir(int parent, const char *name, const struct ka_copyfile *r, struct ka_error *err)
 {
     mode_t mode = r->file_mode & 07777;
     if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
@@ -193,8 +186,8 @@ static int copy_chunk(int parent, const char *name, const struct ka_copyfile *r,
     if (fstat(fd, &st) < 0)
         return ka_error_set(err, errno, "stat %s", tmp);
     if (!S_ISREG(st.st_mode))
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "%s is not a regular file", tmp);
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "%s is not a regular file",
+                                   tmp);
     size_t done = 0;
     while (done < r->len) {
         ssize_t n = pwrite(fd, r->data + done, r->len - done, (off_t)(r->offset + (int64_t)done));
@@ -220,8 +213,7 @@ static int copy_chunk(int parent, const char *name, const struct ka_copyfile *r,
 }
 
 /* Apply r below rootfd; errors are prefixed "copy file <shown>". */
-static int copy_at(int rootfd, const struct ka_copyfile *r, const char *shown,
-                   struct ka_error *err)
+static int copy_at(int rootfd, const struct ka_copyfile *r, const char *shown, struct ka_error *err)
 {
     if (check_request(r, err) < 0)
         return ka_error_wrap(err, "copy file %.256s", shown);

@@ -81,8 +81,7 @@ int ka_hugepages_options(char *const *opts, size_t n, uint64_t *page_size, uint6
     return 0;
 }
 
-int ka_hugepages_reserve(const char *sysfs, uint64_t page_size, uint64_t size,
-                         struct ka_error *err)
+int ka_hugepages_reserve(const char *sysfs, uint64_t page_size, uint64_t size, struct ka_error *err)
 {
     char path[PATH_MAX];
     /* sysfs names every pool hugepages-<size in kB>kB. */
@@ -97,12 +96,11 @@ int ka_hugepages_reserve(const char *sysfs, uint64_t page_size, uint64_t size,
     }
     cleanup_close int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT
-                   ? ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                         "the guest kernel has no %" PRIu64
-                                         " kB hugepages (%s is missing)",
-                                         page_size / 1024, path)
-                   : ka_error_set(err, errno, "open %s", path);
+        return errno == ENOENT ? ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                                     "the guest kernel has no %" PRIu64
+                                                     " kB hugepages (%s is missing)",
+                                                     page_size / 1024, path)
+                               : ka_error_set(err, errno, "open %s", path);
     char buf[32];
     int len = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", pages);
     if (write(fd, buf, (size_t)len) != len)

@@ -15,9 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const ka_storage_drivers[] = {"virtio-fs", "9p",      "ephemeral", "local",
-                                          "blk",       "mmioblk", "scsi",      "nvdimm",
-                                          "overlayfs", "watchable-bind", NULL};
+const char *const ka_storage_drivers[] = {"virtio-fs",      "9p",     "ephemeral",
+                                          "local",          "blk",    "mmioblk",
+                                          "scsi",           "nvdimm", "overlayfs",
+                                          "watchable-bind", NULL};
 
 #define KA_STORAGE_RUN_DIR "/run/kata-containers"
 #define OVERLAY_RW_OPTION "io.katacontainers.fs-opt.overlay-rw"
@@ -33,7 +34,7 @@ struct mounted {
     struct mounted *next;
     char *mount_point;
     unsigned refs;
-    bool is_mount; /* unmount at zero (ephemeral); local is a directory only */
+    bool is_mount;              /* unmount at zero (ephemeral); local is a directory only */
     struct ka_watchable *watch; /* watchable-bind: stopped (and removed) at zero */
 };
 
@@ -86,8 +87,8 @@ static int take_number(const char *o, const char *key, int base, long max, long 
     return 1;
 }
 
-int ka_st_parse_options(char *const *opts, size_t n, bool mode_is_ours,
-                        struct parsed_options *po, struct ka_error *err)
+int ka_st_parse_options(char *const *opts, size_t n, bool mode_is_ours, struct parsed_options *po,
+                        struct ka_error *err)
 {
     memset(po, 0, sizeof(*po));
     po->fsgid = po->mode = -1;
@@ -184,8 +185,8 @@ static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
                                    st->fstype);
     if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
         return -1;
-    if (mount(st->source[0] ? st->source : "tmpfs", st->mount_point, "tmpfs", po.flags,
-              po.data) < 0)
+    if (mount(st->source[0] ? st->source : "tmpfs", st->mount_point, "tmpfs", po.flags, po.data) <
+        0)
         return ka_error_set(err, errno, "mount tmpfs on %s", st->mount_point);
     if (apply_fsgid(st->mount_point, po.fsgid, err) < 0) {
         umount2(st->mount_point, MNT_DETACH);
@@ -227,8 +228,7 @@ static int mount_shared_fs(const struct ka_storage *st, const char *fstype, stru
     if (ka_st_mounted_as(st->mount_point, fstype))
         return 0;
     if (mount(st->source, st->mount_point, fstype, po.flags, po.data) < 0)
-        return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype,
-                            st->mount_point);
+        return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype, st->mount_point);
     return 0;
 }
 
@@ -293,8 +293,7 @@ static int mount_overlay(const struct ka_storage *st, struct ka_error *err)
     return 0;
 }
 
-int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
-                   struct ka_error *err)
+int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs, struct ka_error *err)
 {
     struct mounted *m = find_mounted(st->mount_point);
     if (!m) {

@@ -39,8 +39,7 @@ struct ka_storage_ref; /* one holder's reference, chained per holder */
 void ka_storage_init(struct ka_reactor *r);
 
 /* Mount (or take a reference on) one storage; the reference is pushed on *refs. */
-int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs,
-                   struct ka_error *err);
+int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs, struct ka_error *err);
 /* Drop every reference on the chain; unmount and remove at zero. */
 void ka_storage_release_all(struct ka_storage_ref **refs);
 

@@ -20,8 +20,8 @@ struct parsed_options {
 };
 
 void ka_st_parsed_options_free(struct parsed_options *po);
-int ka_st_parse_options(char *const *opts, size_t n, bool mode_is_ours,
-                        struct parsed_options *po, struct ka_error *err);
+int ka_st_parse_options(char *const *opts, size_t n, bool mode_is_ours, struct parsed_options *po,
+                        struct ka_error *err);
 int ka_st_mkdir_p(const char *path, mode_t mode, struct ka_error *err);
 bool ka_st_mounted_as(const char *mount_point, const char *fstype);
 
@@ -32,8 +32,8 @@ int ka_st_apply_fs_group(const struct ka_storage *st, struct ka_error *err);
 
 /* watchable.c: one watched copy per mount point. */
 struct ka_watchable;
-int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st,
-                       struct ka_watchable **out, struct ka_error *err);
+int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st, struct ka_watchable **out,
+                       struct ka_error *err);
 void ka_watchable_stop(struct ka_watchable *w);
 
 #endif

@@ -34,8 +34,8 @@
 #define WATCHABLE_MAX_ENTRIES 16          /* upstream MAX_ENTRIES_PER_STORAGE */
 #define WATCHABLE_MAX_BYTES (1024 * 1024) /* upstream MAX_SIZE_PER_WATCHABLE_MOUNT */
 #define WATCHABLE_MAX_DEPTH 16
-#define WATCH_MASK                                                                           \
-    (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |       \
+#define WATCH_MASK                                                                      \
+    (IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | \
      IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
 
 #define FUSE_SUPER_MAGIC 0x65735546 /* virtio-fs is FUSE underneath */
@@ -47,10 +47,10 @@ unsigned ka_watchable_poll_ms = KA_WATCHABLE_POLL_MS;
 struct ka_watchable {
     char *src;
     char *dst;
-    int ifd;  /* inotify, or -1 when polling */
-    int tfd;  /* the poll timerfd, or -1 */
+    int ifd;               /* inotify, or -1 when polling */
+    int tfd;               /* the poll timerfd, or -1 */
     struct ka_watch watch; /* on ifd or tfd */
-    bool bound; /* too large: a bind mount of the source, not watched */
+    bool bound;            /* too large: a bind mount of the source, not watched */
 };
 
 static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
@@ -320,13 +320,12 @@ static bool under_root(const char *p)
     return true;
 }
 
-int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st,
-                       struct ka_watchable **out, struct ka_error *err)
+int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st, struct ka_watchable **out,
+                       struct ka_error *err)
 {
     if (!under_root(st->mount_point))
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "watchable-bind mount point must be under %s/",
-                                   WATCHABLE_ROOT);
+                                   "watchable-bind mount point must be under %s/", WATCHABLE_ROOT);
     if (st->source[0] != '/')
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "watchable-bind source must be an absolute path");
@@ -356,8 +355,10 @@ int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st,
     if (poll) {
         if (start_poll(r, w, err) < 0)
             goto fail;
-        ka_log(KA_LOG_DEBUG, "storage", "watchable %s: polled every %u ms (inotify would not "
-               "see the host's changes)", st->source, ka_watchable_poll_ms);
+        ka_log(KA_LOG_DEBUG, "storage",
+               "watchable %s: polled every %u ms (inotify would not "
+               "see the host's changes)",
+               st->source, ka_watchable_poll_ms);
     } else {
         w->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (w->ifd < 0) {

@@ -53,8 +53,8 @@ static int write_all(int fd, const uint8_t *p, size_t len, struct ka_error *err)
 }
 
 int ttrpc_client_send(struct ttrpc_client *c, const char *service, const char *method,
-                      const uint8_t *payload, size_t len, int64_t timeout_nano,
-                      uint32_t *stream_id, struct ka_error *err)
+                      const uint8_t *payload, size_t len, int64_t timeout_nano, uint32_t *stream_id,
+                      struct ka_error *err)
 {
     Ttrpc__Request req = TTRPC__REQUEST__INIT;
     req.service = (char *)service;
@@ -67,8 +67,10 @@ int ttrpc_client_send(struct ttrpc_client *c, const char *service, const char *m
         return ka_error_status_set(err, KA_STATUS_RESOURCE_EXHAUSTED,
                                    "request of %zu bytes exceeds the 4 MiB ttrpc limit", body);
     cleanup_free uint8_t *frame = ka_xmalloc(TTRPC_HEADER_SIZE + body);
-    struct ttrpc_header h = {.length = (uint32_t)body, .stream_id = c->next_stream,
-                             .type = TTRPC_TYPE_REQUEST, .flags = 0};
+    struct ttrpc_header h = {.length = (uint32_t)body,
+                             .stream_id = c->next_stream,
+                             .type = TTRPC_TYPE_REQUEST,
+                             .flags = 0};
     ttrpc_header_encode(&h, frame);
     ttrpc__request__pack(&req, frame + TTRPC_HEADER_SIZE);
     if (write_all(c->fd, frame, TTRPC_HEADER_SIZE + body, err) < 0)
@@ -105,8 +107,8 @@ int ttrpc_client_recv(struct ttrpc_client *c, struct ttrpc_reply *reply, struct 
         while (c->buf_off < c->buf_len) {
             enum ttrpc_decode_event ev;
             struct ttrpc_frame fr;
-            c->buf_off += ttrpc_decoder_feed(&c->dec, c->buf + c->buf_off, c->buf_len - c->buf_off,
-                                             &ev, &fr);
+            c->buf_off +=
+                ttrpc_decoder_feed(&c->dec, c->buf + c->buf_off, c->buf_len - c->buf_off, &ev, &fr);
             if (ev == TTRPC_DECODE_FRAME) {
                 if (fr.header.type != TTRPC_TYPE_RESPONSE) {
                     free(fr.data);

@@ -20,9 +20,9 @@ struct ttrpc_client {
 
 struct ttrpc_reply {
     uint32_t stream_id;
-    int code;          /* 0 = OK */
-    char *message;     /* status message, malloc'd ("" when none) */
-    uint8_t *payload;  /* reply message bytes, malloc'd (may be NULL) */
+    int code;         /* 0 = OK */
+    char *message;    /* status message, malloc'd ("" when none) */
+    uint8_t *payload; /* reply message bytes, malloc'd (may be NULL) */
     size_t payload_len;
 };
 
@@ -34,8 +34,8 @@ void ttrpc_client_close(struct ttrpc_client *c);
 
 /* Send one request; *stream_id gets the stream it went out on. */
 int ttrpc_client_send(struct ttrpc_client *c, const char *service, const char *method,
-                      const uint8_t *payload, size_t len, int64_t timeout_nano,
-                      uint32_t *stream_id, struct ka_error *err);
+                      const uint8_t *payload, size_t len, int64_t timeout_nano, uint32_t *stream_id,
+                      struct ka_error *err);
 /* Receive the next response (any stream). */
 int ttrpc_client_recv(struct ttrpc_client *c, struct ttrpc_reply *reply, struct ka_error *err);
 void ttrpc_reply_free(struct ttrpc_reply *reply);

@@ -253,8 +253,10 @@ static bool response_layout(struct response_layout *l, enum ka_status code, cons
 
 static void response_prefix_put(const struct response_layout *l, uint32_t stream_id, uint8_t *p)
 {
-    struct ttrpc_header h = {.length = (uint32_t)l->body, .stream_id = stream_id,
-                             .type = TTRPC_TYPE_RESPONSE, .flags = 0};
+    struct ttrpc_header h = {.length = (uint32_t)l->body,
+                             .stream_id = stream_id,
+                             .type = TTRPC_TYPE_RESPONSE,
+                             .flags = 0};
     ttrpc_header_encode(&h, p);
     p += TTRPC_HEADER_SIZE;
     *p++ = 0x0a; /* field 1, length-delimited */

@@ -77,16 +77,15 @@ int ka_addr_parse(const char *text, struct ka_addr *addr, struct ka_error *err)
         if (strchr(rest, '/'))
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                        "serial port name must not contain '/'");
-        return copy_path(addr->port_name, sizeof(addr->port_name), rest, "serial port name",
-                         err);
+        return copy_path(addr->port_name, sizeof(addr->port_name), rest, "serial port name", err);
     }
     return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                "unsupported address '%.64s' (vsock://, unix:// or serial://)",
                                text);
 }
 
-static int fill_sockaddr(const struct ka_addr *addr, struct sockaddr_storage *ss,
-                         socklen_t *len, struct ka_error *err)
+static int fill_sockaddr(const struct ka_addr *addr, struct sockaddr_storage *ss, socklen_t *len,
+                         struct ka_error *err)
 {
     memset(ss, 0, sizeof(*ss));
     if (addr->kind == KA_ADDR_VSOCK) {

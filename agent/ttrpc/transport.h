@@ -26,7 +26,7 @@ struct ka_addr {
     uint32_t cid;
     uint32_t port;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix socket or serial device */
-    char port_name[128];                                     /* serial by name */
+    char port_name[128];                                    /* serial by name */
 };
 
 int ka_addr_parse(const char *text, struct ka_addr *addr, struct ka_error *err);

@@ -34,9 +34,9 @@ static void setup(void)
         snprintf(p, sizeof(p), "%s/%s", root, dirs[i]);
         mkdir(p, 0755);
     }
-    const char *links[][2] = {{"/", "to-root"},       {"..", "a/up"},      {"../..", "a/b/upup"},
-                              {"/etc", "abs-etc"},    {"loop1", "loop2"},  {"loop2", "loop1"},
-                              {"/proc/self/root", "magic"}, {"b", "a/rel"}};
+    const char *links[][2] = {
+        {"/", "to-root"},   {"..", "a/up"},     {"../..", "a/b/upup"},        {"/etc", "abs-etc"},
+        {"loop1", "loop2"}, {"loop2", "loop1"}, {"/proc/self/root", "magic"}, {"b", "a/rel"}};
     for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", root, links[i][1]);
         symlink(links[i][0], p);

@@ -14,7 +14,8 @@ static void check_field(const struct ka_uevent *ev, const char *f)
 {
     if (!f)
         return;
-    if (f < ev->buf || f > ev->buf + KA_UEVENT_MAX || !memchr(f, '\0', (size_t)(ev->buf + sizeof(ev->buf) - f)))
+    if (f < ev->buf || f > ev->buf + KA_UEVENT_MAX ||
+        !memchr(f, '\0', (size_t)(ev->buf + sizeof(ev->buf) - f)))
         abort();
 }
 
@@ -23,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct ka_uevent ev;
     if (!ka_uevent_parse(data, size, &ev))
         return 0;
-    const char *fields[] = {ev.action, ev.devpath, ev.subsystem, ev.devname,
+    const char *fields[] = {ev.action,  ev.devpath,   ev.subsystem, ev.devname,
                             ev.devtype, ev.interface, ev.driver};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         check_field(&ev, fields[i]);

@@ -35,9 +35,9 @@ int ctr_call(struct ctr *t, const char *method, const ProtobufCMessage *req,
     ka_error_clear(&err);
     ProtobufCMessage *r = NULL;
     const char *service = strcmp(method, "Check") == 0 ? "grpc.Health" : "grpc.AgentService";
-    int rc = ttrpc_client_call(&t->client, service, method, req,
-                               resp_desc ? resp_desc : &google__protobuf__empty__descriptor, &r,
-                               &err);
+    int rc =
+        ttrpc_client_call(&t->client, service, method, req,
+                          resp_desc ? resp_desc : &google__protobuf__empty__descriptor, &r, &err);
     t->code = rc < 0 ? (int)ka_error_status(&err) : 0;
     snprintf(t->msg, sizeof(t->msg), "%s", rc < 0 ? err.msg : "");
     if (rc < 0 && strstr(err.msg, "ttrpc: closed"))
@@ -79,10 +79,21 @@ static void add_ns(Grpc__Linux *l, const char *type)
     l->namespaces[l->n_namespaces++] = ns;
 }
 
-static const char *const default_caps[] = {
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE", NULL};
+static const char *const default_caps[] = {"CAP_CHOWN",
+                                           "CAP_DAC_OVERRIDE",
+                                           "CAP_FSETID",
+                                           "CAP_FOWNER",
+                                           "CAP_MKNOD",
+                                           "CAP_NET_RAW",
+                                           "CAP_SETGID",
+                                           "CAP_SETUID",
+                                           "CAP_SETFCAP",
+                                           "CAP_SETPCAP",
+                                           "CAP_NET_BIND_SERVICE",
+                                           "CAP_SYS_CHROOT",
+                                           "CAP_KILL",
+                                           "CAP_AUDIT_WRITE",
+                                           NULL};
 
 Grpc__Process *process_new(const char *const *args)
 {
@@ -90,7 +101,8 @@ Grpc__Process *process_new(const char *const *args)
     grpc__process__init(p);
     for (const char *const *a = args; *a; a++)
         strv_add(&p->args, &p->n_args, *a);
-    strv_add(&p->env, &p->n_env, "PATH=/payload/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    strv_add(&p->env, &p->n_env,
+             "PATH=/payload/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     strv_add(&p->env, &p->n_env, "TERM=xterm");
     p->cwd = xstrdup("/");
     p->user = malloc(sizeof(*p->user));
@@ -129,8 +141,8 @@ Grpc__Spec *spec_new(const char *rootfs, const char *const *args)
     add_mount(s, "/dev", "tmpfs", "tmpfs",
               (const char *const[]){"nosuid", "strictatime", "mode=755", "size=65536k", NULL});
     add_mount(s, "/dev/pts", "devpts", "devpts",
-              (const char *const[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666",
-                                    "mode=0620", "gid=5", NULL});
+              (const char *const[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
+                                    "gid=5", NULL});
     add_mount(s, "/dev/shm", "tmpfs", "shm",
               (const char *const[]){"nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL});
     add_mount(s, "/dev/mqueue", "mqueue", "mqueue",

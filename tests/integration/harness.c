@@ -148,7 +148,7 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
         _exit(127);
     }
     if (!on_sock)
-        return; /* the caller knows how to reach it */
+        return;                       /* the caller knows how to reach it */
     long deadline = now_ms() + 20000; /* qemu-user start-up can be slow */
     for (;;) {
         int fd = try_connect(p->sock);

@@ -459,8 +459,8 @@ static void test_copyfile_escapes(void **state)
            3, "..");
     expect(copy("/run/kata-containers/shared/containers/bi/root", S_IFLNK | 0777, "/", 1), 0,
            "a symlink to /");
-    expect(copy("/run/kata-containers/shared/containers/bi/root/etc/ka-bad-input",
-                S_IFREG | 0644, "x", 1),
+    expect(copy("/run/kata-containers/shared/containers/bi/root/etc/ka-bad-input", S_IFREG | 0644,
+                "x", 1),
            3, "through the symlink");
     char p[128];
     snprintf(p, sizeof(p), "/proc/%d/root/etc/ka-bad-input", (int)agent.pid);
@@ -486,8 +486,8 @@ static void test_storage_unknown_driver(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
-    Grpc__Storage *st = storage_new("no-such-driver", "x", "ext4",
-                                    "/run/kata-containers/sandbox/storage/bi");
+    Grpc__Storage *st =
+        storage_new("no-such-driver", "x", "ext4", "/run/kata-containers/sandbox/storage/bi");
     Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
     req.container_id = (char *)cid("c-storage");
     req.exec_id = (char *)cid("c-storage");

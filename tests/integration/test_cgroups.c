@@ -48,10 +48,10 @@
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 /* snprintf into an array, failing the test rather than truncating. */
-#define FMT(buf, ...)                                                                 \
-    do {                                                                              \
-        if ((size_t)snprintf((buf), sizeof(buf), __VA_ARGS__) >= sizeof(buf))         \
-            fail_msg("%s:%d: text too long", __FILE__, __LINE__);                     \
+#define FMT(buf, ...)                                                         \
+    do {                                                                      \
+        if ((size_t)snprintf((buf), sizeof(buf), __VA_ARGS__) >= sizeof(buf)) \
+            fail_msg("%s:%d: text too long", __FILE__, __LINE__);             \
     } while (0)
 #define CG "/sys/fs/cgroup"
 
@@ -59,8 +59,8 @@ static const char *rootfs;
 static struct agent_proc agent;
 static struct ctr t;
 static char out[1 << 16];
-static bool v2;           /* which group is running */
-static int host_ns = -1;  /* this process's mount namespace before a group */
+static bool v2;          /* which group is running */
+static int host_ns = -1; /* this process's mount namespace before a group */
 static char parent_name[64];
 
 /* Host-side parent directories to remove at the end of a group. */
@@ -241,9 +241,9 @@ struct hier {
 /* The controllers of a v1 mount's super options, in the kernel's order. */
 static void ctrls_of(const char *opts, char *out, size_t size)
 {
-    static const char *const known[] = {"cpuset", "cpu", "cpuacct", "blkio", "memory",
-                                        "devices", "freezer", "net_cls", "perf_event",
-                                        "net_prio", "hugetlb", "pids", "rdma", "misc"};
+    static const char *const known[] = {"cpuset",  "cpu",     "cpuacct", "blkio",      "memory",
+                                        "devices", "freezer", "net_cls", "perf_event", "net_prio",
+                                        "hugetlb", "pids",    "rdma",    "misc"};
     out[0] = '\0';
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         char tok[32];
@@ -363,7 +363,8 @@ static bool enter_v1_sandbox(void)
         if (strchr(names[i], ',')) {
             char tmp[128];
             snprintf(tmp, sizeof(tmp), "%s", names[i]);
-            for (char *s = NULL, *tok = strtok_r(tmp, ",", &s); tok; tok = strtok_r(NULL, ",", &s)) {
+            for (char *s = NULL, *tok = strtok_r(tmp, ",", &s); tok;
+                 tok = strtok_r(NULL, ",", &s)) {
                 char link[PATH_MAX];
                 snprintf(link, sizeof(link), CG "/%s", tok);
                 if (symlink(names[i], link) < 0 && errno != EEXIST)
@@ -450,7 +451,8 @@ static void set_pids(Grpc__Spec *s, int64_t limit)
     r->pids->limit = limit;
 }
 
-static void set_cpu(Grpc__Spec *s, uint64_t shares, int64_t quota, uint64_t period, const char *cpus)
+static void set_cpu(Grpc__Spec *s, uint64_t shares, int64_t quota, uint64_t period,
+                    const char *cpus)
 {
     Grpc__LinuxResources *r = res_of(s);
     r->cpu = malloc(sizeof(*r->cpu));
@@ -486,7 +488,8 @@ static void add_device(Grpc__Spec *s, const char *path, const char *type, int64_
     d->major = major;
     d->minor = minor;
     d->filemode = 0600;
-    s->linux->devices = realloc(s->linux->devices, (s->linux->n_devices + 1) * sizeof(Grpc__LinuxDevice *));
+    s->linux->devices =
+        realloc(s->linux->devices, (s->linux->n_devices + 1) * sizeof(Grpc__LinuxDevice *));
     s->linux->devices[s->linux->n_devices++] = d;
 }
 
@@ -698,10 +701,10 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define SKIP_IF_NO_GROUP()                                                                        \
-    do {                                                                                          \
-        if (skip_group)                                                                           \
-            skip();                                                                               \
+#define SKIP_IF_NO_GROUP() \
+    do {                   \
+        if (skip_group)    \
+            skip();        \
     } while (0)
 
 static bool v2_has(const char *controller)
@@ -916,14 +919,18 @@ static void test_stats(void **state)
 {
     (void)state;
     SKIP_IF_NO_GROUP();
-    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; ka-payload memhog 16 --hold"));
+    Grpc__Spec *s = spec_new(
+        rootfs,
+        ARGS("sh", "-c",
+             "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; ka-payload memhog 16 --hold"));
     if (!v2 || v2_has("memory"))
         set_memory(s, 256 << 20);
     create_start("cg-stats", s);
     /* Wait for memhog to hold its 16 MiB. */
     char buf[64];
     size_t got = 0, n = 0;
-    while (!strstr(out, "done") && ctr_read(&t, "cg-stats", "", false, buf, sizeof(buf) - 1, &got) == 0) {
+    while (!strstr(out, "done") &&
+           ctr_read(&t, "cg-stats", "", false, buf, sizeof(buf) - 1, &got) == 0) {
         memcpy(out + n, buf, got);
         n += got;
         out[n] = '\0';
@@ -959,7 +966,8 @@ static void test_stats(void **state)
     Grpc__StatsContainerRequest req = GRPC__STATS_CONTAINER_REQUEST__INIT;
     req.container_id = (char *)"nope";
     assert_int_equal(ctr_call(&t, "StatsContainer", &req.base,
-                              &grpc__stats_container_response__descriptor, NULL), 3);
+                              &grpc__stats_container_response__descriptor, NULL),
+                     3);
 }
 
 /* Devices: a node the spec creates is refused by the cgroup (v1 devices
@@ -1033,11 +1041,13 @@ static void test_seccomp(void **state)
     SKIP_IF_NO_GROUP();
     /* mkdir/mkdirat -> EPERM; openat with O_CREAT -> EACCES. */
     for (int nnp = 0; nnp < 2; nnp++) {
-        Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c",
-            "mkdir /tmp/ka-seccomp-probe; echo mkdir=$?; "
-            "ka-payload write-file /tmp/ka-seccomp-probe-f x; "
-            "ka-payload read-file /proc/self/comm; "
-            "ka-payload status-field NoNewPrivs; ka-payload status-field Seccomp"));
+        Grpc__Spec *s =
+            spec_new(rootfs,
+                     ARGS("sh", "-c",
+                          "mkdir /tmp/ka-seccomp-probe; echo mkdir=$?; "
+                          "ka-payload write-file /tmp/ka-seccomp-probe-f x; "
+                          "ka-payload read-file /proc/self/comm; "
+                          "ka-payload status-field NoNewPrivs; ka-payload status-field Seccomp"));
         s->process->nonewprivileges = nnp;
         Grpc__LinuxSeccomp *sc = seccomp_of(s, "SCMP_ACT_ALLOW");
         add_syscall(sc, ARGS("mkdir", "mkdirat"), "SCMP_ACT_ERRNO", 1);
@@ -1049,7 +1059,8 @@ static void test_seccomp(void **state)
         snprintf(cid, sizeof(cid), "cg-scmp-%d", nnp);
         int status = run_spec(cid, s);
         char want[256];
-        snprintf(want, sizeof(want), "mkdir=1\nEACCES\nka-payload\nNoNewPrivs:\t%d\nSeccomp:\t2\n", nnp);
+        snprintf(want, sizeof(want), "mkdir=1\nEACCES\nka-payload\nNoNewPrivs:\t%d\nSeccomp:\t2\n",
+                 nnp);
         if (strcmp(out, want) != 0)
             fail_msg("nnp=%d: got \"%s\" (status %d)", nnp, out, status);
     }

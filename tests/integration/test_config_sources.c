@@ -64,7 +64,8 @@ static void test_bad_values_are_logged_not_fatal(void **state)
 {
     (void)state;
     struct agent_proc p;
-    agent_start_full(&p, NULL, "agent.log=loud agent.hotplug_timeout=never agent.debug_console_vport=-1",
+    agent_start_full(&p, NULL,
+                     "agent.log=loud agent.hotplug_timeout=never agent.debug_console_vport=-1",
                      NULL);
     assert_serving(&p);
     assert_true(log_contains(&p, "\"option\":\"agent.log=loud\""));

@@ -128,7 +128,8 @@ static void test_stdin_round_trip(void **state)
 static void test_tty_and_window_size(void **state)
 {
     (void)state;
-    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "read x; ka-payload isatty 0; ka-payload winsize"));
+    Grpc__Spec *s =
+        spec_new(rootfs, ARGS("sh", "-c", "read x; ka-payload isatty 0; ka-payload winsize"));
     s->process->terminal = true;
     assert_int_equal(ctr_create(&t, "c-tty", s), 0);
     spec_free(s);
@@ -161,7 +162,9 @@ static void test_exec_joins_init_namespaces(void **state)
     size_t n = 0;
     while (!strstr(init_ns, "cgroup")) { /* ns prints cgroup last */
         size_t got;
-        assert_int_equal(ctr_read(&t, "c-exec", "", false, init_ns + n, sizeof(init_ns) - 1 - n, &got), 0);
+        assert_int_equal(ctr_read(&t, "c-exec", "", false, init_ns + n, sizeof(init_ns) - 1 - n,
+                                  &got),
+                         0);
         n += got;
         init_ns[n] = '\0';
     }
@@ -184,7 +187,9 @@ static void test_exec_joins_init_namespaces(void **state)
     assert_int_not_equal(ctr_exec(&t, "c-exec", "exec-2", bad), 0);
     assert_non_null(strstr(t.msg, "not found"));
     int rc = -1;
-    for (int i = 0; i < 100 && (rc = ctr_exec(&t, "c-exec", "exec-2", p = process_new(ARGS("true")))) != 0; i++) {
+    for (int i = 0;
+         i < 100 && (rc = ctr_exec(&t, "c-exec", "exec-2", p = process_new(ARGS("true")))) != 0;
+         i++) {
         process_free(p);
         usleep(10000);
     }
@@ -226,7 +231,9 @@ static void test_signal_reaches_all_processes(void **state)
 static void test_credentials_inside(void **state)
 {
     (void)state;
-    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "ka-payload id; ka-payload caps; ka-payload rlimit NOFILE"));
+    Grpc__Spec *s =
+        spec_new(rootfs,
+                 ARGS("sh", "-c", "ka-payload id; ka-payload caps; ka-payload rlimit NOFILE"));
     s->process->user->uid = 1000;
     s->process->user->gid = 1000;
     s->process->user->n_additionalgids = 2;
@@ -258,9 +265,11 @@ static void test_credentials_inside(void **state)
 static void test_masked_and_readonly_paths(void **state)
 {
     (void)state;
-    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c",
-        "cat /etc/hostname; echo; ls /home | wc -l; ka-payload write-file /var/x y; "
-        "ka-payload write-file /tmp/x y"));
+    Grpc__Spec *s =
+        spec_new(rootfs,
+                 ARGS("sh", "-c",
+                      "cat /etc/hostname; echo; ls /home | wc -l; ka-payload write-file /var/x y; "
+                      "ka-payload write-file /tmp/x y"));
     Grpc__Linux *l = s->linux;
     strv_add(&l->maskedpaths, &l->n_maskedpaths, "/etc/hostname");
     strv_add(&l->maskedpaths, &l->n_maskedpaths, "/home");
@@ -276,7 +285,9 @@ static void test_masked_and_readonly_paths(void **state)
 static void test_sysctl_and_readonly_root(void **state)
 {
     (void)state;
-    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "cat /proc/sys/kernel/msgmax; ka-payload write-file /x y"));
+    Grpc__Spec *s =
+        spec_new(rootfs,
+                 ARGS("sh", "-c", "cat /proc/sys/kernel/msgmax; ka-payload write-file /x y"));
     Grpc__Linux__SysctlEntry *e = malloc(sizeof(*e));
     grpc__linux__sysctl_entry__init(e);
     e->key = strdup("kernel.msgmax");

@@ -165,54 +165,55 @@ static const char *bundle_ex(const char *name, const char *args, const char *ext
     snprintf(path, sizeof(path), "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fprintf(f,
-            "{\n"
-            "\t\"ociVersion\": \"1.0.2-dev\",\n"
-            "\t\"process\": {\n"
-            "\t\t\"terminal\": false,\n"
-            "\t\t\"user\": {\"uid\": 0, \"gid\": 0}%s,\n"
-            "\t\t\"args\": [%s],\n"
-            "\t\t\"env\": [\"PATH=/payload/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\n"
-            "\t\t        \"TERM=xterm\"],\n"
-            "\t\t\"cwd\": \"/\",\n"
-            "\t\t\"capabilities\": {\n"
-            "\t\t\t\"bounding\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"],\n"
-            "\t\t\t\"effective\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"],\n"
-            "\t\t\t\"permitted\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"],\n"
-            "\t\t\t\"ambient\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\n"
-            "\t\t},\n"
-            "\t\t\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1024, \"soft\": 1024}],\n"
-            "\t\t\"noNewPrivileges\": true\n"
-            "\t},\n"
-            "\t\"root\": {\"path\": \"%s\", \"readonly\": true},\n"
-            "\t\"hostname\": \"runc\",\n"
-            "\t\"mounts\": [\n"
-            "\t\t{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},\n"
-            "\t\t{\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\",\n"
-            "\t\t \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},\n"
-            "\t\t{\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": \"devpts\",\n"
-            "\t\t \"options\": [\"nosuid\", \"noexec\", \"newinstance\", \"ptmxmode=0666\", \"mode=0620\", \"gid=5\"]},\n"
-            "\t\t{\"destination\": \"/dev/shm\", \"type\": \"tmpfs\", \"source\": \"shm\",\n"
-            "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"mode=1777\", \"size=65536k\"]},\n"
-            "\t\t{\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\",\n"
-            "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},\n"
-            "\t\t{\"destination\": \"/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\",\n"
-            "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"ro\"]},\n"
-            "\t\t{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\",\n"
-            "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]}\n"
-            "\t]%s,\n"
-            "\t\"linux\": {\n"
-            "\t\t\"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},\n"
-            "\t\t\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"},\n"
-            "\t\t               {\"type\": \"uts\"}, {\"type\": \"mount\"}],\n"
-            "\t\t\"maskedPaths\": [\"/proc/acpi\", \"/proc/asound\", \"/proc/kcore\", \"/proc/keys\",\n"
-            "\t\t\t\"/proc/latency_stats\", \"/proc/timer_list\", \"/proc/timer_stats\",\n"
-            "\t\t\t\"/proc/sched_debug\", \"/sys/firmware\", \"/proc/scsi\"],\n"
-            "\t\t\"readonlyPaths\": [\"/proc/bus\", \"/proc/fs\", \"/proc/irq\", \"/proc/sys\",\n"
-            "\t\t\t\"/proc/sysrq-trigger\"]%s\n"
-            "\t}\n"
-            "}\n",
-            extra_process, args, rootfs, extra_top, extra_linux);
+    fprintf(
+        f,
+        "{\n"
+        "\t\"ociVersion\": \"1.0.2-dev\",\n"
+        "\t\"process\": {\n"
+        "\t\t\"terminal\": false,\n"
+        "\t\t\"user\": {\"uid\": 0, \"gid\": 0}%s,\n"
+        "\t\t\"args\": [%s],\n"
+        "\t\t\"env\": [\"PATH=/payload/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\n"
+        "\t\t        \"TERM=xterm\"],\n"
+        "\t\t\"cwd\": \"/\",\n"
+        "\t\t\"capabilities\": {\n"
+        "\t\t\t\"bounding\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"],\n"
+        "\t\t\t\"effective\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"],\n"
+        "\t\t\t\"permitted\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"],\n"
+        "\t\t\t\"ambient\": [\"CAP_AUDIT_WRITE\", \"CAP_KILL\", \"CAP_NET_BIND_SERVICE\"]\n"
+        "\t\t},\n"
+        "\t\t\"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"hard\": 1024, \"soft\": 1024}],\n"
+        "\t\t\"noNewPrivileges\": true\n"
+        "\t},\n"
+        "\t\"root\": {\"path\": \"%s\", \"readonly\": true},\n"
+        "\t\"hostname\": \"runc\",\n"
+        "\t\"mounts\": [\n"
+        "\t\t{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},\n"
+        "\t\t{\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\",\n"
+        "\t\t \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},\n"
+        "\t\t{\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": \"devpts\",\n"
+        "\t\t \"options\": [\"nosuid\", \"noexec\", \"newinstance\", \"ptmxmode=0666\", \"mode=0620\", \"gid=5\"]},\n"
+        "\t\t{\"destination\": \"/dev/shm\", \"type\": \"tmpfs\", \"source\": \"shm\",\n"
+        "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"mode=1777\", \"size=65536k\"]},\n"
+        "\t\t{\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\",\n"
+        "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},\n"
+        "\t\t{\"destination\": \"/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\",\n"
+        "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"ro\"]},\n"
+        "\t\t{\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\",\n"
+        "\t\t \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"relatime\", \"ro\"]}\n"
+        "\t]%s,\n"
+        "\t\"linux\": {\n"
+        "\t\t\"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},\n"
+        "\t\t\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"},\n"
+        "\t\t               {\"type\": \"uts\"}, {\"type\": \"mount\"}],\n"
+        "\t\t\"maskedPaths\": [\"/proc/acpi\", \"/proc/asound\", \"/proc/kcore\", \"/proc/keys\",\n"
+        "\t\t\t\"/proc/latency_stats\", \"/proc/timer_list\", \"/proc/timer_stats\",\n"
+        "\t\t\t\"/proc/sched_debug\", \"/sys/firmware\", \"/proc/scsi\"],\n"
+        "\t\t\"readonlyPaths\": [\"/proc/bus\", \"/proc/fs\", \"/proc/irq\", \"/proc/sys\",\n"
+        "\t\t\t\"/proc/sysrq-trigger\"]%s\n"
+        "\t}\n"
+        "}\n",
+        extra_process, args, rootfs, extra_top, extra_linux);
     fclose(f);
     return dir;
 }
@@ -277,7 +278,8 @@ static void test_run_stderr_apart(void **state)
 {
     (void)state;
     const char *b =
-        bundle("streams", "\"/bin/sh\", \"-c\", \"echo to-out; echo to-err >&2; echo more-out; exit 3\"");
+        bundle("streams",
+               "\"/bin/sh\", \"-c\", \"echo to-out; echo to-err >&2; echo more-out; exit 3\"");
     assert_int_equal(ctl("run", b, "c-streams"), 3);
     assert_string_equal(out, "to-out\nmore-out\n");
     assert_string_equal(err, "to-err\n");
@@ -288,8 +290,7 @@ static void test_run_stderr_apart(void **state)
 static void test_run_wait_outlives_streams(void **state)
 {
     (void)state;
-    const char *b =
-        bundle("closer", "\"/bin/sh\", \"-c\", \"exec >&- 2>&-; sleep 2; exit 9\"");
+    const char *b = bundle("closer", "\"/bin/sh\", \"-c\", \"exec >&- 2>&-; sleep 2; exit 9\"");
     long t0 = now_ms();
     assert_int_equal(ctl("--timeout", "1", "run", b, "c-closer"), 9);
     assert_true(now_ms() - t0 >= 1900);
@@ -391,17 +392,18 @@ static void test_exec_into_running(void **state)
     (void)state;
     /* A container made with plain calls, in the protobuf JSON agent-ctl call takes. */
     char req[2048];
-    snprintf(req, sizeof(req),
-             "{\"container_id\":\"c2\",\"exec_id\":\"c2\",\"OCI\":{"
-             "\"Version\":\"1.0.2\","
-             "\"Process\":{\"Args\":[\"/payload/bin/sleep\",\"1000\"],\"Cwd\":\"/\","
-             "\"Env\":[\"PATH=/bin\"],\"User\":{}},"
-             "\"Root\":{\"Path\":\"%s\"},"
-             "\"Mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
-             "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
-             "\"options\":[\"nosuid\",\"mode=755\"]}],"
-             "\"Linux\":{\"Namespaces\":[{\"Type\":\"ipc\"},{\"Type\":\"uts\"},{\"Type\":\"mount\"}]}}}",
-             rootfs);
+    snprintf(
+        req, sizeof(req),
+        "{\"container_id\":\"c2\",\"exec_id\":\"c2\",\"OCI\":{"
+        "\"Version\":\"1.0.2\","
+        "\"Process\":{\"Args\":[\"/payload/bin/sleep\",\"1000\"],\"Cwd\":\"/\","
+        "\"Env\":[\"PATH=/bin\"],\"User\":{}},"
+        "\"Root\":{\"Path\":\"%s\"},"
+        "\"Mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+        "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\","
+        "\"options\":[\"nosuid\",\"mode=755\"]}],"
+        "\"Linux\":{\"Namespaces\":[{\"Type\":\"ipc\"},{\"Type\":\"uts\"},{\"Type\":\"mount\"}]}}}",
+        rootfs);
     assert_int_equal(ctl("call", "CreateContainer", req), 0);
     assert_int_equal(ctl("call", "StartContainer", "{\"container_id\":\"c2\"}"), 0);
 
@@ -422,7 +424,9 @@ static void test_exec_into_running(void **state)
     assert_non_null(strstr(out, "PATH=/payload/bin\n"));
     assert_null(strstr(out, "/usr/local/sbin"));
 
-    assert_int_equal(ctl_in("through exec\n", 13, ARGS("exec", "-i", "c2", "--", "/payload/bin/cat")), 0);
+    assert_int_equal(ctl_in("through exec\n", 13,
+                            ARGS("exec", "-i", "c2", "--", "/payload/bin/cat")),
+                     0);
     assert_string_equal(out, "through exec\n");
     assert_int_equal(ctl("exec", "-t", "c2", "--", "/payload/bin/isatty"), 0);
     assert_string_equal(out, "tty\r\n");

@@ -33,8 +33,8 @@
 static const char *rootfs;
 static char scratch[] = "/tmp/ka-it-devices-XXXXXX";
 static struct agent_proc agent;
-static int added_loop = -1;   /* created with LOOP_CTL_ADD: removed at teardown */
-static char attached[64];     /* losetup -f: detached at teardown */
+static int added_loop = -1; /* created with LOOP_CTL_ADD: removed at teardown */
+static char attached[64];   /* losetup -f: detached at teardown */
 
 static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int sh(const char *fmt, ...)
@@ -208,7 +208,8 @@ static Grpc__Spec *spec_with_device(const char *cmd)
     return spec;
 }
 
-#define READ_XVDA "stat -c %t:%T /dev/xvda && dd if=/dev/xvda of=/dev/null bs=4096 count=1 2>/dev/null"
+#define READ_XVDA \
+    "stat -c %t:%T /dev/xvda && dd if=/dev/xvda of=/dev/null bs=4096 count=1 2>/dev/null"
 
 static int create_with_device(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Device *dev)
 {

@@ -99,7 +99,8 @@ static void test_copyfile_tree(void **state)
     for (size_t off = 0; off < size; off += chunk) {
         size_t n = size - off < chunk ? size - off : chunk;
         assert_int_equal(copy(SHARED "c1-abc-vol/sub/data.bin", S_IFREG | 0640, (int64_t)size,
-                              (int64_t)off, data + off, n), 0);
+                              (int64_t)off, data + off, n),
+                         0);
     }
     in_agent(p, sizeof(p), SHARED "c1-abc-vol/sub/data.bin");
     struct stat st;
@@ -242,7 +243,8 @@ static void test_volume_stats(void **state)
     req.volume_guest_path = "/run"; /* the agent's own tmpfs */
     Grpc__VolumeStatsResponse *r = NULL;
     expect(ctr_call(&t, "GetVolumeStats", &req.base, &grpc__volume_stats_response__descriptor,
-                    (ProtobufCMessage **)&r), 0, "stats /run");
+                    (ProtobufCMessage **)&r),
+           0, "stats /run");
     assert_int_equal(r->n_usage, 2);
     assert_int_equal(r->usage[0]->unit, GRPC__VOLUME_USAGE__UNIT__BYTES);
     assert_int_equal(r->usage[1]->unit, GRPC__VOLUME_USAGE__UNIT__INODES);
@@ -257,10 +259,12 @@ static void test_volume_stats(void **state)
     protobuf_c_message_free_unpacked(&r->base, NULL);
     req.volume_guest_path = "/run/no-such-volume";
     expect(ctr_call(&t, "GetVolumeStats", &req.base, &grpc__volume_stats_response__descriptor,
-                    NULL), 5, "missing volume");
+                    NULL),
+           5, "missing volume");
     req.volume_guest_path = "";
     expect(ctr_call(&t, "GetVolumeStats", &req.base, &grpc__volume_stats_response__descriptor,
-                    NULL), 3, "empty path");
+                    NULL),
+           3, "empty path");
 }
 
 /* Every line: "# HELP name text", "# TYPE name gauge|counter", or a sample
@@ -270,11 +274,14 @@ static void check_prometheus(const char *text)
     regex_t help, type, sample;
     assert_int_equal(regcomp(&help, "^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+$", REG_EXTENDED), 0);
     assert_int_equal(regcomp(&type, "^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (gauge|counter)$",
-                             REG_EXTENDED), 0);
-    assert_int_equal(regcomp(&sample,
-                             "^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
-                             "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\})? ([^ ]+)$",
-                             REG_EXTENDED), 0);
+                             REG_EXTENDED),
+                     0);
+    assert_int_equal(
+        regcomp(&sample,
+                "^([a-zA-Z_:][a-zA-Z0-9_:]*)(\\{[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\""
+                "(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\})? ([^ ]+)$",
+                REG_EXTENDED),
+        0);
     char *copy_ = strdup(text), *save = NULL;
     char family[128] = "";
     int samples = 0;
@@ -315,7 +322,8 @@ static void test_metrics(void **state)
     Grpc__Metrics *r = NULL;
     for (int i = 1; i <= 2; i++) {
         expect(ctr_call(&t, "GetMetrics", &req.base, &grpc__metrics__descriptor,
-                        (ProtobufCMessage **)&r), 0, "GetMetrics");
+                        (ProtobufCMessage **)&r),
+               0, "GetMetrics");
         check_prometheus(r->metrics);
         char want[64];
         snprintf(want, sizeof(want), "\nkata_agent_scrape_count %d\n", i);
@@ -329,7 +337,8 @@ static void test_metrics(void **state)
         assert_non_null(strstr(r->metrics, "kata_guest_meminfo{item=\"active_anon\"} "));
         assert_non_null(strstr(r->metrics, "kata_guest_cpu_time{cpu=\"total\",item=\"user\"} "));
         assert_non_null(strstr(r->metrics, "kata_guest_vm_stat{item=\"nr_free_pages\"} "));
-        assert_non_null(strstr(r->metrics, "kata_guest_netdev_stat{interface=\"lo\",item=\"recv_bytes\"} "));
+        assert_non_null(
+            strstr(r->metrics, "kata_guest_netdev_stat{interface=\"lo\",item=\"recv_bytes\"} "));
         protobuf_c_message_free_unpacked(&r->base, NULL);
     }
 }
@@ -347,15 +356,15 @@ static void test_iptables_absent(void **state)
     if (on_path("iptables-save") || on_path("iptables-restore"))
         skip(); /* the fake-helper test below covers the plumbing */
     Grpc__GetIPTablesRequest g = GRPC__GET_IPTABLES_REQUEST__INIT;
-    expect(ctr_call(&t, "GetIPTables", &g.base, &grpc__get_iptables_response__descriptor, NULL),
-           9, "GetIPTables");
+    expect(ctr_call(&t, "GetIPTables", &g.base, &grpc__get_iptables_response__descriptor, NULL), 9,
+           "GetIPTables");
     assert_non_null(strstr(t.msg, "iptables-save not found"));
     Grpc__SetIPTablesRequest s = GRPC__SET_IPTABLES_REQUEST__INIT;
     s.is_ipv6 = true;
     s.data.data = (uint8_t *)"*filter\nCOMMIT\n";
     s.data.len = 15;
-    expect(ctr_call(&t, "SetIPTables", &s.base, &grpc__set_iptables_response__descriptor, NULL),
-           9, "SetIPTables");
+    expect(ctr_call(&t, "SetIPTables", &s.base, &grpc__set_iptables_response__descriptor, NULL), 9,
+           "SetIPTables");
     assert_non_null(strstr(t.msg, "ip6tables-restore not found"));
 }
 
@@ -375,13 +384,15 @@ static void write_script(const char *dir, const char *name, const char *body)
 static void test_iptables_fake_helpers(void **state)
 {
     (void)state;
-    write_script(outside, "iptables-save", "echo '*filter'; echo ':INPUT ACCEPT [0:0]'; echo COMMIT");
+    write_script(outside, "iptables-save",
+                 "echo '*filter'; echo ':INPUT ACCEPT [0:0]'; echo COMMIT");
     write_script(outside, "ip6tables-save", "echo 'ip6 rules'");
     /* Echo stdin back with a prefix, and check the --wait argument. */
     write_script(outside, "iptables-restore",
                  "[ \"$1 $2\" = '--wait 5' ] || { echo \"bad args $*\" >&2; exit 2; }\n"
                  "while IFS= read -r l; do echo \"got $l\"; done");
-    write_script(outside, "ip6tables-restore", "cat >/dev/null; echo 'bad rules at line 1' >&2; exit 1");
+    write_script(outside, "ip6tables-restore",
+                 "cat >/dev/null; echo 'bad rules at line 1' >&2; exit 1");
     char path_env[256];
     snprintf(path_env, sizeof(path_env), "PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin", outside);
     char *env[] = {path_env, NULL};
@@ -393,13 +404,15 @@ static void test_iptables_fake_helpers(void **state)
     Grpc__GetIPTablesRequest g = GRPC__GET_IPTABLES_REQUEST__INIT;
     Grpc__GetIPTablesResponse *gr = NULL;
     assert_int_equal(ctr_call(&t2, "GetIPTables", &g.base, &grpc__get_iptables_response__descriptor,
-                              (ProtobufCMessage **)&gr), 0);
+                              (ProtobufCMessage **)&gr),
+                     0);
     assert_int_equal(gr->data.len, strlen("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"));
     assert_memory_equal(gr->data.data, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", gr->data.len);
     protobuf_c_message_free_unpacked(&gr->base, NULL);
     g.is_ipv6 = true;
     assert_int_equal(ctr_call(&t2, "GetIPTables", &g.base, &grpc__get_iptables_response__descriptor,
-                              (ProtobufCMessage **)&gr), 0);
+                              (ProtobufCMessage **)&gr),
+                     0);
     assert_memory_equal(gr->data.data, "ip6 rules\n", gr->data.len);
     protobuf_c_message_free_unpacked(&gr->base, NULL);
 
@@ -414,7 +427,8 @@ static void test_iptables_fake_helpers(void **state)
     s.data.len = len;
     Grpc__SetIPTablesResponse *sr = NULL;
     assert_int_equal(ctr_call(&t2, "SetIPTables", &s.base, &grpc__set_iptables_response__descriptor,
-                              (ProtobufCMessage **)&sr), 0);
+                              (ProtobufCMessage **)&sr),
+                     0);
     assert_int_equal(sr->data.len, len + lines * 4);
     assert_memory_equal(sr->data.data, "got -A X 00000\ngot -A X 00001\n", 30);
     protobuf_c_message_free_unpacked(&sr->base, NULL);
@@ -423,7 +437,8 @@ static void test_iptables_fake_helpers(void **state)
     s.data.data = (uint8_t *)"junk\n";
     s.data.len = 5;
     assert_int_equal(ctr_call(&t2, "SetIPTables", &s.base, &grpc__set_iptables_response__descriptor,
-                              NULL), 13);
+                              NULL),
+                     13);
     assert_non_null(strstr(t2.msg, "ip6tables-restore failed (exit code 1): bad rules at line 1"));
     /* The agent is fine and has no helper left behind. */
     Grpc__GetMetricsRequest mreq = GRPC__GET_METRICS_REQUEST__INIT;

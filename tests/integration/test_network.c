@@ -160,7 +160,8 @@ static void sh_peer(const char *fmt, ...)
 static struct json_value *ip_json(const char *args)
 {
     static char out[1 << 17];
-    if (run(out, sizeof(out), "nsenter --net=/proc/%d/ns/net ip -j %s", (int)fx.agent.pid, args) != 0)
+    if (run(out, sizeof(out), "nsenter --net=/proc/%d/ns/net ip -j %s", (int)fx.agent.pid, args) !=
+        0)
         fail_msg("ip -j %s failed", args);
     struct json_value *v = NULL;
     struct ka_error err;
@@ -187,7 +188,8 @@ static bool jhas(const struct json_value *o, const char *key, const char *s)
     if (!v || v->type != JSON_ARRAY)
         return false;
     for (size_t i = 0; i < v->u.array.n; i++)
-        if (v->u.array.items[i]->type == JSON_STRING && strcmp(v->u.array.items[i]->u.string.s, s) == 0)
+        if (v->u.array.items[i]->type == JSON_STRING &&
+            strcmp(v->u.array.items[i]->u.string.s, s) == 0)
             return true;
     return false;
 }
@@ -303,7 +305,8 @@ static const char *routes_of(int family, const char *dev)
     static char out[8192];
     char *lines[256];
     size_t n = 0;
-    struct json_value *rs = ip_json(family == 6 ? "-6 route show table main" : "-4 route show table main");
+    struct json_value *rs =
+        ip_json(family == 6 ? "-6 route show table main" : "-4 route show table main");
     for (size_t i = 0; i < rs->u.array.n && n < 256; i++) {
         const struct json_value *r = rs->u.array.items[i];
         const char *d = jstr(r, "dev");
@@ -517,7 +520,8 @@ static void test_update_interface_errors(void **state)
     sh_agent("ip link set e0 up");
 
     Grpc__UpdateInterfaceRequest empty = GRPC__UPDATE_INTERFACE_REQUEST__INIT;
-    assert_int_equal(ctr_call(&fx.t, "UpdateInterface", &empty.base, &types__interface__descriptor, NULL),
+    assert_int_equal(ctr_call(&fx.t, "UpdateInterface", &empty.base, &types__interface__descriptor,
+                              NULL),
                      KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(fx.t.msg, "empty update interface request"));
 
@@ -538,10 +542,11 @@ static void test_update_interface_errors(void **state)
          "IP address 1: address '10.0.0.300' is not an IP address"},
         {mac, "eth0", 1500, ipaddr(0, "10.0.0.3", "33"), KA_STATUS_INVALID_ARGUMENT,
          "mask '33' of 10.0.0.3 is not an IPv4 prefix length"},
-        {mac, "eth0", 1500, ipaddr(TYPES__IPFAMILY__v6, "10.0.0.3", "24"), KA_STATUS_INVALID_ARGUMENT,
-         "'10.0.0.3' is IPv4 but the family says IPv6"},
+        {mac, "eth0", 1500, ipaddr(TYPES__IPFAMILY__v6, "10.0.0.3", "24"),
+         KA_STATUS_INVALID_ARGUMENT, "'10.0.0.3' is IPv4 but the family says IPv6"},
         {mac, "eth0", 1500, ipaddr(7, "10.0.0.3", "24"), KA_STATUS_INVALID_ARGUMENT, "family 7"},
-        {mac, "eth0", 1500, ipaddr(0, "10.0.0.2", "16"), KA_STATUS_INVALID_ARGUMENT, "listed twice"},
+        {mac, "eth0", 1500, ipaddr(0, "10.0.0.2", "16"), KA_STATUS_INVALID_ARGUMENT,
+         "listed twice"},
         {mac, "eth0:1", 1500, ipaddr(0, "10.0.0.3", "24"), KA_STATUS_INVALID_ARGUMENT,
          "'eth0:1' is not a valid link name"},
         {mac, "eth0", 70000, ipaddr(0, "10.0.0.3", "24"), KA_STATUS_INVALID_ARGUMENT,
@@ -565,7 +570,8 @@ static void test_update_interface_errors(void **state)
     Types__IPAddress *many[300];
     for (size_t i = 0; i < 300; i++)
         many[i] = &good;
-    assert_int_equal(update_interface(mac, "eth0", 1500, 0, many, 300, NULL), KA_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(update_interface(mac, "eth0", 1500, 0, many, 300, NULL),
+                     KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(fx.t.msg, "at most 256"));
     assert_string_equal(addrs_of("e0"), "192.168.77.7/24");
 }
@@ -576,8 +582,8 @@ static bool reply_has(const Grpc__Routes *r, const char *want)
     for (size_t i = 0; i < r->n_routes; i++) {
         const Types__Route *x = r->routes[i];
         char line[256];
-        snprintf(line, sizeof(line), "%s|%s|%s|%s|%u|%d", x->dest, x->gateway, x->device,
-                 x->source, x->scope, x->family);
+        snprintf(line, sizeof(line), "%s|%s|%s|%s|%u|%d", x->dest, x->gateway, x->device, x->source,
+                 x->scope, x->family);
         if (strcmp(line, want) == 0)
             return true;
     }
@@ -641,7 +647,8 @@ static void test_update_routes(void **state)
     assert_routes(4, NULL,
                   "10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.2\n"
                   "192.0.2.0/24 dev lo scope link");
-    assert_routes(6, "eth0", "2001:db8::/64 dev eth0 proto kernel\nfe80::/64 dev eth0 proto kernel");
+    assert_routes(6, "eth0",
+                  "2001:db8::/64 dev eth0 proto kernel\nfe80::/64 dev eth0 proto kernel");
 
     /* The onlink flag: a gateway no route covers. */
     Types__Route o = route(0, "10.7.0.0/16", "192.168.1.1", "eth0", "", 0);
@@ -695,8 +702,8 @@ static void test_update_routes_errors(void **state)
          "gateway 10.50.0.1 is not reachable on eth0"},
         {route(TYPES__IPFAMILY__v6, "", "2001:db8:99::1", "eth0", "", 0), 0,
          KA_STATUS_INVALID_ARGUMENT, "gateway 2001:db8:99::1 is not reachable on eth0"},
-        {route(TYPES__IPFAMILY__v6, "", "2001:db8::2", "eth0", "", 0), 0, KA_STATUS_INVALID_ARGUMENT,
-         "gateway 2001:db8::2 is an address of this guest"},
+        {route(TYPES__IPFAMILY__v6, "", "2001:db8::2", "eth0", "", 0), 0,
+         KA_STATUS_INVALID_ARGUMENT, "gateway 2001:db8::2 is an address of this guest"},
         {route(0, "10.0.0.0/33", "", "eth0", "", 0), 0, KA_STATUS_INVALID_ARGUMENT,
          "route 1 (dest '10.0.0.0/33', device 'eth0'): dest '10.0.0.0/33' is not an IP address"},
         {route(0, "10.9.0.1/16", "", "eth0", "", 0), 0, KA_STATUS_INVALID_ARGUMENT,
@@ -705,7 +712,8 @@ static void test_update_routes_errors(void **state)
          "source 10.0.0.99 is not an address of this guest"},
         {route(0, "10.8.0.0/16", "", "eth0", "", 300), 0, KA_STATUS_INVALID_ARGUMENT, "scope 300"},
         {route(5, "10.8.0.0/16", "", "eth0", "", 0), 0, KA_STATUS_INVALID_ARGUMENT, "family 5"},
-        {route(0, "", "10.0.0.1", "eth0", "", 0), 1, KA_STATUS_INVALID_ARGUMENT, "only RTNH_F_ONLINK"},
+        {route(0, "", "10.0.0.1", "eth0", "", 0), 1, KA_STATUS_INVALID_ARGUMENT,
+         "only RTNH_F_ONLINK"},
         {route(0, "10.8.0.0/16", "2001:db8::1", "eth0", "", 0), 0, KA_STATUS_INVALID_ARGUMENT,
          "mix IPv4 and IPv6"},
         {route(0, "", "", "", "", 0), 0, KA_STATUS_INVALID_ARGUMENT, "no device"},
@@ -736,7 +744,8 @@ static const Types__Interface *find_iface(const Grpc__Interfaces *l, const char 
     return NULL;
 }
 
-static bool iface_has_addr(const Types__Interface *in, int family, const char *addr, const char *mask)
+static bool iface_has_addr(const Types__Interface *in, int family, const char *addr,
+                           const char *mask)
 {
     for (size_t i = 0; i < in->n_ipaddresses; i++)
         if ((int)in->ipaddresses[i]->family == family &&
@@ -753,7 +762,8 @@ static void test_list(void **state)
     Grpc__ListInterfacesRequest lreq = GRPC__LIST_INTERFACES_REQUEST__INIT;
     Grpc__Interfaces *list = NULL;
     assert_int_equal(ctr_call(&fx.t, "ListInterfaces", &lreq.base, &grpc__interfaces__descriptor,
-                              (ProtobufCMessage **)&list), 0);
+                              (ProtobufCMessage **)&list),
+                     0);
     struct json_value *links = ip_json("link show");
     assert_int_equal(list->n_interfaces, links->u.array.n);
     json_free(links);
@@ -776,7 +786,8 @@ static void test_list(void **state)
     Grpc__ListRoutesRequest rreq = GRPC__LIST_ROUTES_REQUEST__INIT;
     Grpc__Routes *routes = NULL;
     assert_int_equal(ctr_call(&fx.t, "ListRoutes", &rreq.base, &grpc__routes__descriptor,
-                              (ProtobufCMessage **)&routes), 0);
+                              (ProtobufCMessage **)&routes),
+                     0);
     const char *v4 = routes_of(4, NULL);
     size_t lines = *v4 ? 1 : 0;
     for (const char *c = v4; *c; c++)
@@ -798,15 +809,18 @@ static void test_list(void **state)
     Types__Route bad = route(0, "", "", "eth9", "", 0);
     Types__Route *badl[] = {&bad};
     for (int i = 0; i < 50; i++) {
-        assert_int_equal(ctr_call(&fx.t, "ListInterfaces", &lreq.base, &grpc__interfaces__descriptor,
-                                  NULL), 0);
-        assert_int_equal(ctr_call(&fx.t, "ListRoutes", &rreq.base, &grpc__routes__descriptor, NULL), 0);
+        assert_int_equal(ctr_call(&fx.t, "ListInterfaces", &lreq.base,
+                                  &grpc__interfaces__descriptor, NULL),
+                         0);
+        assert_int_equal(ctr_call(&fx.t, "ListRoutes", &rreq.base, &grpc__routes__descriptor, NULL),
+                         0);
         assert_int_equal(update_routes(badl, 1, NULL), KA_STATUS_NOT_FOUND);
     }
     assert_int_equal(agent_wait_fd_count(&fx.agent, fds, 2000), fds);
 }
 
-static Types__ARPNeighbor neighbor(Types__IPAddress *ip, const char *dev, const char *lladdr, int state)
+static Types__ARPNeighbor neighbor(Types__IPAddress *ip, const char *dev, const char *lladdr,
+                                   int state)
 {
     Types__ARPNeighbor n = TYPES__ARPNEIGHBOR__INIT;
     n.toipaddress = ip;
@@ -840,7 +854,8 @@ static const char *neighbors_of(const char *dev)
         char line[160];
         snprintf(line, sizeof(line), "%s %s %s", jstr(e, "dst"),
                  jstr(e, "lladdr") ? jstr(e, "lladdr") : "-",
-                 st && st->type == JSON_ARRAY && st->u.array.n ? st->u.array.items[0]->u.string.s : "?");
+                 st && st->type == JSON_ARRAY && st->u.array.n ? st->u.array.items[0]->u.string.s
+                                                               : "?");
         lines[n++] = strdup(line);
     }
     json_free(v);

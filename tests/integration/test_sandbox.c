@@ -89,7 +89,9 @@ static void test_ctr_run_sequence(void **state)
 
     /* 1. Health.Check */
     Grpc__CheckRequest check = GRPC__CHECK_REQUEST__INIT;
-    assert_int_equal(ctr_call(&t, "Check", &check.base, &grpc__health_check_response__descriptor, NULL), 0);
+    assert_int_equal(ctr_call(&t, "Check", &check.base, &grpc__health_check_response__descriptor,
+                              NULL),
+                     0);
 
     /* 2. CreateSandbox with the sandbox shm storage and DNS */
     Grpc__CreateSandboxRequest cs = GRPC__CREATE_SANDBOX_REQUEST__INIT;
@@ -98,7 +100,8 @@ static void test_ctr_run_sequence(void **state)
     char *dns[] = {"nameserver 10.11.12.13", "  search example.test  "};
     cs.dns = dns;
     cs.n_dns = 2;
-    Grpc__Storage *shm = storage_new("ephemeral", "shm", "tmpfs", "/run/kata-containers/sandbox/shm");
+    Grpc__Storage *shm =
+        storage_new("ephemeral", "shm", "tmpfs", "/run/kata-containers/sandbox/shm");
     strv_add(&shm->options, &shm->n_options, "noexec");
     strv_add(&shm->options, &shm->n_options, "nosuid");
     strv_add(&shm->options, &shm->n_options, "size=65536k");
@@ -108,7 +111,8 @@ static void test_ctr_run_sequence(void **state)
     if (ctr_call(&t, "CreateSandbox", &cs.base, NULL, NULL) != 0)
         fail_msg("CreateSandbox: %s", t.msg);
     protobuf_c_message_free_unpacked(&shm->base, NULL);
-    assert_true(guest_file_contains(&a, "/etc/resolv.conf", "nameserver 10.11.12.13\nsearch example.test\n"));
+    assert_true(guest_file_contains(&a, "/etc/resolv.conf",
+                                    "nameserver 10.11.12.13\nsearch example.test\n"));
     assert_true(guest_file_contains(&a, "/mountinfo", "/run/kata-containers/sandbox/shm"));
 
     /* 3. GetGuestDetails */
@@ -116,8 +120,10 @@ static void test_ctr_run_sequence(void **state)
     gd.mem_block_size = true;
     gd.mem_hotplug_probe = true;
     Grpc__GuestDetailsResponse *details = NULL;
-    assert_int_equal(ctr_call(&t, "GetGuestDetails", &gd.base, &grpc__guest_details_response__descriptor,
-                              (ProtobufCMessage **)&details), 0);
+    assert_int_equal(ctr_call(&t, "GetGuestDetails", &gd.base,
+                              &grpc__guest_details_response__descriptor,
+                              (ProtobufCMessage **)&details),
+                     0);
     assert_non_null(details->agent_details);
     assert_string_equal(details->agent_details->version, KA_TEST_VERSION);
     assert_true(details->agent_details->n_storage_handlers >= 2);
@@ -130,7 +136,8 @@ static void test_ctr_run_sequence(void **state)
     assert_int_equal(ctr_call(&t, "UpdateEphemeralMounts", &ue.base, NULL, NULL), 0);
 
     /* 6, 7. CreateContainer with /dev/shm bound from the sandbox shm, StartContainer. */
-    Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", "hostname; grep -c /dev/shm /proc/self/mountinfo"));
+    Grpc__Spec *spec =
+        spec_new(rootfs, ARGS("sh", "-c", "hostname; grep -c /dev/shm /proc/self/mountinfo"));
     for (size_t i = 0; i < spec->n_mounts; i++) {
         Grpc__Mount *m = spec->mounts[i];
         if (strcmp(m->destination, "/dev/shm") == 0) {
@@ -161,7 +168,8 @@ static void test_ctr_run_sequence(void **state)
     ctr_signal(&t, "ctr1", "", SIGKILL);
     assert_int_not_equal(ctr_wait(&t, "ctr1", "ctr1", &status), 0);
     assert_int_equal(ctr_remove(&t, "ctr1"), 0);
-    Grpc__RemoveStaleVirtiofsShareMountsRequest rs = GRPC__REMOVE_STALE_VIRTIOFS_SHARE_MOUNTS_REQUEST__INIT;
+    Grpc__RemoveStaleVirtiofsShareMountsRequest rs =
+        GRPC__REMOVE_STALE_VIRTIOFS_SHARE_MOUNTS_REQUEST__INIT;
     assert_int_equal(ctr_call(&t, "RemoveStaleVirtiofsShareMounts", &rs.base, NULL, NULL), 0);
 
     /* 16. DestroySandbox: answered, then the agent ends (not PID 1: exits 0). */
@@ -205,7 +213,8 @@ static void test_create_sandbox_errors_leave_nothing(void **state)
     ctr_open(&t, &a);
     Grpc__CreateSandboxRequest cs = GRPC__CREATE_SANDBOX_REQUEST__INIT;
     cs.hostname = (char *)"h";
-    Grpc__Storage *good = storage_new("ephemeral", "tmpfs", "tmpfs", "/run/kata-containers/sandbox/ephemeral/a");
+    Grpc__Storage *good =
+        storage_new("ephemeral", "tmpfs", "tmpfs", "/run/kata-containers/sandbox/ephemeral/a");
     Grpc__Storage *bad = storage_new("nfs-magic", "x", "nfs", "/run/kata-containers/sandbox/b");
     Grpc__Storage *storages[] = {good, bad};
     cs.storages = storages;
@@ -221,7 +230,8 @@ static void test_create_sandbox_errors_leave_nothing(void **state)
                                      "/run/kata-containers/shared/containers/");
     storages[1] = vfs;
     assert_int_equal(ctr_call(&t, "CreateSandbox", &cs.base, NULL, NULL), 13);
-    assert_non_null(strstr(t.msg, "mount kataShared (virtiofs) on /run/kata-containers/shared/containers/"));
+    assert_non_null(
+        strstr(t.msg, "mount kataShared (virtiofs) on /run/kata-containers/shared/containers/"));
     assert_false(guest_file_contains(&a, "/mountinfo", "/run/kata-containers/sandbox/ephemeral/a"));
     protobuf_c_message_free_unpacked(&vfs->base, NULL);
     storages[1] = bad;
@@ -262,7 +272,9 @@ static void test_container_pipe_size(void **state)
     struct ctr t;
     ctr_open(&t, &a);
     assert_int_equal(ctr_create_sandbox(&t, "h"), 0);
-    Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", "ka-payload write-bytes 524288 2>/dev/null; echo done >&2"));
+    Grpc__Spec *spec =
+        spec_new(rootfs,
+                 ARGS("sh", "-c", "ka-payload write-bytes 524288 2>/dev/null; echo done >&2"));
     assert_int_equal(ctr_create(&t, "pipes", spec), 0);
     spec_free(spec);
     assert_int_equal(ctr_start(&t, "pipes"), 0);

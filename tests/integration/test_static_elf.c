@@ -13,8 +13,10 @@ int main(int argc, char **argv)
     }
     FILE *f = fopen(argv[1], "rb");
     if (!f) {
-        fprintf(stderr, "FAIL: cannot open %s (build the riscv64 preset first: "
-                        "cmake --preset riscv64 && cmake --build --preset riscv64)\n", argv[1]);
+        fprintf(stderr,
+                "FAIL: cannot open %s (build the riscv64 preset first: "
+                "cmake --preset riscv64 && cmake --build --preset riscv64)\n",
+                argv[1]);
         return 1;
     }
     Elf64_Ehdr eh;

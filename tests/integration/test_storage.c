@@ -157,8 +157,7 @@ static int create_with(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__S
 }
 
 /* create (with storages) + start + stdout + wait; the container is left to remove. */
-static int run_with(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
-                    size_t n)
+static int run_with(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st, size_t n)
 {
     out[0] = '\0';
     if (create_with(t, cid, spec, st, n) != 0) {
@@ -226,8 +225,8 @@ static bool guest_file_is(const char *path, const char *text)
 static void test_blk_volume_probed(void **state)
 {
     (void)state;
-    assert_int_equal(sh("mkdir -p %s/vol && echo from-ext4 > %s/vol/hello.txt", scratch,
-                        scratch), 0);
+    assert_int_equal(sh("mkdir -p %s/vol && echo from-ext4 > %s/vol/hello.txt", scratch, scratch),
+                     0);
     char stage[300];
     snprintf(stage, sizeof(stage), "%s/vol", scratch);
     const char *dev = make_loop("vol", stage, 16);
@@ -263,8 +262,8 @@ static void test_blk_volume_probed(void **state)
 static void test_blk_rootfs(void **state)
 {
     (void)state;
-    assert_int_equal(sh("mkdir -p %s/stage && cp -a %s %s/stage/rootfs", scratch, rootfs,
-                        scratch), 0);
+    assert_int_equal(sh("mkdir -p %s/stage && cp -a %s %s/stage/rootfs", scratch, rootfs, scratch),
+                     0);
     char stage[300];
     snprintf(stage, sizeof(stage), "%s/stage", scratch);
     const char *dev = make_loop("rootfs", stage, 64);
@@ -293,7 +292,8 @@ static void test_blk_refcount(void **state)
     start_sandbox(&t, NULL, 0);
     const char *mp = "/run/kata-containers/sandbox/storage/shared";
     Grpc__Storage *st = storage_new("blk", dev, "", mp);
-    Grpc__Spec *s1 = spec_new(rootfs, ARGS("sh", "-c", "echo one > /data/one && busybox cat /data/one"));
+    Grpc__Spec *s1 =
+        spec_new(rootfs, ARGS("sh", "-c", "echo one > /data/one && busybox cat /data/one"));
     bind_mount(s1, "/data", mp);
     assert_int_equal(run_with(&t, "ref1", s1, &st, 1), 0);
     assert_string_equal(out, "one\n");
@@ -319,7 +319,8 @@ static void test_overlayfs(void **state)
     (void)state;
     assert_int_equal(sh("mkdir -p %s/l1 %s/l2 && echo top > %s/l1/f && echo bottom > %s/l2/f "
                         "&& echo only-l2 > %s/l2/g",
-                        scratch, scratch, scratch, scratch, scratch), 0);
+                        scratch, scratch, scratch, scratch, scratch),
+                     0);
     const char *mp = "/run/kata-containers/sandbox/overlay";
     Grpc__Storage *st = storage_new("overlayfs", "none", "overlay", mp);
     char opt[600];
@@ -363,8 +364,9 @@ static void test_watchable_bind(void **state)
     assert_true(guest_file_is(mp "/key", "v1"));
 
     /* Changed in the source: in the copy within a second (inotify, not a 2 s poll). */
-    assert_int_equal(sh("printf v2-changed > %s/cm/key.new && mv %s/cm/key.new %s/cm/key",
-                        scratch, scratch, scratch), 0);
+    assert_int_equal(sh("printf v2-changed > %s/cm/key.new && mv %s/cm/key.new %s/cm/key", scratch,
+                        scratch, scratch),
+                     0);
     long t0 = now_ms();
     while (!guest_file_is(mp "/key", "v2-changed") && now_ms() - t0 < 1000)
         usleep(10000);
@@ -401,8 +403,9 @@ static void test_overlay_rw_rootfs(void **state)
     snprintf(opt, sizeof(opt), "lowerdir=%s", rootfs);
     strv_add(&st->options, &st->n_options, opt);
     strv_add(&st->options, &st->n_options, "io.katacontainers.fs-opt.overlay-rw");
-    Grpc__Spec *spec = spec_new(mp, ARGS("sh", "-c", "echo written > /new-file && "
-                                                     "busybox cat /new-file"));
+    Grpc__Spec *spec = spec_new(mp, ARGS("sh", "-c",
+                                         "echo written > /new-file && "
+                                         "busybox cat /new-file"));
     spec->root->readonly = false;
     assert_int_equal(run_with(&t, "ovlrw", spec, &st, 1), 0);
     assert_string_equal(out, "written\n");

@@ -110,9 +110,21 @@ static bool parse_size(const char *s, uint64_t *out)
         return false;
     unsigned shift = 0;
     switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        end++;
+        break;
     }
     if (shift && strcmp(end, "iB") == 0)
         end += 2;
@@ -384,8 +396,8 @@ static int cmd_id(int argc, char **argv)
     n = getgroups(n, groups);
     if (n < 0)
         return fail_errno(errno, "getgroups", NULL);
-    printf("uid=%u\neuid=%u\nsuid=%u\ngid=%u\negid=%u\nsgid=%u\ngroups=",
-           ruid, euid, suid, rgid, egid, sgid);
+    printf("uid=%u\neuid=%u\nsuid=%u\ngid=%u\negid=%u\nsgid=%u\ngroups=", ruid, euid, suid, rgid,
+           egid, sgid);
     for (int i = 0; i < n; i++)
         printf("%s%u", i ? "," : "", groups[i]);
     printf("\n");
@@ -424,7 +436,8 @@ static int print_status_fields(const char *const *names, size_t count)
 static int cmd_caps(int argc, char **argv)
 {
     (void)argc, (void)argv;
-    static const char *const names[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs"};
+    static const char *const names[] = {"CapInh", "CapPrm", "CapEff",
+                                        "CapBnd", "CapAmb", "NoNewPrivs"};
     int n = print_status_fields(names, sizeof(names) / sizeof(names[0]));
     if (n < 0)
         return fail_errno(-n, "read", "/proc/self/status");
@@ -627,8 +640,8 @@ static int cmd_write_bytes(int argc, char **argv)
                 continue;
             }
             int err = errno;
-            fprintf(stderr, "%s write-bytes: wrote=%llu error=%s\n", prog,
-                    (unsigned long long)done, errno_name(err));
+            fprintf(stderr, "%s write-bytes: wrote=%llu error=%s\n", prog, (unsigned long long)done,
+                    errno_name(err));
             return 1;
         }
         writes++;
@@ -826,14 +839,22 @@ static int cmd_mounts(int argc, char **argv)
 static const char *file_type(mode_t mode)
 {
     switch (mode & S_IFMT) {
-    case S_IFREG: return "reg";
-    case S_IFDIR: return "dir";
-    case S_IFLNK: return "lnk";
-    case S_IFCHR: return "chr";
-    case S_IFBLK: return "blk";
-    case S_IFIFO: return "fifo";
-    case S_IFSOCK: return "sock";
-    default: return "unknown";
+    case S_IFREG:
+        return "reg";
+    case S_IFDIR:
+        return "dir";
+    case S_IFLNK:
+        return "lnk";
+    case S_IFCHR:
+        return "chr";
+    case S_IFBLK:
+        return "blk";
+    case S_IFIFO:
+        return "fifo";
+    case S_IFSOCK:
+        return "sock";
+    default:
+        return "unknown";
     }
 }
 
@@ -846,10 +867,11 @@ static int cmd_stat(int argc, char **argv)
     struct stat st;
     if ((nofollow ? lstat(path, &st) : stat(path, &st)) < 0)
         return fail_errno(errno, "stat", path);
-    printf("type=%s\nmode=%04o\nuid=%u\ngid=%u\nsize=%lld\nmajor=%u\nminor=%u\ndev=%u:%u\nino=%llu\n",
-           file_type(st.st_mode), (unsigned)(st.st_mode & 07777), st.st_uid, st.st_gid,
-           (long long)st.st_size, major(st.st_rdev), minor(st.st_rdev), major(st.st_dev),
-           minor(st.st_dev), (unsigned long long)st.st_ino);
+    printf(
+        "type=%s\nmode=%04o\nuid=%u\ngid=%u\nsize=%lld\nmajor=%u\nminor=%u\ndev=%u:%u\nino=%llu\n",
+        file_type(st.st_mode), (unsigned)(st.st_mode & 07777), st.st_uid, st.st_gid,
+        (long long)st.st_size, major(st.st_rdev), minor(st.st_rdev), major(st.st_dev),
+        minor(st.st_dev), (unsigned long long)st.st_ino);
     return 0;
 }
 
@@ -889,23 +911,30 @@ static const struct command commands[] = {
     {"cat", cmd_cat, "", "stdin to stdout until EOF"},
     {"sleep", cmd_sleep, "SECONDS", "fractional allowed"},
     {"exit", cmd_exit, "N", "exit status N & 255"},
-    {"kill-self", cmd_kill_self, "SIGNAME|NUMBER", "die by that signal; prints survived=SIGX, exit 1 if not"},
+    {"kill-self", cmd_kill_self, "SIGNAME|NUMBER",
+     "die by that signal; prints survived=SIGX, exit 1 if not"},
     {"env", cmd_env, "", "environ, one NAME=value per line"},
     {"cwd", cmd_cwd, "", "getcwd()"},
     {"id", cmd_id, "", "uid= euid= suid= gid= egid= sgid= groups=a,b (lines)"},
-    {"caps", cmd_caps, "", "CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs lines of /proc/self/status"},
+    {"caps", cmd_caps, "",
+     "CapInh CapPrm CapEff CapBnd CapAmb NoNewPrivs lines of /proc/self/status"},
     {"status-field", cmd_status_field, "NAME", "that /proc/self/status line; exit 1 if absent"},
     {"isatty", cmd_isatty, "[FD]", "tty (exit 0) or notty (exit 1); FD defaults to 0"},
     {"winsize", cmd_winsize, "[FD]", "rows=R cols=C (TIOCGWINSZ, FD defaults to 0)"},
     {"fds", cmd_fds, "", "open fds: 'N -> target' per line"},
     {"ns", cmd_ns, "[NAME...]", "/proc/self/ns/NAME targets (default pid ipc uts mnt net cgroup)"},
-    {"rlimit", cmd_rlimit, "[NAME]", "'soft hard' (unlimited or a number); no NAME: 'NAME soft hard' for all"},
+    {"rlimit", cmd_rlimit, "[NAME]",
+     "'soft hard' (unlimited or a number); no NAME: 'NAME soft hard' for all"},
     {"hostname", cmd_hostname, "", "gethostname()"},
-    {"write-bytes", cmd_write_bytes, "N [CHUNK]", "N pattern bytes to stdout in CHUNK (64K) writes; summary on stderr"},
-    {"read-bytes", cmd_read_bytes, "[--verify]", "count stdin bytes; --verify: also pattern=ok|mismatch offset=K"},
-    {"forkbomb", cmd_forkbomb, "[MAX] [--hold]", "fork until failure (MAX 4096): forks=N errno=E; --hold: until SIGTERM"},
+    {"write-bytes", cmd_write_bytes, "N [CHUNK]",
+     "N pattern bytes to stdout in CHUNK (64K) writes; summary on stderr"},
+    {"read-bytes", cmd_read_bytes, "[--verify]",
+     "count stdin bytes; --verify: also pattern=ok|mismatch offset=K"},
+    {"forkbomb", cmd_forkbomb, "[MAX] [--hold]",
+     "fork until failure (MAX 4096): forks=N errno=E; --hold: until SIGTERM"},
     {"memhog", cmd_memhog, "MB [--hold]", "touch MB MiB: mb=1..MB then done; --hold: then pause"},
-    {"pause", cmd_pause, "[--handle-term]", "print ready, wait for a signal; --handle-term: SIGTERM -> SIGTERM, exit 0"},
+    {"pause", cmd_pause, "[--handle-term]",
+     "print ready, wait for a signal; --handle-term: SIGTERM -> SIGTERM, exit 0"},
     {"pid", cmd_pid, "", "pid= ppid="},
     {"mounts", cmd_mounts, "", "/proc/self/mountinfo"},
     {"stat", cmd_stat, "[--no-follow] PATH", "type= mode= uid= gid= size= major= minor= dev= ino="},
@@ -926,9 +955,10 @@ static int cmd_list(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ka-payload COMMAND [ARG...], or COMMAND [ARG...] via a symlink named COMMAND\n"
-               "Failures print the errno name on stdout and exit 1; usage errors exit 2.\n"
-               "Commands:\n");
+    fprintf(f,
+            "usage: ka-payload COMMAND [ARG...], or COMMAND [ARG...] via a symlink named COMMAND\n"
+            "Failures print the errno name on stdout and exit 1; usage errors exit 2.\n"
+            "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(f, "  %-12s %-19s %s\n", commands[i].name, commands[i].args, commands[i].desc);
 }

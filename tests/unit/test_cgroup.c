@@ -265,14 +265,29 @@ static struct ka_cgroup *fake_cgroup(enum ka_cgroup_version v, const char *dir, 
 
 static void v1_files(const char *d)
 {
-    static const char *const files[] = {
-        "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.soft_limit_in_bytes",
-        "memory.swappiness", "memory.oom_control", "memory.kmem.tcp.limit_in_bytes",
-        "cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.rt_period_us",
-        "cpu.rt_runtime_us", "cpuset.cpus", "cpuset.mems", "pids.max",
-        "blkio.throttle.read_bps_device", "blkio.throttle.write_iops_device",
-        "blkio.bfq.weight", "blkio.bfq.weight_device", "hugetlb.2MB.limit_in_bytes",
-        "net_cls.classid", "net_prio.ifpriomap", "devices.allow", "devices.deny"};
+    static const char *const files[] = {"memory.limit_in_bytes",
+                                        "memory.memsw.limit_in_bytes",
+                                        "memory.soft_limit_in_bytes",
+                                        "memory.swappiness",
+                                        "memory.oom_control",
+                                        "memory.kmem.tcp.limit_in_bytes",
+                                        "cpu.shares",
+                                        "cpu.cfs_quota_us",
+                                        "cpu.cfs_period_us",
+                                        "cpu.rt_period_us",
+                                        "cpu.rt_runtime_us",
+                                        "cpuset.cpus",
+                                        "cpuset.mems",
+                                        "pids.max",
+                                        "blkio.throttle.read_bps_device",
+                                        "blkio.throttle.write_iops_device",
+                                        "blkio.bfq.weight",
+                                        "blkio.bfq.weight_device",
+                                        "hugetlb.2MB.limit_in_bytes",
+                                        "net_cls.classid",
+                                        "net_prio.ifpriomap",
+                                        "devices.allow",
+                                        "devices.deny"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         put(d, files[i], "");
     put(d, "memory.limit_in_bytes", "9223372036854771712\n");
@@ -285,13 +300,20 @@ static struct ka_resources full_resources(void)
     static struct ka_hugepage_limit huge[] = {{"2MB", 4194304}, {"1GB", 1073741824}};
     static struct ka_net_priority prio = {"eth0", 5};
     struct ka_resources r = {0};
-    r.memory = (struct ka_memory_resources){.present = true, .limit = 64 << 20,
-                                            .reservation = 32 << 20, .swap = 128 << 20,
-                                            .kernel_tcp = 1 << 20, .swappiness = 10,
+    r.memory = (struct ka_memory_resources){.present = true,
+                                            .limit = 64 << 20,
+                                            .reservation = 32 << 20,
+                                            .swap = 128 << 20,
+                                            .kernel_tcp = 1 << 20,
+                                            .swappiness = 10,
                                             .disable_oom_killer = true};
-    r.cpu = (struct ka_cpu_resources){.present = true, .shares = 512, .quota = 50000,
-                                      .period = 100000, .realtime_period = 1000000,
-                                      .realtime_runtime = 950000, .cpus = (char *)"0-1",
+    r.cpu = (struct ka_cpu_resources){.present = true,
+                                      .shares = 512,
+                                      .quota = 50000,
+                                      .period = 100000,
+                                      .realtime_period = 1000000,
+                                      .realtime_runtime = 950000,
+                                      .cpus = (char *)"0-1",
                                       .mems = (char *)"0"};
     r.has_pids = true;
     r.pids_limit = 64;
@@ -377,9 +399,9 @@ static void test_resources_v2(void **state)
 {
     (void)state;
     char *d = mkdir_in("v2");
-    static const char *const files[] = {"memory.max",   "memory.swap.max", "memory.low",
-                                        "cpu.weight",   "cpuset.cpus",     "cpuset.mems",
-                                        "pids.max",     "io.weight",       "io.max",
+    static const char *const files[] = {"memory.max",     "memory.swap.max", "memory.low",
+                                        "cpu.weight",     "cpuset.cpus",     "cpuset.mems",
+                                        "pids.max",       "io.weight",       "io.max",
                                         "hugetlb.2MB.max"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         put(d, files[i], "");
@@ -426,9 +448,9 @@ static void test_resources_v2(void **state)
     assert_true(ka_cgroup_set_resources(cg, &bad, &err) < 0);
     assert_string_equal(get(d, "memory.max"), "max");
     /* v2 has nowhere for these: skipped, not an error. */
-    struct ka_resources skip = {.memory = {.present = true, .swappiness = 5, .kernel = 10,
-                                           .disable_oom_killer = true},
-                                .cpu = {.present = true, .realtime_runtime = 5}};
+    struct ka_resources skip = {
+        .memory = {.present = true, .swappiness = 5, .kernel = 10, .disable_oom_killer = true},
+        .cpu = {.present = true, .realtime_runtime = 5}};
     assert_int_equal(ka_cgroup_set_resources(cg, &skip, &err), 0);
     /* BFQ takes the v1 weight as is. */
     put(d, "io.bfq.weight", "");
@@ -596,19 +618,19 @@ static void test_device_bpf_program(void **state)
     struct bpf_insn prog[512];
     size_t n = ka_devices_bpf_build(false, NULL, 0, prog, 512);
     assert_true(n > 6 && n < 200);
-    assert_int_equal(run_prog(prog, n, C, RD | WR, 1, 3), 1);   /* /dev/null */
+    assert_int_equal(run_prog(prog, n, C, RD | WR, 1, 3), 1);      /* /dev/null */
     assert_int_equal(run_prog(prog, n, C, RD | WR | MK, 1, 9), 1); /* urandom */
-    assert_int_equal(run_prog(prog, n, C, RD, 1, 11), 0);         /* kmsg: not listed */
-    assert_int_equal(run_prog(prog, n, C, RD | WR, 136, 7), 1);   /* a pts */
-    assert_int_equal(run_prog(prog, n, B, RD, 7, 0), 0);          /* loop0 */
-    assert_int_equal(run_prog(prog, n, B, MK, 7, 0), 1);          /* b *:* m */
-    assert_int_equal(run_prog(prog, n, C, MK, 99, 99), 1);        /* c *:* m */
-    assert_int_equal(run_prog(prog, n, C, RD | MK, 99, 99), 0);   /* ... mknod only */
+    assert_int_equal(run_prog(prog, n, C, RD, 1, 11), 0);          /* kmsg: not listed */
+    assert_int_equal(run_prog(prog, n, C, RD | WR, 136, 7), 1);    /* a pts */
+    assert_int_equal(run_prog(prog, n, B, RD, 7, 0), 0);           /* loop0 */
+    assert_int_equal(run_prog(prog, n, B, MK, 7, 0), 1);           /* b *:* m */
+    assert_int_equal(run_prog(prog, n, C, MK, 99, 99), 1);         /* c *:* m */
+    assert_int_equal(run_prog(prog, n, C, RD | MK, 99, 99), 0);    /* ... mknod only */
 
     /* Spec rules: the last that matches decides. */
     struct ka_device_rule rules[] = {
-        {true, 'b', 7, -1, "r"},   /* read any loop device */
-        {false, 'c', 1, 3, "w"},   /* no writing to /dev/null */
+        {true, 'b', 7, -1, "r"},    /* read any loop device */
+        {false, 'c', 1, 3, "w"},    /* no writing to /dev/null */
         {true, 'a', -1, -1, "rwm"}, /* the "all" rule: skipped, as on v1 */
     };
     n = ka_devices_bpf_build(false, rules, 3, prog, 512);

@@ -112,7 +112,7 @@ static void test_stats_v1(void **state)
 
     struct ka_cgroup cg = {.version = KA_CGROUP_V1, .path = (char *)"/c1", .bpf_prog_fd = -1};
     char *dirs[] = {cpu, acct, mem, pids, blkio, huge};
-    enum ka_cgroup_controller ctl[] = {KA_CG_CPU, KA_CG_CPUACCT, KA_CG_MEMORY,
+    enum ka_cgroup_controller ctl[] = {KA_CG_CPU,  KA_CG_CPUACCT, KA_CG_MEMORY,
                                        KA_CG_PIDS, KA_CG_BLKIO,   KA_CG_HUGETLB};
     for (size_t i = 0; i < 6; i++) {
         cg.d[i].dir = dirs[i];
@@ -213,12 +213,15 @@ static void test_stats_v2(void **state)
     put(d, "memory.swap.events", "high 0\nmax 0\nfail 2\n");
     put(d, "pids.current", "4\n");
     put(d, "pids.max", "20\n");
-    put(d, "io.stat", "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6\n"
-                      "253:0 rbytes=10 wbytes=20 rios=30 wios=40 dbytes=0 dios=0\n");
+    put(d, "io.stat",
+        "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=5 dios=6\n"
+        "253:0 rbytes=10 wbytes=20 rios=30 wios=40 dbytes=0 dios=0\n");
     put(d, "hugetlb.2MB.current", "2097152\n");
     put(d, "hugetlb.2MB.events", "max 3\n");
     put(d, "hugetlb.2MB.rsvd.current", "0\n"); /* not a size of its own */
-    struct ka_cgroup cg = {.version = KA_CGROUP_V2, .path = (char *)"/c1", .bpf_prog_fd = -1,
+    struct ka_cgroup cg = {.version = KA_CGROUP_V2,
+                           .path = (char *)"/c1",
+                           .bpf_prog_fd = -1,
                            .n = 1};
     cg.d[0].dir = d;
     cg.d[0].controllers = (1u << KA_CG_COUNT) - 1;
@@ -325,7 +328,9 @@ static void test_oom_watch_v2(void **state)
     struct ka_reactor r;
     struct ka_error err;
     assert_int_equal(ka_reactor_init(&r, &err), 0);
-    struct ka_cgroup cg = {.version = KA_CGROUP_V2, .path = (char *)"/c1", .bpf_prog_fd = -1,
+    struct ka_cgroup cg = {.version = KA_CGROUP_V2,
+                           .path = (char *)"/c1",
+                           .bpf_prog_fd = -1,
                            .n = 1};
     cg.d[0].dir = d;
     cg.d[0].controllers = KA_CG_BIT(KA_CG_MEMORY);

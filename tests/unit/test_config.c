@@ -37,11 +37,10 @@ static void test_cmdline_options(void **state)
     (void)state;
     struct ka_config c;
     ka_config_defaults(&c);
-    ka_config_parse_cmdline(&c,
-                            "console=hvc0 panic=1  agent.log=debug agent.debug_console\t"
-                            "agent.debug_console_vport=1026 agent.hotplug_timeout=10 "
-                            "agent.server_addr=unix:///run/a.sock agent.container_pipe_size=0 "
-                            "agent.log_vport=1025 agent.trace=true agent.unknown=1 quiet\n");
+    ka_config_parse_cmdline(&c, "console=hvc0 panic=1  agent.log=debug agent.debug_console\t"
+                                "agent.debug_console_vport=1026 agent.hotplug_timeout=10 "
+                                "agent.server_addr=unix:///run/a.sock agent.container_pipe_size=0 "
+                                "agent.log_vport=1025 agent.trace=true agent.unknown=1 quiet\n");
     assert_int_equal(c.warnings, 0);
     assert_int_equal(c.log_level, KA_LOG_DEBUG);
     assert_true(c.debug_console);

@@ -67,8 +67,15 @@ static int copy(const char *path, uint32_t mode, int64_t size, int64_t off, cons
                 size_t len, struct ka_error *err)
 {
     struct ka_copyfile r = {
-        .path = path, .file_size = size, .file_mode = mode, .dir_mode = 0750,
-        .uid = 1234, .gid = 5678, .offset = off, .data = data, .len = len,
+        .path = path,
+        .file_size = size,
+        .file_mode = mode,
+        .dir_mode = 0750,
+        .uid = 1234,
+        .gid = 5678,
+        .offset = off,
+        .data = data,
+        .len = len,
     };
     ka_error_clear(err);
     return ka_copyfile_at(rootfd, &r, err);
@@ -80,8 +87,7 @@ static void expect_invalid(const char *path, uint32_t mode, int64_t size, int64_
     struct ka_error err;
     assert_true(copy(path, mode, size, off, data, len, &err) < 0);
     if (ka_error_status(&err) != KA_STATUS_INVALID_ARGUMENT)
-        fail_msg("%s: status %d (%s), want INVALID_ARGUMENT", path, ka_error_status(&err),
-                 err.msg);
+        fail_msg("%s: status %d (%s), want INVALID_ARGUMENT", path, ka_error_status(&err), err.msg);
 }
 
 static void at(char *buf, const char *rel)
@@ -195,19 +201,19 @@ static void test_bad_input_writes_nothing(void **state)
     (void)state;
     static uint8_t big[KA_COPYFILE_MAX_CHUNK + 1];
     expect_invalid("f", S_IFREG | 0600, sizeof(big), 0, big, sizeof(big));
-    expect_invalid("f", S_IFREG | 0600, 10, 11, NULL, 0);        /* offset beyond size */
-    expect_invalid("f", S_IFREG | 0600, 10, 8, "abcd", 4);        /* offset + len > size */
-    expect_invalid("f", S_IFREG | 0600, 10, -1, "a", 1);          /* negative offset */
-    expect_invalid("f", S_IFREG | 0600, -1, 0, NULL, 0);          /* negative size */
+    expect_invalid("f", S_IFREG | 0600, 10, 11, NULL, 0);  /* offset beyond size */
+    expect_invalid("f", S_IFREG | 0600, 10, 8, "abcd", 4); /* offset + len > size */
+    expect_invalid("f", S_IFREG | 0600, 10, -1, "a", 1);   /* negative offset */
+    expect_invalid("f", S_IFREG | 0600, -1, 0, NULL, 0);   /* negative size */
     expect_invalid("f", S_IFREG | 0600, KA_COPYFILE_MAX_SIZE + 1, 0, NULL, 0);
-    expect_invalid("f", S_IFIFO | 0600, 0, 0, NULL, 0);           /* other types */
+    expect_invalid("f", S_IFIFO | 0600, 0, 0, NULL, 0); /* other types */
     expect_invalid("f", S_IFCHR | 0600, 0, 0, NULL, 0);
     expect_invalid("f", S_IFSOCK | 0600, 0, 0, NULL, 0);
-    expect_invalid("a//b", S_IFREG | 0600, 0, 0, NULL, 0);         /* empty components */
+    expect_invalid("a//b", S_IFREG | 0600, 0, 0, NULL, 0); /* empty components */
     expect_invalid("a/", S_IFREG | 0600, 0, 0, NULL, 0);
     expect_invalid("/a", S_IFREG | 0600, 0, 0, NULL, 0);
     expect_invalid("", S_IFREG | 0600, 0, 0, NULL, 0);
-    expect_invalid("a/../../x", S_IFREG | 0600, 0, 0, NULL, 0);    /* ".." */
+    expect_invalid("a/../../x", S_IFREG | 0600, 0, 0, NULL, 0); /* ".." */
     expect_invalid("..", S_IFDIR | 0700, 0, 0, NULL, 0);
     char longname[300];
     memset(longname, 'n', sizeof(longname) - 1);
@@ -282,7 +288,9 @@ static void test_prefix(void **state)
     }
     /* ka_copyfile refuses before creating anything. */
     struct ka_copyfile r = {.path = "/run/kata-containers/shared/containers-evil/x",
-                            .file_mode = S_IFREG | 0600, .uid = -1, .gid = -1};
+                            .file_mode = S_IFREG | 0600,
+                            .uid = -1,
+                            .gid = -1};
     assert_true(ka_copyfile(&r, &err) < 0);
     assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "containers-evil/x"));

@@ -52,7 +52,8 @@ static int group_setup(void **state)
     (void)state;
     if (geteuid() != 0) {
         print_error("test_creds must run as root (it switches uids, groups and "
-                    "capabilities in forked children); euid is %u\n", geteuid());
+                    "capabilities in forked children); euid is %u\n",
+                    geteuid());
         return -1;
     }
     if (!mkdtemp(tmpdir)) {
@@ -81,9 +82,9 @@ static const char passwd_text[] =
     "bob:x:1001:1001::/home/bob:/bin/sh\r\n"
     "+nisuser::::::\n"
     "-nisother::::::\n"
-    "+nisnum:x:77:77::/:/bin/sh\n"  /* NIS compat entries are never users */
-    "short:x:5\n"                    /* missing gid: skipped */
-    "four:x:1002:1003\n"             /* no gecos/home/shell: accepted */
+    "+nisnum:x:77:77::/:/bin/sh\n"    /* NIS compat entries are never users */
+    "short:x:5\n"                     /* missing gid: skipped */
+    "four:x:1002:1003\n"              /* no gecos/home/shell: accepted */
     ":x:1004:1004::/nobody:/bin/sh\n" /* empty name: skipped */
     "badnum:x:12a:1:::\n"
     "negative:x:-1:1:::\n"
@@ -101,7 +102,7 @@ static void test_passwd_lookup(void **state)
     write_file("passwd", passwd_text, 0644);
     const char *p = tpath("passwd");
     struct ka_passwd_entry e;
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
 
     assert_int_equal(ka_passwd_lookup(p, "root", 0, &e, &err), 1);
     assert_string_equal(e.name, "root");
@@ -152,9 +153,9 @@ static void test_passwd_lookup(void **state)
     ka_passwd_entry_free(&e);
 
     /* Malformed, comment and NIS lines never match. */
-    const char *skipped[] = { "short", "badnum", "negative", "toobig", "emptyid",
-                              "+nisuser", "nisuser", "-nisother", "# a comment line",
-                              "", "nobody" };
+    const char *skipped[] = {"short",    "badnum",  "negative",  "toobig",           "emptyid",
+                             "+nisuser", "nisuser", "-nisother", "# a comment line", "",
+                             "nobody"};
     for (size_t i = 0; i < KA_ARRAY_SIZE(skipped); i++) {
         assert_int_equal(ka_passwd_lookup(p, skipped[i], 0, &e, &err), 0);
         assert_null(e.name);
@@ -194,7 +195,7 @@ static void test_passwd_long_lines(void **state)
     free(text);
 
     struct ka_passwd_entry e;
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     const char *p = tpath("passwd_long");
     assert_int_equal(ka_passwd_lookup(p, "long", 0, &e, &err), 0);
     assert_int_equal(ka_passwd_lookup(p, NULL, 7, &e, &err), 0);
@@ -210,7 +211,7 @@ static void test_passwd_file_errors(void **state)
 {
     (void)state;
     struct ka_passwd_entry e;
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
 
     assert_int_equal(ka_passwd_lookup(tpath("absent"), "root", 0, &e, &err), -ENOENT);
     assert_int_equal(err.errnum, ENOENT);
@@ -252,19 +253,18 @@ static void test_passwd_file_errors(void **state)
 
 /* ---- group ----------------------------------------------------------------- */
 
-static const char group_text[] =
-    "# groups\n"
-    "root:x:0:\n"
-    "wheel:x:10:root, alice ,bob\n"
-    "audio:x:20:alice\n"
-    "nomembers:x:30\n"
-    "dup:x:20:alice\n"        /* same gid as audio: listed once */
-    "broken:x:notanumber:alice\n"
-    "short:x\n"
-    "staff:x:50:carol,alicex,xalice\n"
-    "staff:x:51:alice\n"      /* duplicate name: lookup takes the first */
-    "4000:x:60:\n"
-    "video:x:44:bob,alice";
+static const char group_text[] = "# groups\n"
+                                 "root:x:0:\n"
+                                 "wheel:x:10:root, alice ,bob\n"
+                                 "audio:x:20:alice\n"
+                                 "nomembers:x:30\n"
+                                 "dup:x:20:alice\n" /* same gid as audio: listed once */
+                                 "broken:x:notanumber:alice\n"
+                                 "short:x\n"
+                                 "staff:x:50:carol,alicex,xalice\n"
+                                 "staff:x:51:alice\n" /* duplicate name: lookup takes the first */
+                                 "4000:x:60:\n"
+                                 "video:x:44:bob,alice";
 
 static void test_group_lookup(void **state)
 {
@@ -272,7 +272,7 @@ static void test_group_lookup(void **state)
     write_file("group", group_text, 0644);
     const char *g = tpath("group");
     struct ka_group_entry e;
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
 
     assert_int_equal(ka_group_lookup(g, "wheel", 0, &e, &err), 1);
     assert_int_equal(e.gid, 10);
@@ -350,18 +350,18 @@ struct resolved {
     char msg[KA_ERROR_MSG_MAX];
 };
 
-static struct resolved resolve(const char *etc, const char *username, uint32_t uid,
-                               uint32_t gid, const uint32_t *extra, size_t n_extra)
+static struct resolved resolve(const char *etc, const char *username, uint32_t uid, uint32_t gid,
+                               const uint32_t *extra, size_t n_extra)
 {
-    struct ka_user u = { .uid = uid, .gid = gid };
+    struct ka_user u = {.uid = uid, .gid = gid};
     u.username = username ? ka_xstrdup(username) : NULL;
     if (n_extra) {
         u.additional_gids = ka_xmalloc(n_extra * sizeof(uint32_t));
         memcpy(u.additional_gids, extra, n_extra * sizeof(uint32_t));
         u.n_additional_gids = n_extra;
     }
-    struct resolved r = { 0 };
-    struct ka_error err = { 0 };
+    struct resolved r = {0};
+    struct ka_error err = {0};
     char *home = NULL;
     r.rc = ka_user_resolve(&u, tpath(etc), &home, &err);
     r.uid = u.uid;
@@ -388,7 +388,7 @@ static void test_user_resolve(void **state)
     struct resolved r;
 
     /* A name: uid, gid and home from passwd; the groups listing it appended. */
-    const uint32_t extra[] = { 20, 99 };
+    const uint32_t extra[] = {20, 99};
     r = resolve("etc", "alice", 0, 0, extra, 2);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.uid, 1000);
@@ -549,7 +549,7 @@ static struct child_out run_child(child_fn fn, void *ctx)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        struct ka_error err = { 0 };
+        struct ka_error err = {0};
         if (fn(ctx, fds[1], &err) < 0) {
             write_all(fds[1], "ERR ", 4);
             write_all(fds[1], err.msg, strlen(err.msg));
@@ -560,7 +560,7 @@ static struct child_out run_child(child_fn fn, void *ctx)
         _exit(0);
     }
     close(fds[1]);
-    struct child_out out = { 0 };
+    struct child_out out = {0};
     size_t n = 0;
     ssize_t r;
     while ((r = read(fds[0], out.text + n, sizeof(out.text) - 1 - n)) > 0)
@@ -639,14 +639,14 @@ static int do_switch_only(void *ctx, int out_fd, struct ka_error *err)
 static struct ka_process proc_with(uint32_t uid, uint32_t gid, uint32_t *gids, size_t n,
                                    uint64_t caps, bool nnp)
 {
-    struct ka_process p = { 0 };
+    struct ka_process p = {0};
     p.user.uid = uid;
     p.user.gid = gid;
     p.user.additional_gids = gids;
     p.user.n_additional_gids = n;
     p.caps.present = true;
-    p.caps.bounding = p.caps.effective = p.caps.permitted = p.caps.inheritable =
-        p.caps.ambient = caps;
+    p.caps.bounding = p.caps.effective = p.caps.permitted = p.caps.inheritable = p.caps.ambient =
+        caps;
     p.no_new_privileges = nnp;
     return p;
 }
@@ -654,7 +654,7 @@ static struct ka_process proc_with(uint32_t uid, uint32_t gid, uint32_t *gids, s
 static void test_switch_user_and_caps(void **state)
 {
     (void)state;
-    uint32_t groups[] = { 10, 20 };
+    uint32_t groups[] = {10, 20};
     struct ka_process p = proc_with(1000, 1000, groups, 2, BIT(CAP_NET_BIND_SERVICE), true);
     struct child_out o = run_child(do_apply, &p);
     expect_ok(&o);
@@ -683,8 +683,8 @@ static int do_apply_and_exec(void *ctx, int out_fd, struct ka_error *err)
         return -1;
     if (dup2(out_fd, STDOUT_FILENO) < 0)
         return ka_error_set(err, errno, "dup2");
-    char *const argv[] = { "cat", "/proc/self/status", NULL };
-    char *const envp[] = { NULL };
+    char *const argv[] = {"cat", "/proc/self/status", NULL};
+    char *const envp[] = {NULL};
     execve(path, argv, envp);
     return ka_error_set(err, errno, "execve %s", path);
 }
@@ -711,12 +711,12 @@ static void test_switch_keeps_effective_for_seccomp(void **state)
     (void)state;
     /* Between the halves the process still has what it had (CAP_SYS_ADMIN for a
      * seccomp filter without no_new_privs), with the bounding set already cut. */
-    struct child_out parent = run_child(do_apply, &(struct ka_process){ 0 });
+    struct child_out parent = run_child(do_apply, &(struct ka_process){0});
     expect_ok(&parent);
     uint64_t eff = hexfield(parent.text, "CapEff");
     assert_true(eff & BIT(CAP_SYS_ADMIN));
 
-    uint32_t groups[] = { 30 };
+    uint32_t groups[] = {30};
     struct ka_process p = proc_with(1000, 1000, groups, 1, BIT(CAP_KILL), false);
     struct child_out o = run_child(do_switch_only, &p);
     expect_ok(&o);
@@ -730,7 +730,7 @@ static void test_switch_keeps_effective_for_seccomp(void **state)
 static void test_caps_absent_keeps_sets(void **state)
 {
     (void)state;
-    struct child_out parent = run_child(do_apply, &(struct ka_process){ 0 });
+    struct child_out parent = run_child(do_apply, &(struct ka_process){0});
     expect_ok(&parent);
     uint64_t eff = hexfield(parent.text, "CapEff");
     uint64_t prm = hexfield(parent.text, "CapPrm");
@@ -738,7 +738,7 @@ static void test_caps_absent_keeps_sets(void **state)
     assert_string_equal(field(parent.text, "Groups"), "");
 
     /* Root, no caps given: unchanged; groups cleared. */
-    struct ka_process p = { 0 };
+    struct ka_process p = {0};
     p.user.gid = 5;
     struct child_out o = run_child(do_apply, &p);
     expect_ok(&o);
@@ -812,12 +812,12 @@ static int do_rlimits(void *ctx, int out_fd, struct ka_error *err)
     struct rlimit fsize;
     getrlimit(RLIMIT_FSIZE, &fsize);
     struct ka_rlimit r[] = {
-        { RLIMIT_NOFILE, 100, 200 },
-        { RLIMIT_CORE, 0, 0 },
-        { RLIMIT_NPROC, 50, 60 },
+        {RLIMIT_NOFILE, 100, 200},
+        {RLIMIT_CORE, 0, 0},
+        {RLIMIT_NPROC, 50, 60},
         /* Keep the hard limit (raising needs CAP_SYS_RESOURCE); infinity round-trips. */
-        { RLIMIT_FSIZE, fsize.rlim_max == RLIM_INFINITY ? UINT64_MAX : fsize.rlim_max,
-          fsize.rlim_max == RLIM_INFINITY ? UINT64_MAX : fsize.rlim_max },
+        {RLIMIT_FSIZE, fsize.rlim_max == RLIM_INFINITY ? UINT64_MAX : fsize.rlim_max,
+         fsize.rlim_max == RLIM_INFINITY ? UINT64_MAX : fsize.rlim_max},
     };
     if (ka_apply_rlimits(r, KA_ARRAY_SIZE(r), err) < 0)
         return -1;
@@ -828,8 +828,7 @@ static int do_rlimits(void *ctx, int out_fd, struct ka_error *err)
         if (getrlimit(r[i].resource, &got) < 0)
             return ka_error_set(err, errno, "getrlimit");
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%d %llu %llu\n", r[i].resource,
-                              (unsigned long long)got.rlim_cur,
-                              (unsigned long long)got.rlim_max);
+                              (unsigned long long)got.rlim_cur, (unsigned long long)got.rlim_max);
     }
     write_all(out_fd, "RL\n", 3);
     write_all(out_fd, buf, n);
@@ -850,15 +849,15 @@ static void test_rlimits(void **state)
     char want[512];
     struct rlimit fsize;
     getrlimit(RLIMIT_FSIZE, &fsize);
-    snprintf(want, sizeof(want), "RL\n%d 100 200\n%d 0 0\n%d 50 60\n%d %llu %llu\n",
-             RLIMIT_NOFILE, RLIMIT_CORE, RLIMIT_NPROC, RLIMIT_FSIZE,
-             (unsigned long long)fsize.rlim_max, (unsigned long long)fsize.rlim_max);
+    snprintf(want, sizeof(want), "RL\n%d 100 200\n%d 0 0\n%d 50 60\n%d %llu %llu\n", RLIMIT_NOFILE,
+             RLIMIT_CORE, RLIMIT_NPROC, RLIMIT_FSIZE, (unsigned long long)fsize.rlim_max,
+             (unsigned long long)fsize.rlim_max);
     assert_string_equal(o.text, want);
 
-    struct ka_rlimit soft_above_hard = { RLIMIT_NOFILE, 300, 200 };
+    struct ka_rlimit soft_above_hard = {RLIMIT_NOFILE, 300, 200};
     o = run_child(do_rlimit_bad, &soft_above_hard);
     expect_err(&o, "RLIMIT_NOFILE (7): soft limit 300 above hard limit 200");
-    struct ka_rlimit unknown = { 999, 1, 1 };
+    struct ka_rlimit unknown = {999, 1, 1};
     o = run_child(do_rlimit_bad, &unknown);
     expect_err(&o, "setrlimit unknown rlimit (999)");
     assert_int_equal(ka_apply_rlimits(NULL, 0, NULL), 0);
@@ -889,14 +888,14 @@ static void test_oom_score_adj(void **state)
         if (ka_set_oom_score_adj(611, &err) < 0)
             _exit(1);
         int fd = open("/proc/self/oom_score_adj", O_RDONLY);
-        char buf[16] = { 0 };
+        char buf[16] = {0};
         if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
             _exit(2);
         write_all(fds[1], buf, strlen(buf));
         _exit(0);
     }
     close(fds[1]);
-    char buf[16] = { 0 };
+    char buf[16] = {0};
     assert_true(read(fds[0], buf, sizeof(buf) - 1) > 0);
     close(fds[0]);
     int status;
@@ -933,7 +932,7 @@ static void test_reset_signals(void **state)
     sigaddset(&block, SIGUSR1);
     sigaddset(&block, SIGCHLD);
     assert_int_equal(sigprocmask(SIG_BLOCK, &block, &old_mask), 0);
-    struct sigaction ign = { .sa_handler = SIG_IGN }, handler = { .sa_handler = on_usr2 };
+    struct sigaction ign = {.sa_handler = SIG_IGN}, handler = {.sa_handler = on_usr2};
     struct sigaction old_pipe, old_usr2;
     assert_int_equal(sigaction(SIGPIPE, &ign, &old_pipe), 0);
     assert_int_equal(sigaction(SIGUSR2, &handler, &old_usr2), 0);

@@ -142,8 +142,13 @@ static void test_uevent_parse(void **state)
     const char *const add[] = {"add@/devices/pci0000:00/0000:00:03.0/virtio4/block/vdc",
                                "ACTION=add",
                                "DEVPATH=/devices/pci0000:00/0000:00:03.0/virtio4/block/vdc",
-                               "SUBSYSTEM=block", "MAJOR=254", "MINOR=32", "DEVNAME=vdc",
-                               "DEVTYPE=disk", "SEQNUM=1234", NULL};
+                               "SUBSYSTEM=block",
+                               "MAJOR=254",
+                               "MINOR=32",
+                               "DEVNAME=vdc",
+                               "DEVTYPE=disk",
+                               "SEQNUM=1234",
+                               NULL};
     assert_true(ka_uevent_parse(buf, payload(buf, add), &ev));
     assert_string_equal(ev.action, "add");
     assert_string_equal(ev.devpath, "/devices/pci0000:00/0000:00:03.0/virtio4/block/vdc");
@@ -197,8 +202,12 @@ static void test_pci_path_parse(void **state)
     assert_int_equal(p.fn[0], 7);
     assert_int_equal(ka_pci_path_parse("0A/1", &p, &err), 0);
     assert_int_equal(p.slot[0], 10);
-    const char *bad[] = {"", "/", "02/", "/02", "20", "02.8", "xyz", "02//03", "002",
-                         "01/01/01/01/01/01/01/01/01/01/01/01/01/01/01/01/01", "02.", "-1"};
+    const char *bad[] = {"",    "/",
+                         "02/", "/02",
+                         "20",  "02.8",
+                         "xyz", "02//03",
+                         "002", "01/01/01/01/01/01/01/01/01/01/01/01/01/01/01/01/01",
+                         "02.", "-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(ka_pci_path_parse(bad[i], &p, &err), -1);
         assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
@@ -422,9 +431,9 @@ static void test_match_other_kinds(void **state)
     struct ka_dev_query q;
     struct ka_error err;
     assert_int_equal(ka_dev_query_scsi(&q, "0:3", &err), 0);
-    struct ka_uevent *ev = ev_of(
-        "add", "/devices/pci0000:00/0000:00:05.0/virtio2/host0/target0:0:0/0:0:0:3/block/sdc",
-        "block", "sdc");
+    struct ka_uevent *ev =
+        ev_of("add", "/devices/pci0000:00/0000:00:05.0/virtio2/host0/target0:0:0/0:0:0:3/block/sdc",
+              "block", "sdc");
     assert_true(ka_device_match(&roots, &q, ev));
     ev = ev_of("add",
                "/devices/pci0000:00/0000:00:05.0/virtio2/host0/target0:0:0/0:0:0:30/block/sdd",
@@ -434,8 +443,7 @@ static void test_match_other_kinds(void **state)
     assert_int_equal(ka_dev_query_blk_name(&q, "/dev/vdd", &err), 0);
     ev = ev_of("add", "/devices/platform/10008000.virtio_mmio/virtio5/block/vdd", "block", "vdd");
     assert_true(ka_device_match(&roots, &q, ev));
-    ev = ev_of("add", "/devices/platform/10008000.virtio_mmio/virtio5/block/vdd1", "block",
-               "vdd1");
+    ev = ev_of("add", "/devices/platform/10008000.virtio_mmio/virtio5/block/vdd1", "block", "vdd1");
     assert_false(ka_device_match(&roots, &q, ev));
 
     assert_int_equal(ka_dev_query_vfio_group(&q, "12", &err), 0);

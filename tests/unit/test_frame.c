@@ -168,12 +168,9 @@ static void test_bad_type(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header_roundtrip),
-        cmocka_unit_test(test_split_reads),
-        cmocka_unit_test(test_several_frames_one_read),
-        cmocka_unit_test(test_oversize_skipped),
-        cmocka_unit_test(test_max_size_accepted),
-        cmocka_unit_test(test_bad_type),
+        cmocka_unit_test(test_header_roundtrip),        cmocka_unit_test(test_split_reads),
+        cmocka_unit_test(test_several_frames_one_read), cmocka_unit_test(test_oversize_skipped),
+        cmocka_unit_test(test_max_size_accepted),       cmocka_unit_test(test_bad_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

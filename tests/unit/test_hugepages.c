@@ -25,7 +25,8 @@ static int group_setup(void **state)
     if (!mkdtemp(sysfs))
         return -1;
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "mkdir -p %s/hugepages-2048kB %s/hugepages-1048576kB && "
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p %s/hugepages-2048kB %s/hugepages-1048576kB && "
              "echo 0 > %s/hugepages-2048kB/nr_hugepages && "
              "echo 0 > %s/hugepages-1048576kB/nr_hugepages",
              sysfs, sysfs, sysfs, sysfs);
@@ -53,8 +54,8 @@ static void test_sizes(void **state)
     }
     assert_int_equal(ka_hugepages_parse_size("1Gi", &v), 0);
     assert_int_equal(v, 1u << 30);
-    const char *bad[] = {"", "abc", "-2M", "2X", "2Mx", "M", "99999999999999999999",
-                         "20000000000000000T"};
+    const char *bad[] = {
+        "", "abc", "-2M", "2X", "2Mx", "M", "99999999999999999999", "20000000000000000T"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
         assert_int_equal(ka_hugepages_parse_size(bad[i], &v), -1);
 }

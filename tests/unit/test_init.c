@@ -32,13 +32,13 @@
 #include "init/init.h"
 
 /* In a child: report the first failed check and exit with its line. */
-#define CHECK(cond)                                                                 \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            fprintf(stderr, "%s:%d: check failed: %s (errno: %s)\n", __FILE__,      \
-                    __LINE__, #cond, strerror(errno));                              \
-            return __LINE__;                                                        \
-        }                                                                           \
+#define CHECK(cond)                                                                             \
+    do {                                                                                        \
+        if (!(cond)) {                                                                          \
+            fprintf(stderr, "%s:%d: check failed: %s (errno: %s)\n", __FILE__, __LINE__, #cond, \
+                    strerror(errno));                                                           \
+            return __LINE__;                                                                    \
+        }                                                                                       \
     } while (0)
 
 /* snprintf into a PATH_MAX buffer (vsnprintf, which gcc does not second-guess). */
@@ -119,7 +119,7 @@ static int mount_table_child(void *arg)
     CHECK(mounted == 6);
     static const struct {
         const char *path, *fstype;
-    } want[] = {{"/proc", "proc"},   {"/sys", "sysfs"},    {"/dev", "devtmpfs"},
+    } want[] = {{"/proc", "proc"},     {"/sys", "sysfs"},      {"/dev", "devtmpfs"},
                 {"/dev/shm", "tmpfs"}, {"/dev/pts", "devpts"}, {"/run", "tmpfs"}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         char p[PATH_MAX];
@@ -211,8 +211,7 @@ static void test_cgroup_choose(void **state)
     assert_int_equal(ka_cgroup_choose(NULL, false), KA_CGROUP_V2);
     /* memory absent, or present but disabled: v2 */
     assert_int_equal(ka_cgroup_choose("cpu\t1\t1\t1\ndevices\t5\t1\t1\n", false), KA_CGROUP_V2);
-    assert_int_equal(ka_cgroup_choose("memory\t0\t1\t0\ndevices\t5\t1\t1\n", false),
-                     KA_CGROUP_V2);
+    assert_int_equal(ka_cgroup_choose("memory\t0\t1\t0\ndevices\t5\t1\t1\n", false), KA_CGROUP_V2);
     /* memory but no devices controller: no cgroups at all */
     assert_int_equal(ka_cgroup_choose("memory\t4\t1\t1\ndevices\t5\t1\t0\n", false),
                      KA_CGROUP_NONE);

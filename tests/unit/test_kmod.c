@@ -47,7 +47,8 @@ static int group_setup(void **state)
     uname(&u);
     char dir[300], cmd[1400];
     snprintf(dir, sizeof(dir), "%s/%s", root, u.release);
-    snprintf(cmd, sizeof(cmd), "mkdir -p %s/kernel && cd %s && printf '%%s\\n' "
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p %s/kernel && cd %s && printf '%%s\\n' "
              "'kernel/a.ko: kernel/b.ko.xz kernel/c.ko.zst' "
              "'kernel/b.ko.xz: kernel/c.ko.zst' "
              "'kernel/c.ko.zst:' "
@@ -131,7 +132,8 @@ static void test_bounds(void **state)
     char *many[KA_KMOD_MAX_PARAMS + 1];
     for (int i = 0; i <= KA_KMOD_MAX_PARAMS; i++)
         many[i] = "p=1";
-    struct ka_kmod_request r[] = {{.name = "a", .params = many, .n_params = KA_KMOD_MAX_PARAMS + 1}};
+    struct ka_kmod_request r[] = {
+        {.name = "a", .params = many, .n_params = KA_KMOD_MAX_PARAMS + 1}};
     assert_true(ka_kmod_load_requests(root, r, 1, record, &l, &err) < 0);
     assert_non_null(strstr(err.msg, "parameters"));
 
@@ -171,10 +173,8 @@ static void test_no_modules_dir(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order_and_params),
-        cmocka_unit_test(test_already_loaded),
-        cmocka_unit_test(test_failures),
-        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_order_and_params), cmocka_unit_test(test_already_loaded),
+        cmocka_unit_test(test_failures),         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_no_modules_dir),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

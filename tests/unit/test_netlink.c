@@ -57,9 +57,22 @@ static void test_inet_parse(void **state)
     assert_int_equal(a.plen, 0);
 
     static const char *const bad[] = {
-        "", "10.0.0.256", "10.0.0", "10.0.0.1/33", "10.0.0.1/", "/24", "10.0.0.1/-1",
-        "10.0.0.1/2x", "10.0.0.1/1000", " 10.0.0.1", "10.0.0.1 ", "fe80::1%eth0",
-        "2001:db8::/129", "2001:db8::1::2", "localhost", "10.0.0.1/24/8",
+        "",
+        "10.0.0.256",
+        "10.0.0",
+        "10.0.0.1/33",
+        "10.0.0.1/",
+        "/24",
+        "10.0.0.1/-1",
+        "10.0.0.1/2x",
+        "10.0.0.1/1000",
+        " 10.0.0.1",
+        "10.0.0.1 ",
+        "fe80::1%eth0",
+        "2001:db8::/129",
+        "2001:db8::1::2",
+        "localhost",
+        "10.0.0.1/24/8",
         "0x0a.0.0.1",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -124,8 +137,15 @@ static void test_mac(void **state)
     assert_memory_equal(mac, want, 6);
     assert_int_equal(ka_mac_parse("02-42-ac-11-00-02", mac), 0);
     static const char *const bad[] = {
-        "", "02:42:ac:11:00", "02:42:ac:11:00:02:03", "02:42:ac:11:00:0g", "02:42-ac:11:00:02",
-        "02:42:ac:11:00:02:", ":02:42:ac:11:00:02", "024:42:ac:11:00:02", "02::42:ac:11:00",
+        "",
+        "02:42:ac:11:00",
+        "02:42:ac:11:00:02:03",
+        "02:42:ac:11:00:0g",
+        "02:42-ac:11:00:02",
+        "02:42:ac:11:00:02:",
+        ":02:42:ac:11:00:02",
+        "024:42:ac:11:00:02",
+        "02::42:ac:11:00",
         "0242.ac11.0002",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -206,9 +226,14 @@ static void test_build_route(void **state)
     assert_false(back.has_priority);
 
     /* A default IPv6 route: no RTA_DST at all. A table above 255 goes in RTA_TABLE. */
-    struct ka_route d = {.family = AF_INET6, .type = RTN_UNICAST, .table = 1000,
-                         .dst = {.family = AF_INET6}, .gateway = ip("fe80::1"), .oif = 3,
-                         .priority = 1024, .has_priority = true};
+    struct ka_route d = {.family = AF_INET6,
+                         .type = RTN_UNICAST,
+                         .table = 1000,
+                         .dst = {.family = AF_INET6},
+                         .gateway = ip("fe80::1"),
+                         .oif = 3,
+                         .priority = 1024,
+                         .has_priority = true};
     nlh = ka_rtnl_route_del(buf, &d);
     assert_int_equal(nlh->nlmsg_type, RTM_DELROUTE);
     const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
@@ -265,8 +290,11 @@ static void test_build_addr_link_neigh(void **state)
     assert_int_equal(ifa->ifa_prefixlen, 64);
     assert_int_equal(ifa->ifa_index, 5);
 
-    struct ka_link_change c = {.index = 9, .name = "eth0", .mtu = 1400,
-                               .flags = IFF_UP | IFF_NOARP, .change = IFF_UP | IFF_NOARP};
+    struct ka_link_change c = {.index = 9,
+                               .name = "eth0",
+                               .mtu = 1400,
+                               .flags = IFF_UP | IFF_NOARP,
+                               .change = IFF_UP | IFF_NOARP};
     nlh = ka_rtnl_link_change(buf, &c);
     assert_int_equal(nlh->nlmsg_type, RTM_NEWLINK);
     const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
@@ -284,8 +312,11 @@ static void test_build_addr_link_neigh(void **state)
     assert_null(lt[IFLA_MTU]);
     assert_int_equal(ka_rtnl_parse_link(nlh, &l), -1);
 
-    struct ka_neigh n = {.dst = ip("192.168.0.101"), .ifindex = 4, .state = NUD_PERMANENT,
-                         .lladdr = {0x6a, 0x92, 0x3a, 0x59, 0x70, 0xaa}, .lladdr_len = 6};
+    struct ka_neigh n = {.dst = ip("192.168.0.101"),
+                         .ifindex = 4,
+                         .state = NUD_PERMANENT,
+                         .lladdr = {0x6a, 0x92, 0x3a, 0x59, 0x70, 0xaa},
+                         .lladdr_len = 6};
     nlh = ka_rtnl_neigh_new(buf, &n);
     assert_int_equal(nlh->nlmsg_type, RTM_NEWNEIGH);
     assert_int_equal(nlh->nlmsg_flags, NLM_F_CREATE | NLM_F_REPLACE);
@@ -435,7 +466,8 @@ static void test_iface_spec(void **state)
     (void)state;
     struct ka_iface_spec s;
     struct ka_error err;
-    assert_int_equal(ka_iface_spec_init(&s, "02:42:ac:11:00:02", "eth0", 1500, IFF_NOARP, 2, &err), 0);
+    assert_int_equal(ka_iface_spec_init(&s, "02:42:ac:11:00:02", "eth0", 1500, IFF_NOARP, 2, &err),
+                     0);
     assert_true(s.noarp);
     assert_int_equal(ka_iface_spec_add_addr(&s, AF_UNSPEC, "172.17.0.2", "16", &err), 0);
     assert_int_equal(ka_iface_spec_add_addr(&s, AF_INET6, "2001:db8::2", "64", &err), 0);
@@ -478,30 +510,42 @@ static void test_route_spec(void **state)
     struct ka_error err;
     char d[128];
     /* The default route: family from the gateway, even with family v4 (unset). */
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "", "2001:db8::1", "eth0", "", 0, 0, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "", "2001:db8::1", "eth0", "", 0, 0, &err),
+                     0);
     assert_int_equal(r.family, AF_INET6);
     assert_int_equal(r.dst.plen, 0);
     assert_int_equal(r.dst.family, AF_INET6);
-    assert_string_equal(ka_route_spec_describe(&r, d, sizeof(d)), "default via 2001:db8::1 dev eth0");
+    assert_string_equal(ka_route_spec_describe(&r, d, sizeof(d)),
+                        "default via 2001:db8::1 dev eth0");
     /* No text at all: IPv4, unless the family says v6. */
     assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "", "", "eth0", "", 0, 0, &err), 0);
     assert_int_equal(r.family, AF_INET);
     assert_int_equal(ka_route_spec_parse(&r, AF_INET6, "", "", "eth0", "", 0, 0, &err), 0);
     assert_int_equal(r.family, AF_INET6);
     /* A bare destination is a host route; a bare source is the preferred source. */
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.2.3", "", "eth0", "10.0.0.2", 253, 0, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.2.3", "", "eth0", "10.0.0.2", 253, 0,
+                                         &err),
+                     0);
     assert_int_equal(r.dst.plen, 32);
     assert_string_equal(fmt(&r.prefsrc, false), "10.0.0.2");
     assert_int_equal(r.src.family, 0);
     assert_int_equal(r.scope, 253);
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.0.0/16", "", "eth0", "10.0.0.2/32", 0, 0, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.0.0/16", "", "eth0", "10.0.0.2/32", 0,
+                                         0, &err),
+                     0);
     assert_int_equal(r.prefsrc.family, AF_INET);
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.0.0/16", "", "eth0", "10.0.0.0/0", 0, 0, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.0.0/16", "", "eth0", "10.0.0.0/0", 0,
+                                         0, &err),
+                     0);
     assert_int_equal(r.prefsrc.family, AF_INET);
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "2001:db8:1::/64", "", "eth0", "2001:db8:2::/48", 0, 0, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "2001:db8:1::/64", "", "eth0",
+                                         "2001:db8:2::/48", 0, 0, &err),
+                     0);
     assert_int_equal(r.prefsrc.family, 0);
     assert_string_equal(fmt(&r.src, true), "2001:db8:2::/48");
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.0.0/16", "10.0.0.1", "eth0", "", 0, RTNH_F_ONLINK, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "10.1.0.0/16", "10.0.0.1", "eth0", "", 0,
+                                         RTNH_F_ONLINK, &err),
+                     0);
     assert_int_equal(r.flags, RTNH_F_ONLINK);
 
     struct {
@@ -534,7 +578,9 @@ static void test_route_spec(void **state)
             fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i].why);
     }
     /* IPv6 leaves host bits to the kernel (which masks them), as upstream does. */
-    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "2001:db8::1/64", "", "eth0", "", 0, 0, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&r, AF_UNSPEC, "2001:db8::1/64", "", "eth0", "", 0, 0,
+                                         &err),
+                     0);
 }
 
 static void test_neigh_spec(void **state)
@@ -542,10 +588,14 @@ static void test_neigh_spec(void **state)
     (void)state;
     struct ka_neigh_spec n;
     struct ka_error err;
-    assert_int_equal(ka_neigh_spec_parse(&n, AF_UNSPEC, "192.168.0.101", "eth0", "6a:92:3a:59:70:aa", 0, 0, &err), 0);
+    assert_int_equal(ka_neigh_spec_parse(&n, AF_UNSPEC, "192.168.0.101", "eth0",
+                                         "6a:92:3a:59:70:aa", 0, 0, &err),
+                     0);
     assert_int_equal(n.state, NUD_PERMANENT);
     assert_int_equal(n.lladdr_len, 6);
-    assert_int_equal(ka_neigh_spec_parse(&n, AF_UNSPEC, "fe80::1", "eth0", "", NUD_REACHABLE, NTF_ROUTER, &err), 0);
+    assert_int_equal(ka_neigh_spec_parse(&n, AF_UNSPEC, "fe80::1", "eth0", "", NUD_REACHABLE,
+                                         NTF_ROUTER, &err),
+                     0);
     assert_int_equal(n.state, NUD_REACHABLE);
     assert_int_equal(n.flags, NTF_ROUTER);
     assert_int_equal(n.lladdr_len, 0);
@@ -629,11 +679,14 @@ static void fake_init(struct fake *f)
     /* 0 kernel subnet route, 1 old default, 2 old route on vlo0, 3 local table,
      * 4 multipath (no oif), 5 v6 kernel, 6 v6 old default (ra). */
     fake_route(f, "10.0.0.0/24", NULL, 2, RTPROT_KERNEL, RT_SCOPE_LINK, RT_TABLE_MAIN, RTN_UNICAST);
-    fake_route(f, "0.0.0.0/0", "10.0.0.1", 2, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST);
+    fake_route(f, "0.0.0.0/0", "10.0.0.1", 2, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+               RTN_UNICAST);
     fake_route(f, "10.50.0.0/16", NULL, 4, RTPROT_BOOT, RT_SCOPE_LINK, RT_TABLE_MAIN, RTN_UNICAST);
     fake_route(f, "10.0.0.2/32", NULL, 2, RTPROT_KERNEL, RT_SCOPE_HOST, RT_TABLE_LOCAL, RTN_LOCAL);
-    fake_route(f, "10.60.0.0/16", NULL, 0, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST);
-    fake_route(f, "2001:db8::/64", NULL, 2, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST);
+    fake_route(f, "10.60.0.0/16", NULL, 0, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+               RTN_UNICAST);
+    fake_route(f, "2001:db8::/64", NULL, 2, RTPROT_KERNEL, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+               RTN_UNICAST);
     fake_route(f, "::/0", "fe80::1", 2, RTPROT_RA, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN, RTN_UNICAST);
 }
 
@@ -755,7 +808,8 @@ static void test_plan_routes(void **state)
         {"10.9.0.0/16", "10.50.0.1", "eth0", 0},
     };
     for (size_t i = 0; i < sizeof(unreachable) / sizeof(unreachable[0]); i++) {
-        spec(&s[0], unreachable[i].dest, unreachable[i].gw, unreachable[i].dev, "", unreachable[i].scope);
+        spec(&s[0], unreachable[i].dest, unreachable[i].gw, unreachable[i].dev, "",
+             unreachable[i].scope);
         assert_int_equal(ka_net_plan_routes(&f.st, s, 1, &plan, &err), -1);
         assert_int_equal(err.status, KA_STATUS_INVALID_ARGUMENT);
         assert_non_null(strstr(err.msg, "is not reachable on eth0"));
@@ -770,8 +824,9 @@ static void test_plan_routes(void **state)
      * the onlink flag. */
     spec(&s[0], "", "10.50.0.1", "vlo0", "", 0);
     spec(&s[1], "", "fe80::99", "eth0", "", 0);
-    assert_int_equal(ka_route_spec_parse(&s[2], AF_UNSPEC, "10.7.0.0/16", "192.168.1.1", "eth0",
-                                         "", 0, RTNH_F_ONLINK, &err), 0);
+    assert_int_equal(ka_route_spec_parse(&s[2], AF_UNSPEC, "10.7.0.0/16", "192.168.1.1", "eth0", "",
+                                         0, RTNH_F_ONLINK, &err),
+                     0);
     assert_int_equal(ka_net_plan_routes(&f.st, s, 3, &plan, &err), 0);
     ka_routes_plan_free(&plan);
     /* An IPv6 gateway cannot be an address of the guest (an IPv4 one can). */
@@ -810,13 +865,17 @@ static void test_plan_neighbors(void **state)
     struct ka_neigh_spec s[2];
     struct ka_neigh out[2];
     struct ka_error err;
-    assert_int_equal(ka_neigh_spec_parse(&s[0], AF_UNSPEC, "10.0.0.9", "eth0", "6a:92:3a:59:70:aa", 0, 0, &err), 0);
+    assert_int_equal(ka_neigh_spec_parse(&s[0], AF_UNSPEC, "10.0.0.9", "eth0", "6a:92:3a:59:70:aa",
+                                         0, 0, &err),
+                     0);
     assert_int_equal(ka_neigh_spec_parse(&s[1], AF_UNSPEC, "fe80::9", "eth1", "", 0, 0, &err), 0);
     assert_int_equal(ka_net_plan_neighbors(&f.st, s, 2, out, &err), 0);
     assert_int_equal(out[0].ifindex, 2);
     assert_int_equal(out[0].state, NUD_PERMANENT);
     assert_int_equal(out[1].ifindex, 3);
-    assert_int_equal(ka_neigh_spec_parse(&s[1], AF_UNSPEC, "10.0.0.8", "eth0", "01:02:03:04", 0, 0, &err), 0);
+    assert_int_equal(ka_neigh_spec_parse(&s[1], AF_UNSPEC, "10.0.0.8", "eth0", "01:02:03:04", 0, 0,
+                                         &err),
+                     0);
     assert_int_equal(ka_net_plan_neighbors(&f.st, s, 2, out, &err), -1);
     assert_non_null(strstr(err.msg, "lladdr has 4 bytes but eth0's addresses have 6"));
     assert_int_equal(ka_neigh_spec_parse(&s[1], AF_UNSPEC, "10.0.0.8", "eth5", "", 0, 0, &err), 0);

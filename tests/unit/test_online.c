@@ -129,9 +129,9 @@ static struct ka_cgroup *cgroup_in(enum ka_cgroup_version v, const char *path)
         l.n = 2;
     } else {
         snprintf(mount, sizeof(mount), "%s/v2", root);
-        l.h[0] = (struct ka_cgroup_hierarchy){
-            .mount = ka_xstrdup(mount),
-            .controllers = KA_CG_BIT(KA_CG_CPUSET) | KA_CG_BIT(KA_CG_MEMORY)};
+        l.h[0] = (struct ka_cgroup_hierarchy){.mount = ka_xstrdup(mount),
+                                              .controllers = KA_CG_BIT(KA_CG_CPUSET) |
+                                                             KA_CG_BIT(KA_CG_MEMORY)};
         l.n = 1;
     }
     struct ka_cgroup *cg = ka_cgroup_new(&l, path);

@@ -31,7 +31,7 @@ static void all_types_freep(AllTypes **m)
 /* Parse json as AllTypes, failing the test with the error message if it fails. */
 static AllTypes *parse_ok(const char *json)
 {
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     ProtobufCMessage *m = NULL;
     if (pbjson_to_message(&pbjsontest__all_types__descriptor, json, strlen(json), &m, &err) < 0)
         fail_msg("parsing %s: %s", json, err.msg);
@@ -43,7 +43,7 @@ static AllTypes *parse_ok(const char *json)
 static void expect_error_desc(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
                               const char *want)
 {
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     ProtobufCMessage *m = (ProtobufCMessage *)&err; /* must be reset to NULL */
     int rc = pbjson_to_message(desc, json, len, &m, &err);
     if (rc >= 0) {
@@ -63,7 +63,7 @@ static void expect_error(const char *json, const char *want)
 
 static void expect_json_error(const char *json, size_t len, const char *want)
 {
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     struct json_value *v = NULL;
     if (json_parse(json, len, &v, &err) == 0) {
         json_free(v);
@@ -174,12 +174,12 @@ static void test_non_finite_floats(void **state)
 static void test_repeated(void **state)
 {
     (void)state;
-    cleanup_all_types AllTypes *m = parse_ok(
-        "{\"r_int32\": [1, -2, 3], \"r_sint64\": [\"-5\", 6], \"r_uint64\": [0, \"42\"],"
-        " \"r_float\": [1.5], \"r_bool\": [true, false], \"r_enum\": [\"RED\", 2, -3],"
-        " \"r_string\": [\"x\", \"\"], \"r_bytes\": [\"AA==\", \"\"],"
-        " \"r_nested\": [{\"name\": \"a\"}, {}, {\"inner\": {\"flag\": true}}],"
-        " \"r_fixed32\": [7], \"r_double\": []}");
+    cleanup_all_types AllTypes *m =
+        parse_ok("{\"r_int32\": [1, -2, 3], \"r_sint64\": [\"-5\", 6], \"r_uint64\": [0, \"42\"],"
+                 " \"r_float\": [1.5], \"r_bool\": [true, false], \"r_enum\": [\"RED\", 2, -3],"
+                 " \"r_string\": [\"x\", \"\"], \"r_bytes\": [\"AA==\", \"\"],"
+                 " \"r_nested\": [{\"name\": \"a\"}, {}, {\"inner\": {\"flag\": true}}],"
+                 " \"r_fixed32\": [7], \"r_double\": []}");
     assert_int_equal(m->n_r_int32, 3);
     assert_int_equal(m->r_int32[1], -2);
     assert_int_equal(m->n_r_sint64, 2);
@@ -254,8 +254,8 @@ static void test_bytes(void **state)
     assert_memory_equal(m->r_bytes[4].data, "a", 1);
     assert_memory_equal(m->r_bytes[5].data, "ab", 2);
     cleanup_free char *out = pbjson_from_message(&m->base, 0);
-    assert_string_equal(
-        out, "{\"r_bytes\":[\"aGVsbG8=\",\"+/8=\",\"+/8=\",\"\",\"YQ==\",\"YWI=\"]}");
+    assert_string_equal(out,
+                        "{\"r_bytes\":[\"aGVsbG8=\",\"+/8=\",\"+/8=\",\"\",\"YQ==\",\"YWI=\"]}");
 
     /* Every byte value survives. */
     uint8_t all[256];
@@ -317,8 +317,10 @@ static void test_maps(void **state)
                              "\"colors\":{\"9\":\"RED\"}}");
     assert_round_trip(m, 0);
 
-    expect_error("{\"labels\": [\"a\"]}", "field 'labels': expected an object for a map, got array");
-    expect_error("{\"labels\": {\"a\": 1}}", "field 'labels[\"a\"]': expected a string, got number");
+    expect_error("{\"labels\": [\"a\"]}",
+                 "field 'labels': expected an object for a map, got array");
+    expect_error("{\"labels\": {\"a\": 1}}",
+                 "field 'labels[\"a\"]': expected a string, got number");
     expect_error("{\"sizes\": {\"a\": -1}}", "field 'sizes[\"a\"]': -1 is out of range for uint64");
     expect_error("{\"by_id\": {\"x\": {}}}", "field 'by_id[\"x\"]': string is not a number");
     expect_error("{\"by_id\": {\"1\": {}, \"1e0\": {}}}", "field 'by_id': duplicate map key");
@@ -444,7 +446,8 @@ static void test_wrong_types(void **state)
 static void test_out_of_range(void **state)
 {
     (void)state;
-    expect_error("{\"f_int32\": 2147483648}", "field 'f_int32': 2147483648 is out of range for int32");
+    expect_error("{\"f_int32\": 2147483648}",
+                 "field 'f_int32': 2147483648 is out of range for int32");
     expect_error("{\"f_int32\": -2147483649}", "-2147483649 is out of range for int32");
     expect_error("{\"f_sfixed32\": 3e9}", "3e9 is out of range for sfixed32");
     expect_error("{\"f_uint32\": -1}", "field 'f_uint32': -1 is out of range for uint32");
@@ -493,9 +496,11 @@ static void test_malformed_json(void **state)
     expect_error("{} x", "invalid JSON at offset 3: trailing characters after the JSON value");
     expect_error("{}{}", "trailing characters");
     expect_error("{\"a\" 1}", "invalid JSON at offset 5: unexpected character '1', expected ':'");
-    expect_error("{\"a\": 1,}", "invalid JSON at offset 8: unexpected character '}', expected a string key");
+    expect_error("{\"a\": 1,}",
+                 "invalid JSON at offset 8: unexpected character '}', expected a string key");
     expect_error("{\"f_string\": \"\\ud800\"}", "invalid UTF-16 surrogate");
-    expect_error("{\"f_string\": \"\\udc00\\ud800\"}", "invalid UTF-16 surrogate: lone low surrogate");
+    expect_error("{\"f_string\": \"\\udc00\\ud800\"}",
+                 "invalid UTF-16 surrogate: lone low surrogate");
     expect_error("{\"f_string\": \"\\ud800\\u0041\"}", "invalid UTF-16 surrogate pair");
     expect_error("{\"f_string\": \"\\ud800x\"}", "invalid UTF-16 surrogate");
 
@@ -523,10 +528,11 @@ static void test_malformed_json(void **state)
 static void test_json_parser(void **state)
 {
     (void)state;
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     cleanup_json struct json_value *v = NULL;
-    static const char text[] = " [true, false, null, -0.5e+3, \"\\ud83d\\ude00\\b\\f\\t\\r\", {}, [],"
-                               " {\"k\": 1, \"k\": 2}] ";
+    static const char text[] =
+        " [true, false, null, -0.5e+3, \"\\ud83d\\ude00\\b\\f\\t\\r\", {}, [],"
+        " {\"k\": 1, \"k\": 2}] ";
     assert_int_equal(json_parse(text, strlen(text), &v, &err), 0);
     assert_int_equal(v->type, JSON_ARRAY);
     assert_int_equal(v->u.array.n, 8);
@@ -598,7 +604,7 @@ static void test_json_writer(void **state)
     assert_string_equal(out, "{\"a\\nb\":[\"\\u0001\\u001f\x7f\\\"\\\\/\xef\xbf\xbd\xc3\xa9\","
                              "-1.5e3,false,null]}");
     /* And the result parses back. */
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     cleanup_json struct json_value *back = NULL;
     assert_int_equal(json_parse(out, strlen(out), &back, &err), 0);
 }
@@ -627,10 +633,9 @@ static void test_depth(void **state)
     for (int i = 0; i < 64; i++)
         buf[n++] = '}';
     buf[n] = '\0';
-    struct ka_error err = { 0 };
+    struct ka_error err = {0};
     ProtobufCMessage *m = NULL;
-    assert_int_equal(
-        pbjson_to_message(&pbjsontest__node__descriptor, buf, n, &m, &err), 0);
+    assert_int_equal(pbjson_to_message(&pbjsontest__node__descriptor, buf, n, &m, &err), 0);
     cleanup_free char *out = pbjson_from_message(m, 0);
     assert_non_null(out);
     protobuf_c_message_free_unpacked(m, NULL);
@@ -657,7 +662,8 @@ static void test_partial_messages_freed(void **state)
     expect_error("{\"nested\": {\"name\": \"x\", \"inner\": {\"flag\": 1}}}", "field 'flag'");
     expect_error("{\"choice_str\": \"x\", \"choice_msg\": {\"name\": \"y\"}}", "same oneof");
     expect_error("{\"r_bytes\": [\"AAAA\", \"A\"]}", "r_bytes[1]");
-    expect_error("{\"by_id\": {\"1\": {\"name\": \"a\"}, \"2\": {\"count\": \"x\"}}}", "by_id[\"2\"]");
+    expect_error("{\"by_id\": {\"1\": {\"name\": \"a\"}, \"2\": {\"count\": \"x\"}}}",
+                 "by_id[\"2\"]");
     expect_error("{\"choice_msg\": {\"name\": \"a\", \"count\": -5}}", "choice_msg");
     expect_error("{\"nested\": {\"name\": \"x\"}, \"f_bytes\": \"AA==\", \"zz\": 1}", "zz");
 }

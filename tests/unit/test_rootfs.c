@@ -173,8 +173,9 @@ static int open_in(const struct tree *t, const char *path, int flags)
 static void test_plain_and_dotdot(void **state)
 {
     struct tree *t = *state;
-    const char *same[] = {"a/b/file", "/a/b/file", "../../../a/b/file", "a/../../../a/b/file",
-                          "./a/./b//file", "/../a/b/../b/file"};
+    const char *same[] = {"a/b/file",          "/a/b/file",
+                          "../../../a/b/file", "a/../../../a/b/file",
+                          "./a/./b//file",     "/../a/b/../b/file"};
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
         int fd = open_in(t, same[i], O_RDONLY);
         if (fd < 0)
@@ -271,7 +272,8 @@ static void test_create_through_dangling_symlink(void **state)
     assert_true(S_ISREG(st.st_mode));
     assert_int_equal(access("/newfile", F_OK), -1);
     /* O_EXCL never follows the final symlink. */
-    assert_int_equal(ka_openat_in_root(t->rootfd, "abs", O_CREAT | O_EXCL | O_WRONLY, 0600, &err), -EEXIST);
+    assert_int_equal(ka_openat_in_root(t->rootfd, "abs", O_CREAT | O_EXCL | O_WRONLY, 0600, &err),
+                     -EEXIST);
 }
 
 /* Magic links need a procfs inside the root: use "/" as the root. */
@@ -288,7 +290,8 @@ static void test_magic_links(void **state)
     snprintf(path, sizeof(path), "/proc/self/fd/%d", probe);
     assert_int_equal(ka_openat_in_root(root, path, O_RDONLY, 0, &err), -ELOOP);
     assert_int_equal(ka_openat_in_root(root, "/proc/self/exe", O_RDONLY, 0, &err), -ELOOP);
-    assert_int_equal(ka_openat_in_root(root, "/proc/self/root/etc/passwd", O_RDONLY, 0, &err), -ELOOP);
+    assert_int_equal(ka_openat_in_root(root, "/proc/self/root/etc/passwd", O_RDONLY, 0, &err),
+                     -ELOOP);
     assert_int_equal(ka_openat_in_root(root, "/proc/thread-self/cwd", O_PATH, 0, &err), -ELOOP);
     /* "self" itself is an ordinary symlink. */
     int fd = ka_openat_in_root(root, "/proc/self/status", O_RDONLY, 0, &err);
@@ -400,13 +403,13 @@ static void __attribute__((format(printf, 1, 2))) report(const char *fmt, ...)
     dprintf(report_fd, "\n");
 }
 
-#define CHECK(cond, ...)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            report("%s:%d: %s: ", __FILE__, __LINE__, #cond);                            \
-            report(__VA_ARGS__);                                                         \
-            return false;                                                                \
-        }                                                                                \
+#define CHECK(cond, ...)                                      \
+    do {                                                      \
+        if (!(cond)) {                                        \
+            report("%s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            report(__VA_ARGS__);                              \
+            return false;                                     \
+        }                                                     \
     } while (0)
 
 static void ct_create(struct ct *ct)
@@ -417,7 +420,8 @@ static void ct_create(struct ct *ct)
     snprintf(ct->src, sizeof(ct->src), "%s/src", ct->dir);
     xmkdir(ct->dir, "rootfs");
     xmkdir(ct->dir, "src");
-    for (const char *const *d = (const char *const[]){"proc", "sys", "dev", "etc", "tmp", NULL}; *d; d++)
+    for (const char *const *d = (const char *const[]){"proc", "sys", "dev", "etc", "tmp", NULL}; *d;
+         d++)
         xmkdir(ct->rootfs, *d);
     xwrite(ct->rootfs, "marker", "rootfs");
 }
@@ -511,12 +515,16 @@ static void run_container(const struct ct *ct, const struct ka_spec *spec, bool 
     assert_int_equal(mountinfo_lines(), before);
 }
 
-#define M(dst_, src_, type_, fl_, data_)                                                                  \
-    {.destination = (char *)(dst_), .source = (char *)(src_), .type = (char *)(type_), .flags = (fl_),      \
-     .data = (char *)(data_)}
-#define BIND(dst_, src_, fl_)                                                                             \
-    {.destination = (char *)(dst_), .source = (src_), .type = (char *)"bind", .flags = (fl_) | MS_BIND,     \
-     .bind = true}
+#define M(dst_, src_, type_, fl_, data_)                                                  \
+    {                                                                                     \
+        .destination = (char *)(dst_), .source = (char *)(src_), .type = (char *)(type_), \
+        .flags = (fl_), .data = (char *)(data_)                                           \
+    }
+#define BIND(dst_, src_, fl_)                                                    \
+    {                                                                            \
+        .destination = (char *)(dst_), .source = (src_), .type = (char *)"bind", \
+        .flags = (fl_) | MS_BIND, .bind = true                                   \
+    }
 
 #ifndef MQUEUE_MAGIC
 #define MQUEUE_MAGIC 0x19800202
@@ -534,14 +542,15 @@ static bool is_ro(const char *path)
     return statvfs(path, &sv) == 0 && (sv.f_flag & ST_RDONLY);
 }
 
-static bool check_node(const char *path, mode_t type, unsigned maj, unsigned min, mode_t perm, uid_t uid, gid_t gid)
+static bool check_node(const char *path, mode_t type, unsigned maj, unsigned min, mode_t perm,
+                       uid_t uid, gid_t gid)
 {
     struct stat st;
     CHECK(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
     CHECK((st.st_mode & S_IFMT) == type, "%s: type %o", path, st.st_mode & S_IFMT);
     if (type != S_IFIFO)
-        CHECK(major(st.st_rdev) == maj && minor(st.st_rdev) == min, "%s: %u:%u", path, major(st.st_rdev),
-              minor(st.st_rdev));
+        CHECK(major(st.st_rdev) == maj && minor(st.st_rdev) == min, "%s: %u:%u", path,
+              major(st.st_rdev), minor(st.st_rdev));
     CHECK((st.st_mode & 07777) == perm, "%s: mode %o", path, st.st_mode & 07777);
     CHECK(st.st_uid == uid && st.st_gid == gid, "%s: owner %u:%u", path, st.st_uid, st.st_gid);
     return true;
@@ -560,7 +569,8 @@ static bool check_link(const char *path, const char *target)
 static bool check_erofs_create(const char *path)
 {
     int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    CHECK(fd < 0 && errno == EROFS, "create %s: fd %d, %s (expected EROFS)", path, fd, strerror(errno));
+    CHECK(fd < 0 && errno == EROFS, "create %s: fd %d, %s (expected EROFS)", path, fd,
+          strerror(errno));
     return true;
 }
 
@@ -626,7 +636,7 @@ static bool check_basics(const struct ct *ct)
     const struct {
         const char *path;
         unsigned maj, min;
-    } nodes[] = {{"/dev/null", 1, 3}, {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+    } nodes[] = {{"/dev/null", 1, 3}, {"/dev/zero", 1, 5},   {"/dev/full", 1, 7},
                  {"/dev/tty", 5, 0},  {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}};
     for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++)
         if (!check_node(nodes[i].path, S_IFCHR, nodes[i].maj, nodes[i].min, 0666, 0, 0))
@@ -635,8 +645,8 @@ static bool check_basics(const struct ct *ct)
     CHECK(fd >= 0 && write(fd, "x", 1) == 1, "write /dev/null: %s", strerror(errno));
     close(fd);
     if (!check_link("/dev/fd", "/proc/self/fd") || !check_link("/dev/stdin", "/proc/self/fd/0") ||
-        !check_link("/dev/stdout", "/proc/self/fd/1") || !check_link("/dev/stderr", "/proc/self/fd/2") ||
-        !check_link("/dev/ptmx", "pts/ptmx"))
+        !check_link("/dev/stdout", "/proc/self/fd/1") ||
+        !check_link("/dev/stderr", "/proc/self/fd/2") || !check_link("/dev/ptmx", "pts/ptmx"))
         return false;
     struct stat st;
     CHECK(stat("/dev/fd/0", &st) == 0, "/dev/fd/0: %s", strerror(errno));
@@ -661,12 +671,14 @@ static bool check_full(const struct ct *ct)
     struct statvfs sv;
     CHECK(is_fs("/scratch", TMPFS_MAGIC), "/scratch is not a tmpfs");
     CHECK(statvfs("/scratch", &sv) == 0, "statvfs /scratch");
-    CHECK((sv.f_flag & (ST_NOSUID | ST_NODEV)) == (ST_NOSUID | ST_NODEV) && !(sv.f_flag & ST_RDONLY),
+    CHECK((sv.f_flag & (ST_NOSUID | ST_NODEV)) == (ST_NOSUID | ST_NODEV) &&
+              !(sv.f_flag & ST_RDONLY),
           "/scratch flags %#lx", sv.f_flag);
     CHECK(sv.f_blocks * sv.f_frsize == 1024 * 1024, "/scratch size %llu",
           (unsigned long long)(sv.f_blocks * sv.f_frsize));
     struct stat st;
-    CHECK(stat("/scratch", &st) == 0 && (st.st_mode & 07777) == 01777, "/scratch mode %o", st.st_mode & 07777);
+    CHECK(stat("/scratch", &st) == 0 && (st.st_mode & 07777) == 01777, "/scratch mode %o",
+          st.st_mode & 07777);
     int fd = open("/scratch/f", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
     CHECK(fd >= 0, "/scratch is not writable: %s", strerror(errno));
     close(fd);
@@ -678,7 +690,8 @@ static bool check_full(const struct ct *ct)
     CHECK(statvfs("/data", &sv) == 0 && (sv.f_flag & ST_NOEXEC), "/data lost noexec");
     char buf[64] = {0};
     fd = open("/etc/bound.txt", O_RDONLY | O_CLOEXEC);
-    CHECK(fd >= 0 && read(fd, buf, sizeof(buf) - 1) == 5 && strcmp(buf, "bound") == 0, "/etc/bound.txt: '%s'", buf);
+    CHECK(fd >= 0 && read(fd, buf, sizeof(buf) - 1) == 5 && strcmp(buf, "bound") == 0,
+          "/etc/bound.txt: '%s'", buf);
     close(fd);
 
     /* sysfs ro and the cgroup mount. */
@@ -687,10 +700,12 @@ static bool check_full(const struct ct *ct)
         CHECK(is_ro("/sys/fs/cgroup"), "cgroup2 not read-only");
         CHECK(access("/sys/fs/cgroup/cgroup.procs", F_OK) == 0, "no cgroup.procs");
     } else {
-        CHECK(is_fs("/sys/fs/cgroup", TMPFS_MAGIC) && is_ro("/sys/fs/cgroup"), "v1: /sys/fs/cgroup is not a ro tmpfs");
+        CHECK(is_fs("/sys/fs/cgroup", TMPFS_MAGIC) && is_ro("/sys/fs/cgroup"),
+              "v1: /sys/fs/cgroup is not a ro tmpfs");
         CHECK(is_fs("/sys/fs/cgroup/memory", CGROUP_SUPER_MAGIC), "v1: no memory hierarchy");
         CHECK(is_ro("/sys/fs/cgroup/memory"), "v1: memory hierarchy writable");
-        CHECK(access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) == 0, "v1: no memory/cgroup.procs");
+        CHECK(access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) == 0,
+              "v1: no memory/cgroup.procs");
         CHECK(is_fs("/sys/fs/cgroup/cpu", CGROUP_SUPER_MAGIC), "v1: no cpu hierarchy (or symlink)");
     }
 
@@ -706,7 +721,8 @@ static bool check_full(const struct ct *ct)
 
     /* Sysctl, in this uts namespace (read-only now: /proc/sys is a readonly path). */
     char dn[64] = {0};
-    CHECK(getdomainname(dn, sizeof(dn) - 1) == 0 && strcmp(dn, "ka-test") == 0, "domainname '%s'", dn);
+    CHECK(getdomainname(dn, sizeof(dn) - 1) == 0 && strcmp(dn, "ka-test") == 0, "domainname '%s'",
+          dn);
 
     /* Masked and read-only paths. */
     if ((host_kcore && !check_reads_empty("/proc/kcore")) || !check_reads_empty("/proc/version") ||
@@ -725,13 +741,14 @@ static bool check_full(const struct ct *ct)
     close(fd);
     if (!check_erofs_create("/rw/sub/x"))
         return false;
-    CHECK(statvfs("/rw/sub", &sv) == 0 && (sv.f_flag & ST_RDONLY) && (sv.f_flag & ST_NOSUID), "/rw/sub flags %#lx",
-          sv.f_flag);
+    CHECK(statvfs("/rw/sub", &sv) == 0 && (sv.f_flag & ST_RDONLY) && (sv.f_flag & ST_NOSUID),
+          "/rw/sub flags %#lx", sv.f_flag);
 
     /* Read-only root. */
     if (!check_erofs_create("/newfile") || !check_erofs_create("/etc/newfile"))
         return false;
-    CHECK(statvfs("/", &sv) == 0 && (sv.f_flag & ST_RDONLY) && (sv.f_flag & ST_NODEV), "/ flags %#lx", sv.f_flag);
+    CHECK(statvfs("/", &sv) == 0 && (sv.f_flag & ST_RDONLY) && (sv.f_flag & ST_NODEV),
+          "/ flags %#lx", sv.f_flag);
     return true;
 }
 
@@ -763,27 +780,40 @@ static void test_full_container(void **state)
     struct ka_mount mounts[] = {
         M("/proc", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL),
         M("/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"),
-        M("/dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"),
+        M("/dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+          "newinstance,ptmxmode=0666,mode=0620"),
         M("/dev/mqueue", "mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL),
         M("/sys", "sysfs", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY, NULL),
-        M("/sys/fs/cgroup", "cgroup", "cgroup", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY, NULL),
+        M("/sys/fs/cgroup", "cgroup", "cgroup",
+          MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY, NULL),
         M("/scratch", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=1777"),
         BIND("/data", data, MS_RDONLY | MS_NOEXEC),
         BIND("/etc/bound.txt", file, 0),
-        {.destination = (char *)"/rw", .source = rw, .type = (char *)"bind", .flags = MS_BIND | MS_NOSUID,
-         .bind = true, .propagation = MS_SHARED},
+        {.destination = (char *)"/rw",
+         .source = rw,
+         .type = (char *)"bind",
+         .flags = MS_BIND | MS_NOSUID,
+         .bind = true,
+         .propagation = MS_SHARED},
         M("/evil/ka-test-x", "tmpfs", "tmpfs", 0, NULL),
         M("/dotdot/ka-test-y", "tmpfs", "tmpfs", 0, NULL),
     };
     struct ka_device devices[] = {
-        {.path = (char *)"/dev/net/tun", .type = 'c', .major = 10, .minor = 200, .has_file_mode = true,
-         .file_mode = 0620, .uid = 1000, .gid = 1001},
+        {.path = (char *)"/dev/net/tun",
+         .type = 'c',
+         .major = 10,
+         .minor = 200,
+         .has_file_mode = true,
+         .file_mode = 0620,
+         .uid = 1000,
+         .gid = 1001},
         {.path = (char *)"/dev/kafifo", .type = 'p', .has_file_mode = true, .file_mode = 0600},
         /* Also among the defaults: created once more, not an error. */
         {.path = (char *)"/dev/null", .type = 'c', .major = 1, .minor = 3},
     };
     struct ka_sysctl sysctls[] = {{.key = (char *)"kernel.domainname", .value = (char *)"ka-test"}};
-    char *masked[] = {"/proc/kcore", "/proc/version", "/etc/secret", "/secret-dir", "/does/not/exist", "/etc/secret/notdir"};
+    char *masked[] = {"/proc/kcore", "/proc/version",   "/etc/secret",
+                      "/secret-dir", "/does/not/exist", "/etc/secret/notdir"};
     char *readonly[] = {"/proc/sys", "/rw/sub", "/does/not/exist"};
     struct ka_spec spec = {
         .root_readonly = true,
@@ -866,7 +896,9 @@ static void test_rshared(void **state)
 {
     struct ct ct = *(struct ct *)*state;
     struct ka_mount mounts[] = {M("/proc", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL)};
-    struct ka_spec spec = {.mounts = mounts, .n_mounts = 1, .rootfs_propagation = MS_SHARED | MS_REC};
+    struct ka_spec spec = {.mounts = mounts,
+                           .n_mounts = 1,
+                           .rootfs_propagation = MS_SHARED | MS_REC};
     pre_slave = true;
     run_container(&ct, &spec, false, NULL, check_rshared);
     pre_slave = false;
@@ -896,8 +928,11 @@ static void test_proc_symlink(void **state)
     xsymlink(ct.rootfs, "proc", "/etc");
     snprintf(proc_symlink_etc, sizeof(proc_symlink_etc), "%s/etc", ct.rootfs);
     struct ka_mount mounts[] = {M("/proc", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL)};
-    struct ka_spec spec = {.mounts = mounts, .n_mounts = 1, .rootfs_propagation = MS_SLAVE | MS_REC};
-    run_container(&ct, &spec, false, "mount proc on /proc: must be mounted on an ordinary directory, not a symlink",
+    struct ka_spec spec = {.mounts = mounts,
+                           .n_mounts = 1,
+                           .rootfs_propagation = MS_SLAVE | MS_REC};
+    run_container(&ct, &spec, false,
+                  "mount proc on /proc: must be mounted on an ordinary directory, not a symlink",
                   check_proc_symlink_refused);
 
     /* sysfs too, and a symlink to something other than "/etc". */
@@ -906,7 +941,8 @@ static void test_proc_symlink(void **state)
     xsymlink(ct.rootfs, "sys", "tmp");
     struct ka_mount sys[] = {M("/sys", "sysfs", "sysfs", MS_RDONLY, NULL)};
     struct ka_spec spec2 = {.mounts = sys, .n_mounts = 1, .rootfs_propagation = MS_SLAVE | MS_REC};
-    run_container(&ct, &spec2, false, "mount sysfs on /sys: must be mounted on an ordinary directory", NULL);
+    run_container(&ct, &spec2, false,
+                  "mount sysfs on /sys: must be mounted on an ordinary directory", NULL);
 }
 
 /* ---- Error messages say what and where -------------------------------------------- */
@@ -915,9 +951,13 @@ static void test_errors(void **state)
 {
     struct ct ct = *(struct ct *)*state;
     struct ka_mount missing[] = {BIND("/data", (char *)"/nonexistent-ka-source", 0)};
-    struct ka_spec spec = {.mounts = missing, .n_mounts = 1, .rootfs_propagation = MS_SLAVE | MS_REC};
-    run_container(&ct, &spec, false,
-                  "bind mount /nonexistent-ka-source on /data: stat the source: No such file or directory", NULL);
+    struct ka_spec spec = {.mounts = missing,
+                           .n_mounts = 1,
+                           .rootfs_propagation = MS_SLAVE | MS_REC};
+    run_container(
+        &ct, &spec, false,
+        "bind mount /nonexistent-ka-source on /data: stat the source: No such file or directory",
+        NULL);
 
     struct ka_mount nofs[] = {M("/x", "none", "nosuchfs", 0, NULL)};
     spec.mounts = nofs;
@@ -928,15 +968,18 @@ static void test_errors(void **state)
     run_container(&ct, &spec, false, "binds inside /proc are not allowed", NULL);
 
     struct ka_sysctl bad[] = {{.key = (char *)"kernel..domainname", .value = (char *)"x"}};
-    struct ka_spec spec2 = {.sysctls = bad, .n_sysctls = 1, .rootfs_propagation = MS_SLAVE | MS_REC};
+    struct ka_spec spec2 = {.sysctls = bad,
+                            .n_sysctls = 1,
+                            .rootfs_propagation = MS_SLAVE | MS_REC};
     run_container(&ct, &spec2, false, "sysctl kernel..domainname: invalid key", NULL);
 }
 
 int main(void)
 {
     if (geteuid() != 0) {
-        fprintf(stderr, "test_rootfs: must run as root (it creates mount, pid, uts and ipc namespaces "
-                        "and mounts inside them); refusing to skip\n");
+        fprintf(stderr,
+                "test_rootfs: must run as root (it creates mount, pid, uts and ipc namespaces "
+                "and mounts inside them); refusing to skip\n");
         return 1;
     }
     const struct CMUnitTest path_tests[] = {
@@ -944,7 +987,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlinks_stay_inside, tree_setup, tree_teardown),
         cmocka_unit_test_setup_teardown(test_symlink_loops_and_hops, tree_setup, tree_teardown),
         cmocka_unit_test_setup_teardown(test_nofollow_and_errors, tree_setup, tree_teardown),
-        cmocka_unit_test_setup_teardown(test_create_through_dangling_symlink, tree_setup, tree_teardown),
+        cmocka_unit_test_setup_teardown(test_create_through_dangling_symlink, tree_setup,
+                                        tree_teardown),
         cmocka_unit_test(test_magic_links),
         cmocka_unit_test_setup_teardown(test_mkdir_p, tree_setup, tree_teardown),
         cmocka_unit_test_setup_teardown(test_create_file, tree_setup, tree_teardown),

@@ -27,7 +27,8 @@
 #define NAMES(...) ((char *[]){__VA_ARGS__})
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static struct ka_seccomp_syscall rule(char **names, size_t n, enum ka_seccomp_action a, int errno_ret)
+static struct ka_seccomp_syscall rule(char **names, size_t n, enum ka_seccomp_action a,
+                                      int errno_ret)
 {
     struct ka_seccomp_syscall r = {.names = names, .n_names = n, .action = a};
     if (errno_ret >= 0) {
@@ -87,11 +88,14 @@ static void test_lenient(void **state)
         rule(NAMES("no_such_syscall_ever", "mkdir"), 2, KA_SCMP_ACT_ERRNO, 1),
         rule(NAMES("getpid"), 1, KA_SCMP_ACT_ALLOW, -1),
     };
-    char *arches[] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64",
-                      "SCMP_ARCH_RISCV64", "SCMP_ARCH_NOPE"};
-    struct ka_seccomp sc = {.default_action = KA_SCMP_ACT_ALLOW, .arches = arches,
-                            .n_arches = N(arches), .flags = KA_SECCOMP_FLAG_LOG,
-                            .syscalls = r, .n_syscalls = N(r)};
+    char *arches[] = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64", "SCMP_ARCH_RISCV64",
+                      "SCMP_ARCH_NOPE"};
+    struct ka_seccomp sc = {.default_action = KA_SCMP_ACT_ALLOW,
+                            .arches = arches,
+                            .n_arches = N(arches),
+                            .flags = KA_SECCOMP_FLAG_LOG,
+                            .syscalls = r,
+                            .n_syscalls = N(r)};
     struct ka_seccomp_filter *f;
     struct ka_error err;
     if (ka_seccomp_build(&sc, &f, &err) < 0)
@@ -207,8 +211,10 @@ static void test_loaded(void **state)
     struct ka_seccomp_filter *f;
 
     /* errnoRet, without no_new_privs (root only: needs CAP_SYS_ADMIN). */
-    struct ka_seccomp_syscall deny_mkdir = rule(NAMES("mkdir", "mkdirat"), 2, KA_SCMP_ACT_ERRNO, EPERM);
-    struct ka_seccomp sc = {.default_action = KA_SCMP_ACT_ALLOW, .syscalls = &deny_mkdir,
+    struct ka_seccomp_syscall deny_mkdir =
+        rule(NAMES("mkdir", "mkdirat"), 2, KA_SCMP_ACT_ERRNO, EPERM);
+    struct ka_seccomp sc = {.default_action = KA_SCMP_ACT_ALLOW,
+                            .syscalls = &deny_mkdir,
                             .n_syscalls = 1};
     assert_int_equal(ka_seccomp_build(&sc, &f, &err), 0);
     if (geteuid() == 0) {
@@ -223,16 +229,22 @@ static void test_loaded(void **state)
 
     /* ERRNO without errnoRet: EPERM. As the default action, with an allow list. */
     struct ka_seccomp_syscall allow = rule(NAMES("mkdir"), 1, KA_SCMP_ACT_ERRNO, -1);
-    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW, .syscalls = &allow, .n_syscalls = 1};
+    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW,
+                             .syscalls = &allow,
+                             .n_syscalls = 1};
     assert_int_equal(ka_seccomp_build(&sc, &f, &err), 0);
     st = in_child(f, true, try_mkdir_nnp);
     assert_int_equal(WEXITSTATUS(st), 0);
     ka_seccomp_filter_free(f);
 
     /* Masked argument: O_CREAT opens refused. */
-    struct ka_seccomp_arg creat_open = {.index = 1, .value = O_CREAT, .value_two = O_CREAT,
+    struct ka_seccomp_arg creat_open = {.index = 1,
+                                        .value = O_CREAT,
+                                        .value_two = O_CREAT,
                                         .op = KA_SCMP_CMP_MASKED_EQ};
-    struct ka_seccomp_arg creat_openat = {.index = 2, .value = O_CREAT, .value_two = O_CREAT,
+    struct ka_seccomp_arg creat_openat = {.index = 2,
+                                          .value = O_CREAT,
+                                          .value_two = O_CREAT,
                                           .op = KA_SCMP_CMP_MASKED_EQ};
     struct ka_seccomp_syscall opens[] = {rule(NAMES("open"), 1, KA_SCMP_ACT_ERRNO, EACCES),
                                          rule(NAMES("openat"), 1, KA_SCMP_ACT_ERRNO, EACCES)};
@@ -240,7 +252,9 @@ static void test_loaded(void **state)
     opens[0].n_args = 1;
     opens[1].args = &creat_openat;
     opens[1].n_args = 1;
-    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW, .syscalls = opens, .n_syscalls = 2};
+    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW,
+                             .syscalls = opens,
+                             .n_syscalls = 2};
     assert_int_equal(ka_seccomp_build(&sc, &f, &err), 0);
     st = in_child(f, true, try_open_flags);
     assert_int_equal(WEXITSTATUS(st), 0);
@@ -257,7 +271,9 @@ static void test_loaded(void **state)
     conds[0].n_args = 2;
     conds[1].args = prio;
     conds[1].n_args = 2;
-    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW, .syscalls = conds, .n_syscalls = 2};
+    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW,
+                             .syscalls = conds,
+                             .n_syscalls = 2};
     assert_int_equal(ka_seccomp_build(&sc, &f, &err), 0);
     st = in_child(f, true, try_conditions);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -266,7 +282,9 @@ static void test_loaded(void **state)
 
     /* Kill actions: SIGSYS. */
     struct ka_seccomp_syscall kill_ppid = rule(NAMES("getppid"), 1, KA_SCMP_ACT_KILL_PROCESS, -1);
-    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW, .syscalls = &kill_ppid, .n_syscalls = 1};
+    sc = (struct ka_seccomp){.default_action = KA_SCMP_ACT_ALLOW,
+                             .syscalls = &kill_ppid,
+                             .n_syscalls = 1};
     assert_int_equal(ka_seccomp_build(&sc, &f, &err), 0);
     st = in_child(f, true, call_getppid);
     assert_true(WIFSIGNALED(st));
@@ -369,10 +387,8 @@ int main(void)
 {
     ka_log_set_level(KA_LOG_CRITICAL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_lenient),
-        cmocka_unit_test(test_loaded),
+        cmocka_unit_test(test_names),      cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_lenient),    cmocka_unit_test(test_loaded),
         cmocka_unit_test(test_from_proto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,8 +138,8 @@ static void *park_client(void *arg)
     send_call(&c, "Release"); /* stream 5: answers 1, then itself */
     f->results[f->nresults++] = (int)recv_stream(&c, &code);
     f->results[f->nresults++] = (int)recv_stream(&c, &code);
-    send_call(&c, "Park");  /* stream 7: left parked when the client goes */
-    send_call(&c, "Nope");  /* stream 9: unknown method */
+    send_call(&c, "Park"); /* stream 7: left parked when the client goes */
+    send_call(&c, "Nope"); /* stream 9: unknown method */
     f->results[f->nresults++] = (int)recv_stream(&c, &code);
     f->results[f->nresults++] = code;
     ttrpc_client_close(&c);
@@ -344,8 +344,8 @@ static void *bytes_client(void *arg)
         pattern[i] = (uint8_t)(i * 7);
     /* 1-, 2- and 3-byte lengths; a spare frame reused; one too big to keep as spare;
      * an empty reply; a frame over the 4 MiB cap. */
-    const uint32_t cases[][2] = {{5, 100}, {100, 32768}, {32768, 32768}, {200, 32768},
-                                 {300000, 300000}, {0, 64}, {10, 10}};
+    const uint32_t cases[][2] = {{5, 100},         {100, 32768}, {32768, 32768}, {200, 32768},
+                                 {300000, 300000}, {0, 64},      {10, 10}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct answer a;
         call_u32s(&c, "Bytes", cases[i][0], cases[i][1]);

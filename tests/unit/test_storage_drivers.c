@@ -78,13 +78,17 @@ static void test_errors(void **state)
     (void)state;
     struct ka_storage_ref *refs = NULL;
     struct ka_error err;
-    struct ka_storage st = {.driver = "nfs-magic", .source = "x", .fstype = "nfs",
+    struct ka_storage st = {.driver = "nfs-magic",
+                            .source = "x",
+                            .fstype = "nfs",
                             .mount_point = "/run/x"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "nfs-magic"));
 
-    st = (struct ka_storage){.driver = "blk", .source = "02/00", .fstype = "ext4",
+    st = (struct ka_storage){.driver = "blk",
+                             .source = "02/00",
+                             .fstype = "ext4",
                              .mount_point = "/run/blk"};
     /* The RPC layer resolves PCI paths to device nodes; one reaching here was not. */
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
@@ -103,12 +107,18 @@ static void test_errors(void **state)
 
     /* overlay-rw needs the container's id (CreateSandbox has none). */
     char *opts[] = {"io.katacontainers.fs-opt.overlay-rw", "lowerdir=/tmp"};
-    st = (struct ka_storage){.driver = "overlayfs", .source = "none", .fstype = "overlay",
-                             .options = opts, .n_options = 2, .mount_point = "/run/ovl"};
+    st = (struct ka_storage){.driver = "overlayfs",
+                             .source = "none",
+                             .fstype = "overlay",
+                             .options = opts,
+                             .n_options = 2,
+                             .mount_point = "/run/ovl"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
 
-    st = (struct ka_storage){.driver = "watchable-bind", .source = "/tmp", .fstype = "bind",
+    st = (struct ka_storage){.driver = "watchable-bind",
+                             .source = "/tmp",
+                             .fstype = "bind",
                              .mount_point = "/run/elsewhere"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_null(refs);
@@ -130,8 +140,12 @@ static void test_overlay(void **state)
     char lower[1200];
     snprintf(lower, sizeof(lower), "lowerdir=%s:%s", path_of("lower"), path_of("lower2"));
     char *opts[] = {lower};
-    struct ka_storage st = {.driver = "overlayfs", .source = "none", .fstype = "ext4",
-                            .options = opts, .n_options = 1, .mount_point = "/run/ovl-ro"};
+    struct ka_storage st = {.driver = "overlayfs",
+                            .source = "none",
+                            .fstype = "ext4",
+                            .options = opts,
+                            .n_options = 1,
+                            .mount_point = "/run/ovl-ro"};
     struct ka_storage_ref *refs = NULL;
     struct ka_error err;
     assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
@@ -142,8 +156,11 @@ static void test_overlay(void **state)
 
     /* rw: upper and work under /run/kata-containers/<cid>/; writes land in upper. */
     char *rw_opts[] = {lower, "io.katacontainers.fs-opt.overlay-rw"};
-    struct ka_storage rw = {.driver = "overlayfs", .source = "none", .fstype = "ext4",
-                            .options = rw_opts, .n_options = 2,
+    struct ka_storage rw = {.driver = "overlayfs",
+                            .source = "none",
+                            .fstype = "ext4",
+                            .options = rw_opts,
+                            .n_options = 2,
                             .mount_point = "/run/kata-containers/c1/rootfs",
                             .container_id = "c1"};
     assert_int_equal(ka_storage_add(&rw, &refs, &err), 0);
@@ -225,8 +242,10 @@ static void test_watchable(void **state)
     ka_storage_init(&r);
     assert_int_equal(mkdir(path_of("cm"), 0755), 0);
     write_file(path_of("cm/key"), "v1");
-    struct ka_storage st = {.driver = "watchable-bind", .source = path_of("cm"),
-                            .fstype = "bind", .mount_point = WROOT "/cm"};
+    struct ka_storage st = {.driver = "watchable-bind",
+                            .source = path_of("cm"),
+                            .fstype = "bind",
+                            .mount_point = WROOT "/cm"};
     struct ka_storage_ref *refs = NULL;
     assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_true(is_mounted(WROOT, "tmpfs"));
@@ -273,16 +292,18 @@ static void test_watchable(void **state)
 static void test_watchable_poll(void **state)
 {
     (void)state;
-    assert_true(ka_watchable_fs_needs_poll(0x65735546)); /* FUSE: virtio-fs */
-    assert_true(ka_watchable_fs_needs_poll(0x01021997)); /* 9p */
+    assert_true(ka_watchable_fs_needs_poll(0x65735546));  /* FUSE: virtio-fs */
+    assert_true(ka_watchable_fs_needs_poll(0x01021997));  /* 9p */
     assert_false(ka_watchable_fs_needs_poll(0x01021994)); /* tmpfs */
     struct ka_reactor r;
     struct ka_error err;
     assert_int_equal(ka_reactor_init(&r, &err), 0);
     assert_int_equal(mkdir(path_of("polled"), 0755), 0);
     write_file(path_of("polled/key"), "v1");
-    struct ka_storage st = {.driver = "watchable-bind", .source = path_of("polled"),
-                            .fstype = "bind", .mount_point = WROOT "/polled"};
+    struct ka_storage st = {.driver = "watchable-bind",
+                            .source = path_of("polled"),
+                            .fstype = "bind",
+                            .mount_point = WROOT "/polled"};
     struct ka_watchable *w = NULL;
     ka_watchable_force_poll = true;
     ka_watchable_poll_ms = 200;
@@ -319,10 +340,8 @@ static void test_watchable_poll(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_overlay),
-        cmocka_unit_test(test_fs_group),
-        cmocka_unit_test(test_watchable),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_fs_group),       cmocka_unit_test(test_watchable),
         cmocka_unit_test(test_watchable_poll),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);

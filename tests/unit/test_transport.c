@@ -25,8 +25,9 @@ static void test_parse_vsock(void **state)
     assert_int_equal(ka_addr_parse("vsock://3:5000", &a, &err), 0);
     assert_int_equal(a.cid, 3);
     assert_int_equal(a.port, 5000);
-    const char *bad[] = {"vsock://", "vsock://1", "vsock://:1", "vsock://1:", "vsock://a:1",
-                         "vsock://1:99999999999", "vsock://-2:1", "tcp://1.2.3.4:1", ""};
+    const char *bad[] = {"vsock://",     "vsock://1",       "vsock://:1",
+                         "vsock://1:",   "vsock://a:1",     "vsock://1:99999999999",
+                         "vsock://-2:1", "tcp://1.2.3.4:1", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_true(ka_addr_parse(bad[i], &a, &err) < 0);
         assert_int_equal(err.status, KA_STATUS_INVALID_ARGUMENT);

@@ -195,11 +195,11 @@ static void object_append_owned(struct json_value *obj, char *key, size_t key_le
 {
     if (obj->u.object.n == obj->u.object.cap) {
         obj->u.object.cap = obj->u.object.cap ? obj->u.object.cap * 2 : 4;
-        obj->u.object.members = ka_xrealloc(obj->u.object.members,
-                                            obj->u.object.cap * sizeof(*obj->u.object.members));
+        obj->u.object.members =
+            ka_xrealloc(obj->u.object.members, obj->u.object.cap * sizeof(*obj->u.object.members));
     }
     obj->u.object.members[obj->u.object.n++] =
-        (struct json_member){ .key = key, .key_len = key_len, .value = value };
+        (struct json_member){.key = key, .key_len = key_len, .value = value};
 }
 
 void json_object_append(struct json_value *obj, const char *key, size_t key_len,
@@ -317,9 +317,9 @@ static int parse_number(struct parser *ps, struct json_value **out)
 
     /* Anything that could continue a number means the literal is malformed
      * ("01", "1.", "1e", "-"), not that a new token starts. */
-    if (n == 0 || (end < ps->len && (is_digit(ps->s[end]) || ps->s[end] == '.' ||
-                                     ps->s[end] == 'e' || ps->s[end] == 'E' ||
-                                     ps->s[end] == '+' || ps->s[end] == '-')))
+    if (n == 0 ||
+        (end < ps->len && (is_digit(ps->s[end]) || ps->s[end] == '.' || ps->s[end] == 'e' ||
+                           ps->s[end] == 'E' || ps->s[end] == '+' || ps->s[end] == '-')))
         return fail(ps, start, "invalid number");
     if (n > JSON_MAX_NUMBER_LEN)
         return fail(ps, start, "number literal longer than %d bytes", JSON_MAX_NUMBER_LEN);
@@ -373,8 +373,7 @@ static int decode_u_escape(struct parser *ps, size_t i, size_t end, char **dst)
     }
     /* A high surrogate must be followed at once by an escaped low surrogate. */
     if (end - i < 12 || ps->s[i + 6] != '\\' || ps->s[i + 7] != 'u')
-        return fail(ps, i, "invalid UTF-16 surrogate: \\u%04X not followed by a low surrogate",
-                    cp);
+        return fail(ps, i, "invalid UTF-16 surrogate: \\u%04X not followed by a low surrogate", cp);
     if (read_u_escape(ps, i + 6, end, &lo) < 0)
         return -1;
     if (lo < 0xDC00 || lo > 0xDFFF)
@@ -484,9 +483,9 @@ static int parse_literal(struct parser *ps, struct json_value **out)
         enum json_type type;
         bool boolean;
     } literals[] = {
-        { "true", JSON_BOOL, true },
-        { "false", JSON_BOOL, false },
-        { "null", JSON_NULL, false },
+        {"true", JSON_BOOL, true},
+        {"false", JSON_BOOL, false},
+        {"null", JSON_NULL, false},
     };
     for (size_t i = 0; i < KA_ARRAY_SIZE(literals); i++) {
         size_t n = strlen(literals[i].text);
@@ -601,7 +600,7 @@ static int parse_value(struct parser *ps, unsigned depth, struct json_value **ou
 
 int json_parse(const char *text, size_t len, struct json_value **out, struct ka_error *err)
 {
-    struct parser ps = { .s = (const unsigned char *)text, .len = len, .pos = 0, .err = err };
+    struct parser ps = {.s = (const unsigned char *)text, .len = len, .pos = 0, .err = err};
     cleanup_json struct json_value *v = NULL;
 
     *out = NULL;
@@ -768,7 +767,7 @@ static void write_value(struct json_buf *b, const struct json_value *v, unsigned
 
 char *json_write(const struct json_value *v, unsigned flags)
 {
-    struct json_buf b = { 0 };
+    struct json_buf b = {0};
     write_value(&b, v, flags, 0);
     return b.data;
 }

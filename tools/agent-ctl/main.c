@@ -27,30 +27,29 @@ static const ProtobufCServiceDescriptor *const services[] = {
     &grpc__health__descriptor,
 };
 
-
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: agent-ctl [OPTIONS] COMMAND\n"
-            "Commands:\n"
-            "  check                    grpc.Health/Check\n"
-            "  version                  grpc.Health/Version\n"
-            "  call METHOD [JSON]       call METHOD with a JSON request ({} when omitted;\n"
-            "                           @FILE reads it from FILE, - from stdin). METHOD is\n"
-            "                           an AgentService method (CreateContainer) or\n"
-            "                           Service/Method (grpc.Health/Check)\n"
-            "  list                     list every method with its request and reply types\n"
-            CTL_RUN_USAGE
-            "Options:\n"
-            "  -a, --addr ADDR          agent address: unix:///path or vsock://CID:PORT\n"
-            "                           (default $KATA_AGENT_ADDR)\n"
-            "  -n, --repeat N           send the call N times on one connection, up to 256\n"
-            "                           in flight at once; print a summary\n"
-            "  -t, --timeout SECONDS    give up waiting for a reply (default 60, 0 = never)\n"
-            "  -d, --defaults           print reply fields that hold default values too\n"
-            "  -c, --compact            print the reply on one line\n"
-            "Exit status: 0 OK, 1 error status from the agent, 2 usage, 3 transport error;\n"
-            "run and exec: the process's exit status once it has run.\n");
+    fprintf(
+        out,
+        "Usage: agent-ctl [OPTIONS] COMMAND\n"
+        "Commands:\n"
+        "  check                    grpc.Health/Check\n"
+        "  version                  grpc.Health/Version\n"
+        "  call METHOD [JSON]       call METHOD with a JSON request ({} when omitted;\n"
+        "                           @FILE reads it from FILE, - from stdin). METHOD is\n"
+        "                           an AgentService method (CreateContainer) or\n"
+        "                           Service/Method (grpc.Health/Check)\n"
+        "  list                     list every method with its request and reply types\n" CTL_RUN_USAGE
+        "Options:\n"
+        "  -a, --addr ADDR          agent address: unix:///path or vsock://CID:PORT\n"
+        "                           (default $KATA_AGENT_ADDR)\n"
+        "  -n, --repeat N           send the call N times on one connection, up to 256\n"
+        "                           in flight at once; print a summary\n"
+        "  -t, --timeout SECONDS    give up waiting for a reply (default 60, 0 = never)\n"
+        "  -d, --defaults           print reply fields that hold default values too\n"
+        "  -c, --compact            print the reply on one line\n"
+        "Exit status: 0 OK, 1 error status from the agent, 2 usage, 3 transport error;\n"
+        "run and exec: the process's exit status once it has run.\n");
 }
 
 struct options {
@@ -171,8 +170,7 @@ static int do_call(const struct options *o, const char *method, const char *json
     size_t len = 0;
     cleanup_free char *text = request_text(json_arg, &len);
     if (!text) {
-        fprintf(stderr, "agent-ctl: cannot read the request (at most %u bytes)\n",
-                MAX_JSON_INPUT);
+        fprintf(stderr, "agent-ctl: cannot read the request (at most %u bytes)\n", MAX_JSON_INPUT);
         return EXIT_USAGE;
     }
     struct ka_error err;
@@ -196,8 +194,8 @@ static int do_call(const struct options *o, const char *method, const char *json
     unsigned long sent = 0, received = 0, ok = 0, failed = 0;
     while (received < o->repeat && rc == 0) {
         while (sent < o->repeat && sent - received < REPEAT_WINDOW) {
-            if (ttrpc_client_send(&c, svc->name, m->name, payload, plen, timeout_nano, NULL,
-                                  &err) < 0) {
+            if (ttrpc_client_send(&c, svc->name, m->name, payload, plen, timeout_nano, NULL, &err) <
+                0) {
                 rc = EXIT_TRANSPORT;
                 break;
             }
@@ -234,8 +232,7 @@ static int do_list(void)
     for (size_t i = 0; i < KA_ARRAY_SIZE(services); i++)
         for (unsigned j = 0; j < services[i]->n_methods; j++) {
             const ProtobufCMethodDescriptor *m = &services[i]->methods[j];
-            printf("%s/%s %s -> %s\n", services[i]->name, m->name, m->input->name,
-                   m->output->name);
+            printf("%s/%s %s -> %s\n", services[i]->name, m->name, m->input->name, m->output->name);
         }
     return 0;
 }
@@ -254,12 +251,17 @@ static bool parse_ulong(const char *s, unsigned long *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"addr", required_argument, NULL, 'a'},  {"repeat", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'}, {"defaults", no_argument, NULL, 'd'},
-        {"compact", no_argument, NULL, 'c'},     {"help", no_argument, NULL, 'h'},
+        {"addr", required_argument, NULL, 'a'},
+        {"repeat", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"defaults", no_argument, NULL, 'd'},
+        {"compact", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct options o = {.addr = getenv("KATA_AGENT_ADDR"), .repeat = 1, .timeout_s = 60,
+    struct options o = {.addr = getenv("KATA_AGENT_ADDR"),
+                        .repeat = 1,
+                        .timeout_s = 60,
                         .json_flags = PBJSON_PRETTY};
     int opt;
     while ((opt = getopt_long(argc, argv, "+a:n:t:dch", opts, NULL)) != -1) {

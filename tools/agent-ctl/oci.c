@@ -61,7 +61,8 @@ static const ProtobufCFieldDescriptor *match_field(const ProtobufCMessageDescrip
     if (desc == &grpc__spec__descriptor && strcmp(m->key, "ociVersion") == 0)
         return protobuf_c_message_descriptor_get_field_by_name(desc, "Version");
     /* An exact name first, then the first case-insensitive match (as Go does). */
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, m->key);
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(desc, m->key);
     if (f)
         return f;
     for (unsigned i = 0; i < desc->n_fields; i++)
@@ -106,7 +107,8 @@ static void rename_field_value(struct json_value *v, const ProtobufCFieldDescrip
     char sub[OCI_PATH_MAX];
     if (is_map_field(f)) {
         /* Keys are data (annotation names, sysctl names): never renamed. */
-        const ProtobufCFieldDescriptor *vf = &((const ProtobufCMessageDescriptor *)f->descriptor)->fields[1];
+        const ProtobufCFieldDescriptor *vf =
+            &((const ProtobufCMessageDescriptor *)f->descriptor)->fields[1];
         if (v->type != JSON_OBJECT || vf->type != PROTOBUF_C_TYPE_MESSAGE)
             return;
         for (size_t i = 0; i < v->u.object.n; i++) {
@@ -179,11 +181,11 @@ static void set_string(char **field, const char *value)
     *field = value[0] ? ka_xstrdup(value) : (char *)protobuf_c_empty_string;
 }
 
-#define FREE_MSG(p)                                                   \
-    do {                                                              \
-        if (p)                                                        \
-            protobuf_c_message_free_unpacked(&(p)->base, NULL);      \
-        (p) = NULL;                                                   \
+#define FREE_MSG(p)                                             \
+    do {                                                        \
+        if (p)                                                  \
+            protobuf_c_message_free_unpacked(&(p)->base, NULL); \
+        (p) = NULL;                                             \
     } while (0)
 
 static void namespaces_rewrite(Grpc__Linux *l, bool *sandbox_pidns)
@@ -269,7 +271,8 @@ static char *read_config(const char *path, size_t *len, struct ka_error *err)
         if (n == cap) {
             if (cap > OCI_MAX_CONFIG_SIZE)
                 return ka_error_set(err, 0, "%s is larger than %u bytes", path,
-                                    OCI_MAX_CONFIG_SIZE), NULL;
+                                    OCI_MAX_CONFIG_SIZE),
+                       NULL;
             cap *= 2;
             buf = ka_xrealloc(buf, cap);
         }

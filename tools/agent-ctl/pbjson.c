@@ -241,21 +241,21 @@ static struct int_limits limits_of(ProtobufCType type)
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        return (struct int_limits){ true, INT64_MAX, (uint64_t)INT64_MAX + 1 };
+        return (struct int_limits){true, INT64_MAX, (uint64_t)INT64_MAX + 1};
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        return (struct int_limits){ false, UINT32_MAX, 0 };
+        return (struct int_limits){false, UINT32_MAX, 0};
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        return (struct int_limits){ false, UINT64_MAX, 0 };
+        return (struct int_limits){false, UINT64_MAX, 0};
     default: /* int32, sint32, sfixed32, enum */
-        return (struct int_limits){ true, INT32_MAX, (uint64_t)INT32_MAX + 1 };
+        return (struct int_limits){true, INT32_MAX, (uint64_t)INT32_MAX + 1};
     }
 }
 
 /* Parse v as an integer of the given type; signed results in *s, unsigned in *u. */
-static int parse_integer(const struct json_value *v, ProtobufCType type, int64_t *s,
-                         uint64_t *u, struct ka_error *err)
+static int parse_integer(const struct json_value *v, ProtobufCType type, int64_t *s, uint64_t *u,
+                         struct ka_error *err)
 {
     const char *text = NULL, *why = NULL;
     size_t len = 0;
@@ -278,8 +278,8 @@ static int parse_integer(const struct json_value *v, ProtobufCType type, int64_t
     return 0;
 }
 
-static int store_integer(const ProtobufCFieldDescriptor *f, const struct json_value *v,
-                         void *dst, struct ka_error *err)
+static int store_integer(const ProtobufCFieldDescriptor *f, const struct json_value *v, void *dst,
+                         struct ka_error *err)
 {
     int64_t s = 0;
     uint64_t u = 0;
@@ -313,8 +313,8 @@ static bool string_is(const struct json_value *v, const char *lit)
     return v->type == JSON_STRING && v->u.string.len == n && memcmp(v->u.string.s, lit, n) == 0;
 }
 
-static int store_floating(const ProtobufCFieldDescriptor *f, const struct json_value *v,
-                          void *dst, struct ka_error *err)
+static int store_floating(const ProtobufCFieldDescriptor *f, const struct json_value *v, void *dst,
+                          struct ka_error *err)
 {
     bool is_float = f->type == PROTOBUF_C_TYPE_FLOAT;
     double d;
@@ -375,8 +375,7 @@ static int store_enum(const ProtobufCFieldDescriptor *f, const struct json_value
         return 0;
     }
     if (v->type != JSON_NUMBER)
-        return bad_input(err, "expected an enum name or number, got %s",
-                         json_type_name(v->type));
+        return bad_input(err, "expected an enum name or number, got %s", json_type_name(v->type));
     /* proto3 enums are open: a number without a name is kept, as on the wire. */
     if (parse_integer(v, PROTOBUF_C_TYPE_ENUM, &s, &u, err) < 0)
         return -1;
@@ -443,7 +442,7 @@ static size_t base64_decode(const char *s, size_t len, ProtobufCBinaryData *out)
 
 static int store_bytes(const struct json_value *v, void *dst, struct ka_error *err)
 {
-    ProtobufCBinaryData bd = { 0, NULL };
+    ProtobufCBinaryData bd = {0, NULL};
     if (v->type != JSON_STRING)
         return bad_input(err, "expected a base64 string, got %s", json_type_name(v->type));
     size_t bad = base64_decode(v->u.string.s, v->u.string.len, &bd);
@@ -558,11 +557,10 @@ static int set_repeated(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f
 
 /* Map keys are JSON strings; integer keys are their decimal text, bool keys
  * "true"/"false". */
-static int set_map_key(ProtobufCMessage *entry, const struct json_member *m,
-                       struct ka_error *err)
+static int set_map_key(ProtobufCMessage *entry, const struct json_member *m, struct ka_error *err)
 {
     const ProtobufCFieldDescriptor *kf = &entry->descriptor->fields[0];
-    struct json_value key = { .type = JSON_STRING, .u.string = { m->key, m->key_len } };
+    struct json_value key = {.type = JSON_STRING, .u.string = {m->key, m->key_len}};
 
     if (kf->type == PROTOBUF_C_TYPE_BOOL) {
         bool is_true = m->key_len == 4 && memcmp(m->key, "true", 4) == 0;
@@ -617,8 +615,7 @@ static int check_map_duplicates(const ProtobufCFieldDescriptor *f, ProtobufCMess
     return 0;
 }
 
-static int set_map_entry(ProtobufCMessage *entry, const struct json_member *m,
-                         struct ka_error *err)
+static int set_map_entry(ProtobufCMessage *entry, const struct json_member *m, struct ka_error *err)
 {
     const ProtobufCFieldDescriptor *vf = &entry->descriptor->fields[1];
     if (set_map_key(entry, m, err) < 0)
@@ -756,8 +753,7 @@ static struct json_value *enum_json(const ProtobufCFieldDescriptor *f, int value
     return integer_json("%d", value);
 }
 
-static struct json_value *message_json(const ProtobufCMessage *msg, unsigned flags,
-                                       unsigned depth);
+static struct json_value *message_json(const ProtobufCMessage *msg, unsigned flags, unsigned depth);
 
 /* One value of f's type stored at p; NULL only when nesting is too deep. */
 static struct json_value *value_json(const ProtobufCFieldDescriptor *f, const void *p,
@@ -810,7 +806,7 @@ static struct json_value *map_key_json(const ProtobufCMessage *entry, unsigned f
         return value_json(kf, p, flags, depth);
     if (kf->type == PROTOBUF_C_TYPE_BOOL)
         return *(const protobuf_c_boolean *)p ? json_new_string("true", 4)
-                                               : json_new_string("false", 5);
+                                              : json_new_string("false", 5);
     /* Integers: reuse the number text as the key. */
     cleanup_json struct json_value *num = value_json(kf, p, flags, depth);
     return json_new_string(num->u.number.text, num->u.number.len);
@@ -898,9 +894,8 @@ static bool field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescri
     return !is_zero_value(f, p);
 }
 
-static struct json_value *field_json(const ProtobufCMessage *msg,
-                                     const ProtobufCFieldDescriptor *f, unsigned flags,
-                                     unsigned depth)
+static struct json_value *field_json(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                                     unsigned flags, unsigned depth)
 {
     if (is_map_field(f))
         return map_json(msg, f, flags, depth);
@@ -909,8 +904,7 @@ static struct json_value *field_json(const ProtobufCMessage *msg,
     return value_json(f, member_at(msg, f->offset), flags, depth);
 }
 
-static struct json_value *message_json(const ProtobufCMessage *msg, unsigned flags,
-                                       unsigned depth)
+static struct json_value *message_json(const ProtobufCMessage *msg, unsigned flags, unsigned depth)
 {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     if (depth > PBJSON_MAX_DEPTH)

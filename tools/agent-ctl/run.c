@@ -47,7 +47,6 @@ struct ctl {
     int64_t timeout_nano; /* for every request but the long polls and WaitProcess */
 };
 
-
 static void print_status(const char *method, int code, const char *message)
 {
     fprintf(stderr, "agent-ctl: %s: error: %s (%d): %s\n", method, ka_status_name(code), code,
@@ -227,9 +226,9 @@ struct proc_io {
 };
 
 enum in_state {
-    IN_OPEN,    /* reading local stdin */
-    IN_EOF,     /* local EOF seen: CloseStdin once the last write is answered */
-    IN_CLOSED,  /* CloseStdin sent, or stdin not forwarded */
+    IN_OPEN,   /* reading local stdin */
+    IN_EOF,    /* local EOF seen: CloseStdin once the last write is answered */
+    IN_CLOSED, /* CloseStdin sent, or stdin not forwarded */
 };
 
 struct loop {
@@ -434,7 +433,9 @@ static int handle_signals(struct loop *l, int sigfd, struct ka_error *err)
  * or CTL_EXIT_*, having printed why. */
 static int stdio_loop(struct ctl *x, const struct proc_io *p, int sigfd, int *status)
 {
-    struct loop l = {.x = x, .p = p, .err_done = p->tty, /* a tty has one stream */
+    struct loop l = {.x = x,
+                     .p = p,
+                     .err_done = p->tty, /* a tty has one stream */
                      .in = p->forward_stdin ? IN_OPEN : IN_CLOSED};
     struct ka_error err;
     ka_error_clear(&err);
@@ -668,8 +669,11 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
         spec->process->consolesize->height = ws.ws_row;
         spec->process->consolesize->width = ws.ws_col;
     }
-    struct proc_io p = {.cid = cid, .eid = cid, .signal_eid = "",
-                        .tty = spec->process->terminal, .forward_stdin = interactive};
+    struct proc_io p = {.cid = cid,
+                        .eid = cid,
+                        .signal_eid = "",
+                        .tty = spec->process->terminal,
+                        .forward_stdin = interactive};
 
     /* Signals wait in the signalfd from here on: one that comes before the process
      * has started cancels the run (below) instead of leaving a container behind. */
@@ -771,10 +775,9 @@ static void new_exec_id(char out[37])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 static bool parse_u32(const char *s, size_t len, uint32_t *out)
@@ -796,12 +799,9 @@ static bool parse_u32(const char *s, size_t len, uint32_t *out)
 int ctl_cmd_exec(const struct ctl_conn_opts *o, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"tty", no_argument, NULL, 't'},
-        {"interactive", no_argument, NULL, 'i'},
-        {"user", required_argument, NULL, 'u'},
-        {"cwd", required_argument, NULL, 'w'},
-        {"env", required_argument, NULL, 'e'},
-        {NULL, 0, NULL, 0},
+        {"tty", no_argument, NULL, 't'},        {"interactive", no_argument, NULL, 'i'},
+        {"user", required_argument, NULL, 'u'}, {"cwd", required_argument, NULL, 'w'},
+        {"env", required_argument, NULL, 'e'},  {NULL, 0, NULL, 0},
     };
     bool tty = false, interactive = false;
     uint32_t uid = 0, gid = 0;
@@ -893,7 +893,10 @@ int ctl_cmd_exec(const struct ctl_conn_opts *o, int argc, char **argv)
     }
     char eid[37];
     new_exec_id(eid);
-    struct proc_io p = {.cid = cid, .eid = eid, .signal_eid = eid, .tty = tty,
+    struct proc_io p = {.cid = cid,
+                        .eid = eid,
+                        .signal_eid = eid,
+                        .tty = tty,
                         .forward_stdin = interactive};
 
     struct ctl x;

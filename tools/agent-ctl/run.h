@@ -27,23 +27,23 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv);
 int ctl_cmd_exec(const struct ctl_conn_opts *o, int argc, char **argv);
 
 /* Usage lines for main.c's help. */
-#define CTL_RUN_USAGE                                                                          \
-    "  run [--sandbox] [-t] [-i] [--guest-rootfs PATH] [--keep|-d] [--storage JSON]...\n"      \
-    "      [--device JSON]... BUNDLE CID\n"                                                     \
-    "                           create and start container CID from the OCI bundle BUNDLE\n"   \
-    "                           (BUNDLE/config.json, changed as the Kata runtime does),\n"     \
-    "                           stream its stdio, wait, remove it; exit with its status.\n"    \
-    "                           --sandbox: CreateSandbox first (hostname CID); -t: a tty;\n"   \
-    "                           -i: forward stdin (else the process gets EOF at once);\n"      \
-    "                           --guest-rootfs: the rootfs path as the agent sees it\n"        \
-    "                           (default: BUNDLE's root.path made absolute); --keep: do\n"     \
-    "                           not RemoveContainer; -d/--detach: return once it started\n"   \
-    "                           (no stdio, not removed); --storage/--device: a Storage or\n"  \
-    "                           Device message (JSON) added to CreateContainer (up to 16)\n"  \
-    "  exec [-t] [-i] [-u UID[:GID]] [-w DIR] [-e K=V]... CID -- ARGS...\n"                    \
-    "                           run ARGS in container CID (ExecProcess with a fresh exec\n"    \
-    "                           id) and stream its stdio; exit with its status. Default\n"     \
-    "                           user 0:0, cwd /, PATH=/usr/local/sbin:/usr/local/bin:\n"       \
+#define CTL_RUN_USAGE                                                                        \
+    "  run [--sandbox] [-t] [-i] [--guest-rootfs PATH] [--keep|-d] [--storage JSON]...\n"    \
+    "      [--device JSON]... BUNDLE CID\n"                                                  \
+    "                           create and start container CID from the OCI bundle BUNDLE\n" \
+    "                           (BUNDLE/config.json, changed as the Kata runtime does),\n"   \
+    "                           stream its stdio, wait, remove it; exit with its status.\n"  \
+    "                           --sandbox: CreateSandbox first (hostname CID); -t: a tty;\n" \
+    "                           -i: forward stdin (else the process gets EOF at once);\n"    \
+    "                           --guest-rootfs: the rootfs path as the agent sees it\n"      \
+    "                           (default: BUNDLE's root.path made absolute); --keep: do\n"   \
+    "                           not RemoveContainer; -d/--detach: return once it started\n"  \
+    "                           (no stdio, not removed); --storage/--device: a Storage or\n" \
+    "                           Device message (JSON) added to CreateContainer (up to 16)\n" \
+    "  exec [-t] [-i] [-u UID[:GID]] [-w DIR] [-e K=V]... CID -- ARGS...\n"                  \
+    "                           run ARGS in container CID (ExecProcess with a fresh exec\n"  \
+    "                           id) and stream its stdio; exit with its status. Default\n"   \
+    "                           user 0:0, cwd /, PATH=/usr/local/sbin:/usr/local/bin:\n"     \
     "                           /usr/sbin:/usr/bin:/sbin:/bin (and TERM=xterm with -t)\n"
 
 #endif
