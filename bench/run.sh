@@ -26,7 +26,7 @@ LOCK=/tmp/ka-test.lock
 
 usage() {
   cat <<EOF
-Usage: bench/run.sh [options]         (as root; needs crun, runc, gnuplot-nox)
+Usage: bench/run.sh [options]         (as root; installs crun, runc, gnuplot-nox if missing)
   --runs N            container starts per runtime, alternated ours/crun/runc (default $RUNS)
   --exec-runs N       execs per runtime, alternated ours/crun (default: --runs)
   --stream-bytes N    bytes per streaming round (default $STREAM_BYTES = 1 GiB)
@@ -63,12 +63,24 @@ while [[ $# -gt 0 ]]; do
 done
 EXEC_RUNS=${EXEC_RUNS:-$RUNS}
 [[ $(id -u) -eq 0 ]] || { echo "run.sh: run as root (containers, cgroups, mount namespace)" >&2; exit 1; }
+# One command on a fresh Debian 12 machine (after tools/setup-debian.sh): what the
+# comparison needs comes from Debian's archive, the native build is made if missing.
+missing=()
 for t in crun runc gnuplot; do
-  command -v $t >/dev/null || { echo "run.sh: no $t (apt-get install crun runc gnuplot-nox)" >&2; exit 1; }
+  command -v $t >/dev/null || missing+=("$t")
 done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  command -v apt-get >/dev/null || { echo "run.sh: missing ${missing[*]} (install crun runc gnuplot-nox)" >&2; exit 1; }
+  echo "run.sh: installing crun runc gnuplot-nox (missing: ${missing[*]})"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q crun runc gnuplot-nox >/dev/null
+fi
 AGENT=$BUILD_DIR/kata-agent
 ROOTFS=$BUILD_DIR/test-rootfs
 PAYLOAD=$ROOTFS/usr/bin/ka-payload
+if [[ ! -x $AGENT || ! -x $PAYLOAD ]] && [[ $BUILD_DIR == "$ROOT/build/native" ]]; then
+  echo "run.sh: building the native preset first"
+  (cd "$ROOT" && cmake --preset native >/dev/null && cmake --build --preset native -j "$(nproc)" >/dev/null)
+fi
 [[ -x $AGENT && -x $PAYLOAD ]] || { echo "run.sh: build first: cmake --preset native && cmake --build --preset native" >&2; exit 1; }
 "$HERE/build-kabench.sh" "$BUILD_DIR"
 
