@@ -47,8 +47,8 @@ int rpc_dispatcher_add(struct rpc_dispatcher *d, const ProtobufCServiceDescripto
 int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
 {
     static const struct rpc_handler *const agent_tables[] = {
-        rpc_sandbox_handlers, rpc_container_handlers, rpc_io_handlers,
-        rpc_cgroup_handlers,  rpc_network_handlers,   rpc_guest_handlers,
+        rpc_sandbox_handlers, rpc_container_handlers, rpc_io_handlers,       rpc_cgroup_handlers,
+        rpc_network_handlers, rpc_guest_handlers,     rpc_iptables_handlers,
     };
     if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)
         return -1;

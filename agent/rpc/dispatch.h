@@ -71,5 +71,6 @@ extern const struct rpc_handler rpc_io_handlers[];
 extern const struct rpc_handler rpc_cgroup_handlers[];
 extern const struct rpc_handler rpc_network_handlers[];
 extern const struct rpc_handler rpc_guest_handlers[];
+extern const struct rpc_handler rpc_iptables_handlers[];
 
 #endif

@@ -12,8 +12,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/random.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -21,7 +19,6 @@
 #include <sys/swap.h>
 #include <sys/time.h>
 #include <sys/vfs.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "agent.pb-c.h"
@@ -30,12 +27,6 @@
 #define MEM_PROBE_PATH "/sys/devices/system/memory/probe"
 /* The Rust agent has no bound beyond the 4 MiB frame; a seed is a few hundred bytes. */
 #define RESEED_MAX_DATA (64u << 10)
-/* iptables-save output must fit in a reply frame (4 MiB) with room to spare. */
-#define IPTABLES_MAX_OUTPUT (3u << 20)
-#define IPTABLES_STDERR_MAX 512
-/* The reactor waits while a helper runs: never for long. */
-#define IPTABLES_TIMEOUT_MS 30000
-#define DEFAULT_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* ---- A growable byte buffer ------------------------------------------------------ */
 
@@ -233,213 +224,6 @@ static int add_swap_path(struct agent *a, struct ttrpc_call *call, const Protobu
     if (swapon(path, 0) < 0)
         return ka_error_set(err, errno, "add swap: swapon %.256s", path);
     rpc_reply(call, NULL);
-    return 0;
-}
-
-/* ---- GetIPTables, SetIPTables ------------------------------------------------------- */
-
-/* Find prog in $PATH (or a default for sbin tools) as execvp would. */
-static int find_program(const char *prog, char *out, size_t size)
-{
-    const char *path = getenv("PATH");
-    if (!path || !*path)
-        path = DEFAULT_PATH;
-    while (*path) {
-        const char *colon = strchr(path, ':');
-        size_t len = colon ? (size_t)(colon - path) : strlen(path);
-        if (len > 0 && (size_t)snprintf(out, size, "%.*s/%s", (int)len, path, prog) < size &&
-            access(out, X_OK) == 0)
-            return 0;
-        path += len + (colon ? 1 : 0);
-    }
-    return -1;
-}
-
-static void drain(int *fd, struct buf *b, size_t max, bool *too_big)
-{
-    char chunk[16384];
-    ssize_t n = read(*fd, chunk, sizeof(chunk));
-    if (n > 0) {
-        if (b->len + (size_t)n > max) {
-            *too_big = true;
-            n = (ssize_t)(max - b->len);
-        }
-        buf_add(b, chunk, (size_t)n);
-    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
-/* Run path (argv) with `in` on its stdin; collect stdout into out (at most
- * IPTABLES_MAX_OUTPUT) and the start of stderr into errb. */
-static int run_filter(const char *path, char *const argv[], const uint8_t *in, size_t in_len,
-                      struct buf *out, struct buf *errb, int *wstatus, struct ka_error *err)
-{
-    int pin[2], pout[2], perr[2];
-    if (pipe2(pin, O_CLOEXEC) < 0)
-        return ka_error_set(err, errno, "pipe");
-    if (pipe2(pout, O_CLOEXEC) < 0) {
-        close(pin[0]), close(pin[1]);
-        return ka_error_set(err, errno, "pipe");
-    }
-    if (pipe2(perr, O_CLOEXEC) < 0) {
-        close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
-        return ka_error_set(err, errno, "pipe");
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
-        close(perr[0]), close(perr[1]);
-        return ka_error_set(err, e, "fork %s", path);
-    }
-    if (pid == 0) {
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        dup2(pin[0], STDIN_FILENO);
-        dup2(pout[1], STDOUT_FILENO);
-        dup2(perr[1], STDERR_FILENO);
-        execv(path, argv);
-        _exit(127);
-    }
-    close(pin[0]), close(pout[1]), close(perr[1]);
-    int wfd = pin[1], ofd = pout[0], efd = perr[0];
-    fcntl(wfd, F_SETFL, O_NONBLOCK);
-    if (in_len == 0) {
-        close(wfd);
-        wfd = -1;
-    }
-    size_t written = 0;
-    bool too_big = false, err_big = false;
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    int rc = 0;
-    while (ofd >= 0 || efd >= 0) {
-        struct pollfd pf[3] = {{.fd = ofd, .events = POLLIN},
-                               {.fd = efd, .events = POLLIN},
-                               {.fd = wfd, .events = POLLOUT}};
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = IPTABLES_TIMEOUT_MS -
-                    ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-        if (left <= 0) {
-            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED, "%s did not finish in %d s",
-                                     argv[0], IPTABLES_TIMEOUT_MS / 1000);
-            break;
-        }
-        int n = poll(pf, 3, (int)left);
-        if (n < 0 && errno != EINTR) {
-            rc = ka_error_set(err, errno, "poll");
-            break;
-        }
-        if (n <= 0)
-            continue;
-        if (ofd >= 0 && pf[0].revents)
-            drain(&ofd, out, IPTABLES_MAX_OUTPUT, &too_big);
-        if (efd >= 0 && pf[1].revents)
-            drain(&efd, errb, IPTABLES_STDERR_MAX, &err_big);
-        if (wfd >= 0 && pf[2].revents) {
-            ssize_t w = write(wfd, in + written, in_len - written);
-            if (w > 0)
-                written += (size_t)w;
-            /* EPIPE (SIGPIPE is ignored): the helper stopped reading; its status says why. */
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == in_len) {
-                close(wfd);
-                wfd = -1;
-            }
-        }
-        if (too_big) {
-            rc = ka_error_status_set(err, KA_STATUS_RESOURCE_EXHAUSTED,
-                                     "%s wrote more than %u bytes", argv[0], IPTABLES_MAX_OUTPUT);
-            break;
-        }
-    }
-    if (wfd >= 0)
-        close(wfd);
-    if (ofd >= 0)
-        close(ofd);
-    if (efd >= 0)
-        close(efd);
-    /* A helper that closed its output but lingers is killed at the deadline too.
-     * Our own pid: the reaper runs only from the loop, never during this wait. */
-    for (;;) {
-        if (rc < 0)
-            kill(pid, SIGKILL);
-        pid_t w = waitpid(pid, wstatus, rc < 0 ? __WALL : WNOHANG | __WALL);
-        if (w == pid || (w < 0 && errno != EINTR))
-            break;
-        struct timespec now, tick = {.tv_nsec = 10 * 1000 * 1000};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (rc == 0 && now.tv_sec - start.tv_sec >= IPTABLES_TIMEOUT_MS / 1000)
-            rc = ka_error_status_set(err, KA_STATUS_DEADLINE_EXCEEDED, "%s did not exit in %d s",
-                                     argv[0], IPTABLES_TIMEOUT_MS / 1000);
-        else if (w == 0)
-            nanosleep(&tick, NULL);
-    }
-    return rc;
-}
-
-static int iptables_run(bool v6, bool restore, const uint8_t *in, size_t in_len, struct buf *out,
-                        struct ka_error *err)
-{
-    const char *prog = restore ? (v6 ? "ip6tables-restore" : "iptables-restore")
-                               : (v6 ? "ip6tables-save" : "iptables-save");
-    char path[4096];
-    if (find_program(prog, path, sizeof(path)) < 0)
-        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION, "%s not found", prog);
-    char *const save_argv[] = {(char *)prog, NULL};
-    char *const restore_argv[] = {(char *)prog, "--wait", "5", NULL};
-    struct buf errb = {0};
-    int wstatus = 0;
-    int rc =
-        run_filter(path, restore ? restore_argv : save_argv, in, in_len, out, &errb, &wstatus, err);
-    if (rc == 0 && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)) {
-        /* Trim the trailing newline of stderr for the message. */
-        while (errb.len > 0 && (errb.p[errb.len - 1] == '\n' || errb.p[errb.len - 1] == '\r'))
-            errb.p[--errb.len] = '\0';
-        rc = ka_error_status_set(err, KA_STATUS_INTERNAL, "%s failed (exit code %d): %s", prog,
-                                 ka_exit_code(wstatus), errb.p ? errb.p : "");
-    }
-    free(errb.p);
-    return rc;
-}
-
-static int get_iptables(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
-                        struct ka_error *err)
-{
-    (void)a;
-    const Grpc__GetIPTablesRequest *req = (const Grpc__GetIPTablesRequest *)m;
-    cleanup_free char *p = NULL;
-    struct buf out = {0};
-    int rc = iptables_run(req->is_ipv6, false, NULL, 0, &out, err);
-    p = out.p;
-    if (rc < 0)
-        return -1;
-    Grpc__GetIPTablesResponse resp = GRPC__GET_IPTABLES_RESPONSE__INIT;
-    resp.data.data = (uint8_t *)out.p;
-    resp.data.len = out.len;
-    rpc_reply(call, &resp.base);
-    return 0;
-}
-
-static int set_iptables(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
-                        struct ka_error *err)
-{
-    (void)a;
-    const Grpc__SetIPTablesRequest *req = (const Grpc__SetIPTablesRequest *)m;
-    cleanup_free char *p = NULL;
-    struct buf out = {0};
-    int rc = iptables_run(req->is_ipv6, true, req->data.data, req->data.len, &out, err);
-    p = out.p;
-    if (rc < 0)
-        return -1;
-    Grpc__SetIPTablesResponse resp = GRPC__SET_IPTABLES_RESPONSE__INIT;
-    resp.data.data = (uint8_t *)out.p;
-    resp.data.len = out.len;
-    rpc_reply(call, &resp.base);
     return 0;
 }
 
@@ -825,8 +609,6 @@ const struct rpc_handler rpc_guest_handlers[] = {
     {"MemHotplugByProbe", mem_hotplug_by_probe},
     {"AddSwap", add_swap},
     {"AddSwapPath", add_swap_path},
-    {"GetIPTables", get_iptables},
-    {"SetIPTables", set_iptables},
     {"GetVolumeStats", get_volume_stats},
     {"GetMetrics", get_metrics},
     {NULL, NULL},

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "csi.pb-c.h"
@@ -449,6 +450,62 @@ static void test_iptables_fake_helpers(void **state)
     agent_stop(&a2);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A slow helper does not hold the agent: other calls are answered meanwhile, the
+ * slow one when the helper is done; a client that leaves takes its helper along. */
+static void test_iptables_slow_helper(void **state)
+{
+    (void)state;
+    char body[PATH_MAX + 64];
+    write_script(outside, "iptables-save", "sleep 2; echo slow-rules");
+    snprintf(body, sizeof(body), "sleep 2; touch %s/ran", outside);
+    write_script(outside, "ip6tables-save", body);
+    char path_env[256];
+    snprintf(path_env, sizeof(path_env), "PATH=%s:/usr/sbin:/usr/bin:/sbin:/bin", outside);
+    char *env[] = {path_env, NULL};
+    struct agent_proc a2;
+    struct ctr t2;
+    agent_start_full(&a2, NULL, NULL, env);
+    ctr_open(&t2, &a2);
+    Grpc__GetMetricsRequest mreq = GRPC__GET_METRICS_REQUEST__INIT;
+    /* One round trip first: the agent has accepted t2's connection when counting. */
+    assert_int_equal(ctr_call(&t2, "GetMetrics", &mreq.base, &grpc__metrics__descriptor, NULL), 0);
+    int fds = agent_fd_count(&a2);
+
+    double t0 = now_s();
+    int slow = raw_connect(&a2);
+    raw_send_request(slow, 1, "grpc.AgentService", "GetIPTables", "", 0);
+    assert_int_equal(ctr_call(&t2, "GetMetrics", &mreq.base, &grpc__metrics__descriptor, NULL), 0);
+    assert_true(now_s() - t0 < 1.0); /* answered while the helper sleeps */
+    uint32_t sid = 0;
+    int code = -1;
+    assert_int_equal(raw_recv_response(slow, &sid, &code, NULL, 0), 0);
+    assert_int_equal(code, 0);
+    assert_true(now_s() - t0 >= 1.9);
+    close(slow);
+
+    /* The client goes; its helper is killed and reaped, nothing stays open. */
+    int gone = raw_connect(&a2);
+    uint8_t v6[] = {0x08, 0x01}; /* is_ipv6: true */
+    raw_send_request(gone, 1, "grpc.AgentService", "GetIPTables", v6, sizeof(v6));
+    usleep(300 * 1000);
+    close(gone);
+    usleep(2500 * 1000);
+    char ran[PATH_MAX];
+    snprintf(ran, sizeof(ran), "%s/ran", outside);
+    assert_int_not_equal(access(ran, F_OK), 0);
+    assert_int_equal(agent_wait_fd_count(&a2, fds, 2000), fds);
+    assert_true(agent_alive(&a2));
+    ctr_close(&t2);
+    agent_stop(&a2);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -463,6 +520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iptables_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iptables_fake_helpers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iptables_slow_helper, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
