@@ -103,11 +103,21 @@ unsigned ka_online_cpu_list(const char *system, char *out, size_t size)
     return (unsigned)n;
 }
 
-int ka_online_cpus(const char *system, unsigned nb_cpus, char *out, size_t size,
-                   struct ka_error *err)
+unsigned ka_online_cpus_step(const char *system, unsigned nb_cpus, char *out, size_t size)
 {
     char dir[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/cpu", system);
+    unsigned have = ka_online_cpu_list(system, out, size);
+    if (have < nb_cpus) {
+        ka_online_all(dir, "cpu", nb_cpus - have);
+        have = ka_online_cpu_list(system, out, size);
+    }
+    return have;
+}
+
+int ka_online_cpus(const char *system, unsigned nb_cpus, char *out, size_t size,
+                   struct ka_error *err)
+{
     unsigned have = ka_online_cpu_list(system, out, size);
     /* A hotplugged CPU's sysfs entry may show up a little after the runtime asks. */
     for (unsigned round = 0; have < nb_cpus && round < KA_ONLINE_RETRIES; round++) {
@@ -116,8 +126,7 @@ int ka_online_cpus(const char *system, unsigned nb_cpus, char *out, size_t size,
                                   .tv_nsec = (long)(ka_online_retry_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);
         }
-        ka_online_all(dir, "cpu", nb_cpus - have);
-        have = ka_online_cpu_list(system, out, size);
+        have = ka_online_cpus_step(system, nb_cpus, out, size);
     }
     if (have < nb_cpus)
         return ka_error_set(err, 0, "only %u of the %u CPUs asked for are online (%s)", have,

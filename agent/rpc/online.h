@@ -26,6 +26,10 @@ unsigned ka_online_all(const char *dir, const char *prefix, unsigned limit);
  * A CPU without an online file (cpu0 usually) cannot be taken offline: online. */
 unsigned ka_online_cpu_list(const char *system, char *out, size_t size);
 
+/* One round: online offline CPUs until nb_cpus are (as far as sysfs lets us); the
+ * list into out; returns how many are online. The agent repeats it on a timer. */
+unsigned ka_online_cpus_step(const char *system, unsigned nb_cpus, char *out, size_t size);
+
 /* Online CPUs until nb_cpus are, retrying KA_ONLINE_RETRIES times (the kernel may
  * still be registering a hotplugged CPU); the final list into out. Error when fewer
  * than nb_cpus could be brought online. */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "agent.pb-c.h"
@@ -284,22 +285,104 @@ static int widen_cpusets(struct ka_sandbox *sb, const char *guest_cpus, struct k
     return 0;
 }
 
+/* The CPUs part waits on a timer between rounds (a hotplugged CPU's sysfs entry
+ * may come a little after the request), never on the loop. */
+struct online_job {
+    struct agent *agent;
+    struct ttrpc_call *call;
+    unsigned nb_cpus;
+    bool cpu_only;
+    unsigned rounds;
+    int timer_fd;
+    struct ka_watch timer;
+};
+
+static void online_job_free(struct online_job *j)
+{
+    ka_reactor_del(&j->timer);
+    if (j->timer_fd >= 0)
+        close(j->timer_fd);
+    free(j);
+}
+
+static void online_job_cancel(struct ttrpc_call *call)
+{
+    online_job_free(call->park_data);
+}
+
+static void online_memory(bool cpu_only)
+{
+    if (cpu_only)
+        return;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/memory", ka_online_sysfs);
+    ka_online_all(dir, "memory", 0); /* no memory directory: nothing to online */
+}
+
+/* One round; 1 when the call was answered. */
+static int online_round(struct agent *a, struct ttrpc_call *call, unsigned nb_cpus, bool cpu_only,
+                        bool last, struct ka_error *err)
+{
+    char cpus[1024];
+    unsigned have = ka_online_cpus_step(ka_online_sysfs, nb_cpus, cpus, sizeof(cpus));
+    if (have < nb_cpus && !last)
+        return 0;
+    if (have < nb_cpus)
+        ka_error_set(err, 0, "OnlineCPUMem: only %u of the %u CPUs asked for are online (%s)", have,
+                     nb_cpus, cpus);
+    else if (widen_cpusets(&a->sandbox, cpus, err) == 0) {
+        online_memory(cpu_only);
+        rpc_reply(call, NULL);
+        return 1;
+    } else
+        ka_error_wrap(err, "OnlineCPUMem");
+    rpc_fail(call, err);
+    return 1;
+}
+
+static void online_tick(struct ka_watch *w, uint32_t events)
+{
+    (void)events;
+    struct online_job *j = w->data;
+    uint64_t n;
+    if (read(j->timer_fd, &n, sizeof(n)) < 0 && errno == EAGAIN)
+        return;
+    struct ka_error err;
+    j->rounds++;
+    if (online_round(j->agent, j->call, j->nb_cpus, j->cpu_only, j->rounds >= KA_ONLINE_RETRIES,
+                     &err))
+        online_job_free(j); /* the call is answered (and freed) */
+}
+
 static int online_cpu_mem(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
                           struct ka_error *err)
 {
     const Grpc__OnlineCPUMemRequest *req = (const Grpc__OnlineCPUMemRequest *)m;
-    if (req->nb_cpus > 0) {
-        char cpus[1024];
-        if (ka_online_cpus(ka_online_sysfs, req->nb_cpus, cpus, sizeof(cpus), err) < 0 ||
-            widen_cpusets(&a->sandbox, cpus, err) < 0)
-            return ka_error_wrap(err, "OnlineCPUMem");
+    if (req->nb_cpus == 0) {
+        online_memory(req->cpu_only);
+        rpc_reply(call, NULL);
+        return 0;
     }
-    if (!req->cpu_only) {
-        char dir[PATH_MAX];
-        snprintf(dir, sizeof(dir), "%s/memory", ka_online_sysfs);
-        ka_online_all(dir, "memory", 0); /* no memory directory: nothing to online */
+    if (online_round(a, call, req->nb_cpus, req->cpu_only, false, err))
+        return 0;
+    struct online_job *j = ka_xcalloc(1, sizeof(*j));
+    *j = (struct online_job){.agent = a,
+                             .call = call,
+                             .nb_cpus = req->nb_cpus,
+                             .cpu_only = req->cpu_only,
+                             .rounds = 1};
+    long ns = (long)(ka_online_retry_ms ? ka_online_retry_ms : 1) * 1000000L;
+    struct itimerspec its = {.it_value = {.tv_sec = ns / 1000000000L, .tv_nsec = ns % 1000000000L},
+                             .it_interval = {.tv_sec = ns / 1000000000L,
+                                             .tv_nsec = ns % 1000000000L}};
+    j->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (j->timer_fd < 0 || timerfd_settime(j->timer_fd, 0, &its, NULL) < 0 ||
+        ka_reactor_add(&a->reactor, &j->timer, j->timer_fd, EPOLLIN, online_tick, j, err) < 0) {
+        int e = errno;
+        online_job_free(j);
+        return ka_error_set(err, e, "OnlineCPUMem: arm the retry timer");
     }
-    rpc_reply(call, NULL);
+    ttrpc_call_park(call, online_job_cancel, j);
     return 0;
 }
 

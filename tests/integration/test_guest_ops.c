@@ -506,6 +506,30 @@ static void test_iptables_slow_helper(void **state)
     agent_stop(&a2);
 }
 
+/* OnlineCPUMem for more CPUs than the machine has: the agent retries on a timer
+ * (100 x 50 ms) and answers the failure at the end, serving other calls meanwhile.
+ * It only ever writes "1" to CPUs that are offline. */
+static void test_online_cpus_wait_off_loop(void **state)
+{
+    (void)state;
+    double t0 = now_s();
+    int fd = raw_connect(&agent);
+    uint8_t req[] = {0x10, 0xe8, 0x07, 0x18, 0x01}; /* nb_cpus: 1000, cpu_only: true */
+    raw_send_request(fd, 1, "grpc.AgentService", "OnlineCPUMem", req, sizeof(req));
+    usleep(200 * 1000);
+    Grpc__GetMetricsRequest mreq = GRPC__GET_METRICS_REQUEST__INIT;
+    assert_int_equal(ctr_call(&t, "GetMetrics", &mreq.base, &grpc__metrics__descriptor, NULL), 0);
+    assert_true(now_s() - t0 < 1.5);
+    uint32_t sid = 0;
+    int code = -1;
+    char msg[512] = "";
+    assert_int_equal(raw_recv_response(fd, &sid, &code, msg, sizeof(msg)), 0);
+    assert_int_equal(code, 13);
+    assert_non_null(strstr(msg, "of the 1000 CPUs asked for are online"));
+    assert_true(now_s() - t0 >= 4.0);
+    close(fd);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -521,6 +545,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_iptables_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iptables_fake_helpers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iptables_slow_helper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_online_cpus_wait_off_loop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
