@@ -40,11 +40,14 @@ void ka_spawn_result_close(struct ka_spawn_result *res)
  * agent is single-threaded, so malloc is safe here too. */
 static void __attribute__((noreturn)) child_fail(int sync_fd, const struct ka_error *err)
 {
-    char msg[KA_ERROR_MSG_MAX + 1];
+    char msg[KA_ERROR_MSG_MAX + 2];
     msg[0] = 'E';
+    /* What the spec got wrong is the host's mistake; anything else is ours. */
+    msg[1] = (char)(ka_error_status(err) == KA_STATUS_INVALID_ARGUMENT ? KA_STATUS_INVALID_ARGUMENT
+                                                                       : KA_STATUS_INTERNAL);
     size_t n = strnlen(err->msg, KA_ERROR_MSG_MAX);
-    memcpy(msg + 1, err->msg, n);
-    if (write(sync_fd, msg, n + 1) < 0) {
+    memcpy(msg + 2, err->msg, n);
+    if (write(sync_fd, msg, n + 2) < 0) {
         /* nothing left to tell anyone */
     }
     _exit(1);

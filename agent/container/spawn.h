@@ -2,7 +2,8 @@
  * of /proc/self/exe, which avoids the CVE-2019-5736 class); it sets itself up and
  * reports on a sync pipe:
  *   'R'            the init is ready and waits for StartContainer (init only)
- *   'E' + message  setup or exec failed; the child exits
+ *   'E' + status + message  setup or exec failed (status: one byte, a ka_status;
+ *                  INVALID_ARGUMENT for a bad spec, else INTERNAL); the child exits
  *   EOF            the child has exec'd (the pipe is close-on-exec)
  * The init blocks on start_fd until the agent writes one byte (or closes it, which
  * makes it exit). */

@@ -243,6 +243,17 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode)
 
 /* ---- Public ------------------------------------------------------------------ */
 
+/* A symlink loop, or a path that would leave the root, is a bad path from the
+ * host (an image's /dev pointing at itself, a destination through "/..."):
+ * INVALID_ARGUMENT; the negative errno is kept for callers that look at it. */
+static int open_failed(struct ka_error *err, int e, const char *path)
+{
+    int rc = ka_error_set(err, e, "open %s", path);
+    if (err && (e == ELOOP || e == EXDEV))
+        err->status = KA_STATUS_INVALID_ARGUMENT;
+    return rc;
+}
+
 int ka_openat_in_root(int rootfd, const char *path, int flags, mode_t mode, struct ka_error *err)
 {
     if (path[0] == '\0')
@@ -266,13 +277,13 @@ int ka_openat_in_root(int rootfd, const char *path, int flags, mode_t mode, stru
              * filter that refuses the syscall. Either way, walk. */
             if (errno == EINVAL || errno == EPERM)
                 break;
-            return ka_error_set(err, errno, "open %s", path);
+            return open_failed(err, errno, path);
         }
     }
 
     int fd = walk_open(rootfd, path, flags, mode);
     if (fd < 0)
-        return ka_error_set(err, -fd, "open %s", path);
+        return open_failed(err, -fd, path);
     return fd;
 }
 

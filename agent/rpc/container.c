@@ -102,14 +102,14 @@ void rpc_cancel_spawn_call(struct ttrpc_call *call)
     p->spawn_call = NULL;
 }
 
-static void finish_spawn_call(struct ka_proc *p, const char *error)
+static void finish_spawn_call(struct ka_proc *p, enum ka_status status, const char *error)
 {
     struct ttrpc_call *call = p->spawn_call;
     p->spawn_call = NULL;
     if (!call)
         return;
     if (error)
-        ttrpc_call_fail(call, KA_STATUS_INTERNAL, error);
+        ttrpc_call_fail(call, status, error);
     else
         ttrpc_call_reply(call, NULL);
 }
@@ -137,7 +137,7 @@ static void reap_failed_child(struct ka_proc *p)
 static bool drain_sync(struct ka_proc *p)
 {
     struct ka_container *c = p->container;
-    char buf[KA_ERROR_MSG_MAX + 2];
+    char buf[KA_ERROR_MSG_MAX + 3];
     ssize_t n = read(p->sync_fd, buf, sizeof(buf) - 1);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
@@ -152,26 +152,28 @@ static bool drain_sync(struct ka_proc *p)
             sb->pid_ns_fd = open(path, O_RDONLY | O_CLOEXEC);
         }
         ka_log_kv(KA_LOG_INFO, "container", "container created", "container_id", c->id, NULL);
-        finish_spawn_call(p, NULL);
+        finish_spawn_call(p, KA_STATUS_OK, NULL);
         return false;
     }
     ka_reactor_del(&p->sync_watch);
     close(p->sync_fd);
     p->sync_fd = -1;
-    if (n > 0 && buf[0] == 'E') {
+    if (n > 1 && buf[0] == 'E') {
         buf[n] = '\0';
+        enum ka_status status =
+            buf[1] == KA_STATUS_INVALID_ARGUMENT ? KA_STATUS_INVALID_ARGUMENT : KA_STATUS_INTERNAL;
         if (c->state == KA_CONTAINER_CREATING) {
             struct ttrpc_call *call = p->spawn_call;
             p->spawn_call = NULL;
             reap_failed_child(p);
             container_destroy(c); /* nothing left behind */
             if (call)
-                ttrpc_call_fail(call, KA_STATUS_INTERNAL, buf + 1);
+                ttrpc_call_fail(call, status, buf + 2);
             return true;
         }
         if (!p->is_init)
             p->forget_on_exit = true; /* ExecProcess failed: the record goes with the child */
-        finish_spawn_call(p, buf + 1);
+        finish_spawn_call(p, status, buf + 2);
         return false;
     }
     /* EOF: the child exec'd (or died without a word). */
@@ -186,7 +188,7 @@ static bool drain_sync(struct ka_proc *p)
     }
     if (p->is_init && c->state == KA_CONTAINER_CREATED)
         c->state = KA_CONTAINER_RUNNING;
-    finish_spawn_call(p, NULL);
+    finish_spawn_call(p, KA_STATUS_OK, NULL);
     return false;
 }
 

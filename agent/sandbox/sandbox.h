@@ -35,7 +35,7 @@ struct ka_proc {
     struct ka_stream out;       /* stdout pipe, or the pty master */
     struct ka_stream err;       /* stderr pipe; fd -1 with a tty */
     struct ttrpc_call *waiters; /* WaitProcess calls, chained by park_next */
-    /* Spawn rendezvous: the child reports on sync_fd ('E' + message on failure;
+    /* Spawn rendezvous: the child reports on sync_fd ('E' + status + message on failure;
      * EOF once it has exec'd). */
     int sync_fd;
     struct ka_watch sync_watch;
