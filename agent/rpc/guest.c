@@ -456,6 +456,23 @@ static void guest_cpu_time(struct buf *b)
     }
 }
 
+/* One sample per number in text (whitespace-separated counters, as /proc prints
+ * them), labelled item=items[i], until the numbers or the names run out. */
+static void sample_columns(struct buf *b, const char *metric, const char *label, const char *value,
+                           const char *const *items, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (end == text)
+            return;
+        text = end;
+        char num[32];
+        snprintf(num, sizeof(num), "%llu", v);
+        sample2(b, metric, label, value, "item", items[i], num);
+    }
+}
+
 static void guest_netdev(struct buf *b)
 {
     cleanup_free char *dev = read_text("/proc/net/dev");
@@ -475,17 +492,8 @@ static void guest_netdev(struct buf *b)
             continue; /* the two header lines */
         *colon = '\0';
         char *name = line + strspn(line, " ");
-        char *p = colon + 1;
-        for (size_t i = 0; i < KA_ARRAY_SIZE(items); i++) {
-            char *end;
-            unsigned long long v = strtoull(p, &end, 10);
-            if (end == p)
-                break;
-            p = end;
-            char num[32];
-            snprintf(num, sizeof(num), "%llu", v);
-            sample2(b, "kata_guest_netdev_stat", "interface", name, "item", items[i], num);
-        }
+        sample_columns(b, "kata_guest_netdev_stat", "interface", name, items, KA_ARRAY_SIZE(items),
+                       colon + 1);
     }
 }
 
@@ -513,17 +521,8 @@ static void guest_diskstats(struct buf *b)
         int off = 0;
         if (sscanf(line, " %u %u %63s %n", &maj, &min, name, &off) != 3)
             continue;
-        char *p = line + off;
-        for (size_t i = 0; i < KA_ARRAY_SIZE(items); i++) {
-            char *end;
-            unsigned long long v = strtoull(p, &end, 10);
-            if (end == p)
-                break;
-            p = end;
-            char num[32];
-            snprintf(num, sizeof(num), "%llu", v);
-            sample2(b, "kata_guest_diskstat", "disk", name, "item", items[i], num);
-        }
+        sample_columns(b, "kata_guest_diskstat", "disk", name, items, KA_ARRAY_SIZE(items),
+                       line + off);
     }
 }
 

@@ -306,3 +306,28 @@ int ctr_run(struct ctr *t, const char *cid, Grpc__Spec *spec, char *out, size_t 
         fail_msg("remove %s: %s", cid, t->msg);
     return status;
 }
+
+Grpc__Storage *storage_new(const char *driver, const char *source, const char *fstype,
+                           const char *mount_point)
+{
+    Grpc__Storage *s = calloc(1, sizeof(*s));
+    grpc__storage__init(s);
+    s->driver = strdup(driver);
+    s->source = strdup(source);
+    s->fstype = strdup(fstype);
+    s->mount_point = strdup(mount_point);
+    return s;
+}
+
+void storage_free(Grpc__Storage *s)
+{
+    free(s->driver);
+    free(s->source);
+    free(s->fstype);
+    free(s->mount_point);
+    for (size_t i = 0; i < s->n_options; i++)
+        free(s->options[i]);
+    free(s->options);
+    free(s->fs_group);
+    free(s);
+}

@@ -33,6 +33,12 @@ void process_free(Grpc__Process *p);
 /* Append one string to a repeated string field. */
 void strv_add(char ***v, size_t *n, const char *s);
 
+/* A Storage as the runtime sends it (heap-allocated; storage_free frees it all,
+ * options and fs_group included). */
+Grpc__Storage *storage_new(const char *driver, const char *source, const char *fstype,
+                           const char *mount_point);
+void storage_free(Grpc__Storage *s);
+
 int ctr_create_sandbox(struct ctr *t, const char *hostname);
 int ctr_create(struct ctr *t, const char *cid, Grpc__Spec *spec);
 int ctr_start(struct ctr *t, const char *cid);

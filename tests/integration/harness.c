@@ -380,3 +380,39 @@ bool raw_wait_closed(int fd, int ms)
             return true;
     }
 }
+
+int sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int agent_mount_count(const struct agent_proc *p, const char *mount_point, const char *type)
+{
+    char path[64], line[4096], want[600];
+    snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)p->pid);
+    snprintf(want, sizeof(want), " %s ", mount_point);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        const char *sep = strstr(line, " - ");
+        if (!strstr(line, want) || !sep || strstr(line, want) > sep)
+            continue;
+        if (!type || strncmp(sep + 3, type, strlen(type)) == 0)
+            n++;
+    }
+    fclose(f);
+    return n;
+}

@@ -62,4 +62,11 @@ int raw_recv_response(int fd, uint32_t *stream_id, int *code, char *message, siz
 /* True when the peer has closed the connection within ms. */
 bool raw_wait_closed(int fd, int ms);
 
+/* Run a shell command (printf-style); returns system()'s status. */
+int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Seconds on the monotonic clock. */
+double now_s(void);
+/* How many times the agent's mount table has mount_point (of type, when given). */
+int agent_mount_count(const struct agent_proc *p, const char *mount_point, const char *type);
+
 #endif

@@ -469,19 +469,6 @@ static void test_copyfile_escapes(void **state)
     agent_ok();
 }
 
-static Grpc__Storage *storage_new(const char *driver, const char *source, const char *fstype,
-                                  const char *mount_point)
-{
-    Grpc__Storage *s = malloc(sizeof(*s));
-    grpc__storage__init(s);
-    s->driver = strdup(driver);
-    s->source = strdup(source);
-    s->fstype = strdup(fstype);
-    s->mount_point = strdup(mount_point);
-    s->fs_group = NULL;
-    return s;
-}
-
 static void test_storage_unknown_driver(void **state)
 {
     (void)state;

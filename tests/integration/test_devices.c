@@ -36,17 +36,6 @@ static struct agent_proc agent;
 static int added_loop = -1; /* created with LOOP_CTL_ADD: removed at teardown */
 static char attached[64];   /* losetup -f: detached at teardown */
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -118,26 +107,6 @@ static void make_image(const char *img)
                      0);
 }
 
-static Grpc__Storage *storage_new(const char *driver, const char *source, const char *mp)
-{
-    Grpc__Storage *s = calloc(1, sizeof(*s));
-    grpc__storage__init(s);
-    s->driver = strdup(driver);
-    s->source = strdup(source);
-    s->fstype = strdup("");
-    s->mount_point = strdup(mp);
-    return s;
-}
-
-static void storage_free(Grpc__Storage *s)
-{
-    free(s->driver);
-    free(s->source);
-    free(s->fstype);
-    free(s->mount_point);
-    free(s);
-}
-
 static int create_sandbox(struct ctr *t, Grpc__Storage **st, size_t n)
 {
     Grpc__CreateSandboxRequest cs = GRPC__CREATE_SANDBOX_REQUEST__INIT;
@@ -146,27 +115,6 @@ static int create_sandbox(struct ctr *t, Grpc__Storage **st, size_t n)
     cs.storages = st;
     cs.n_storages = n;
     return ctr_call(t, "CreateSandbox", &cs.base, NULL, NULL);
-}
-
-static int mount_count(const char *mount_point)
-{
-    char path[64], line[4096], want[600];
-    snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)agent.pid);
-    snprintf(want, sizeof(want), " %s ", mount_point);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, want) != NULL;
-    fclose(f);
-    return n;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* The child half of the hotplug test: while CreateContainer waits, Health must
@@ -283,10 +231,9 @@ static void test_wait_times_out_cleanly(void **state)
     agent_start_isolated(&agent, "agent.hotplug_timeout=1");
     struct ctr t;
     ctr_open(&t, &agent);
-    Grpc__Storage *st[2] = {storage_new("ephemeral", "tmpfs", "/run/kata-containers/sandbox/eph"),
-                            storage_new("blk", src, MP)};
-    free(st[0]->fstype);
-    st[0]->fstype = strdup("tmpfs");
+    Grpc__Storage *st[2] = {storage_new("ephemeral", "tmpfs", "tmpfs",
+                                        "/run/kata-containers/sandbox/eph"),
+                            storage_new("blk", src, "", MP)};
     double t0 = now_s();
     int code = create_sandbox(&t, st, 2);
     double waited = now_s() - t0;
@@ -294,12 +241,12 @@ static void test_wait_times_out_cleanly(void **state)
     assert_non_null(strstr(t.msg, src));
     assert_true(waited >= 0.9 && waited < 5);
     /* Nothing was done: not even the storage before it. */
-    assert_int_equal(mount_count("/run/kata-containers/sandbox/eph"), 0);
-    assert_int_equal(mount_count(MP), 0);
+    assert_int_equal(agent_mount_count(&agent, "/run/kata-containers/sandbox/eph", NULL), 0);
+    assert_int_equal(agent_mount_count(&agent, MP, NULL), 0);
     assert_true(agent_alive(&agent));
     /* A corrected call goes through. */
     assert_int_equal(create_sandbox(&t, st, 1), 0);
-    assert_int_equal(mount_count("/run/kata-containers/sandbox/eph"), 1);
+    assert_int_equal(agent_mount_count(&agent, "/run/kata-containers/sandbox/eph", NULL), 1);
     int fds = agent_fd_count(&agent);
     /* AddSwap by a PCI path behind bridges that never come. */
     Grpc__AddSwapRequest sw = GRPC__ADD_SWAP_REQUEST__INIT;

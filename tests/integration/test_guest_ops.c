@@ -450,13 +450,6 @@ static void test_iptables_fake_helpers(void **state)
     agent_stop(&a2);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A slow helper does not hold the agent: other calls are answered meanwhile, the
  * slow one when the helper is done; a client that leaves takes its helper along. */
 static void test_iptables_slow_helper(void **state)

@@ -49,18 +49,6 @@ static void expect_agent_exits(struct agent_proc *p)
     p->pid = 0;
 }
 
-static Grpc__Storage *storage_new(const char *driver, const char *source, const char *fstype,
-                                  const char *mount_point)
-{
-    Grpc__Storage *s = malloc(sizeof(*s));
-    grpc__storage__init(s);
-    s->driver = strdup(driver);
-    s->source = strdup(source);
-    s->fstype = strdup(fstype);
-    s->mount_point = strdup(mount_point);
-    return s;
-}
-
 /* A file as the agent sees it ("/mountinfo" means the agent's mount table). */
 static bool guest_file_contains(const struct agent_proc *p, const char *path, const char *text)
 {

@@ -35,17 +35,6 @@ static int n_loops;
 static struct agent_proc agent;
 static char out[1 << 16];
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -107,31 +96,6 @@ static const char *make_loop(const char *name, const char *stage, int size_mb)
     return dev;
 }
 
-static Grpc__Storage *storage_new(const char *driver, const char *source, const char *fstype,
-                                  const char *mount_point)
-{
-    Grpc__Storage *s = calloc(1, sizeof(*s));
-    grpc__storage__init(s);
-    s->driver = strdup(driver);
-    s->source = strdup(source);
-    s->fstype = strdup(fstype);
-    s->mount_point = strdup(mount_point);
-    return s;
-}
-
-static void storage_free(Grpc__Storage *s)
-{
-    free(s->driver);
-    free(s->source);
-    free(s->fstype);
-    free(s->mount_point);
-    for (size_t i = 0; i < s->n_options; i++)
-        free(s->options[i]);
-    free(s->options);
-    free(s->fs_group);
-    free(s);
-}
-
 static void bind_mount(Grpc__Spec *s, const char *dest, const char *src)
 {
     Grpc__Mount *m = calloc(1, sizeof(*m));
@@ -188,26 +152,6 @@ static void start_sandbox(struct ctr *t, Grpc__Storage **st, size_t n)
         fail_msg("CreateSandbox: %s", t->msg);
 }
 
-/* How many times the agent's mount table has mount_point (of type, when given). */
-static int mount_count(const char *mount_point, const char *type)
-{
-    char path[64], line[4096], want[600];
-    snprintf(path, sizeof(path), "/proc/%d/mountinfo", (int)agent.pid);
-    snprintf(want, sizeof(want), " %s ", mount_point);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    int n = 0;
-    while (fgets(line, sizeof(line), f)) {
-        const char *sep = strstr(line, " - ");
-        if (!strstr(line, want) || !sep || strstr(line, want) > sep)
-            continue;
-        if (!type || strncmp(sep + 3, type, strlen(type)) == 0)
-            n++;
-    }
-    fclose(f);
-    return n;
-}
-
 /* A file as the agent sees it. */
 static bool guest_file_is(const char *path, const char *text)
 {
@@ -238,7 +182,7 @@ static void test_blk_volume_probed(void **state)
     st->fs_group = fsg;
     struct ctr t;
     start_sandbox(&t, &st, 1);
-    assert_int_equal(mount_count(mp, "ext4"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "ext4"), 1);
     char full[300];
     struct stat sb;
     snprintf(full, sizeof(full), "/proc/%d/root%s/hello.txt", (int)agent.pid, mp);
@@ -253,7 +197,7 @@ static void test_blk_volume_probed(void **state)
     assert_int_equal(ctr_remove(&t, "blkvol"), 0);
     spec_free(spec);
     /* The sandbox's storage outlives its containers. */
-    assert_int_equal(mount_count(mp, "ext4"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "ext4"), 1);
     storage_free(st);
     ctr_close(&t);
     agent_stop(&agent);
@@ -275,9 +219,9 @@ static void test_blk_rootfs(void **state)
                                 ARGS("echo", "hello from a block rootfs"));
     assert_int_equal(run_with(&t, "blkroot", spec, &st, 1), 0);
     assert_string_equal(out, "hello from a block rootfs\n");
-    assert_int_equal(mount_count(mp, "ext4"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "ext4"), 1);
     assert_int_equal(ctr_remove(&t, "blkroot"), 0);
-    assert_int_equal(mount_count(mp, NULL), 0);
+    assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
     spec_free(spec);
     storage_free(st);
     ctr_close(&t);
@@ -297,16 +241,16 @@ static void test_blk_refcount(void **state)
     bind_mount(s1, "/data", mp);
     assert_int_equal(run_with(&t, "ref1", s1, &st, 1), 0);
     assert_string_equal(out, "one\n");
-    assert_int_equal(mount_count(mp, "ext4"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "ext4"), 1);
     Grpc__Spec *s2 = spec_new(rootfs, ARGS("busybox", "cat", "/data/one"));
     bind_mount(s2, "/data", mp);
     assert_int_equal(run_with(&t, "ref2", s2, &st, 1), 0);
     assert_string_equal(out, "one\n");
-    assert_int_equal(mount_count(mp, "ext4"), 1); /* mounted once */
+    assert_int_equal(agent_mount_count(&agent, mp, "ext4"), 1); /* mounted once */
     assert_int_equal(ctr_remove(&t, "ref1"), 0);
-    assert_int_equal(mount_count(mp, "ext4"), 1); /* ref2 still holds it */
+    assert_int_equal(agent_mount_count(&agent, mp, "ext4"), 1); /* ref2 still holds it */
     assert_int_equal(ctr_remove(&t, "ref2"), 0);
-    assert_int_equal(mount_count(mp, NULL), 0);
+    assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
     spec_free(s1);
     spec_free(s2);
     storage_free(st);
@@ -328,7 +272,7 @@ static void test_overlayfs(void **state)
     strv_add(&st->options, &st->n_options, opt);
     struct ctr t;
     start_sandbox(&t, &st, 1);
-    assert_int_equal(mount_count(mp, "overlay"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "overlay"), 1);
     Grpc__Spec *spec = spec_new(rootfs, ARGS("busybox", "cat", "/ovl/f", "/ovl/g"));
     bind_mount(spec, "/ovl", mp);
     assert_int_equal(run_with(&t, "ovl", spec, NULL, 0), 0);
@@ -409,7 +353,7 @@ static void test_overlay_rw_rootfs(void **state)
     spec->root->readonly = false;
     assert_int_equal(run_with(&t, "ovlrw", spec, &st, 1), 0);
     assert_string_equal(out, "written\n");
-    assert_int_equal(mount_count(mp, "overlay"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "overlay"), 1);
     /* The write went to the upper directory, not to the image. */
     assert_true(guest_file_is("/run/kata-containers/ovlrw/upper/new-file", "written\n"));
     char img[600];
@@ -419,7 +363,7 @@ static void test_overlay_rw_rootfs(void **state)
     assert_int_equal(create_with(&t, "ovlrw", spec, &st, 1), 6);
     assert_non_null(strstr(t.msg, "already exists"));
     assert_int_equal(ctr_remove(&t, "ovlrw"), 0);
-    assert_int_equal(mount_count(mp, NULL), 0);
+    assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
     /* Removal takes the container's writes with its directory: the id is free. */
     char dir[100];
     snprintf(dir, sizeof(dir), "/proc/%d/root/run/kata-containers/ovlrw", (int)agent.pid);
@@ -478,7 +422,7 @@ static void test_hugetlbfs(void **state)
     strv_add(&st->options, &st->n_options, opt);
     struct ctr t;
     start_sandbox(&t, &st, 1);
-    assert_int_equal(mount_count(mp, "hugetlbfs"), 1);
+    assert_int_equal(agent_mount_count(&agent, mp, "hugetlbfs"), 1);
     assert_int_equal(read_long(HUGE_POOL), saved_pool + 2);
     storage_free(st);
 
@@ -489,7 +433,7 @@ static void test_hugetlbfs(void **state)
     Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
     assert_int_equal(create_with(&t, "huge", spec, &st, 1), 3);
     assert_non_null(strstr(t.msg, "no 64 kB hugepages"));
-    assert_int_equal(mount_count("/run/kata-containers/sandbox/huge64k", NULL), 0);
+    assert_int_equal(agent_mount_count(&agent, "/run/kata-containers/sandbox/huge64k", NULL), 0);
     spec_free(spec);
     storage_free(st);
     ctr_close(&t);

@@ -109,6 +109,25 @@ static void run_until(struct fixture *f, volatile int *flag)
     assert_true(*flag);
 }
 
+/* One end of a socketpair served as a connection; the other is f->client_fd. */
+static void connect_client(struct fixture *f)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct ka_error err;
+    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
+    f->client_fd = sv[1];
+}
+
+/* Run the client on its own thread while the loop serves it, until it is done. */
+static void run_client(struct fixture *f, void *(*client)(void *))
+{
+    pthread_t t;
+    pthread_create(&t, NULL, client, f);
+    run_until(f, &f->client_done);
+    pthread_join(t, NULL);
+}
+
 static void send_call(struct ttrpc_client *c, const char *method)
 {
     struct ka_error err;
@@ -213,15 +232,8 @@ static void test_stream_reuse_and_call_cap(void **state)
     (void)state;
     struct fixture *f = calloc(1, sizeof(*f));
     setup_server(f);
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct ka_error err;
-    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
-    f->client_fd = sv[1];
-    pthread_t t;
-    pthread_create(&t, NULL, limits_client, f);
-    run_until(f, &f->client_done);
-    pthread_join(t, NULL);
+    connect_client(f);
+    run_client(f, limits_client);
     assert_int_equal(f->nresults, 4);
     assert_int_equal(f->results[0], 1);
     assert_int_equal(f->results[1], KA_STATUS_INVALID_ARGUMENT);
@@ -377,15 +389,8 @@ static void test_bytes_reply(void **state)
     (void)state;
     struct fixture *f = calloc(1, sizeof(*f));
     setup_server(f);
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct ka_error err;
-    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
-    f->client_fd = sv[1];
-    pthread_t t;
-    pthread_create(&t, NULL, bytes_client, f);
-    run_until(f, &f->client_done);
-    pthread_join(t, NULL);
+    connect_client(f);
+    run_client(f, bytes_client);
     teardown_server(f);
     free(f);
 }
@@ -398,11 +403,7 @@ static void setup_stream(struct fixture *f)
     f->pipe_w = p[1];
     /* Best effort in the agent; here (root or not, default limits) it takes. */
     assert_true(fcntl(p[0], F_GETPIPE_SZ) >= (int)KA_STREAM_PIPE_SIZE);
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    struct ka_error err;
-    assert_int_equal(ttrpc_server_adopt_serial(&f->server, sv[0], &err), 0);
-    f->client_fd = sv[1];
+    connect_client(f);
 }
 
 static void read_expect(struct ttrpc_client *c, uint32_t len, const char *data, size_t n)
@@ -464,10 +465,7 @@ static void test_stream_reads(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     setup_server(f);
     setup_stream(f);
-    pthread_t t;
-    pthread_create(&t, NULL, read_client, f);
-    run_until(f, &f->client_done);
-    pthread_join(t, NULL);
+    run_client(f, read_client);
     assert_null(f->stream.head);
     ka_stream_close(&f->stream);
     teardown_server(f);
@@ -494,10 +492,7 @@ static void test_stream_read_cancelled(void **state)
     struct fixture *f = calloc(1, sizeof(*f));
     setup_server(f);
     setup_stream(f);
-    pthread_t t;
-    pthread_create(&t, NULL, cancel_client, f);
-    run_until(f, &f->client_done);
-    pthread_join(t, NULL);
+    run_client(f, cancel_client);
     struct ka_error err;
     for (int i = 0; i < 20; i++)
         ka_reactor_run_once(&f->reactor, 5, &err);
