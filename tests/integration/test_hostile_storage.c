@@ -337,8 +337,10 @@ static void test_local_outside_refused(void **state)
     assert_int_equal(symlink(at("victim"), in_agent(KRUN "/sandbox/evil")), 0);
     char dotdot[600];
     snprintf(dotdot, sizeof(dotdot), KRUN "/../..%s", at("victim"));
-    const char *const mps[] = {at("victim"), dotdot, KRUN "/sandbox/evil",
-                               KRUN "/sandbox/evil/sub"};
+    /* And a regular file where a directory is expected: never chmod'ed. */
+    write_file(in_agent(KRUN "/sandbox/plain"), "x", 0600);
+    const char *const mps[] = {at("victim"), dotdot, KRUN "/sandbox/evil", KRUN "/sandbox/evil/sub",
+                               KRUN "/sandbox/plain"};
     for (size_t i = 0; i < sizeof(mps) / sizeof(mps[0]); i++) {
         Grpc__Storage *st = with_options(storage_new("local", "local", "local", mps[i]),
                                          (const char *const[]){"mode=0777", "fsgid=4321", NULL});
@@ -350,6 +352,9 @@ static void test_local_outside_refused(void **state)
     assert_int_equal(sb.st_mode & 07777, 0700);
     assert_int_equal(sb.st_gid, 0);
     assert_int_not_equal(access(at("victim/sub"), F_OK), 0);
+    stat_ok(in_agent(KRUN "/sandbox/plain"), &sb);
+    assert_int_equal(sb.st_mode & 07777, 0600);
+    assert_int_equal(sb.st_gid, 0);
 }
 
 static void test_ephemeral_outside_refused(void **state)
