@@ -256,6 +256,16 @@ int ka_copyfile_at(int rootfd, const struct ka_copyfile *r, struct ka_error *err
     return copy_at(rootfd, r, r->path, err);
 }
 
+int ka_copyfile_check(const struct ka_copyfile *req, struct ka_error *err)
+{
+    const char *rel = ka_copyfile_strip_prefix(req->path, err);
+    if (!rel)
+        return -1;
+    struct ka_copyfile r = *req;
+    r.path = rel;
+    return check_request(&r, err);
+}
+
 int ka_copyfile(const struct ka_copyfile *req, struct ka_error *err)
 {
     const char *rel = ka_copyfile_strip_prefix(req->path, err);
