@@ -458,6 +458,10 @@ int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *er
     char norm[PATH_MAX];
     if (ka_st_mount_point_check(st->mount_point, norm, sizeof(norm), err) < 0)
         return ka_error_wrap(err, "UpdateEphemeralMounts");
+    /* Nothing to change (upstream only makes the directory, which the storage's own
+     * request does when it comes). */
+    if (st->n_options == 0)
+        return 0;
     /* Only a tmpfs this agent mounted as an ephemeral storage, found in the
      * registry: the request's path alone could name any mount. */
     struct mounted *m = find_mounted(norm);
@@ -466,8 +470,6 @@ int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *er
                                    "UpdateEphemeralMounts: %.200s is not an ephemeral tmpfs "
                                    "storage of this sandbox",
                                    norm);
-    if (st->n_options == 0)
-        return 0;
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
