@@ -385,9 +385,8 @@ int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, s
                                        norm);
         /* watchable-bind makes its copy itself (watchable.c); every other driver
          * mounts or chmods the directory resolved here, and nothing else. */
-        __attribute__((cleanup(ka_st_mount_point_close))) struct ka_st_mount_point mp = {.parent =
-                                                                                             -1,
-                                                                                         .fd = -1};
+        __attribute__((cleanup(ka_st_mount_point_close))) struct ka_st_mount_point mp =
+            KA_ST_MOUNT_POINT_INIT;
         if (!watchable && ka_st_open_mount_point(norm, true, &mp, err) < 0)
             return ka_error_wrap(err, "storage %s", norm);
         if (add_new(&st, &mp, &m, err) < 0) {
@@ -422,9 +421,8 @@ static void release_one(struct mounted *m)
     /* Only a directory the agent made, found again without following a symlink. */
     if (m->created) {
         struct ka_error err;
-        __attribute__((cleanup(ka_st_mount_point_close))) struct ka_st_mount_point mp = {.parent =
-                                                                                             -1,
-                                                                                         .fd = -1};
+        __attribute__((cleanup(ka_st_mount_point_close))) struct ka_st_mount_point mp =
+            KA_ST_MOUNT_POINT_INIT;
         if (ka_st_open_mount_point(m->mount_point, false, &mp, &err) == 0 &&
             unlinkat(mp.parent, mp.leaf, AT_REMOVEDIR) < 0)
             ka_log(KA_LOG_DEBUG, "storage", "rmdir %s: %s", m->mount_point, strerror(errno));

@@ -41,6 +41,10 @@ struct ka_st_mount_point {
     bool created;
     char leaf[256];
 };
+#define KA_ST_MOUNT_POINT_INIT \
+    {                          \
+        .parent = -1, .fd = -1 \
+    }
 
 /* Walk a checked mount point from KA_STORAGE_RUN_DIR one component at a time,
  * never through a symlink, making missing directories (0755) when create. */
