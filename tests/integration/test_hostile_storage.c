@@ -344,8 +344,9 @@ static void test_local_outside_refused(void **state)
     for (size_t i = 0; i < sizeof(mps) / sizeof(mps[0]); i++) {
         Grpc__Storage *st = with_options(storage_new("local", "local", "local", mps[i]),
                                          (const char *const[]){"mode=0777", "fsgid=4321", NULL});
-        expect_status(add_storages(&st, 1), 3, mps[i]);
+        int rc = add_storages(&st, 1);
         storage_free(st);
+        expect_status(rc, 3, mps[i]);
     }
     struct stat sb;
     stat_ok(at("victim"), &sb);
@@ -365,8 +366,9 @@ static void test_ephemeral_outside_refused(void **state)
     const char *const mps[] = {at("target"), KRUN "/sandbox/ephemeral/..", WROOT "/.", KRUN};
     for (size_t i = 0; i < sizeof(mps) / sizeof(mps[0]); i++) {
         Grpc__Storage *st = storage_new("ephemeral", "tmpfs", "tmpfs", mps[i]);
-        expect_status(add_storages(&st, 1), 3, mps[i]);
+        int rc = add_storages(&st, 1);
         storage_free(st);
+        expect_status(rc, 3, mps[i]);
         assert_int_equal(agent_mount_count(&agent, mps[i], "tmpfs"), 0);
     }
     assert_int_equal(access(in_agent(at("target/keep")), F_OK), 0);
@@ -392,10 +394,11 @@ static void test_release_keeps_preexisting(void **state)
     req.oci = spec_new(rootfs, (const char *const[]){"true", NULL});
     req.storages = st;
     req.n_storages = 2;
-    expect_status(ctr_call(&t, "CreateContainer", &req.base, NULL, NULL), 0, "CreateContainer");
+    int rc = ctr_call(&t, "CreateContainer", &req.base, NULL, NULL);
     spec_free(req.oci);
     storage_free(st[0]);
     storage_free(st[1]);
+    expect_status(rc, 0, "CreateContainer");
     assert_int_equal(access(in_agent(made), F_OK), 0);
     expect_status(ctr_remove(&t, req.container_id), 0, "RemoveContainer");
     assert_int_equal(access(in_agent(keep), F_OK), 0);
@@ -424,9 +427,10 @@ static void test_update_ephemeral_only_registered(void **state)
     write_file(at("cm/key"), "v", 0644);
     Grpc__Storage *st[2] = {storage_new("ephemeral", "tmpfs", "tmpfs", eph),
                             storage_new("watchable-bind", at("cm"), "bind", wcopy)};
-    expect_status(sandbox_with(st, 2), 0, "CreateSandbox");
+    int rc = sandbox_with(st, 2);
     storage_free(st[0]);
     storage_free(st[1]);
+    expect_status(rc, 0, "CreateSandbox");
     assert_int_equal(agent_mount_count(&agent, WROOT, "tmpfs"), 1);
 
     /* The agent's own /run, and a tmpfs it mounted for something else. */
@@ -454,16 +458,18 @@ static void test_watchable_dot_refused(void **state)
     assert_int_equal(mkdir(at("cmb"), 0755), 0);
     write_file(at("cmb/other"), "b", 0644);
     Grpc__Storage *a = storage_new("watchable-bind", at("cma"), "bind", wcopy);
-    expect_status(sandbox_with(&a, 1), 0, "CreateSandbox");
+    int rc = sandbox_with(&a, 1);
     storage_free(a);
+    expect_status(rc, 0, "CreateSandbox");
     char key[300];
     snprintf(key, sizeof(key), "%s/key", wcopy);
     assert_int_equal(access(in_agent(key), F_OK), 0);
     const char *const mps[] = {WROOT "/.", WROOT "/", WROOT "//", WROOT "/./x"};
     for (size_t i = 0; i < sizeof(mps) / sizeof(mps[0]); i++) {
         Grpc__Storage *b = storage_new("watchable-bind", at("cmb"), "bind", mps[i]);
-        expect_status(add_storages(&b, 1), 3, mps[i]);
+        int rc = add_storages(&b, 1);
         storage_free(b);
+        expect_status(rc, 3, mps[i]);
     }
     /* The other copy is still there, and nothing was mirrored onto the root. */
     assert_int_equal(access(in_agent(key), F_OK), 0);
