@@ -6,7 +6,9 @@
 
 #include <blkid.h>
 #include <errno.h>
-#include <ftw.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -38,7 +40,8 @@ static int probe_fstype(const char *dev, char *out, size_t size, struct ka_error
                                rc == -2 ? " (ambiguous)" : "");
 }
 
-int ka_st_mount_block(const struct ka_storage *st, struct ka_error *err)
+int ka_st_mount_block(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                      struct ka_error *err)
 {
     if (strncmp(st->source, "/dev/", 5) != 0)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
@@ -60,48 +63,89 @@ int ka_st_mount_block(const struct ka_storage *st, struct ka_error *err)
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
     if (ka_st_mounted_as(st->mount_point, fstype))
         return 0;
-    if (mount(st->source, st->mount_point, fstype, po.flags, po.data) < 0)
+    char target[KA_ST_FD_PATH_SIZE];
+    if (mount(st->source, ka_st_fd_path(mp->fd, target), fstype, po.flags, po.data) < 0)
         return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype, st->mount_point);
-    return 0;
+    return ka_st_reopen_mount_point(mp, err);
 }
 
-/* nftw has no user pointer: the walk's parameters live here for its duration
- * (one thread, and nothing re-enters a walk). */
-static struct {
+/* Deeper trees are refused rather than walked: one open directory per level. */
+#define FSG_MAX_DEPTH 256
+
+struct fsg_walk {
+    dev_t dev; /* the volume's: other filesystems mounted inside are left alone */
     gid_t gid;
     mode_t mask;
-    int errnum;
-    char path[256];
-} fsg_walk;
+    char failed[256]; /* the name that failed, for the error */
+};
 
-static int fsg_visit(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+/* chgrp and chmod one non-directory `name` in dirfd through an O_PATH fd: opening it
+ * for real could block (a FIFO) or have side effects (a device), and O_NOFOLLOW
+ * makes a symlink swapped in meanwhile the fd's own object, which is skipped. */
+static int fsg_file(int dirfd, const char *name, const struct fsg_walk *w)
 {
-    (void)ftw;
-    /* Symlinks are left alone: chown/chmod would follow them out of the volume. */
-    if (type == FTW_SL || type == FTW_SLN)
-        return 0;
-    if (type == FTW_NS || type == FTW_DNR) {
-        fsg_walk.errnum = EACCES;
-        snprintf(fsg_walk.path, sizeof(fsg_walk.path), "%s", path);
-        return 1;
-    }
-    mode_t mask = fsg_walk.mask;
-    if (type == FTW_D || type == FTW_DP)
-        mask |= FSG_EXEC_MASK | S_ISGID;
-    if (lchown(path, (uid_t)-1, fsg_walk.gid) < 0 ||
-        chmod(path, (sb->st_mode & 07777) | mask) < 0) {
-        fsg_walk.errnum = errno;
-        snprintf(fsg_walk.path, sizeof(fsg_walk.path), "%s", path);
-        return 1;
-    }
+    cleanup_close int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno; /* removed meanwhile: nothing to change */
+    struct stat sb;
+    if (fstat(fd, &sb) < 0)
+        return -errno;
+    if (S_ISLNK(sb.st_mode) || S_ISDIR(sb.st_mode) || sb.st_dev != w->dev)
+        return 0; /* a symlink is never followed; a directory swapped in is not walked */
+    char path[KA_ST_FD_PATH_SIZE];
+    /* chmod through /proc/self/fd reaches exactly the inode the fd holds. */
+    if (fchownat(fd, "", (uid_t)-1, w->gid, AT_EMPTY_PATH) < 0 ||
+        chmod(ka_st_fd_path(fd, path), (sb.st_mode & 07777) | w->mask) < 0)
+        return -errno;
     return 0;
 }
 
-int ka_st_apply_fs_group(const struct ka_storage *st, struct ka_error *err)
+/* The directory fd (opened O_RDONLY|O_DIRECTORY|O_NOFOLLOW; owned: it becomes the
+ * DIR's, so a level of the walk holds one fd) and everything below it. */
+static int fsg_dir(int fd, int depth, struct fsg_walk *w)
+{
+    cleanup_dir DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) < 0)
+        return -errno;
+    if (sb.st_dev != w->dev)
+        return 0;
+    if (fchown(fd, (uid_t)-1, w->gid) < 0 ||
+        fchmod(fd, (sb.st_mode & 07777) | w->mask | FSG_EXEC_MASK | S_ISGID) < 0)
+        return -errno;
+    if (depth >= FSG_MAX_DEPTH)
+        return -ELOOP;
+    struct dirent *de;
+    while ((errno = 0, de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        int rc;
+        /* O_NOFOLLOW|O_DIRECTORY: a directory replaced by a symlink fails here
+         * (ELOOP/ENOTDIR) instead of taking the walk out of the volume. */
+        int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0)
+            rc = fsg_dir(sub, depth + 1, w);
+        else if (errno == ENOTDIR || errno == ELOOP)
+            rc = fsg_file(fd, de->d_name, w);
+        else
+            rc = errno == ENOENT ? 0 : -errno;
+        if (rc < 0) {
+            if (!w->failed[0])
+                snprintf(w->failed, sizeof(w->failed), "%s", de->d_name);
+            return rc;
+        }
+    }
+    return errno ? -errno : 0;
+}
+
+int ka_st_apply_fs_group(int rootfd, const struct ka_storage *st, struct ka_error *err)
 {
     if (!st->has_fs_group)
         return 0;
@@ -111,23 +155,24 @@ int ka_st_apply_fs_group(const struct ka_storage *st, struct ka_error *err)
             ro = true;
     mode_t mask = ro ? FSG_RO_MASK : FSG_RW_MASK;
     struct stat sb;
-    if (stat(st->mount_point, &sb) < 0)
+    if (fstat(rootfd, &sb) < 0)
         return ka_error_set(err, errno, "fs_group: stat %s", st->mount_point);
+    if (!S_ISDIR(sb.st_mode))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "fs_group: %s is not a directory", st->mount_point);
     /* OnRootMismatch: a root already of the group, with the bits and setgid, is
      * taken as done (upstream set_ownership). */
     mode_t want = mask | FSG_EXEC_MASK;
     if (st->fs_group_on_root_mismatch && sb.st_gid == (gid_t)st->fs_gid &&
         (sb.st_mode & want) == want && (sb.st_mode & S_ISGID))
         return 0;
-    fsg_walk.gid = (gid_t)st->fs_gid;
-    fsg_walk.mask = mask;
-    fsg_walk.errnum = 0;
-    fsg_walk.path[0] = '\0';
-    /* FTW_MOUNT: stay on the volume; FTW_PHYS: never follow a symlink. */
-    int rc = nftw(st->mount_point, fsg_visit, 32, FTW_PHYS | FTW_MOUNT);
+    struct fsg_walk w = {.dev = sb.st_dev, .gid = (gid_t)st->fs_gid, .mask = mask};
+    int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ka_error_set(err, errno, "fs_group: open %s", st->mount_point);
+    int rc = fsg_dir(fd, 0, &w);
     if (rc < 0)
-        return ka_error_set(err, errno, "fs_group: walk %s", st->mount_point);
-    if (rc > 0)
-        return ka_error_set(err, fsg_walk.errnum, "fs_group %u: %s", st->fs_gid, fsg_walk.path);
+        return ka_error_set(err, -rc, "fs_group %u: %s%s%s", st->fs_gid, st->mount_point,
+                            w.failed[0] ? ": " : "", w.failed);
     return 0;
 }

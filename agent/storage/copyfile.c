@@ -22,7 +22,8 @@ const char *ka_copyfile_strip_prefix(const char *path, struct ka_error *err)
     return path + n;
 }
 
-/* Every component non-empty, not "..", at most NAME_MAX bytes. */
+/* Every component non-empty, not "." or "..", at most NAME_MAX bytes: "." would
+ * name the root itself (a chmod and chown of the shared directory). */
 static int check_rel_path(const char *rel, struct ka_error *err)
 {
     if (strlen(rel) >= PATH_MAX)
@@ -33,8 +34,9 @@ static int check_rel_path(const char *rel, struct ka_error *err)
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (len == 0)
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "empty path component");
-        if (len == 2 && p[0] == '.' && p[1] == '.')
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "\"..\" is not allowed");
+        if ((len == 2 && p[0] == '.' && p[1] == '.') || (len == 1 && p[0] == '.'))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "\".\" and \"..\" are not allowed");
         if (len > NAME_MAX - strlen(TMP_SUFFIX))
             return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "path component too long");
         if (!slash)
@@ -141,10 +143,11 @@ static int copy_dir(int parent, const char *name, const struct ka_copyfile *r, s
                                        "exists and is not a directory");
         return ka_error_set(err, errno, "open");
     }
-    if (fchmod(fd, mode) < 0)
-        return ka_error_set(err, errno, "chmod");
+    /* chown first: it clears setuid/setgid, which the chmod then sets. */
     if (fchown(fd, (uid_t)r->uid, (gid_t)r->gid) < 0)
         return ka_error_set(err, errno, "chown");
+    if (fchmod(fd, mode) < 0)
+        return ka_error_set(err, errno, "chmod");
     return 0;
 }
 
@@ -177,17 +180,26 @@ static int copy_chunk(int parent, const char *name, const struct ka_copyfile *r,
     char tmp[NAME_MAX + 1];
     /* check_rel_path bounded the name to NAME_MAX - 4. */
     snprintf(tmp, sizeof(tmp), "%.251s" TMP_SUFFIX, name);
-    /* No O_TRUNC: chunks arrive one call each. 0600 until the last chunk sets the mode. */
-    cleanup_close int fd =
-        openat(parent, tmp, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+    /* Chunks arrive one call each. The first makes the temporary afresh with O_EXCL
+     * (whatever had the name, a hard link planted there included, only loses the
+     * name); later ones open it without O_CREAT and refuse one that is not the
+     * agent's own single-named regular file, so nothing is written through a link
+     * to a file elsewhere. 0600 until the last chunk sets the mode. */
+    int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+    if (r->offset == 0) {
+        if (unlinkat(parent, tmp, 0) < 0 && errno != ENOENT)
+            return ka_error_set(err, errno, "remove stale %s", tmp);
+        flags |= O_CREAT | O_EXCL;
+    }
+    cleanup_close int fd = openat(parent, tmp, flags, 0600);
     if (fd < 0)
         return ka_error_set(err, errno, "open %s", tmp);
     struct stat st;
     if (fstat(fd, &st) < 0)
         return ka_error_set(err, errno, "stat %s", tmp);
-    if (!S_ISREG(st.st_mode))
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "%s is not a regular file",
-                                   tmp);
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "%s is not a regular file with one name", tmp);
     size_t done = 0;
     while (done < r->len) {
         ssize_t n = pwrite(fd, r->data + done, r->len - done, (off_t)(r->offset + (int64_t)done));
@@ -203,10 +215,11 @@ static int copy_chunk(int parent, const char *name, const struct ka_copyfile *r,
     /* The last chunk: a stale longer .tmp must not leave a tail behind. */
     if (ftruncate(fd, (off_t)r->file_size) < 0)
         return ka_error_set(err, errno, "truncate");
-    if (fchmod(fd, r->file_mode & 07777) < 0)
-        return ka_error_set(err, errno, "chmod");
+    /* chown first: it clears setuid/setgid, which the chmod then sets. */
     if (fchown(fd, (uid_t)r->uid, (gid_t)r->gid) < 0)
         return ka_error_set(err, errno, "chown");
+    if (fchmod(fd, r->file_mode & 07777) < 0)
+        return ka_error_set(err, errno, "chmod");
     if (renameat(parent, tmp, parent, name) < 0)
         return ka_error_set(err, errno, "rename");
     return 0;
@@ -241,6 +254,16 @@ static int copy_at(int rootfd, const struct ka_copyfile *r, const char *shown, s
 int ka_copyfile_at(int rootfd, const struct ka_copyfile *r, struct ka_error *err)
 {
     return copy_at(rootfd, r, r->path, err);
+}
+
+int ka_copyfile_check(const struct ka_copyfile *req, struct ka_error *err)
+{
+    const char *rel = ka_copyfile_strip_prefix(req->path, err);
+    if (!rel)
+        return -1;
+    struct ka_copyfile r = *req;
+    r.path = rel;
+    return check_request(&r, err);
 }
 
 int ka_copyfile(const struct ka_copyfile *req, struct ka_error *err)

@@ -35,6 +35,10 @@ struct ka_copyfile {
  * or NULL with an INVALID_ARGUMENT error. */
 const char *ka_copyfile_strip_prefix(const char *path, struct ka_error *err);
 
+/* The whole request's validation (prefix, every component a real name, sizes and
+ * type), nothing touched: what ka_copyfile refuses before any side effect. */
+int ka_copyfile_check(const struct ka_copyfile *req, struct ka_error *err);
+
 /* Apply one request below rootfd. INVALID_ARGUMENT for bad input (nothing is
  * written), INTERNAL (status left unset) for system failures. */
 int ka_copyfile_at(int rootfd, const struct ka_copyfile *req, struct ka_error *err);

@@ -6,6 +6,8 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,7 +22,6 @@ const char *const ka_storage_drivers[] = {"virtio-fs",      "9p",     "ephemeral
                                           "scsi",           "nvdimm", "overlayfs",
                                           "watchable-bind", NULL};
 
-#define KA_STORAGE_RUN_DIR "/run/kata-containers"
 #define OVERLAY_RW_OPTION "io.katacontainers.fs-opt.overlay-rw"
 
 static struct ka_reactor *storage_reactor;
@@ -32,9 +33,12 @@ void ka_storage_init(struct ka_reactor *r)
 
 struct mounted {
     struct mounted *next;
-    char *mount_point;
+    char *mount_point; /* normalized (ka_st_mount_point_check) */
     unsigned refs;
     bool is_mount;              /* unmount at zero (ephemeral); local is a directory only */
+    bool ephemeral_tmpfs;       /* the only kind UpdateEphemeralMounts may remount */
+    bool created;               /* the agent made the directory: removed at zero */
+    int root_fd;                /* what was mounted (or the directory), or -1 */
     struct ka_watchable *watch; /* watchable-bind: stopped (and removed) at zero */
 };
 
@@ -111,22 +115,31 @@ int ka_st_parse_options(char *const *opts, size_t n, bool mode_is_ours, struct p
     return 0;
 }
 
-/* fs_group: the group owns it and new files inherit the group (setgid bit). */
-static int apply_fsgid(const char *path, long fsgid, struct ka_error *err)
+/* fs_group: the group owns it and new files inherit the group (setgid bit). dirfd
+ * is a directory (ka_st_open_mount_point opens nothing else). */
+static int apply_fsgid(int dirfd, const char *path, long fsgid, struct ka_error *err)
 {
     if (fsgid < 0)
         return 0;
     struct stat st;
-    if (chown(path, (uid_t)-1, (gid_t)fsgid) < 0 || stat(path, &st) < 0 ||
-        chmod(path, (st.st_mode & 07777) | S_ISGID) < 0)
+    if (fchown(dirfd, (uid_t)-1, (gid_t)fsgid) < 0 || fstat(dirfd, &st) < 0 ||
+        fchmod(dirfd, (st.st_mode & 07777) | S_ISGID) < 0)
         return ka_error_set(err, errno, "apply fsgid %ld to %s", fsgid, path);
     return 0;
+}
+
+/* Undo a mount made onto mp a moment ago (its fd is the mounted root). */
+static void unmount_fd(int fd)
+{
+    char path[KA_ST_FD_PATH_SIZE];
+    umount2(ka_st_fd_path(fd, path), MNT_DETACH);
 }
 
 /* hugetlbfs: reserve the pages first (size / pagesize into the pool's
  * nr_hugepages, checked), then mount with the sizes in bytes, which the kernel's
  * parser takes whatever spelling ("2Mi") the request used. */
-static int mount_hugetlbfs(const struct ka_storage *st, struct ka_error *err)
+static int mount_hugetlbfs(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                           struct ka_error *err)
 {
     uint64_t page_size, size;
     if (ka_hugepages_options(st->options, st->n_options, &page_size, &size, err) < 0 ||
@@ -159,22 +172,23 @@ static int mount_hugetlbfs(const struct ka_storage *st, struct ka_error *err)
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(opts, n, false, &po, err) < 0)
         return -1;
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
-    if (mount(st->source[0] ? st->source : "nodev", st->mount_point, "hugetlbfs", po.flags,
-              po.data) < 0)
+    char target[KA_ST_FD_PATH_SIZE];
+    if (mount(st->source[0] ? st->source : "nodev", ka_st_fd_path(mp->fd, target), "hugetlbfs",
+              po.flags, po.data) < 0)
         return ka_error_set(err, errno, "mount hugetlbfs on %s", st->mount_point);
-    if (apply_fsgid(st->mount_point, po.fsgid, err) < 0) {
-        umount2(st->mount_point, MNT_DETACH);
+    if (ka_st_reopen_mount_point(mp, err) < 0 ||
+        apply_fsgid(mp->fd, st->mount_point, po.fsgid, err) < 0) {
+        unmount_fd(mp->fd);
         return -1;
     }
     return 0;
 }
 
-static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
+static int mount_ephemeral(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                           struct ka_error *err)
 {
     if (strcmp(st->fstype, "hugetlbfs") == 0)
-        return mount_hugetlbfs(st, err);
+        return mount_hugetlbfs(st, mp, err);
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
@@ -183,13 +197,13 @@ static int mount_ephemeral(const struct ka_storage *st, struct ka_error *err)
                                    "ephemeral storage of type '%.32s' is not supported "
                                    "(tmpfs or hugetlbfs)",
                                    st->fstype);
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
-    if (mount(st->source[0] ? st->source : "tmpfs", st->mount_point, "tmpfs", po.flags, po.data) <
-        0)
+    char target[KA_ST_FD_PATH_SIZE];
+    if (mount(st->source[0] ? st->source : "tmpfs", ka_st_fd_path(mp->fd, target), "tmpfs",
+              po.flags, po.data) < 0)
         return ka_error_set(err, errno, "mount tmpfs on %s", st->mount_point);
-    if (apply_fsgid(st->mount_point, po.fsgid, err) < 0) {
-        umount2(st->mount_point, MNT_DETACH);
+    if (ka_st_reopen_mount_point(mp, err) < 0 ||
+        apply_fsgid(mp->fd, st->mount_point, po.fsgid, err) < 0) {
+        unmount_fd(mp->fd);
         return -1;
     }
     return 0;
@@ -218,31 +232,31 @@ bool ka_st_mounted_as(const char *mount_point, const char *fstype)
 }
 
 /* virtio-fs and 9p: the host's shared directory by its tag ("kataShared"). */
-static int mount_shared_fs(const struct ka_storage *st, const char *fstype, struct ka_error *err)
+static int mount_shared_fs(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                           const char *fstype, struct ka_error *err)
 {
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
     if (ka_st_mounted_as(st->mount_point, fstype))
         return 0;
-    if (mount(st->source, st->mount_point, fstype, po.flags, po.data) < 0)
+    char target[KA_ST_FD_PATH_SIZE];
+    if (mount(st->source, ka_st_fd_path(mp->fd, target), fstype, po.flags, po.data) < 0)
         return ka_error_set(err, errno, "mount %s (%s) on %s", st->source, fstype, st->mount_point);
-    return 0;
+    return ka_st_reopen_mount_point(mp, err);
 }
 
-static int make_local(const struct ka_storage *st, struct ka_error *err)
+/* A directory only; mp->fd is one (O_DIRECTORY), so no chmod reaches anything else. */
+static int make_local(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                      struct ka_error *err)
 {
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, true, &po, err) < 0)
         return -1;
     mode_t mode = po.mode >= 0 ? (mode_t)po.mode : 0777;
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
-    if (chmod(st->mount_point, mode) < 0)
+    if (fchmod(mp->fd, mode) < 0)
         return ka_error_set(err, errno, "chmod %s", st->mount_point);
-    return apply_fsgid(st->mount_point, po.fsgid, err);
+    return apply_fsgid(mp->fd, st->mount_point, po.fsgid, err);
 }
 
 static struct mounted *find_mounted(const char *mount_point)
@@ -256,7 +270,8 @@ static struct mounted *find_mounted(const char *mount_point)
 /* overlayfs: the layers come in the options (lowerdir=, upperdir=, workdir=). With
  * io.katacontainers.fs-opt.overlay-rw the agent makes the upper and work directories
  * under the container's directory, as upstream's OverlayfsHandler does. */
-static int mount_overlay(const struct ka_storage *st, struct ka_error *err)
+static int mount_overlay(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                         struct ka_error *err)
 {
     bool rw = false;
     for (size_t i = 0; i < st->n_options; i++)
@@ -283,63 +298,102 @@ static int mount_overlay(const struct ka_storage *st, struct ka_error *err)
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(opts, n, false, &po, err) < 0)
         return -1;
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
     if (ka_st_mounted_as(st->mount_point, "overlay"))
         return 0;
     const char *src = st->source[0] && strcmp(st->source, "none") != 0 ? st->source : "overlay";
-    if (mount(src, st->mount_point, "overlay", po.flags, po.data) < 0)
+    char target[KA_ST_FD_PATH_SIZE];
+    if (mount(src, ka_st_fd_path(mp->fd, target), "overlay", po.flags, po.data) < 0)
         return ka_error_set(err, errno, "mount overlay on %s", st->mount_point);
+    return ka_st_reopen_mount_point(mp, err);
+}
+
+static bool is_block_driver(const char *driver)
+{
+    return strcmp(driver, "blk") == 0 || strcmp(driver, "mmioblk") == 0 ||
+           strcmp(driver, "scsi") == 0 || strcmp(driver, "nvdimm") == 0;
+}
+
+/* Make the storage at mp (resolved, created when missing); *m_out gets the record. */
+static int add_new(const struct ka_storage *st, struct ka_st_mount_point *mp,
+                   struct mounted **m_out, struct ka_error *err)
+{
+    bool is_mount = true, fs_group = true, ephemeral_tmpfs = false;
+    struct ka_watchable *watch = NULL;
+    int rc;
+    if (strcmp(st->driver, "virtio-fs") == 0 || strcmp(st->driver, "9p") == 0) {
+        rc = mount_shared_fs(st, mp, st->driver[0] == '9' ? "9p" : "virtiofs", err);
+    } else if (strcmp(st->driver, "ephemeral") == 0) {
+        rc = mount_ephemeral(st, mp, err);
+        fs_group = false; /* fsgid= option instead */
+        ephemeral_tmpfs = strcmp(st->fstype, "tmpfs") == 0;
+    } else if (strcmp(st->driver, "local") == 0) {
+        rc = make_local(st, mp, err);
+        is_mount = fs_group = false;
+    } else if (is_block_driver(st->driver)) {
+        /* The caller resolved the source to the device node (rpc/devices.h). */
+        rc = ka_st_mount_block(st, mp, err);
+    } else if (strcmp(st->driver, "overlayfs") == 0) {
+        rc = mount_overlay(st, mp, err);
+    } else {
+        /* watchable-bind: the watcher owns its copy (below its own tmpfs). */
+        rc = ka_watchable_start(storage_reactor, st, &watch, err);
+        is_mount = fs_group = false;
+    }
+    if (rc < 0)
+        return -1;
+    if (fs_group && ka_st_apply_fs_group(mp->fd, st, err) < 0) {
+        if (is_mount)
+            unmount_fd(mp->fd);
+        return -1;
+    }
+    struct mounted *m = ka_xcalloc(1, sizeof(*m));
+    m->mount_point = ka_xstrdup(st->mount_point);
+    m->is_mount = is_mount;
+    m->ephemeral_tmpfs = ephemeral_tmpfs;
+    m->created = mp->created;
+    m->root_fd = -1;
+    if (!watch)
+        m->root_fd = take_fd(mp->fd);
+    m->watch = watch;
+    *m_out = m;
     return 0;
 }
 
-int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs, struct ka_error *err)
+int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, struct ka_error *err)
 {
-    struct mounted *m = find_mounted(st->mount_point);
+    bool known = false;
+    for (size_t i = 0; ka_storage_drivers[i]; i++)
+        known = known || strcmp(req->driver, ka_storage_drivers[i]) == 0;
+    if (!known)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "storage driver '%.64s' is not supported (yet); "
+                                   "supported: virtio-fs, 9p, ephemeral, local, blk, "
+                                   "mmioblk, scsi, nvdimm, overlayfs, watchable-bind",
+                                   req->driver);
+    char norm[PATH_MAX];
+    if (ka_st_mount_point_check(req->mount_point, norm, sizeof(norm), err) < 0)
+        return -1;
+    struct ka_storage st = *req;
+    st.mount_point = norm;
+    struct mounted *m = find_mounted(norm);
     if (!m) {
-        bool is_mount = true, fs_group = true;
-        struct ka_watchable *watch = NULL;
-        int rc;
-        if (strcmp(st->driver, "virtio-fs") == 0 || strcmp(st->driver, "9p") == 0) {
-            rc = mount_shared_fs(st, st->driver[0] == '9' ? "9p" : "virtiofs", err);
-        } else if (strcmp(st->driver, "ephemeral") == 0) {
-            rc = mount_ephemeral(st, err);
-            fs_group = false; /* fsgid= option instead */
-        } else if (strcmp(st->driver, "local") == 0) {
-            rc = make_local(st, err);
-            is_mount = fs_group = false;
-        } else if (strcmp(st->driver, "blk") == 0 || strcmp(st->driver, "mmioblk") == 0 ||
-                   strcmp(st->driver, "scsi") == 0 || strcmp(st->driver, "nvdimm") == 0) {
-            /* The caller resolved the source to the device node (rpc/devices.h). */
-            rc = ka_st_mount_block(st, err);
-        } else if (strcmp(st->driver, "overlayfs") == 0) {
-            rc = mount_overlay(st, err);
-        } else if (strcmp(st->driver, "watchable-bind") == 0) {
-            if (!storage_reactor)
-                return ka_error_status_set(err, KA_STATUS_INTERNAL,
-                                           "storage %s: watchable-bind without a reactor "
-                                           "(ka_storage_init not called)",
-                                           st->mount_point);
-            rc = ka_watchable_start(storage_reactor, st, &watch, err);
-            is_mount = fs_group = false; /* the watcher owns its copy */
-        } else {
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "storage driver '%.64s' is not supported (yet); "
-                                       "supported: virtio-fs, 9p, ephemeral, local, blk, "
-                                       "mmioblk, scsi, nvdimm, overlayfs, watchable-bind",
-                                       st->driver);
+        bool watchable = strcmp(st.driver, "watchable-bind") == 0;
+        if (watchable && !storage_reactor)
+            return ka_error_status_set(err, KA_STATUS_INTERNAL,
+                                       "storage %s: watchable-bind without a reactor "
+                                       "(ka_storage_init not called)",
+                                       norm);
+        /* watchable-bind makes its copy itself (watchable.c); every other driver
+         * mounts or chmods the directory resolved here, and nothing else. */
+        __attribute__((cleanup(ka_st_mount_point_close))) struct ka_st_mount_point mp =
+            KA_ST_MOUNT_POINT_INIT;
+        if (!watchable && ka_st_open_mount_point(norm, true, &mp, err) < 0)
+            return ka_error_wrap(err, "storage %s", norm);
+        if (add_new(&st, &mp, &m, err) < 0) {
+            if (mp.created)
+                unlinkat(mp.parent, mp.leaf, AT_REMOVEDIR);
+            return ka_error_wrap(err, "storage %s", norm);
         }
-        if (rc < 0)
-            return ka_error_wrap(err, "storage %s", st->mount_point);
-        if (fs_group && ka_st_apply_fs_group(st, err) < 0) {
-            if (is_mount)
-                umount2(st->mount_point, MNT_DETACH);
-            return ka_error_wrap(err, "storage %s", st->mount_point);
-        }
-        m = ka_xcalloc(1, sizeof(*m));
-        m->mount_point = ka_xstrdup(st->mount_point);
-        m->is_mount = is_mount;
-        m->watch = watch;
         m->next = all_mounted;
         all_mounted = m;
     }
@@ -357,10 +411,22 @@ static void release_one(struct mounted *m)
         return;
     if (m->watch)
         ka_watchable_stop(m->watch); /* removes its copy */
-    if (m->is_mount && umount2(m->mount_point, MNT_DETACH) < 0)
+    char path[KA_ST_FD_PATH_SIZE];
+    /* By the fd kept since the mount: the mount the agent made, whatever the path
+     * names now. */
+    if (m->is_mount && m->root_fd >= 0 && umount2(ka_st_fd_path(m->root_fd, path), MNT_DETACH) < 0)
         ka_log(KA_LOG_WARN, "storage", "unmount %s: %s", m->mount_point, strerror(errno));
-    if (rmdir(m->mount_point) < 0 && errno != ENOENT)
-        ka_log(KA_LOG_DEBUG, "storage", "rmdir %s: %s", m->mount_point, strerror(errno));
+    if (m->root_fd >= 0)
+        close(m->root_fd);
+    /* Only a directory the agent made, found again without following a symlink. */
+    if (m->created) {
+        struct ka_error err;
+        __attribute__((cleanup(ka_st_mount_point_close))) struct ka_st_mount_point mp =
+            KA_ST_MOUNT_POINT_INIT;
+        if (ka_st_open_mount_point(m->mount_point, false, &mp, &err) == 0 &&
+            unlinkat(mp.parent, mp.leaf, AT_REMOVEDIR) < 0)
+            ka_log(KA_LOG_DEBUG, "storage", "rmdir %s: %s", m->mount_point, strerror(errno));
+    }
     for (struct mounted **pp = &all_mounted; *pp; pp = &(*pp)->next) {
         if (*pp == m) {
             *pp = m->next;
@@ -387,15 +453,28 @@ int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *er
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "UpdateEphemeralMounts: storage driver '%.64s' is not ephemeral",
                                    st->driver);
-    if (ka_st_mkdir_p(st->mount_point, 0755, err) < 0)
-        return -1;
+    char norm[PATH_MAX];
+    if (ka_st_mount_point_check(st->mount_point, norm, sizeof(norm), err) < 0)
+        return ka_error_wrap(err, "UpdateEphemeralMounts");
+    /* Nothing to change (upstream only makes the directory, which the storage's own
+     * request does when it comes). */
     if (st->n_options == 0)
         return 0;
+    /* Only a tmpfs this agent mounted as an ephemeral storage, found in the
+     * registry: the request's path alone could name any mount. */
+    struct mounted *m = find_mounted(norm);
+    if (!m || !m->ephemeral_tmpfs || m->root_fd < 0)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "UpdateEphemeralMounts: %.200s is not an ephemeral tmpfs "
+                                   "storage of this sandbox",
+                                   norm);
     __attribute__((cleanup(ka_st_parsed_options_free))) struct parsed_options po = {0};
     if (ka_st_parse_options(st->options, st->n_options, false, &po, err) < 0)
         return -1;
     /* fsgid= was consumed by parse_options: it must not reach mount(2). */
-    if (mount("tmpfs", st->mount_point, "tmpfs", po.flags | MS_REMOUNT, po.data) < 0)
-        return ka_error_set(err, errno, "remount %s", st->mount_point);
+    char target[KA_ST_FD_PATH_SIZE];
+    if (mount("tmpfs", ka_st_fd_path(m->root_fd, target), "tmpfs", po.flags | MS_REMOUNT, po.data) <
+        0)
+        return ka_error_set(err, errno, "remount %s", norm);
     return 0;
 }

@@ -4,7 +4,14 @@
  * Drivers: "virtio-fs" and "9p" (the host's shared directory by tag), "ephemeral"
  * (tmpfs), "local" (a directory), "blk"/"mmioblk" given as a /dev node (no
  * hotplug wait yet), "overlayfs" and "watchable-bind" (a tmpfs copy kept fresh
- * with inotify). Any other driver is a clear error that mounts nothing. */
+ * with inotify). Any other driver is a clear error that mounts nothing.
+ *
+ * Every mount point must lie below /run/kata-containers, spelled without empty,
+ * "." or ".." components (INVALID_ARGUMENT otherwise); it is reached one directory
+ * at a time without following a symlink and mounted onto by fd, so neither the
+ * host nor a container's planted link can point a storage elsewhere. Release
+ * unmounts what was mounted (by the fd kept since) and removes only directories
+ * the agent made. */
 #ifndef KA_STORAGE_STORAGE_H
 #define KA_STORAGE_STORAGE_H
 

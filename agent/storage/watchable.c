@@ -308,16 +308,23 @@ static int start_poll(struct ka_reactor *r, struct ka_watchable *w, struct ka_er
     return ka_reactor_add(r, &w->watch, w->tfd, EPOLLIN, on_poll, w, err);
 }
 
-/* Strictly below WATCHABLE_ROOT, with no ".." component. */
+/* Strictly below WATCHABLE_ROOT, every component a real name: "" and "." would make
+ * the copy the watchable root itself (mirrored over, every other copy deleted),
+ * ".." somewhere else. One spelling per copy, so the registry's count is right. */
 static bool under_root(const char *p)
 {
     size_t n = strlen(WATCHABLE_ROOT);
-    if (strncmp(p, WATCHABLE_ROOT "/", n + 1) != 0 || !p[n + 1])
+    if (strncmp(p, WATCHABLE_ROOT "/", n + 1) != 0)
         return false;
-    for (const char *c = p; (c = strstr(c, "/..")); c += 3)
-        if (c[3] == '/' || c[3] == '\0')
+    for (const char *c = p + n + 1;;) {
+        const char *end = strchrnul(c, '/');
+        size_t len = (size_t)(end - c);
+        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
             return false;
-    return true;
+        if (*end == '\0')
+            return true;
+        c = end + 1;
+    }
 }
 
 int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st, struct ka_watchable **out,

@@ -3,13 +3,17 @@
  * as the named method's request; (2) the first byte picking an AgentService method
  * and the rest decoded as its request. Requests that carry a container id, an OCI
  * spec or a process go through the same validation and conversion as the handlers. */
+#include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent.pb-c.h"
 #include "container/spec.h"
 #include "health.pb-c.h"
 #include "rpc/oci_convert.h"
+#include "storage/copyfile.h"
+#include "storage/storage_int.h"
 #include "ttrpc.pb-c.h"
 
 static const ProtobufCServiceDescriptor *const services[] = {
@@ -27,6 +31,25 @@ static const char *container_id_of(const ProtobufCMessage *m)
     return *(const char *const *)((const char *)m + f->offset);
 }
 
+/* A storage mount point the one check accepts is below the run directory and
+ * has no empty, "." or ".." component and no trailing '/'. */
+static void check_mount_points(Grpc__Storage *const *st, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char norm[PATH_MAX];
+        struct ka_error err;
+        if (!st[i]->mount_point ||
+            ka_st_mount_point_check(st[i]->mount_point, norm, sizeof(norm), &err) < 0)
+            continue;
+        size_t len = strlen(norm);
+        if (strncmp(norm, KA_STORAGE_RUN_DIR "/", strlen(KA_STORAGE_RUN_DIR) + 1) != 0 ||
+            strstr(norm, "//") || strstr(norm, "/./") || strstr(norm, "/../") ||
+            norm[len - 1] == '/' || (len >= 2 && strcmp(norm + len - 2, "/.") == 0) ||
+            (len >= 3 && strcmp(norm + len - 3, "/..") == 0))
+            abort();
+    }
+}
+
 static void validate(const ProtobufCMethodDescriptor *md, const ProtobufCMessage *m)
 {
     const char *cid = container_id_of(m);
@@ -38,6 +61,25 @@ static void validate(const ProtobufCMethodDescriptor *md, const ProtobufCMessage
         struct ka_spec *spec = NULL;
         if (r->oci && ka_spec_from_proto(r->oci, &spec, &err) == 0)
             ka_spec_free(spec);
+        check_mount_points(r->storages, r->n_storages);
+    } else if (md->input == &grpc__create_sandbox_request__descriptor) {
+        const Grpc__CreateSandboxRequest *r = (const Grpc__CreateSandboxRequest *)m;
+        check_mount_points(r->storages, r->n_storages);
+    } else if (md->input == &grpc__update_ephemeral_mounts_request__descriptor) {
+        const Grpc__UpdateEphemeralMountsRequest *r = (const Grpc__UpdateEphemeralMountsRequest *)m;
+        check_mount_points(r->storages, r->n_storages);
+    } else if (md->input == &grpc__copy_file_request__descriptor) {
+        const Grpc__CopyFileRequest *r = (const Grpc__CopyFileRequest *)m;
+        struct ka_copyfile c = {.path = r->path,
+                                .file_size = r->file_size,
+                                .file_mode = r->file_mode,
+                                .dir_mode = r->dir_mode,
+                                .uid = r->uid,
+                                .gid = r->gid,
+                                .offset = r->offset,
+                                .data = r->data.data,
+                                .len = r->data.len};
+        (void)ka_copyfile_check(&c, &err);
     } else if (md->input == &grpc__exec_process_request__descriptor) {
         const Grpc__ExecProcessRequest *r = (const Grpc__ExecProcessRequest *)m;
         struct ka_process p;

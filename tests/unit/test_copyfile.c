@@ -242,7 +242,8 @@ static void test_symlinks_are_not_followed(void **state)
     at(lk, "c1/up");
     assert_int_equal(symlink("..", lk), 0);
     expect_invalid("c1/up/up/f", S_IFREG | 0600, 1, 0, "x", 1);
-    /* A symlink planted as the ".tmp" file: O_NOFOLLOW refuses it. */
+    /* A symlink planted as the ".tmp" file: a later chunk refuses it (O_NOFOLLOW);
+     * the first chunk only takes its name away (O_EXCL on a fresh file). */
     char victim[PATH_MAX];
     snprintf(victim, sizeof(victim), "%s/victim", outside);
     int fd = open(victim, O_CREAT | O_WRONLY, 0600);
@@ -251,7 +252,8 @@ static void test_symlinks_are_not_followed(void **state)
     at(lk, "c1/g.tmp");
     assert_int_equal(symlink(victim, lk), 0);
     struct ka_error err;
-    assert_true(copy("c1/g", S_IFREG | 0600, 1, 0, "x", 1, &err) < 0);
+    assert_true(copy("c1/g", S_IFREG | 0600, 2, 1, "x", 1, &err) < 0);
+    assert_int_equal(copy("c1/g", S_IFREG | 0600, 1, 0, "x", 1, &err), 0);
     /* A final symlink is replaced by the file, never written through. */
     at(lk, "c1/h");
     assert_int_equal(symlink(victim, lk), 0);
@@ -296,6 +298,75 @@ static void test_prefix(void **state)
     assert_non_null(strstr(err.msg, "containers-evil/x"));
 }
 
+/* Issue 13 item 8: a hard link planted at "<name>.tmp" is never written through. */
+static void test_planted_hard_link(void **state)
+{
+    (void)state;
+    char victim[PATH_MAX], lk[PATH_MAX], p[PATH_MAX];
+    snprintf(victim, sizeof(victim), "%s/victim", outside);
+    int fd = open(victim, O_CREAT | O_WRONLY, 0644);
+    assert_int_equal(write(fd, "original", 8), 8);
+    close(fd);
+    at(p, "c2");
+    assert_int_equal(mkdir(p, 0755), 0);
+    at(lk, "c2/f.tmp");
+    /* outside and root share the scratch filesystem: a real second name. */
+    assert_int_equal(link(victim, lk), 0);
+    struct ka_error err;
+    /* A later chunk finds two names on the temporary: refused. */
+    assert_true(copy("c2/f", S_IFREG | 0644, 8, 4, "EVIL", 4, &err) < 0);
+    assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+    /* The first chunk makes its own file; the whole copy lands, the victim is as it was. */
+    assert_int_equal(copy("c2/f", S_IFREG | 0644, 8, 0, "EVILEVIL", 8, &err), 0);
+    char got[16] = {0};
+    fd = open(victim, O_RDONLY);
+    assert_int_equal(read(fd, got, sizeof(got)), 8);
+    close(fd);
+    assert_string_equal(got, "original");
+    struct stat st;
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_uid, 0);
+    at(p, "c2/f");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 8);
+    assert_int_equal(st.st_nlink, 1);
+}
+
+/* "." names the root itself: refused, the root keeps its mode and owner. */
+static void test_dot_refused(void **state)
+{
+    (void)state;
+    struct stat before, after;
+    assert_int_equal(stat(root, &before), 0);
+    expect_invalid(".", S_IFDIR | 0777, 0, 0, NULL, 0);
+    expect_invalid("./", S_IFDIR | 0777, 0, 0, NULL, 0);
+    expect_invalid("c3/.", S_IFDIR | 0777, 0, 0, NULL, 0);
+    expect_invalid("c3/./f", S_IFREG | 0644, 1, 0, "x", 1);
+    assert_int_equal(stat(root, &after), 0);
+    assert_int_equal(after.st_mode, before.st_mode);
+    assert_int_equal(after.st_uid, before.st_uid);
+    assert_int_equal(after.st_gid, before.st_gid);
+}
+
+/* chown clears setuid/setgid: it goes first, so the bits asked for survive. */
+static void test_setuid_survives(void **state)
+{
+    (void)state;
+    struct ka_error err;
+    char p[PATH_MAX];
+    assert_int_equal(copy("c4/su", S_IFREG | 06755, 2, 0, "#!", 2, &err), 0);
+    at(p, "c4/su");
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 06755);
+    assert_int_equal(st.st_uid, 1234);
+    assert_int_equal(copy("c4/sd", S_IFDIR | 02775, 0, 0, NULL, 0, &err), 0);
+    at(p, "c4/sd");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 02775);
+}
+
 int main(void)
 {
     if (geteuid() != 0) {
@@ -311,6 +382,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlinks_are_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_planted_hard_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dot_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_setuid_survives, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

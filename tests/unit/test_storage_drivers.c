@@ -14,11 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/reactor.h"
@@ -81,7 +84,7 @@ static void test_errors(void **state)
     struct ka_storage st = {.driver = "nfs-magic",
                             .source = "x",
                             .fstype = "nfs",
-                            .mount_point = "/run/x"};
+                            .mount_point = "/run/kata-containers/sandbox/x"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(err.msg, "nfs-magic"));
@@ -89,7 +92,7 @@ static void test_errors(void **state)
     st = (struct ka_storage){.driver = "blk",
                              .source = "02/00",
                              .fstype = "ext4",
-                             .mount_point = "/run/blk"};
+                             .mount_point = "/run/kata-containers/sandbox/blk"};
     /* The RPC layer resolves PCI paths to device nodes; one reaching here was not. */
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
@@ -112,7 +115,7 @@ static void test_errors(void **state)
                              .fstype = "overlay",
                              .options = opts,
                              .n_options = 2,
-                             .mount_point = "/run/ovl"};
+                             .mount_point = "/run/kata-containers/sandbox/ovl"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
 
@@ -145,14 +148,15 @@ static void test_overlay(void **state)
                             .fstype = "ext4",
                             .options = opts,
                             .n_options = 1,
-                            .mount_point = "/run/ovl-ro"};
+                            .mount_point = "/run/kata-containers/sandbox/ovl-ro"};
     struct ka_storage_ref *refs = NULL;
     struct ka_error err;
     assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
-    assert_true(is_mounted("/run/ovl-ro", "overlay"));
-    assert_true(file_is("/run/ovl-ro/hello", "from lower\n"));
-    assert_true(file_is("/run/ovl-ro/base", "from lower2\n"));
-    assert_int_equal(open("/run/ovl-ro/new", O_CREAT | O_WRONLY, 0644), -1); /* one layer: ro */
+    assert_true(is_mounted("/run/kata-containers/sandbox/ovl-ro", "overlay"));
+    assert_true(file_is("/run/kata-containers/sandbox/ovl-ro/hello", "from lower\n"));
+    assert_true(file_is("/run/kata-containers/sandbox/ovl-ro/base", "from lower2\n"));
+    assert_int_equal(open("/run/kata-containers/sandbox/ovl-ro/new", O_CREAT | O_WRONLY, 0644),
+                     -1); /* one layer: ro */
 
     /* rw: upper and work under /run/kata-containers/<cid>/; writes land in upper. */
     char *rw_opts[] = {lower, "io.katacontainers.fs-opt.overlay-rw"};
@@ -172,8 +176,18 @@ static void test_overlay(void **state)
     assert_int_not_equal(stat(path_of("lower/new"), &sb), 0);
 
     ka_storage_release_all(&refs);
-    assert_false(is_mounted("/run/ovl-ro", "overlay"));
+    assert_false(is_mounted("/run/kata-containers/sandbox/ovl-ro", "overlay"));
     assert_false(is_mounted("/run/kata-containers/c1/rootfs", "overlay"));
+}
+
+/* ka_st_apply_fs_group on the directory st->mount_point names. */
+static int fs_group(const struct ka_storage *st, struct ka_error *err)
+{
+    int fd = open(st->mount_point, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    int rc = ka_st_apply_fs_group(fd, st, err);
+    close(fd);
+    return rc;
 }
 
 static void test_fs_group(void **state)
@@ -189,7 +203,7 @@ static void test_fs_group(void **state)
 
     struct ka_storage st = {.mount_point = path_of("vol"), .has_fs_group = true, .fs_gid = 1234};
     struct ka_error err;
-    assert_int_equal(ka_st_apply_fs_group(&st, &err), 0);
+    assert_int_equal(fs_group(&st, &err), 0);
     struct stat sb;
     assert_int_equal(stat(path_of("vol"), &sb), 0);
     assert_int_equal(sb.st_gid, 1234);
@@ -205,7 +219,7 @@ static void test_fs_group(void **state)
     /* OnRootMismatch with a matching root: nothing is walked. */
     assert_int_equal(chmod(path_of("vol/sub/f"), 0600), 0);
     st.fs_group_on_root_mismatch = true;
-    assert_int_equal(ka_st_apply_fs_group(&st, &err), 0);
+    assert_int_equal(fs_group(&st, &err), 0);
     assert_int_equal(stat(path_of("vol/sub/f"), &sb), 0);
     assert_int_equal(sb.st_mode & 07777, 0600);
     /* Read-only: 0440 on files. A different gid on the root: walked again. */
@@ -213,10 +227,160 @@ static void test_fs_group(void **state)
     st.options = ro;
     st.n_options = 1;
     st.fs_gid = 99;
-    assert_int_equal(ka_st_apply_fs_group(&st, &err), 0);
+    assert_int_equal(fs_group(&st, &err), 0);
     assert_int_equal(stat(path_of("vol/sub/f"), &sb), 0);
     assert_int_equal(sb.st_gid, 99);
     assert_int_equal(sb.st_mode & 07777, 0640);
+}
+
+/* Issue 13 item 6: which mount points the one check lets through, normalized. */
+static void test_mount_point_check(void **state)
+{
+    (void)state;
+    static const char *const good[][2] = {
+        {"/run/kata-containers/shared/containers/", "/run/kata-containers/shared/containers"},
+        {"/run/kata-containers/sandbox/ephemeral/a", "/run/kata-containers/sandbox/ephemeral/a"},
+        {"/run/kata-containers/sandbox/local/v//", "/run/kata-containers/sandbox/local/v"},
+        {"/run/kata-containers/c1/rootfs", "/run/kata-containers/c1/rootfs"},
+        {"/run/kata-containers/.hidden", "/run/kata-containers/.hidden"},
+    };
+    static const char *const bad[] = {
+        "/run/kata-containers",
+        "/run/kata-containers/",
+        "/run/kata-containers-evil/x",
+        "/run/kata-containers/../../etc",
+        "/run/kata-containers/sandbox/../../../tmp",
+        "/run/kata-containers/shared/containers/watchable/.",
+        "/run/kata-containers/./sandbox",
+        "/run/kata-containers//sandbox",
+        "/run/kata-containers/sandbox/..",
+        "/etc",
+        "/",
+        "run/kata-containers/x",
+        "",
+    };
+    char out[4096];
+    struct ka_error err;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (ka_st_mount_point_check(good[i][0], out, sizeof(out), &err) < 0)
+            fail_msg("refused %s: %s", good[i][0], err.msg);
+        assert_string_equal(out, good[i][1]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ka_error_clear(&err);
+        if (ka_st_mount_point_check(bad[i], out, sizeof(out), &err) == 0)
+            fail_msg("accepted %s", bad[i]);
+        assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+    }
+}
+
+/* A symlink planted on the way to (or as) a mount point is not followed: a local
+ * storage through it is refused and the directory it points at keeps its mode. */
+static void test_mount_point_symlink(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(path_of("victim"), 0700), 0);
+    assert_int_equal(mkdir("/run/kata-containers", 0755) == 0 || errno == EEXIST, 1);
+    assert_int_equal(mkdir("/run/kata-containers/sandbox", 0755) == 0 || errno == EEXIST, 1);
+    assert_int_equal(symlink(path_of("victim"), "/run/kata-containers/sandbox/evil"), 0);
+    char *opts[] = {"mode=0777", "fsgid=4321"};
+    const char *const mps[] = {"/run/kata-containers/sandbox/evil",
+                               "/run/kata-containers/sandbox/evil/sub"};
+    for (size_t i = 0; i < 2; i++) {
+        struct ka_storage st = {.driver = "local",
+                                .source = "local",
+                                .fstype = "local",
+                                .options = opts,
+                                .n_options = 2,
+                                .mount_point = mps[i]};
+        struct ka_storage_ref *refs = NULL;
+        struct ka_error err;
+        assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+        assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+        assert_null(refs);
+    }
+    struct stat sb;
+    assert_int_equal(stat(path_of("victim"), &sb), 0);
+    assert_int_equal(sb.st_mode & 07777, 0700);
+    assert_int_equal(sb.st_gid, 0);
+    assert_int_not_equal(stat(path_of("victim/sub"), &sb), 0);
+    unlink("/run/kata-containers/sandbox/evil");
+}
+
+#define RACE_DIRS 40
+#define RACE_FILES 50
+
+/* Issue 13 item 5: while fs_group walks, another process keeps swapping the
+ * volume's directories for symlinks to a directory outside with the same file
+ * names. Nothing outside may change group or mode. */
+static void test_fs_group_swap_race(void **state)
+{
+    (void)state;
+    char p[600];
+    assert_int_equal(mkdir(path_of("rvol"), 0755), 0);
+    assert_int_equal(mkdir(path_of("rout"), 0755), 0);
+    for (int f = 0; f < RACE_FILES; f++) {
+        snprintf(p, sizeof(p), "%s/f%d", path_of("rout"), f);
+        write_file(p, "outside");
+        assert_int_equal(chmod(p, 0600), 0);
+    }
+    for (int d = 0; d < RACE_DIRS; d++) {
+        snprintf(p, sizeof(p), "%s/d%d", path_of("rvol"), d);
+        assert_int_equal(mkdir(p, 0700), 0);
+        for (int f = 0; f < RACE_FILES; f++) {
+            char q[700];
+            snprintf(q, sizeof(q), "%s/f%d", p, f);
+            write_file(q, "inside");
+        }
+    }
+    /* A FIFO in the volume: changed without being opened (which would block). */
+    snprintf(p, sizeof(p), "%s/fifo", path_of("rvol"));
+    assert_int_equal(mkfifo(p, 0600), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char dir[700], aside[700];
+        for (unsigned i = 0;; i++) {
+            snprintf(dir, sizeof(dir), "%s/d%u", path_of("rvol"), i % RACE_DIRS);
+            snprintf(aside, sizeof(aside), "%s/x%u", path_of("rvol"), i % RACE_DIRS);
+            if (rename(dir, aside) == 0) {
+                if (symlink(path_of("rout"), dir) == 0) {
+                    sched_yield();
+                    unlink(dir);
+                }
+                rename(aside, dir);
+            }
+        }
+    }
+    struct ka_storage st = {.mount_point = path_of("rvol"), .has_fs_group = true};
+    struct ka_error err;
+    for (int round = 0; round < 6; round++) {
+        st.fs_gid = 2000 + (unsigned)round;
+        int fd = open(st.mount_point, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* May fail on a vanished entry: only the outside matters. */
+        if (fd >= 0)
+            ka_st_apply_fs_group(fd, &st, &err);
+        close(fd);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int changed = 0;
+    for (int f = 0; f < RACE_FILES; f++) {
+        struct stat sb;
+        snprintf(p, sizeof(p), "%s/f%d", path_of("rout"), f);
+        assert_int_equal(stat(p, &sb), 0);
+        changed += sb.st_gid != 0 || (sb.st_mode & 07777) != 0600;
+    }
+    struct stat sb;
+    assert_int_equal(stat(path_of("rout"), &sb), 0);
+    changed += sb.st_gid != 0 || (sb.st_mode & 07777) != 0755;
+    assert_int_equal(changed, 0);
+    /* The walk did its job inside. */
+    snprintf(p, sizeof(p), "%s/fifo", path_of("rvol"));
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_gid, 2005);
+    assert_int_equal(sb.st_mode & 07777, 0660);
 }
 
 /* Run the reactor until the copy shows text (or 2 s). */
@@ -340,9 +504,14 @@ static void test_watchable_poll(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_overlay),
-        cmocka_unit_test(test_fs_group),       cmocka_unit_test(test_watchable),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_fs_group),
+        cmocka_unit_test(test_watchable),
         cmocka_unit_test(test_watchable_poll),
+        cmocka_unit_test(test_mount_point_check),
+        cmocka_unit_test(test_mount_point_symlink),
+        cmocka_unit_test(test_fs_group_swap_race),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
