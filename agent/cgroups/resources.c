@@ -446,6 +446,14 @@ bool ka_device_rule_is_all(const struct ka_device_rule *r)
     return r->type == 'a' && r->major == -1 && r->minor == -1 && strcmp(r->access, "rwm") == 0;
 }
 
+bool ka_device_rules_allow_all(const struct ka_device_rule *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ka_device_rule_is_all(&rules[i]))
+            return rules[i].allow;
+    return false;
+}
+
 void ka_device_rule_format(const struct ka_device_rule *r, char *buf, size_t size)
 {
     char maj[24] = "*", min[24] = "*";
