@@ -735,6 +735,11 @@ static void test_device_base_per_container(void **state)
     struct bpf_insn prog[512];
     size_t n = ka_devices_bpf_build(ka_device_rules_allow_all(a_rules, 1), a_rules, 1, prog, 512);
     assert_int_equal(run_prog(prog, n, B, RD | WR, 8, 0), 1); /* A: the guest disk */
+    /* ... and its program ends with that allow (the kernel's verifier refuses the
+     * unreachable default-deny after an unconditional return). */
+    assert_int_equal(n, 8);
+    assert_int_equal(prog[n - 1].code, BPF_JMP | BPF_EXIT);
+    assert_int_equal(prog[n - 2].imm, 1);
     n = ka_devices_bpf_build(ka_device_rules_allow_all(NULL, 0), NULL, 0, prog, 512);
     assert_int_equal(run_prog(prog, n, B, RD | WR, 8, 0), 0); /* B: not */
     assert_int_equal(run_prog(prog, n, B, RD, 7, 0), 0);
