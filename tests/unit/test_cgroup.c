@@ -745,6 +745,13 @@ static void test_device_base_per_container(void **state)
     assert_int_equal(run_prog(prog, n, B, RD, 7, 0), 0);
     assert_int_equal(run_prog(prog, n, C, RD, 1, 11), 0);
     assert_int_equal(run_prog(prog, n, C, RD | WR, 1, 3), 1);
+    /* No device control at all (v1 without a devices hierarchy) fails closed. */
+    char *d = mkdir_in("nodevices");
+    struct ka_cgroup *cg = fake_cgroup(KA_CGROUP_V1, d, KA_CG_BIT(KA_CG_MEMORY));
+    struct ka_error err = {0};
+    assert_true(ka_cgroup_set_devices(cg, false, NULL, 0, true, &err) < 0);
+    assert_int_equal(err.status, KA_STATUS_FAILED_PRECONDITION);
+    ka_cgroup_free(cg);
     assert_int_equal(ka_n_default_device_rules, n_defaults);
     assert_memory_equal(defaults_before, ka_default_device_rules,
                         n_defaults * sizeof(defaults_before[0]));
