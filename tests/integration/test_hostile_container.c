@@ -351,6 +351,15 @@ static void device_cgroup_per_container(const char *a_path, const char *b_path)
     assert_int_equal(run_spec(cid("dev-b"), s), 1);
     assert_string_equal(out, "EPERM\n");
 
+    /* With CAP_MKNOD it can make the node of the guest's disk (b 8:0) itself, but
+     * not open it. */
+    s = spec_new(rootfs,
+                 ARGS("sh", "-c", "mknod /dev/disk b 8 0 && ka-payload read-file /dev/disk"));
+    if (b_path)
+        set_cgroups_path(s, b_path);
+    assert_int_equal(run_spec(cid("dev-b2"), s), 1);
+    assert_string_equal(out, "EPERM\n");
+
     /* And one in a cgroup of its own (no pod shared with A). */
     s = spec_new(rootfs, ARGS("ka-payload", "read-file", "/dev/ka-loop"));
     add_device(s, "/dev/ka-loop", "b", 7, 0);
