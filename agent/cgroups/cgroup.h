@@ -29,7 +29,7 @@
 #define KA_CGROUP_MAX_DEPTH 32 /* components of a path; subtree walks */
 
 enum ka_cgroup_version {
-    KA_CGROUP_NONE = 0, /* nothing mounted: containers run without a cgroup */
+    KA_CGROUP_NONE = 0, /* nothing mounted: CreateContainer is refused (fail closed) */
     KA_CGROUP_V1 = 1,
     KA_CGROUP_V2 = 2,
 };
