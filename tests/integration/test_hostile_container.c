@@ -47,6 +47,7 @@ static char scratch[64]; /* /tmp/ka-hc-<pid>: rootfs copies, bind sources */
 /* A second agent in a mount namespace of this process's own (see enter_private_ns). */
 static struct agent_proc agent2;
 static struct ctr t_main; /* t while t talks to agent2 */
+static bool swapped;      /* ... which is now */
 static int host_ns = -1;
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -225,7 +226,7 @@ static void start_agent(struct agent_proc *p, struct ctr *c)
         fail_msg("CreateSandbox: %s", c->msg);
 }
 
-/* Our own mount namespace, with fn preparing /sys/fs/cgroup, and a second agent
+/* Our own mount namespace, with prepare() setting up /sys/fs/cgroup, and a second agent
  * started in it; t talks to that agent until leave_private_ns (every test that
  * calls this has it as its teardown, so a failure cannot leave us there). */
 static void enter_private_ns(void (*prepare)(const void *), const void *arg)
@@ -236,18 +237,21 @@ static void enter_private_ns(void (*prepare)(const void *), const void *arg)
     assert_int_equal(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0);
     prepare(arg);
     t_main = t;
+    swapped = true;
     memset(&t, 0, sizeof(t));
+    t.client.fd = -1;
     start_agent(&agent2, &t);
 }
 
 static int leave_private_ns(void **state)
 {
     (void)state;
-    if (agent2.pid > 0) {
+    if (swapped) {
         ctr_close(&t);
         t = t_main;
-        agent_stop(&agent2);
+        swapped = false;
     }
+    agent_stop(&agent2); /* nothing when it is not running */
     if (host_ns >= 0) {
         assert_int_equal(setns(host_ns, CLONE_NEWNS), 0);
         close(host_ns);
