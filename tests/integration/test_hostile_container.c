@@ -284,6 +284,8 @@ static int group_teardown(void **state)
     return 0;
 }
 
+static void make_rootfs(const char *name, char *path, size_t size);
+
 /* ---- item 3: user ids ---------------------------------------------------------------- */
 
 /* User {UID: 4294967295} ran as root: setresuid(-1, ...) means "unchanged". */
@@ -320,6 +322,21 @@ static void test_user_id_minus_one_refused(void **state)
     free(s->process->user->username);
     s->process->user->username = xstrdup("4294967295");
     assert_int_equal(create_refused(cid("uname-bad"), s), INVALID_ARGUMENT);
+
+    /* An image's own /etc/passwd cannot hand those ids out either. */
+    char root[PATH_MAX];
+    make_rootfs("rootfs-users", root, sizeof(root));
+    assert_int_equal(sh("printf 'evil:x:4294967295:4294967295::/:/bin/sh\\n"
+                        "big:x:2147483648:0::/:/bin/sh\\n' >> %s/etc/passwd",
+                        root),
+                     0);
+    static const char *const image_users[] = {"evil", "big", "0:4294967295"};
+    for (size_t i = 0; i < 3; i++) {
+        s = spec_new(root, ARGS("ka-payload", "id"));
+        free(s->process->user->username);
+        s->process->user->username = xstrdup(image_users[i]);
+        assert_int_equal(create_refused(cid("image-user"), s), INVALID_ARGUMENT);
+    }
 
     /* ExecProcess goes through the same check. */
     create_start(cid("uid-host"), spec_new(rootfs, ARGS("ka-payload", "pause")));
