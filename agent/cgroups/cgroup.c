@@ -346,6 +346,17 @@ void ka_cgroup_parent(const char *path, char *out, size_t size)
         snprintf(out, size, "%.*s", (int)l, path);
 }
 
+bool ka_cgroup_paths_overlap(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    const char *shorter = la <= lb ? a : b, *longer = la <= lb ? b : a;
+    size_t ls = la <= lb ? la : lb;
+    if (strncmp(shorter, longer, ls) != 0)
+        return false;
+    /* Equal, or the shorter ends where a component of the longer one does. */
+    return longer[ls] == '\0' || longer[ls] == '/' || (ls > 0 && shorter[ls - 1] == '/');
+}
+
 /* ---- the cgroup --------------------------------------------------------------------- */
 
 struct ka_cgroup *ka_cgroup_new(const struct ka_cgroup_layout *l, const char *path)
@@ -443,11 +454,14 @@ int ka_cgroup_create(struct ka_cgroup *cg, struct ka_error *err)
     for (size_t i = 0; i < cg->n; i++) {
         char *dir = cg->d[i].dir;
         size_t base = mount_len(cg, i);
+        unsigned component = 0;
+        cg->d[i].made_from = 0;
         /* Walk the components below the mount: mkdir each, set it up. */
         for (size_t pos = base + 1;; pos++) {
             char c = dir[pos];
             if (c != '/' && c != '\0')
                 continue;
+            component++;
             dir[pos] = '\0';
             char parent[PATH_MAX];
             snprintf(parent, sizeof(parent), "%s", dir);
@@ -457,12 +471,16 @@ int ka_cgroup_create(struct ka_cgroup *cg, struct ka_error *err)
             int rc = 0;
             if (cg->version == KA_CGROUP_V2)
                 enable_subtree(parent);
-            if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            bool made = mkdir(dir, 0755) == 0;
+            if (!made && errno != EEXIST)
                 rc = ka_error_set(err, errno, "create cgroup %s", dir);
             else if (cg->version == KA_CGROUP_V1 &&
                      (cg->d[i].controllers & KA_CG_BIT(KA_CG_CPUSET)))
                 rc = cpuset_fill(dir, parent, err);
             dir[pos] = c;
+            /* Remembered so that removal can take away what we made (and only that). */
+            if (made && cg->d[i].made_from == 0)
+                cg->d[i].made_from = component;
             if (rc < 0)
                 return rc;
             if (c == '\0')
@@ -472,6 +490,29 @@ int ka_cgroup_create(struct ka_cgroup *cg, struct ka_error *err)
     if (cg->version == KA_CGROUP_V2 && cg->n)
         cg->d[0].controllers = read_v2_controllers(cg->d[0].dir);
     return 0;
+}
+
+void ka_cgroup_each_made(const struct ka_cgroup *cg, bool with_leaf,
+                         void (*fn)(const char *dir, void *data), void *data)
+{
+    for (size_t i = 0; i < cg->n; i++) {
+        if (cg->d[i].made_from == 0)
+            continue;
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof(dir), "%s", cg->d[i].dir);
+        size_t base = mount_len(cg, i);
+        unsigned depth = 0;
+        for (const char *p = dir + base; *p; p++)
+            depth += *p == '/';
+        if (!with_leaf) {
+            *strrchr(dir, '/') = '\0';
+            depth--;
+        }
+        for (; depth >= cg->d[i].made_from && strlen(dir) > base; depth--) {
+            fn(dir, data);
+            *strrchr(dir, '/') = '\0';
+        }
+    }
 }
 
 /* ---- joining ---------------------------------------------------------------------- */

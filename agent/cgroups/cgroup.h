@@ -29,7 +29,7 @@
 #define KA_CGROUP_MAX_DEPTH 32 /* components of a path; subtree walks */
 
 enum ka_cgroup_version {
-    KA_CGROUP_NONE = 0, /* nothing mounted: containers run without a cgroup */
+    KA_CGROUP_NONE = 0, /* nothing mounted: CreateContainer is refused (fail closed) */
     KA_CGROUP_V1 = 1,
     KA_CGROUP_V2 = 2,
 };
@@ -87,11 +87,16 @@ int ka_cgroup_path(const char *cgroups_path, const char *cid, char *out, size_t 
                    struct ka_error *err);
 /* The parent of a path ("/a/b" -> "/a", "/a" -> "/"). */
 void ka_cgroup_parent(const char *path, char *out, size_t size);
+/* Whether two paths (both as ka_cgroup_path writes them) are equal or one is
+ * an ancestor of the other, compared component by component: "/a/b" and
+ * "/a/bc" do not overlap. Also true for directories ("/sys/fs/cgroup/x/a"). */
+bool ka_cgroup_paths_overlap(const char *a, const char *b);
 
 /* One cgroup: its directory in each hierarchy. */
 struct ka_cgroup_dir {
     char *dir;
     unsigned controllers;
+    unsigned made_from; /* ka_cgroup_create: first component (1-based) it mkdir'ed; 0: none */
 };
 
 struct ka_cgroup {
@@ -111,6 +116,10 @@ struct ka_cgroup *ka_cgroup_new(const struct ka_cgroup_layout *l, const char *pa
  * controllers its cgroup.controllers offers (each one on its own, a refusal is
  * only logged). */
 int ka_cgroup_create(struct ka_cgroup *cg, struct ka_error *err);
+/* Each directory ka_cgroup_create made (made_from down to the leaf, or to the
+ * leaf's parent when !with_leaf), deepest first: fn(dir, data). */
+void ka_cgroup_each_made(const struct ka_cgroup *cg, bool with_leaf,
+                         void (*fn)(const char *dir, void *data), void *data);
 void ka_cgroup_free(struct ka_cgroup *cg);
 
 /* The directory holding a controller's files (v2: the one directory; NULL if v1

@@ -446,6 +446,14 @@ bool ka_device_rule_is_all(const struct ka_device_rule *r)
     return r->type == 'a' && r->major == -1 && r->minor == -1 && strcmp(r->access, "rwm") == 0;
 }
 
+bool ka_device_rules_allow_all(const struct ka_device_rule *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ka_device_rule_is_all(&rules[i]))
+            return rules[i].allow;
+    return false;
+}
+
 void ka_device_rule_format(const struct ka_device_rule *r, char *buf, size_t size)
 {
     char maj[24] = "*", min[24] = "*";
@@ -474,12 +482,12 @@ int ka_cgroup_set_devices(struct ka_cgroup *cg, bool allow_all, const struct ka_
         if (count == 0)
             return ka_error_set(err, E2BIG, "device program for %s", cg->path);
         int fd = ka_devices_bpf_attach(cg->d[0].dir, insns, count, cg->bpf_prog_fd, err);
-        if (fd < 0 && err->errnum == ENOSYS) {
-            /* A kernel without bpf(2) has no device control on v2 at all. Said
-             * above debug level, unlike the rest of this file: it is isolation lost. */
-            ka_log(KA_LOG_WARN, "cgroups", "no device control for %s: %s", cg->path, err->msg);
-            return 0;
-        }
+        if (fd < 0 && err->errnum == ENOSYS)
+            /* A kernel without bpf(2) has no device control on v2 at all: fail
+             * closed rather than run the container with every device (issue 13). */
+            return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                       "no device control for %s: the kernel has no bpf(2)",
+                                       cg->path);
         if (fd < 0)
             return -1;
         if (cg->bpf_prog_fd >= 0)
@@ -489,10 +497,11 @@ int ka_cgroup_set_devices(struct ka_cgroup *cg, bool allow_all, const struct ka_
         return 0;
     }
     const char *dir = ka_cgroup_dir_of(cg, KA_CG_DEVICES);
-    if (!dir) {
-        ka_log(KA_LOG_DEBUG, "cgroups", "no devices cgroup hierarchy: device rules skipped");
-        return 0;
-    }
+    if (!dir) /* fail closed, as with no cgroup at all (issue 13) */
+        return ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                   "no devices cgroup hierarchy is mounted: no device control for "
+                                   "%s",
+                                   cg->path);
     if (reset) {
         if (allow_all) {
             for (size_t i = 0; i < KA_ARRAY_SIZE(allow_all_rules); i++)

@@ -46,6 +46,10 @@ extern const size_t ka_n_default_device_rules;
 
 /* OCI's rule for all devices: type a (or empty), any major/minor, access rwm. */
 bool ka_device_rule_is_all(const struct ka_device_rule *r);
+/* Whether a container's device list starts from "allow everything": the first
+ * rule for all devices in its own rules decides (upstream), and nothing else
+ * does (not the pod, not an earlier container). */
+bool ka_device_rules_allow_all(const struct ka_device_rule *rules, size_t n);
 /* "c 1:3 rwm", "a *:* rwm" */
 void ka_device_rule_format(const struct ka_device_rule *r, char *buf, size_t size);
 

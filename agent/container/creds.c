@@ -109,8 +109,9 @@ static size_t split_fields(char *line, char **fields, size_t max)
     return n;
 }
 
-/* A plain decimal id: digits only, below 2^32-1 ((uid_t)-1 means "unchanged" to
- * the kernel, so it is never a valid id). */
+/* A plain decimal id: digits only, at most KA_ID_NUMBER_MAX ((uid_t)-1 means
+ * "unchanged" to the kernel, and upstream refuses ids above INT32_MAX: the image
+ * writes these files, so an entry naming such an id is malformed). */
 static bool parse_id(const char *s, uint32_t *out)
 {
     if (*s == '\0')
@@ -120,7 +121,7 @@ static bool parse_id(const char *s, uint32_t *out)
         if (*s < '0' || *s > '9')
             return false;
         v = v * 10 + (uint64_t)(*s - '0');
-        if (v >= UINT32_MAX)
+        if (v > KA_ID_NUMBER_MAX)
             return false;
     }
     *out = (uint32_t)v;
@@ -547,9 +548,18 @@ int ka_switch_user(const struct ka_process *p, struct ka_error *err)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "%zu additional groups, at most %d", u->n_additional_gids,
                                    KA_SPEC_MAX_GROUPS);
+    /* Validation refused these already; checked again because the ids may have
+     * come from the image's /etc files since, and -1 here would keep us root. */
+    if (!ka_id_number_ok(u->uid) || !ka_id_number_ok(u->gid))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "uid %u / gid %u out of range",
+                                   u->uid, u->gid);
     gid_t groups[KA_SPEC_MAX_GROUPS];
-    for (size_t i = 0; i < u->n_additional_gids; i++)
+    for (size_t i = 0; i < u->n_additional_gids; i++) {
+        if (!ka_id_number_ok(u->additional_gids[i]))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "additional gid %u out of range", u->additional_gids[i]);
         groups[i] = (gid_t)u->additional_gids[i];
+    }
     if (setgroups(u->n_additional_gids, u->n_additional_gids ? groups : NULL) < 0) {
         int e = errno;
         if (!(e == EPERM && u->n_additional_gids == 0 && setgroups_denied()))

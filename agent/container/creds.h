@@ -55,7 +55,7 @@ void ka_group_entry_free(struct ka_group_entry *e);
  * Lines are "name:password:uid:gid[:gecos[:home[:shell]]]" (extra fields ignored);
  * blank lines, '#' comments, NIS "+"/"-" lines, lines over KA_CREDS_LINE_MAX bytes,
  * and lines with an empty name or a uid/gid that is not a plain decimal number
- * below 2^32-1 are skipped. Leading and trailing whitespace is ignored.
+ * above KA_ID_NUMBER_MAX (INT32_MAX) are skipped. Leading and trailing whitespace is ignored.
  *
  * Returns 1 and fills out (free with ka_passwd_entry_free) when found, 0 when no
  * line matches, negative on error: -ENOENT when the file does not exist, -EFBIG

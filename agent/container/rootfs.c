@@ -270,20 +270,34 @@ static int make_parent_private(const char *rootfs, struct ka_error *err)
 
 /* ---- Step 1: spec mounts -------------------------------------------------------- */
 
-/* Binds into /proc would let an image cover what masking relies on; rustjail allows
- * only these lxcfs-style files, and /proc itself from a procfs. */
+/* Binds into /proc would let an image cover what masking relies on; runc's
+ * checkProcMount allows only these lxcfs-style files, and /proc itself from a procfs. */
 static const char *const proc_bind_allowed[] = {
-    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat",
-    "/proc/swaps",   "/proc/uptime",    "/proc/loadavg", "/proc/net/dev",
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
 };
+
+static bool proc_bind_listed(const char *path)
+{
+    for (size_t i = 0; i < KA_ARRAY_SIZE(proc_bind_allowed); i++)
+        if (path_equal(path, proc_bind_allowed[i]))
+            return true;
+    return false;
+}
 
 static int check_proc_bind(const struct ka_mount *m, struct ka_error *err)
 {
-    if (!path_under(m->destination, "/proc"))
+    if (!path_under(m->destination, "/proc") || proc_bind_listed(m->destination))
         return 0;
-    for (size_t i = 0; i < KA_ARRAY_SIZE(proc_bind_allowed); i++)
-        if (path_equal(m->destination, proc_bind_allowed[i]))
-            return 0;
     if (path_equal(m->destination, "/proc")) {
         struct statfs sfs;
         if (statfs(m->source, &sfs) < 0)
@@ -296,6 +310,49 @@ static int check_proc_bind(const struct ka_mount *m, struct ka_error *err)
     return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                "bind mount %s on %s: binds inside /proc are not allowed", m->source,
                                m->destination);
+}
+
+/* Where fd is, as a path inside the root whose fd is rootfd ("/proc/stat"); -1 when
+ * it is not below the root (or the kernel cannot say). */
+static int path_in_root(int rootfd, int fd, char *out, size_t size)
+{
+    char tp[FD_PATH_MAX], root[PATH_MAX], at[PATH_MAX];
+    ssize_t rl = readlink(fd_path(tp, rootfd), root, sizeof(root) - 1);
+    ssize_t al = readlink(fd_path(tp, fd), at, sizeof(at) - 1);
+    if (rl <= 0 || al <= 0 || rl == (ssize_t)sizeof(root) - 1 || al == (ssize_t)sizeof(at) - 1)
+        return -1;
+    root[rl] = at[al] = '\0';
+    size_t skip = strcmp(root, "/") == 0 ? 0 : (size_t)rl;
+    if (strncmp(at, root, skip) != 0 || (at[skip] != '/' && at[skip] != '\0'))
+        return -1;
+    if ((size_t)snprintf(out, size, "%s", at[skip] ? at + skip : "/") >= size)
+        return -1;
+    return 0;
+}
+
+/* The destination string says nothing once the image's symlinks are followed: an
+ * image's /etc/hostname -> /proc/sys/kernel/domainname put a bind on the
+ * container's procfs (issue 13). So look at where the target really is: on a
+ * procfs only the allowed files (and /proc itself, checked above), on a sysfs
+ * nothing. */
+static int check_bind_target(int rootfd, int target, const struct ka_mount *m, struct ka_error *err)
+{
+    struct statfs sfs;
+    if (fstatfs(target, &sfs) < 0)
+        return ka_error_set(err, errno, "bind mount %s on %s: statfs the target", m->source,
+                            m->destination);
+    if (sfs.f_type != PROC_SUPER_MAGIC && sfs.f_type != SYSFS_MAGIC)
+        return 0;
+    char at[PATH_MAX] = "?";
+    bool resolved = path_in_root(rootfd, target, at, sizeof(at)) == 0;
+    if (sfs.f_type == PROC_SUPER_MAGIC && resolved &&
+        (proc_bind_listed(at) || (path_equal(at, "/proc") && path_equal(m->destination, "/proc"))))
+        return 0;
+    return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                               "bind mount %s on %s: the target is %s on a %s, where binds are "
+                               "not allowed",
+                               m->source, m->destination, at,
+                               sfs.f_type == SYSFS_MAGIC ? "sysfs" : "procfs");
 }
 
 /* proc and sysfs must land on a real directory: following a symlink there is the
@@ -354,6 +411,9 @@ static int mount_bind(int rootfd, const struct ka_mount *m, unsigned long flags,
                                    : ka_create_file_in_root(rootfd, m->destination, 0644, err);
     if (target < 0)
         return ka_error_wrap(err, "bind mount %s on %s", m->source, m->destination);
+    ret = check_bind_target(rootfd, target, m, err);
+    if (ret < 0)
+        return ret;
     char tp[FD_PATH_MAX];
     if (mount(m->source, fd_path(tp, target), NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL) <
         0)

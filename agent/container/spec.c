@@ -73,6 +73,21 @@ int ka_process_validate(const struct ka_process *proc, struct ka_error *err)
         check_count("rlimits", proc->n_rlimits, RLIM_NLIMITS, err) < 0)
         return -1;
 
+    const struct ka_user *u = &proc->user;
+    if (!ka_id_number_ok(u->uid))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "user uid %u is above %d (and -1 would keep the agent's uid)",
+                                   u->uid, KA_ID_NUMBER_MAX);
+    if (!ka_id_number_ok(u->gid))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "user gid %u is above %d (and -1 would keep the agent's gid)",
+                                   u->gid, KA_ID_NUMBER_MAX);
+    for (size_t i = 0; i < u->n_additional_gids; i++)
+        if (!ka_id_number_ok(u->additional_gids[i]))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "additional gid[%zu] %u is above %d", i,
+                                       u->additional_gids[i], KA_ID_NUMBER_MAX);
+
     if (proc->n_args == 0 || !proc->args)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "process has no args");
     if (!proc->args[0] || proc->args[0][0] == '\0')

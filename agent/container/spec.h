@@ -279,6 +279,16 @@ struct ka_spec {
     struct ka_seccomp *seccomp; /* NULL: no filter */
 };
 
+/* The largest uid or gid a process may be given. (uid_t)-1 tells setresuid() and
+ * setresgid() to leave the id unchanged (the child would stay root), and upstream
+ * (Kata, runc) refuses ids above INT32_MAX: so do we, for every id the host or the
+ * image names. */
+#define KA_ID_NUMBER_MAX INT32_MAX
+static inline bool ka_id_number_ok(uint32_t id)
+{
+    return id <= KA_ID_NUMBER_MAX;
+}
+
 /* ^[A-Za-z0-9][A-Za-z0-9_.-]+$ and at most KA_ID_MAX bytes (also keeps ".." out). */
 bool ka_valid_id(const char *id);
 

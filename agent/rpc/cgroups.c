@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -32,14 +33,15 @@
 struct ka_sandbox_cgroups {
     bool devcg_inited;      /* the pod cgroup's devices were set up (first container) */
     bool devcg_allowed_all; /* ... and allow every device (a privileged container came) */
-    bool warned_no_cgroups;
+    /* Cgroup directories the agent made that belong to no container of their own
+     * (the pod's, the path's intermediates): removed once no container is below. */
+    char **made;
+    size_t n_made;
     char queue[KA_OOM_QUEUE_CAP][KA_ID_MAX + 1];
     size_t head, len;
     struct ttrpc_call *waiters; /* GetOOMEvent, oldest first, chained by park_next */
     bool closed;                /* DestroySandbox */
 };
-
-struct remover;
 
 struct ka_container_cgroups {
     struct ka_oom_watch *oom;
@@ -92,12 +94,60 @@ static int periodic_timer(int *fd, unsigned ms, struct ka_error *err)
     return 0;
 }
 
+/* ---- directories the agent made on the way ----------------------------------------------- */
+
+static void note_made(const char *dir, void *data)
+{
+    struct ka_sandbox_cgroups *st = data;
+    for (size_t i = 0; i < st->n_made; i++)
+        if (strcmp(st->made[i], dir) == 0)
+            return;
+    st->made = ka_xrealloc(st->made, (st->n_made + 1) * sizeof(*st->made));
+    st->made[st->n_made++] = ka_xstrdup(dir);
+}
+
+struct remover;
+static struct remover *removers;
+static bool dir_in_use(struct ka_sandbox *sb, const char *dir);
+
+static int deeper_first(const void *a, const void *b)
+{
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Remove the directories we made that no container (nor a removal still going on)
+ * has at or below it, deepest first; rmdir refuses a cgroup that still has
+ * children or tasks, so anything someone else put there keeps it (and it is tried
+ * again at the next removal). */
+static void prune_made(struct ka_sandbox *sb)
+{
+    struct ka_sandbox_cgroups *st = sb->cg;
+    if (!st || st->n_made == 0)
+        return;
+    qsort(st->made, st->n_made, sizeof(*st->made), deeper_first);
+    size_t kept = 0;
+    for (size_t i = 0; i < st->n_made; i++) {
+        char *dir = st->made[i];
+        if (dir_in_use(sb, dir)) {
+            st->made[kept++] = dir;
+        } else if (rmdir(dir) == 0 || errno == ENOENT) {
+            free(dir);
+        } else {
+            ka_log(KA_LOG_DEBUG, "cgroups", "keep cgroup %s for now: %s", dir, strerror(errno));
+            st->made[kept++] = dir;
+        }
+    }
+    st->n_made = kept;
+}
+
 /* ---- removal with retries ------------------------------------------------------------ */
 
 /* Removes a cgroup that was busy, retrying on a timer. Kept on a list so that
  * nothing is lost when the agent exits with some still going. */
 struct remover {
     struct remover *next;
+    struct ka_sandbox *sb;
     struct ka_cgroup *cg;
     struct ka_container *waiter; /* checked for removal again when done; may be NULL */
     int fd;
@@ -105,7 +155,18 @@ struct remover {
     int tries;
 };
 
-static struct remover *removers;
+static bool dir_in_use(struct ka_sandbox *sb, const char *dir)
+{
+    for (struct ka_container *c = sb->containers; c; c = c->next)
+        for (size_t i = 0; c->cgroup && i < c->cgroup->n; i++)
+            if (ka_cgroup_paths_overlap(dir, c->cgroup->d[i].dir))
+                return true;
+    for (struct remover *r = removers; r; r = r->next)
+        for (size_t i = 0; i < r->cg->n; i++)
+            if (ka_cgroup_paths_overlap(dir, r->cg->d[i].dir))
+                return true;
+    return false;
+}
 
 static void remover_done(struct remover *r)
 {
@@ -118,7 +179,9 @@ static void remover_done(struct remover *r)
     close(r->fd);
     ka_cgroup_free(r->cg);
     struct ka_container *c = r->waiter;
+    struct ka_sandbox *sb = r->sb;
     free(r);
+    prune_made(sb);
     if (c) {
         c->cg->remover = NULL;
         ka_container_check_removal(c);
@@ -142,11 +205,12 @@ static void remover_tick(struct ka_watch *w, uint32_t events)
 }
 
 /* Take cg over and keep trying; false (and cg freed) when no timer can be had. */
-static bool remover_start(struct ka_reactor *reactor, struct ka_cgroup *cg,
+static bool remover_start(struct ka_sandbox *sb, struct ka_reactor *reactor, struct ka_cgroup *cg,
                           struct ka_container *waiter)
 {
     struct remover *r = ka_xcalloc(1, sizeof(*r));
     struct ka_error err;
+    r->sb = sb;
     r->cg = cg;
     r->waiter = waiter;
     if (periodic_timer(&r->fd, REMOVE_RETRY_MS, &err) < 0 ||
@@ -167,21 +231,18 @@ static bool remover_start(struct ka_reactor *reactor, struct ka_cgroup *cg,
 
 /* ---- lifecycle hooks -------------------------------------------------------------------- */
 
-/* The spec's first rule for all devices decides whether the pod allows all (upstream). */
 static bool spec_allows_all(const struct ka_resources *r)
 {
-    for (size_t i = 0; i < r->n_devices; i++)
-        if (ka_device_rule_is_all(&r->devices[i]))
-            return r->devices[i].allow;
-    return false;
+    return ka_device_rules_allow_all(r->devices, r->n_devices);
 }
 
-/* §6.1: the pod cgroup (the container's parent) is set up by the first container:
- * deny every device and allow the defaults, or allow all when that container
- * asks for all; a later container asking for all widens it. The spec's rules go
- * to the pod too, so that the container may have them (v1 children cannot
- * exceed their parent). v2 has no such inheritance: the container's program is
- * all there is. */
+/* §6.1: the pod cgroup (the container's parent) is set up by the first container
+ * (and again whenever the agent makes it anew, having removed it with its last
+ * container): deny every device and allow the defaults, or allow all when that
+ * container asks for all; a later container asking for all widens it. The spec's
+ * rules go to the pod too, so that the container may have them (v1 children cannot
+ * exceed their parent). Only the pod is widened: each container starts from its
+ * own base. v2 has no such inheritance: the container's program is all there is. */
 static int setup_pod(struct ka_sandbox_cgroups *st, const struct ka_cgroup_layout *l,
                      const char *path, const struct ka_resources *res, struct ka_error *err)
 {
@@ -191,16 +252,19 @@ static int setup_pod(struct ka_sandbox_cgroups *st, const struct ka_cgroup_layou
         return 0;
     bool all = spec_allows_all(res);
     struct ka_cgroup *pc = ka_cgroup_new(l, pod);
-    int rc = 0;
-    if (!st->devcg_inited) {
-        rc = ka_cgroup_create(pc, err);
-        if (rc == 0)
-            rc = ka_cgroup_set_devices(pc, all, NULL, 0, true, err);
+    int rc = ka_cgroup_create(pc, err);
+    ka_cgroup_each_made(pc, true, note_made, st);
+    bool fresh = false;
+    for (size_t i = 0; i < pc->n; i++)
+        if ((pc->d[i].controllers & KA_CG_BIT(KA_CG_DEVICES)) && pc->d[i].made_from)
+            fresh = true;
+    if (rc == 0 && (!st->devcg_inited || fresh)) {
+        rc = ka_cgroup_set_devices(pc, all, NULL, 0, true, err);
         if (rc == 0) {
             st->devcg_inited = true;
             st->devcg_allowed_all = all;
         }
-    } else if (!st->devcg_allowed_all && all) {
+    } else if (rc == 0 && !st->devcg_allowed_all && all) {
         rc = ka_cgroup_set_devices(pc, true, NULL, 0, true, err);
         if (rc == 0)
             st->devcg_allowed_all = true;
@@ -212,6 +276,25 @@ static int setup_pod(struct ka_sandbox_cgroups *st, const struct ka_cgroup_layou
     return rc < 0 ? ka_error_wrap(err, "pod cgroup %s", pod) : 0;
 }
 
+/* Issue 13: signalling or removing a container acts on its cgroup and everything
+ * below it, so a container whose path is another's, or above or below another's,
+ * could kill that one. Refused, against live containers and cgroups still being
+ * removed. Siblings under a shared pod cgroup are fine. */
+static int check_overlap(struct ka_container *c, const char *path, struct ka_error *err)
+{
+    for (struct ka_container *o = c->sandbox->containers; o; o = o->next)
+        if (o != c && o->cgroup && ka_cgroup_paths_overlap(path, o->cgroup->path))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "cgroups path %s overlaps container %s's cgroup %s", path,
+                                       o->id, o->cgroup->path);
+    for (struct remover *r = removers; r; r = r->next)
+        if (r->sb == c->sandbox && ka_cgroup_paths_overlap(path, r->cg->path))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "cgroups path %s overlaps cgroup %s, still being removed",
+                                       path, r->cg->path);
+    return 0;
+}
+
 int rpc_cgroup_setup(struct ka_container *c, struct ka_error *err)
 {
     struct ka_sandbox_cgroups *st = sb_state(c->sandbox);
@@ -221,29 +304,40 @@ int rpc_cgroup_setup(struct ka_container *c, struct ka_error *err)
     int rc = 0;
     struct ka_cgroup *cg = NULL;
     if (l.version == KA_CGROUP_NONE) {
-        if (!st->warned_no_cgroups)
-            ka_log(KA_LOG_WARN, "cgroups", "no cgroup hierarchy is mounted: containers get none");
-        st->warned_no_cgroups = true;
+        /* Fail closed (issue 13): without a cgroup there is no device control, no
+         * limits and no way to kill everything the container started. */
+        rc = ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                 "no cgroup hierarchy is mounted (looked at %s): containers "
+                                 "cannot be confined",
+                                 KA_CGROUP_ROOT);
         goto out;
     }
     char path[KA_CGROUP_PATH_MAX + 2];
     const struct ka_resources *res = &c->spec->resources;
-    if (ka_cgroup_path(c->spec->cgroups_path, c->id, path, sizeof(path), err) < 0) {
+    if (ka_cgroup_path(c->spec->cgroups_path, c->id, path, sizeof(path), err) < 0 ||
+        check_overlap(c, path, err) < 0) {
         rc = -1;
         goto out;
     }
     if (setup_pod(st, &l, path, res, err) < 0) {
         rc = -1;
+        prune_made(c->sandbox);
         goto out;
     }
     cg = ka_cgroup_new(&l, path);
-    bool all = st->devcg_allowed_all || spec_allows_all(res);
-    if (ka_cgroup_create(cg, err) < 0 ||
+    /* The container's own list starts from deny-all + defaults unless its own spec
+     * asks for every device: a pod widened by an earlier privileged container
+     * must not widen this one (issue 13). */
+    bool all = spec_allows_all(res);
+    int created = ka_cgroup_create(cg, err);
+    ka_cgroup_each_made(cg, false, note_made, st); /* the leaf goes with the container */
+    if (created < 0 ||
         ka_cgroup_set_devices(cg, all, res->devices, res->n_devices, true, err) < 0 ||
         ka_cgroup_set_resources(cg, res, err) < 0) {
         struct ka_error derr;
         ka_cgroup_destroy(cg, &derr); /* nothing has joined it yet */
         ka_cgroup_free(cg);
+        prune_made(c->sandbox);
         rc = ka_error_wrap(err, "cgroup %s", path);
         goto out;
     }
@@ -337,12 +431,13 @@ bool rpc_cgroup_release(struct ka_container *c)
     if (rc == -EBUSY) {
         ctr_state(c);
         struct ka_cgroup *cg = take_ptr(c->cgroup);
-        return !remover_start(reactor_of(c), cg, c);
+        return !remover_start(c->sandbox, reactor_of(c), cg, c);
     }
     if (rc < 0)
         ka_log_kv(KA_LOG_WARN, "cgroups", "remove the container cgroup", "container_id", c->id,
                   "error", err.msg, NULL);
     ka_cgroup_free(take_ptr(c->cgroup));
+    prune_made(c->sandbox);
     return true;
 }
 
@@ -372,10 +467,12 @@ void rpc_cgroup_container_free(struct ka_container *c)
         struct ka_error err;
         struct ka_cgroup *cg = take_ptr(c->cgroup);
         int rc = ka_cgroup_destroy(cg, &err);
-        if (rc == -EBUSY)
-            remover_start(reactor_of(c), cg, NULL);
-        else
+        if (rc == -EBUSY) {
+            remover_start(c->sandbox, reactor_of(c), cg, NULL);
+        } else {
             ka_cgroup_free(cg);
+            prune_made(c->sandbox);
+        }
     }
 }
 

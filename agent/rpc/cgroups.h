@@ -16,7 +16,10 @@
 
 /* CreateContainer, before the spawn: the container's cgroup under the path rule,
  * the pod (parent) cgroup's device setup on v1 (§6.1), the container's devices
- * and resources. c->cgroup stays NULL when no hierarchy is mounted. */
+ * (from its own spec only) and resources. Refused: no hierarchy or no device
+ * control (FAILED_PRECONDITION), a path equal to, above or below another
+ * container's (INVALID_ARGUMENT). Directories made on the way (the pod, the
+ * path's intermediates) are removed with the last container below them. */
 int rpc_cgroup_setup(struct ka_container *c, struct ka_error *err);
 /* cgroup.procs fds for a spawn into c's cgroup (*n = 0 without one). */
 int rpc_cgroup_procs_fds(struct ka_container *c, int *fds, size_t max, size_t *n,

@@ -497,6 +497,68 @@ static void test_freeze_files(void **state)
 }
 
 /* v2 creation enables the offered controllers in the ancestors on the way. */
+/* Issue 13: overlapping container cgroups are compared by component. */
+static void test_paths_overlap(void **state)
+{
+    (void)state;
+    assert_true(ka_cgroup_paths_overlap("/a/b", "/a/b"));
+    assert_true(ka_cgroup_paths_overlap("/a", "/a/b"));
+    assert_true(ka_cgroup_paths_overlap("/a/b/c", "/a"));
+    assert_true(ka_cgroup_paths_overlap("/kubepods/pod1", "/kubepods/pod1/c1"));
+    assert_false(ka_cgroup_paths_overlap("/a/b", "/a/bc"));
+    assert_false(ka_cgroup_paths_overlap("/a/bc", "/a/b"));
+    assert_false(ka_cgroup_paths_overlap("/kubepods/pod1/c1", "/kubepods/pod1/c2"));
+    assert_false(ka_cgroup_paths_overlap("/ab", "/a"));
+    assert_true(ka_cgroup_paths_overlap("/sys/fs/cgroup/memory/p", "/sys/fs/cgroup/memory/p/c"));
+}
+
+static void collect_dir(const char *dir, void *data)
+{
+    char *buf = data;
+    strcat(buf, dir);
+    strcat(buf, ";");
+}
+
+/* Issue 13: creation notes which directories it made, so removal can take away
+ * those (and only those) again. */
+static void test_create_notes_what_it_made(void **state)
+{
+    (void)state;
+    char *root = mkdir_in("madeRoot");
+    struct ka_cgroup_layout l = {.version = KA_CGROUP_V1, .n = 1};
+    l.h[0].mount = strdup(root);
+    l.h[0].controllers = KA_CG_BIT(KA_CG_MEMORY);
+    char pre[512];
+    snprintf(pre, sizeof(pre), "%s/kubepods", root);
+    assert_int_equal(mkdir(pre, 0755), 0); /* not ours */
+    struct ka_cgroup *cg = ka_cgroup_new(&l, "/kubepods/burstable/pod1/c1");
+    struct ka_error err;
+    if (ka_cgroup_create(cg, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cg->d[0].made_from, 2);
+    char got[2048] = "", want[2048];
+    ka_cgroup_each_made(cg, false, collect_dir, got);
+    snprintf(want, sizeof(want), "%s/kubepods/burstable/pod1;%s/kubepods/burstable;", root, root);
+    assert_string_equal(got, want);
+    got[0] = '\0';
+    ka_cgroup_each_made(cg, true, collect_dir, got);
+    snprintf(want, sizeof(want),
+             "%s/kubepods/burstable/pod1/c1;%s/kubepods/burstable/pod1;%s/kubepods/burstable;",
+             root, root, root);
+    assert_string_equal(got, want);
+    ka_cgroup_free(cg);
+    /* A second container next to it makes only its own leaf. */
+    cg = ka_cgroup_new(&l, "/kubepods/burstable/pod1/c2");
+    if (ka_cgroup_create(cg, &err) < 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cg->d[0].made_from, 4);
+    got[0] = '\0';
+    ka_cgroup_each_made(cg, false, collect_dir, got);
+    assert_string_equal(got, "");
+    ka_cgroup_free(cg);
+    ka_cgroup_layout_free(&l);
+}
+
 static void test_create_v2_enables_controllers(void **state)
 {
     (void)state;
@@ -650,6 +712,51 @@ static void test_device_bpf_program(void **state)
     assert_int_equal(ka_devices_bpf_build(false, NULL, 0, prog, 20), 0);
 }
 
+/* Issue 13: after a container with "a *:* rwm", the next container with no device
+ * rules still starts from deny-all + the defaults: the base depends on its own
+ * rules only, and building A's program changes nothing B's is built from. */
+static void test_device_base_per_container(void **state)
+{
+    (void)state;
+    struct ka_device_rule a_rules[] = {{true, 'a', -1, -1, "rwm"}};
+    struct ka_device_rule denied_first[] = {{false, 'a', -1, -1, "rwm"},
+                                            {true, 'a', -1, -1, "rwm"}};
+    struct ka_device_rule loop_only[] = {{true, 'b', 7, 0, "r"}};
+    assert_true(ka_device_rules_allow_all(a_rules, 1));
+    assert_false(ka_device_rules_allow_all(NULL, 0));
+    assert_false(ka_device_rules_allow_all(denied_first, 2)); /* the first one decides */
+    assert_false(ka_device_rules_allow_all(loop_only, 1));
+
+    struct ka_device_rule defaults_before[32];
+    size_t n_defaults = ka_n_default_device_rules;
+    assert_true(n_defaults <= 32);
+    memcpy(defaults_before, ka_default_device_rules, n_defaults * sizeof(defaults_before[0]));
+
+    struct bpf_insn prog[512];
+    size_t n = ka_devices_bpf_build(ka_device_rules_allow_all(a_rules, 1), a_rules, 1, prog, 512);
+    assert_int_equal(run_prog(prog, n, B, RD | WR, 8, 0), 1); /* A: the guest disk */
+    /* ... and its program ends with that allow (the kernel's verifier refuses the
+     * unreachable default-deny after an unconditional return). */
+    assert_int_equal(n, 8);
+    assert_int_equal(prog[n - 1].code, BPF_JMP | BPF_EXIT);
+    assert_int_equal(prog[n - 2].imm, 1);
+    n = ka_devices_bpf_build(ka_device_rules_allow_all(NULL, 0), NULL, 0, prog, 512);
+    assert_int_equal(run_prog(prog, n, B, RD | WR, 8, 0), 0); /* B: not */
+    assert_int_equal(run_prog(prog, n, B, RD, 7, 0), 0);
+    assert_int_equal(run_prog(prog, n, C, RD, 1, 11), 0);
+    assert_int_equal(run_prog(prog, n, C, RD | WR, 1, 3), 1);
+    /* No device control at all (v1 without a devices hierarchy) fails closed. */
+    char *d = mkdir_in("nodevices");
+    struct ka_cgroup *cg = fake_cgroup(KA_CGROUP_V1, d, KA_CG_BIT(KA_CG_MEMORY));
+    struct ka_error err = {0};
+    assert_true(ka_cgroup_set_devices(cg, false, NULL, 0, true, &err) < 0);
+    assert_int_equal(err.status, KA_STATUS_FAILED_PRECONDITION);
+    ka_cgroup_free(cg);
+    assert_int_equal(ka_n_default_device_rules, n_defaults);
+    assert_memory_equal(defaults_before, ka_default_device_rules,
+                        n_defaults * sizeof(defaults_before[0]));
+}
+
 /* ---- from protobuf ----------------------------------------------------------------------------- */
 
 static void test_resources_from_proto(void **state)
@@ -753,6 +860,9 @@ int main(void)
         cmocka_unit_test(test_create_v2_enables_controllers),
         cmocka_unit_test(test_device_rules_v1),
         cmocka_unit_test(test_device_bpf_program),
+        cmocka_unit_test(test_device_base_per_container),
+        cmocka_unit_test(test_paths_overlap),
+        cmocka_unit_test(test_create_notes_what_it_made),
         cmocka_unit_test(test_resources_from_proto),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -467,6 +467,42 @@ static void test_user_resolve(void **state)
     assert_true(r.rc < 0);
 }
 
+/* Issue 13: a hostile image's /etc files cannot hand out (uid_t)-1 (setresuid's
+ * "unchanged": the process would stay root) or any id above INT32_MAX. */
+static void test_user_resolve_hostile_ids(void **state)
+{
+    (void)state;
+    make_etc("hostile",
+             "evil:x:4294967295:4294967295::/root:/bin/sh\n"
+             "big:x:2147483648:0::/:/bin/sh\n"
+             "biggid:x:1000:2147483648::/:/bin/sh\n"
+             "edge:x:2147483647:2147483647::/edge:/bin/sh\n",
+             "evilgrp:x:4294967295:edge\n"
+             "biggrp:x:2147483648:edge\n"
+             "ok:x:7:edge\n");
+    struct resolved r;
+    static const char *const refused[] = {"evil",         "big",          "biggid",
+                                          "4294967295",   "2147483648",   "edge:evilgrp",
+                                          "edge:biggrp",  "0:4294967295", "0:2147483648",
+                                          "4294967295:0", "2147483648:0"};
+    for (size_t i = 0; i < KA_ARRAY_SIZE(refused); i++) {
+        r = resolve("hostile", refused[i], 0, 0, NULL, 0);
+        if (r.rc >= 0)
+            fail_msg("user \"%s\" resolved to uid %u gid %u", refused[i], r.uid, r.gid);
+    }
+    /* INT32_MAX itself is a valid id; the groups above it are left out. */
+    r = resolve("hostile", "edge", 0, 0, NULL, 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.uid, 2147483647u);
+    assert_int_equal(r.gid, 2147483647u);
+    assert_int_equal(r.n_gids, 1);
+    assert_int_equal(r.gids[0], 7);
+    /* HOME of a uid: no entry above INT32_MAX matches. */
+    r = resolve("hostile", NULL, 1000, 0, NULL, 0);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.home, "/");
+}
+
 static void test_user_resolve_missing_files(void **state)
 {
     (void)state;
@@ -1045,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_passwd_file_errors),
         cmocka_unit_test(test_group_lookup),
         cmocka_unit_test(test_user_resolve),
+        cmocka_unit_test(test_user_resolve_hostile_ids),
         cmocka_unit_test(test_user_resolve_missing_files),
         cmocka_unit_test(test_switch_user_and_caps),
         cmocka_unit_test(test_caps_survive_exec),

@@ -945,6 +945,57 @@ static void test_proc_symlink(void **state)
                   "mount sysfs on /sys: must be mounted on an ordinary directory", NULL);
 }
 
+/* ---- binds that an image's symlinks lead onto procfs or sysfs ---------------------- */
+
+static bool check_uptime_bound(const struct ct *ct)
+{
+    (void)ct;
+    char buf[64] = "";
+    int fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0, "open /proc/uptime: %s", strerror(errno));
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    CHECK(n > 0 && strcmp(buf, "bound\n") == 0, "/proc/uptime reads \"%s\"", buf);
+    return true;
+}
+
+/* Issue 13: an image's /etc/hostname -> /proc/sys/kernel/domainname put the host's
+ * file over the container's procfs file. The target is judged where it resolves. */
+static void test_bind_through_image_symlink(void **state)
+{
+    struct ct ct = *(struct ct *)*state;
+    char src[PATH_MAX];
+    snprintf(src, sizeof(src), "%s/hostname", ct.src);
+    xwrite(ct.src, "hostname", "bound\n");
+    xsymlink(ct.rootfs, "etc/hostname", "/proc/sys/kernel/domainname");
+    xsymlink(ct.rootfs, "etc/rel", "../proc/sys/kernel/hostname");
+    xsymlink(ct.rootfs, "etc/sysfile", "/sys/kernel/profiling");
+    xsymlink(ct.rootfs, "etc/uptime", "/proc/uptime");
+    static const char *const refused[][2] = {
+        {"/etc/hostname", "the target is /proc/sys/kernel/domainname on a procfs"},
+        {"/etc/rel", "the target is /proc/sys/kernel/hostname on a procfs"},
+        {"/etc/sysfile", "on a sysfs"},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct ka_mount mounts[] = {
+            M("/proc", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL),
+            M("/sys", "sysfs", "sysfs", MS_RDONLY, NULL),
+            BIND(refused[i][0], src, 0),
+        };
+        struct ka_spec spec = {.mounts = mounts,
+                               .n_mounts = 3,
+                               .rootfs_propagation = MS_SLAVE | MS_REC};
+        run_container(&ct, &spec, false, refused[i][1], NULL);
+    }
+    /* An allowed procfs file (lxcfs style) may still be reached that way. */
+    struct ka_mount ok[] = {
+        M("/proc", "proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL),
+        BIND("/etc/uptime", src, 0),
+    };
+    struct ka_spec spec = {.mounts = ok, .n_mounts = 2, .rootfs_propagation = MS_SLAVE | MS_REC};
+    run_container(&ct, &spec, false, NULL, check_uptime_bound);
+}
+
 /* ---- Error messages say what and where -------------------------------------------- */
 
 static void test_errors(void **state)
@@ -998,6 +1049,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_pivot, ct_setup, ct_teardown),
         cmocka_unit_test_setup_teardown(test_rshared, ct_setup, ct_teardown),
         cmocka_unit_test_setup_teardown(test_proc_symlink, ct_setup, ct_teardown),
+        cmocka_unit_test_setup_teardown(test_bind_through_image_symlink, ct_setup, ct_teardown),
         cmocka_unit_test_setup_teardown(test_errors, ct_setup, ct_teardown),
     };
     int rc = cmocka_run_group_tests_name("openat2", path_tests, use_openat2, NULL);

@@ -1063,6 +1063,46 @@ static void test_bounds(void **state)
     assert_non_null(strstr(err.msg, "oom_score_adj 1001 out of range"));
 }
 
+/* Issue 13: User {UID: 4294967295} ran as root (setresuid(-1) keeps the uid);
+ * (uid_t)-1, (gid_t)-1 and anything above INT32_MAX are refused, for the
+ * container's process and an exec alike (both go through ka_process_validate). */
+static void test_user_ids(void **state)
+{
+    (void)state;
+    struct ka_process p = {0};
+    char *a[] = {S("true")};
+    p.args = a;
+    p.n_args = 1;
+    p.cwd = S("/");
+    uint32_t gids[] = {5, 2147483647u, 0};
+    p.user.additional_gids = gids;
+    p.user.n_additional_gids = 2;
+    struct ka_error err = {0};
+    p.user.uid = p.user.gid = 2147483647u;
+    assert_int_equal(ka_process_validate(&p, &err), 0);
+    static const uint32_t bad[] = {4294967295u, 2147483648u, 4294967294u};
+    for (size_t i = 0; i < N(bad); i++) {
+        p.user.uid = bad[i];
+        p.user.gid = 0;
+        assert_true(ka_process_validate(&p, &err) < 0);
+        assert_int_equal(err.status, KA_STATUS_INVALID_ARGUMENT);
+        assert_non_null(strstr(err.msg, "uid"));
+        p.user.uid = 0;
+        p.user.gid = bad[i];
+        assert_true(ka_process_validate(&p, &err) < 0);
+        assert_int_equal(err.status, KA_STATUS_INVALID_ARGUMENT);
+        assert_non_null(strstr(err.msg, "gid"));
+        p.user.gid = 0;
+        gids[2] = bad[i];
+        p.user.n_additional_gids = 3;
+        assert_true(ka_process_validate(&p, &err) < 0);
+        assert_int_equal(err.status, KA_STATUS_INVALID_ARGUMENT);
+        assert_non_null(strstr(err.msg, "additional gid[2]"));
+        p.user.n_additional_gids = 2;
+    }
+    assert_int_equal(ka_process_validate(&p, &err), 0);
+}
+
 /* ---- ids -------------------------------------------------------------------- */
 
 static void test_valid_id(void **state)
@@ -1113,7 +1153,7 @@ int main(void)
         cmocka_unit_test(test_process_defaults), cmocka_unit_test(test_process_from_proto),
         cmocka_unit_test(test_missing_sections), cmocka_unit_test(test_validation_failures),
         cmocka_unit_test(test_sysctls),          cmocka_unit_test(test_bounds),
-        cmocka_unit_test(test_valid_id),
+        cmocka_unit_test(test_valid_id),         cmocka_unit_test(test_user_ids),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (devnull >= 0)
