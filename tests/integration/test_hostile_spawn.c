@@ -223,6 +223,21 @@ static void assert_only_stdio(const char *fds_out)
         fail_msg("%d fds, want 0, 1, 2:\n%s", n, fds_out);
 }
 
+/* The agent itself dropped what its launcher left open. */
+static void test_agent_closed_inherited_fds(void **state)
+{
+    (void)state;
+    const int leaked[] = {10, 251};
+    for (size_t i = 0; i < 2; i++) {
+        char path[64], target[256];
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)agent.pid, leaked[i]);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        if (n >= 0 && strncmp(target, "/tmp/ka-it-", 11) == 0)
+            fail_msg("the agent still holds inherited fd %d -> %s", leaked[i], target);
+    }
+}
+
 static void test_init_has_only_stdio(void **state)
 {
     (void)state;
@@ -451,6 +466,7 @@ static void test_small_nofile(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_agent_closed_inherited_fds),
         cmocka_unit_test(test_init_has_only_stdio),
         cmocka_unit_test(test_exec_has_only_stdio),
         cmocka_unit_test(test_sandbox_pidns_init),
