@@ -191,7 +191,10 @@ static bool drain_sync(struct ka_proc *p)
         if (n == 0 && !p->pid_pending)
             return false; /* more to come */
     }
-    if (n > 0 && msg[0] == KA_SPAWN_MSG_READY) {
+    /* Only an init being created says 'R' (the write end of the pipe is within reach
+     * of a container with CAP_SYS_PTRACE until the exec: a forged one must not
+     * turn a running container back into a created one). */
+    if (n > 0 && msg[0] == KA_SPAWN_MSG_READY && p->is_init && c->state == KA_CONTAINER_CREATING) {
         /* Created: the init waits for StartContainer. Stop listening until then. */
         ka_reactor_del(&p->sync_watch);
         c->state = KA_CONTAINER_CREATED;
