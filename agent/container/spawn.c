@@ -81,9 +81,8 @@ static void __attribute__((noreturn)) child_fail(int sync_fd, const struct ka_er
 }
 
 /* Move every fd the child needs to its fixed number and close all the others.
- * Two passes: first copies above every number in play, then onto the fixed
- * numbers (dup3 replaces whatever agent fd sat there), so no copy lands on an fd
- * another one still needs. */
+ * Those that sit among the fixed numbers are first copied above them, so that no
+ * move lands on an fd still needed; those above cannot be hit. */
 static int keep_only_own_fds(struct child *ch, struct ka_error *err)
 {
     struct {
@@ -100,14 +99,10 @@ static int keep_only_own_fds(struct child *ch, struct ka_error *err)
     for (size_t i = 0; i < ch->n_cgroup; i++)
         keep[n++] = (typeof(keep[0])){&ch->cgroup[i], CHILD_FD_CGROUP + (int)i};
 
-    int above = CHILD_FD_END;
-    for (size_t i = 0; i < n; i++)
-        if (*keep[i].fd >= above)
-            above = *keep[i].fd + 1;
     for (size_t i = 0; i < n; i++) {
-        if (*keep[i].fd < 0)
+        if (*keep[i].fd < 0 || *keep[i].fd >= CHILD_FD_END)
             continue;
-        int copy = fcntl(*keep[i].fd, F_DUPFD_CLOEXEC, above);
+        int copy = fcntl(*keep[i].fd, F_DUPFD_CLOEXEC, CHILD_FD_END);
         if (copy < 0)
             return ka_error_set(err, errno, "copy fd %d", *keep[i].fd);
         *keep[i].fd = copy;
