@@ -303,6 +303,21 @@ static void test_sandbox_pidns_init(void **state)
     assert_non_null(strstr(line, "sys-ro"));
 }
 
+/* Its procfs is mounted by the process in the pid namespace, after pivot_root, where
+ * a bind source is out of reach: anything but proc on or under a proc mount is
+ * refused for an init joining the sandbox pid namespace, and nothing is left. */
+static void test_sandbox_pidns_refuses_mounts_in_proc(void **state)
+{
+    (void)state;
+    Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
+    add_tmpfs(s, "/proc/driver");
+    const char *id = cid("proc-sub");
+    assert_int_equal(create_in_sandbox_pidns(id, s), 3 /* INVALID_ARGUMENT */);
+    spec_free(s);
+    assert_non_null(strstr(t.msg, "only proc may be mounted on or under a proc mount"));
+    assert_int_not_equal(ctr_remove(&t, id), 0); /* never created */
+}
+
 /* The pid lines ("pid=N comm=C root=R") and fd lines of a snoop, checked: nothing of
  * the agent. Returns the number of fds taken from processes named comm (NULL: all). */
 static int check_snoop(const char *snoop_out, const char *comm, const char *want_root)
@@ -470,6 +485,7 @@ int main(void)
         cmocka_unit_test(test_init_has_only_stdio),
         cmocka_unit_test(test_exec_has_only_stdio),
         cmocka_unit_test(test_sandbox_pidns_init),
+        cmocka_unit_test(test_sandbox_pidns_refuses_mounts_in_proc),
         cmocka_unit_test(test_waiting_init_out_of_reach),
         cmocka_unit_test(test_attacker_races_spawns),
         cmocka_unit_test(test_small_nofile),
