@@ -198,6 +198,11 @@ static void teardown_sandbox(struct agent *a)
 
 int main(int argc, char **argv)
 {
+    /* Nothing the launcher left open without CLOEXEC is ours: the agent takes no
+     * fd from its launcher (no socket activation), and every such fd would
+     * otherwise reach each container child up to its close_range (a started agent
+     * was seen passing fds 10 and 251 along). Before anything of ours is open. */
+    ka_close_fds_from(STDERR_FILENO + 1);
     struct flags flags = {0};
     int rc = parse_flags(argc, argv, &flags);
     if (rc != 0)

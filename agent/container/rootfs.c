@@ -778,7 +778,64 @@ static int setup_dev(int rootfd, const struct ka_spec *spec, struct ka_error *er
     return replace_symlink(devfd, "ptmx", "pts/ptmx", err);
 }
 
+/* ---- proc mounts of a child that joins a pid namespace later ------------------------ */
+
+static bool is_proc_mount(const struct ka_mount *m)
+{
+    return !m->bind && strcmp(m->type, "proc") == 0;
+}
+
+/* Whether spec->mounts[i] waits for the container's pid namespace: a procfs (it
+ * shows the pid namespace of its mounter), or anything mounted on or under one. */
+static bool proc_deferred(const struct ka_spec *spec, size_t i)
+{
+    if (is_proc_mount(&spec->mounts[i]))
+        return true;
+    for (size_t j = 0; j < i; j++)
+        if (is_proc_mount(&spec->mounts[j]) &&
+            path_under(spec->mounts[i].destination, spec->mounts[j].destination))
+            return true;
+    return false;
+}
+
+/* Whether a masked or read-only path lies in a deferred procfs. */
+static bool path_in_deferred_proc(const struct ka_spec *spec, const char *path)
+{
+    for (size_t j = 0; j < spec->n_mounts; j++)
+        if (is_proc_mount(&spec->mounts[j]) && path_under(path, spec->mounts[j].destination))
+            return true;
+    return false;
+}
+
+/* Before pivot_root: the mount point of a deferred procfs is checked and made now,
+ * while the rootfs is writable; anything else on or under it is refused (its
+ * source would be out of reach after pivot_root). */
+static int prepare_deferred(int rootfd, const struct ka_mount *m, struct ka_error *err)
+{
+    if (!is_proc_mount(m))
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "mount %s on %s: only proc may be mounted on or under a proc "
+                                   "mount when the container joins the sandbox pid namespace",
+                                   m->type, m->destination);
+    int ret = check_plain_dir(rootfd, m, err);
+    if (ret < 0)
+        return ret;
+    cleanup_close int target = ka_mkdir_p_in_root(rootfd, m->destination, 0755, err);
+    if (target < 0)
+        return ka_error_wrap(err, "mount %s on %s", m->type, m->destination);
+    return 0;
+}
+
+static int rootfs_prepare(const struct ka_spec *spec, const char *rootfs, bool defer_proc,
+                          struct ka_error *err);
+
 int ka_rootfs_prepare(const struct ka_spec *spec, const char *rootfs, struct ka_error *err)
+{
+    return rootfs_prepare(spec, rootfs, false, err);
+}
+
+static int rootfs_prepare(const struct ka_spec *spec, const char *rootfs, bool defer_proc,
+                          struct ka_error *err)
 {
     unsigned long prop = spec->rootfs_propagation ? spec->rootfs_propagation : MS_SLAVE | MS_REC;
     if (mount(NULL, "/", NULL, prop, NULL) < 0)
@@ -794,7 +851,10 @@ int ka_rootfs_prepare(const struct ka_spec *spec, const char *rootfs, struct ka_
     if (ret < 0)
         return ret;
     for (size_t i = 0; i < spec->n_mounts; i++) {
-        ret = mount_one(rootfd, &spec->mounts[i], err);
+        if (defer_proc && proc_deferred(spec, i))
+            ret = prepare_deferred(rootfd, &spec->mounts[i], err);
+        else
+            ret = mount_one(rootfd, &spec->mounts[i], err);
         if (ret < 0)
             return ret;
         ret = reopen_root(rootfs, &rootfd, err);
@@ -902,22 +962,48 @@ static int readonly_path(int rootfd, const char *path, struct ka_error *err)
     return remount_bind(top, MS_RDONLY, path, err);
 }
 
+/* Masked, then read-only paths; with only_proc false those outside a deferred
+ * procfs (all of them when defer_proc is false), with only_proc true the others. */
+static int mask_and_protect(int rootfd, const struct ka_spec *spec, bool defer_proc, bool only_proc,
+                            struct ka_error *err)
+{
+    for (size_t i = 0; i < spec->n_masked_paths; i++) {
+        const char *path = spec->masked_paths[i];
+        if (defer_proc && path_in_deferred_proc(spec, path) != only_proc)
+            continue;
+        int ret = mask_path(rootfd, path, err);
+        if (ret < 0)
+            return ret;
+    }
+    for (size_t i = 0; i < spec->n_readonly_paths; i++) {
+        const char *path = spec->readonly_paths[i];
+        if (defer_proc && path_in_deferred_proc(spec, path) != only_proc)
+            continue;
+        int ret = readonly_path(rootfd, path, err);
+        if (ret < 0)
+            return ret;
+    }
+    return 0;
+}
+
+static int rootfs_finish(const struct ka_spec *spec, const char *rootfs, bool defer_proc,
+                         struct ka_error *err);
+
 int ka_rootfs_finish(const struct ka_spec *spec, const char *rootfs, struct ka_error *err)
+{
+    return rootfs_finish(spec, rootfs, false, err);
+}
+
+static int rootfs_finish(const struct ka_spec *spec, const char *rootfs, bool defer_proc,
+                         struct ka_error *err)
 {
     cleanup_close int rootfd = -1;
     int ret = reopen_root(rootfs, &rootfd, err);
     if (ret < 0)
         return ret;
-    for (size_t i = 0; i < spec->n_masked_paths; i++) {
-        ret = mask_path(rootfd, spec->masked_paths[i], err);
-        if (ret < 0)
-            return ret;
-    }
-    for (size_t i = 0; i < spec->n_readonly_paths; i++) {
-        ret = readonly_path(rootfd, spec->readonly_paths[i], err);
-        if (ret < 0)
-            return ret;
-    }
+    ret = mask_and_protect(rootfd, spec, defer_proc, false, err);
+    if (ret < 0)
+        return ret;
     const struct ka_mount *dev = dev_mount(spec);
     if (dev && (dev->flags & MS_RDONLY)) {
         cleanup_close int fd = reopen(rootfd, "/dev", err);
@@ -1052,14 +1138,67 @@ int ka_rootfs_enter(const struct ka_spec *spec, const char *rootfs, bool no_pivo
 int ka_rootfs_setup(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
                     struct ka_error *err)
 {
-    int ret = ka_rootfs_prepare(spec, rootfs, err);
+    return ka_rootfs_setup_ex(spec, rootfs, no_pivot, false, err);
+}
+
+int ka_rootfs_setup_ex(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
+                       bool defer_proc, struct ka_error *err)
+{
+    int ret = rootfs_prepare(spec, rootfs, defer_proc, err);
     if (ret < 0)
         return ret;
     ret = ka_apply_sysctls(spec, err);
     if (ret < 0)
         return ret;
-    ret = ka_rootfs_finish(spec, rootfs, err);
+    ret = rootfs_finish(spec, rootfs, defer_proc, err);
     if (ret < 0)
         return ret;
     return ka_rootfs_enter(spec, rootfs, no_pivot, err);
+}
+
+/* Mount onto the directory fd names without /proc/self/fd (there is no /proc
+ * yet): through the working directory. */
+static int mount_on_dir_fd(int dirfd, const char *source, const char *type, unsigned long flags,
+                           const void *data)
+{
+    if (fchdir(dirfd) < 0)
+        return -1;
+    return mount(source, ".", type, flags, data);
+}
+
+int ka_rootfs_mount_deferred_proc(const struct ka_spec *spec, struct ka_error *err)
+{
+    cleanup_close int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return ka_error_set(err, errno, "open /");
+    bool any = false;
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        const struct ka_mount *m = &spec->mounts[i];
+        if (!is_proc_mount(m))
+            continue;
+        any = true;
+        int ret = check_plain_dir(rootfd, m, err);
+        if (ret < 0)
+            return ret;
+        cleanup_close int target =
+            ka_openat_in_root(rootfd, m->destination, O_PATH | O_DIRECTORY, 0, err);
+        if (target < 0)
+            return ka_error_wrap(err, "mount proc on %s", m->destination);
+        unsigned long flags = m->flags & ~(MS_BIND | MS_REC | MS_REMOUNT | PROPAGATION_FLAGS);
+        const char *source = m->source && m->source[0] ? m->source : m->type;
+        if (mount_on_dir_fd(target, source, m->type, flags, m->data) < 0)
+            return ka_error_set(err, errno, "mount proc on %s", m->destination);
+        if (m->propagation) {
+            cleanup_close int top = reopen(rootfd, m->destination, err);
+            if (top < 0)
+                return ka_error_wrap(err, "set propagation of %s", m->destination);
+            if (mount_on_dir_fd(top, NULL, NULL, m->propagation, NULL) < 0)
+                return ka_error_set(err, errno, "set propagation of %s", m->destination);
+        }
+    }
+    if (chdir("/") < 0)
+        return ka_error_set(err, errno, "chdir /");
+    if (!any)
+        return 0;
+    return mask_and_protect(rootfd, spec, true, true, err);
 }

@@ -37,6 +37,19 @@
 int ka_rootfs_setup(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
                     struct ka_error *err);
 
+/* ka_rootfs_setup for a child that enters the container's pid namespace only
+ * after pivot_root (spawn.c): with defer_proc, proc mounts (a procfs shows the pid
+ * namespace of the process that mounts it) and the masked and read-only paths in
+ * them are left out, their mount points checked and created; anything else to be
+ * mounted on or under a proc mount is refused (INVALID_ARGUMENT). The process then
+ * calls ka_rootfs_mount_deferred_proc once it is in the pid namespace. */
+int ka_rootfs_setup_ex(const struct ka_spec *spec, const char *rootfs, bool no_pivot,
+                       bool defer_proc, struct ka_error *err);
+
+/* After ka_rootfs_setup_ex(defer_proc) and the setns: in the container's root,
+ * mount its procfs mounts and apply the masked and read-only paths in them. */
+int ka_rootfs_mount_deferred_proc(const struct ka_spec *spec, struct ka_error *err);
+
 /* Step 1: make "/" recursively spec->rootfs_propagation (rslave by default) so
  * nothing we mount leaks back to the agent, make the rootfs's parent mount private
  * if it is shared, bind the rootfs onto itself (MS_BIND|MS_REC) so it is a mount

@@ -3,6 +3,7 @@
 #include "container/creds.h"
 #include "container/rootfs.h"
 #include "container/seccomp.h"
+#include "core/child.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -36,12 +38,37 @@ void ka_spawn_result_close(struct ka_spawn_result *res)
 
 /* ---- in the child ----------------------------------------------------------- */
 
+/* What a child keeps of the agent, at fixed numbers after its stdio. Everything
+ * else (listeners, host connections, the epoll and signal fds, other containers'
+ * stdio) is closed first thing: until execve the child is a copy of the agent, and
+ * CLOEXEC only helps at execve (issue 13: a container with CAP_SYS_PTRACE took
+ * them with pidfd_getfd from a child on its way into the container). */
+enum {
+    CHILD_FD_SYNC = 3,
+    CHILD_FD_START,
+    CHILD_FD_NS, /* + enum ka_ns_type */
+    CHILD_FD_CGROUP = CHILD_FD_NS + KA_NS_COUNT,
+    CHILD_FD_END = CHILD_FD_CGROUP + KA_CGROUP_MAX_HIERARCHIES,
+};
+
+struct child {
+    const struct ka_spawn_request *req;
+    int stdio[3]; /* the pty slave three times with a tty */
+    bool tty;
+    int sync_fd;
+    int start_fd; /* init only */
+    int ns[KA_NS_COUNT];
+    int cgroup[KA_CGROUP_MAX_HIERARCHIES];
+    size_t n_cgroup;
+    bool proc_deferred; /* the init's proc mounts wait for its pid namespace */
+};
+
 /* Report a failure to the agent and exit. Only async-signal-safe-ish calls: the
  * agent is single-threaded, so malloc is safe here too. */
 static void __attribute__((noreturn)) child_fail(int sync_fd, const struct ka_error *err)
 {
     char msg[KA_ERROR_MSG_MAX + 2];
-    msg[0] = 'E';
+    msg[0] = KA_SPAWN_MSG_ERROR;
     /* What the spec got wrong is the host's mistake; anything else is ours. */
     msg[1] = (char)(ka_error_status(err) == KA_STATUS_INVALID_ARGUMENT ? KA_STATUS_INVALID_ARGUMENT
                                                                        : KA_STATUS_INTERNAL);
@@ -53,24 +80,63 @@ static void __attribute__((noreturn)) child_fail(int sync_fd, const struct ka_er
     _exit(1);
 }
 
-static int child_stdio(const struct ka_spawn_request *req, int fds[3], int slave,
-                       struct ka_error *err)
+/* Move every fd the child needs to its fixed number and close all the others.
+ * Those that sit among the fixed numbers are first copied above them, so that no
+ * move lands on an fd still needed; those above cannot be hit. */
+static int keep_only_own_fds(struct child *ch, struct ka_error *err)
 {
-    if (setsid() < 0)
-        return ka_error_set(err, errno, "setsid");
-    if (slave >= 0) {
-        if (ioctl(slave, TIOCSCTTY, 0) < 0)
-            return ka_error_set(err, errno, "make the pty the controlling terminal");
-        fds[0] = fds[1] = fds[2] = slave;
-    }
+    struct {
+        int *fd;
+        int target;
+    } keep[3 + 2 + KA_NS_COUNT + KA_CGROUP_MAX_HIERARCHIES];
+    size_t n = 0;
     for (int i = 0; i < 3; i++)
-        if (dup2(fds[i], i) < 0)
-            return ka_error_set(err, errno, "dup2 stdio %d", i);
-    (void)req;
+        keep[n++] = (typeof(keep[0])){&ch->stdio[i], i};
+    keep[n++] = (typeof(keep[0])){&ch->sync_fd, CHILD_FD_SYNC};
+    keep[n++] = (typeof(keep[0])){&ch->start_fd, CHILD_FD_START};
+    for (int i = 0; i < KA_NS_COUNT; i++)
+        keep[n++] = (typeof(keep[0])){&ch->ns[i], CHILD_FD_NS + i};
+    for (size_t i = 0; i < ch->n_cgroup; i++)
+        keep[n++] = (typeof(keep[0])){&ch->cgroup[i], CHILD_FD_CGROUP + (int)i};
+
+    for (size_t i = 0; i < n; i++) {
+        if (*keep[i].fd < 0 || *keep[i].fd >= CHILD_FD_END)
+            continue;
+        int copy = fcntl(*keep[i].fd, F_DUPFD_CLOEXEC, CHILD_FD_END);
+        if (copy < 0)
+            return ka_error_set(err, errno, "copy fd %d", *keep[i].fd);
+        *keep[i].fd = copy;
+    }
+    bool used[CHILD_FD_END] = {false};
+    for (size_t i = 0; i < n; i++) {
+        if (*keep[i].fd < 0)
+            continue;
+        /* stdio without CLOEXEC: it is what the process runs with. */
+        int r = keep[i].target < 3 ? dup2(*keep[i].fd, keep[i].target)
+                                   : dup3(*keep[i].fd, keep[i].target, O_CLOEXEC);
+        if (r < 0)
+            return ka_error_set(err, errno, "move fd %d to %d", *keep[i].fd, keep[i].target);
+        *keep[i].fd = keep[i].target;
+        used[keep[i].target] = true;
+    }
+    for (int fd = 3; fd < CHILD_FD_END; fd++)
+        if (!used[fd])
+            close(fd);
+    ka_close_fds_from(CHILD_FD_END);
     return 0;
 }
 
-static int join_namespaces(const struct ka_spawn_request *req, struct ka_error *err)
+static int child_stdio(struct child *ch, struct ka_error *err)
+{
+    if (setsid() < 0)
+        return ka_error_set(err, errno, "setsid");
+    if (ch->tty && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+        return ka_error_set(err, errno, "make the pty the controlling terminal");
+    return 0;
+}
+
+/* Every namespace but the pid one, which is entered last (enter_pid_namespace). */
+static int join_namespaces(struct child *ch, struct ka_error *err)
 {
     /* Mount last: after it, paths are the container's. */
     static const enum ka_ns_type order[] = {KA_NS_IPC, KA_NS_UTS, KA_NS_NETWORK, KA_NS_CGROUP,
@@ -78,11 +144,65 @@ static int join_namespaces(const struct ka_spawn_request *req, struct ka_error *
     static const char *const names[KA_NS_COUNT] = {"pid", "network", "mount", "ipc",
                                                    "uts", "user",    "cgroup"};
     for (size_t i = 0; i < KA_ARRAY_SIZE(order); i++) {
-        int fd = req->join_ns[order[i]];
-        if (fd >= 0 && setns(fd, ns_clone_flag[order[i]]) < 0)
+        int *fd = &ch->ns[order[i]];
+        if (*fd < 0)
+            continue;
+        if (setns(*fd, ns_clone_flag[order[i]]) < 0)
             return ka_error_set(err, errno, "join %s namespace", names[order[i]]);
+        close(*fd);
+        *fd = -1;
     }
     return 0;
+}
+
+/* The pid namespace, once nothing of the agent is left in this process but what
+ * the container will get anyway: setns(CLONE_NEWPID) only places the children,
+ * so fork once more. The intermediate (this process, still in the agent's pid
+ * namespace and invisible to the container) reports the new pid as the agent sees
+ * it, then opens the gate and exits; the new child waits at the gate, so that its
+ * pid is on the sync pipe before anything else it says, and it can only become
+ * the agent's child (re-parented when the intermediate exits) after that too.
+ * Returns in the new child only. */
+static void enter_pid_namespace(struct child *ch)
+{
+    struct ka_error err;
+    if (setns(ch->ns[KA_NS_PID], CLONE_NEWPID) < 0) {
+        ka_error_set(&err, errno, "join the pid namespace");
+        child_fail(ch->sync_fd, &err);
+    }
+    close(ch->ns[KA_NS_PID]);
+    ch->ns[KA_NS_PID] = -1;
+    int gate[2];
+    if (pipe2(gate, O_CLOEXEC) < 0) {
+        ka_error_set(&err, errno, "gate pipe");
+        child_fail(ch->sync_fd, &err);
+    }
+    pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    if (pid == 0) {
+        close(gate[1]);
+        char go;
+        ssize_t n;
+        do
+            n = read(gate[0], &go, 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+            _exit(1); /* the intermediate died before reporting us */
+        close(gate[0]);
+        return;
+    }
+    if (pid < 0) {
+        ka_error_set(&err, errno, "fork into the pid namespace");
+        child_fail(ch->sync_fd, &err);
+    }
+    close(gate[0]);
+    char msg[1 + sizeof(int32_t)] = {KA_SPAWN_MSG_PID};
+    int32_t v = (int32_t)pid;
+    memcpy(msg + 1, &v, sizeof(v));
+    if (write(ch->sync_fd, msg, sizeof(msg)) != (ssize_t)sizeof(msg))
+        _exit(1); /* the gate stays shut: the child exits */
+    if (write(gate[1], "G", 1) != 1)
+        _exit(1);
+    _exit(0);
 }
 
 static const char *env_get(char *const *env, size_t n, const char *key)
@@ -134,30 +254,49 @@ static int make_cwd(const char *cwd, struct ka_error *err)
     return 0;
 }
 
-static void __attribute__((noreturn))
-child_main(const struct ka_spawn_request *req, int sync_fd, int start_fd, int fds[3], int slave)
+/* Outside the container's pid namespace: everything that needs the agent's view
+ * (cgroups, namespaces, the rootfs up to and including pivot_root). */
+static void setup_outside(struct child *ch)
 {
     struct ka_error err;
+    const struct ka_spawn_request *req = ch->req;
     const struct ka_process *p = req->process;
     /* Into the container's cgroup before anything else: every limit applies from
      * here on, and whatever this process starts is counted there. */
-    if (ka_cgroup_enter_fds(req->cgroup_fds, req->n_cgroup_fds, &err) < 0)
-        child_fail(sync_fd, &err);
+    if (ka_cgroup_enter_fds(ch->cgroup, ch->n_cgroup, &err) < 0)
+        child_fail(ch->sync_fd, &err);
+    ka_cgroup_close_fds(ch->cgroup, ch->n_cgroup);
+    ch->n_cgroup = 0;
     if (req->new_cgroup_ns && unshare(CLONE_NEWCGROUP) < 0) {
         ka_error_set(&err, errno, "unshare the cgroup namespace");
-        child_fail(sync_fd, &err);
+        child_fail(ch->sync_fd, &err);
     }
-    if (ka_reset_signals(&err) < 0 || child_stdio(req, fds, slave, &err) < 0 ||
-        join_namespaces(req, &err) < 0)
+    if (ka_reset_signals(&err) < 0 || join_namespaces(ch, &err) < 0)
+        child_fail(ch->sync_fd, &err);
+    if (!req->init)
+        return;
+    if (p->has_oom_score_adj && ka_set_oom_score_adj(p->oom_score_adj, &err) < 0)
+        child_fail(ch->sync_fd, &err);
+    /* An init joining a pid namespace is not in it yet: a procfs mounted now would
+     * show the agent's, so proc mounts wait for the final child. */
+    ch->proc_deferred = ch->ns[KA_NS_PID] >= 0;
+    if (ka_rootfs_setup_ex(req->spec, req->rootfs, req->no_pivot, ch->proc_deferred, &err) < 0)
+        child_fail(ch->sync_fd, &err);
+}
+
+/* In the container's pid namespace and root: credentials, wait for start, exec. */
+static void __attribute__((noreturn)) finish_and_exec(struct child *ch)
+{
+    struct ka_error err;
+    const struct ka_spawn_request *req = ch->req;
+    const struct ka_process *p = req->process;
+    int sync_fd = ch->sync_fd;
+    /* The session here, not in an intermediate: a session leader's exit would take
+     * the terminal away from the session and hang up its foreground. */
+    if (child_stdio(ch, &err) < 0)
         child_fail(sync_fd, &err);
-    if (req->init) {
-        if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0 ||
-            (p->has_oom_score_adj && ka_set_oom_score_adj(p->oom_score_adj, &err) < 0) ||
-            ka_rootfs_setup(req->spec, req->rootfs, req->no_pivot, &err) < 0) /* + sysctls */
-            child_fail(sync_fd, &err);
-    } else if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0) {
+    if (ch->proc_deferred && ka_rootfs_mount_deferred_proc(req->spec, &err) < 0)
         child_fail(sync_fd, &err);
-    }
     struct ka_user user = p->user; /* resolved copy: the spec stays as given */
     char *home = NULL;
     if (ka_user_resolve(&user, "/etc", &home, &err) < 0)
@@ -172,6 +311,12 @@ child_main(const struct ka_spawn_request *req, int sync_fd, int start_fd, int fd
             if (fchown(fd, user.uid, user.gid) < 0) {
                 /* not fatal: a read-only stdio is still usable as it is */
             }
+    /* rlimits after everything above that opens files (a RLIMIT_NOFILE of 4 must
+     * not break the setup), but before the user switch and the capabilities: raising
+     * a hard limit needs CAP_SYS_RESOURCE, which the container may not keep. Nothing
+     * below opens an fd it cannot do without. */
+    if (ka_apply_rlimits(p->rlimits, p->n_rlimits, &err) < 0)
+        child_fail(sync_fd, &err);
     struct ka_process run = *p;
     run.user = user;
     if (ka_switch_user(&run, &err) < 0)
@@ -191,17 +336,17 @@ child_main(const struct ka_spawn_request *req, int sync_fd, int start_fd, int fd
         child_fail(sync_fd, &err);
     }
     if (req->init) {
-        char ready = 'R';
+        char ready = KA_SPAWN_MSG_READY;
         if (write(sync_fd, &ready, 1) != 1)
             _exit(1);
         char go;
         ssize_t n;
         do
-            n = read(start_fd, &go, 1);
+            n = read(ch->start_fd, &go, 1);
         while (n < 0 && errno == EINTR);
         if (n != 1)
             _exit(0); /* the agent dropped the container before starting it */
-        close(start_fd);
+        close(ch->start_fd);
     }
     char **argv = ka_xcalloc(p->n_args + 1, sizeof(char *)); /* execve wants the NULL */
     memcpy(argv, p->args, p->n_args * sizeof(char *));
@@ -212,6 +357,23 @@ child_main(const struct ka_spawn_request *req, int sync_fd, int start_fd, int fd
     execve(exe, argv, env);
     ka_error_set(&err, errno, "exec %s", exe);
     child_fail(sync_fd, &err);
+}
+
+static void __attribute__((noreturn)) child_main(struct child *ch)
+{
+    struct ka_error err;
+    /* Not dumpable first: a process that is not cannot be ptraced, nor its fds
+     * taken or its /proc/<pid>/root followed, by anyone without CAP_SYS_PTRACE. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+        ka_error_set(&err, errno, "prctl PR_SET_DUMPABLE 0");
+        child_fail(ch->sync_fd, &err);
+    }
+    if (keep_only_own_fds(ch, &err) < 0)
+        child_fail(ch->sync_fd, &err);
+    setup_outside(ch);
+    if (ch->ns[KA_NS_PID] >= 0)
+        enter_pid_namespace(ch); /* from here on, the final child */
+    finish_and_exec(ch);
 }
 
 /* ---- in the agent ----------------------------------------------------------- */
@@ -328,29 +490,37 @@ int ka_spawn(const struct ka_spawn_request *req, struct ka_spawn_result *res, st
         flags |= CLONE_NEWNS; /* every container gets its own mount namespace */
     if (req->new_pid_ns)
         flags |= CLONE_NEWPID;
-    int pid_fd = req->join_ns[KA_NS_PID];
-    if (pid_fd >= 0 && setns(pid_fd, CLONE_NEWPID) < 0) {
-        rc = ka_error_set(err, errno, "join the pid namespace");
+    /* The child's own copy of what it keeps: it moves them to fixed numbers. */
+    struct child ch = {.req = req,
+                       .stdio = {ce.fds[0], ce.fds[1], ce.fds[2]},
+                       .tty = ce.slave >= 0,
+                       .sync_fd = ce.sync_w,
+                       .start_fd = ce.start_r};
+    if (ch.tty)
+        ch.stdio[0] = ch.stdio[1] = ch.stdio[2] = ce.slave;
+    for (int i = 0; i < KA_NS_COUNT; i++)
+        ch.ns[i] = req->join_ns[i];
+    if (req->n_cgroup_fds > KA_ARRAY_SIZE(ch.cgroup)) {
+        rc = ka_error_set(err, E2BIG, "%zu cgroup hierarchies", req->n_cgroup_fds);
         goto fail;
     }
+    ch.n_cgroup = req->n_cgroup_fds;
+    for (size_t i = 0; i < ch.n_cgroup; i++)
+        ch.cgroup[i] = req->cgroup_fds[i];
     /* A raw clone is a fork that can also make the new namespaces; the agent is
-     * single-threaded, so the child may go on using malloc and stdio. */
+     * single-threaded, so the child may go on using malloc and stdio. The pid
+     * namespace to join, if any, is entered by the child itself at the end of its
+     * setup (enter_pid_namespace), never by the agent around the clone: a child
+     * born there would be visible to the container with all of the agent in it. */
     pid_t pid = (pid_t)syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
-    int clone_errno = errno;
     if (pid == 0)
-        child_main(req, ce.sync_w, ce.start_r, ce.fds, ce.slave);
-    if (pid_fd >= 0 && setns(req->own_pid_ns_fd, CLONE_NEWPID) < 0) {
-        /* Should never happen; without it every later child would land in there. */
-        rc = ka_error_set(err, errno, "return to the agent's pid namespace");
-        if (pid > 0)
-            kill(pid, SIGKILL);
-        goto fail;
-    }
+        child_main(&ch);
     if (pid < 0) {
-        rc = ka_error_set(err, clone_errno, "clone");
+        rc = ka_error_set(err, errno, "clone");
         goto fail;
     }
     res->pid = pid;
+    res->pid_pending = req->join_ns[KA_NS_PID] >= 0;
     close_child_ends(&ce);
     set_nonblock(res->sync_fd);
     return 0;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,6 +23,8 @@ static struct child_entry *entries;
 static size_t n_entries, cap_entries;
 static int sigchld_fd = -1;
 static struct ka_watch sigchld_watch;
+static ka_child_unknown_fn unknown_hook;
+static void *unknown_hook_data;
 
 static void sigchld_event(struct ka_watch *w, uint32_t events)
 {
@@ -79,6 +82,25 @@ void ka_child_unwatch(pid_t pid)
     }
 }
 
+void ka_child_set_unknown_hook(ka_child_unknown_fn fn, void *data)
+{
+    unknown_hook = fn;
+    unknown_hook_data = data;
+}
+
+/* The registration of pid, removed from the table, or false. */
+static bool take_entry(pid_t pid, struct child_entry *out)
+{
+    for (size_t i = 0; i < n_entries; i++) {
+        if (entries[i].pid == pid) {
+            *out = entries[i];
+            entries[i] = entries[--n_entries];
+            return true;
+        }
+    }
+    return false;
+}
+
 void ka_children_reap(void)
 {
     for (;;) {
@@ -88,19 +110,30 @@ void ka_children_reap(void)
             continue;
         if (pid <= 0)
             return;
-        bool known = false;
-        for (size_t i = 0; i < n_entries; i++) {
-            if (entries[i].pid == pid) {
-                struct child_entry e = entries[i];
-                entries[i] = entries[--n_entries];
-                e.fn(e.data, pid, status);
-                known = true;
-                break;
-            }
+        struct child_entry e;
+        bool known = take_entry(pid, &e);
+        if (!known && unknown_hook) {
+            unknown_hook(unknown_hook_data);
+            known = take_entry(pid, &e);
         }
-        if (!known)
+        if (known)
+            e.fn(e.data, pid, status);
+        else
             ka_log(KA_LOG_DEBUG, "signals", "reaped unknown child %d", (int)pid);
     }
+}
+
+void ka_close_fds_from(int first)
+{
+    if (close_range((unsigned)first, ~0U, 0) == 0 || errno != ENOSYS)
+        return;
+    /* Before Linux 5.9: every number up to the limit (/proc may not be there). */
+    struct rlimit rl;
+    rlim_t max = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max : 65536;
+    if (max == RLIM_INFINITY || max > (1u << 20))
+        max = 1u << 20;
+    for (rlim_t fd = (rlim_t)first; fd < max; fd++)
+        close((int)fd);
 }
 
 int ka_exit_code(int wait_status)

@@ -26,6 +26,16 @@ void ka_child_watch(pid_t pid, ka_child_exit_fn fn, void *data);
 /* Forget a registration (the object behind data is going away). */
 void ka_child_unwatch(pid_t pid);
 
+/* Called for a reaped pid nobody registered, before it is dropped: a spawn whose
+ * pid is still on its way (a child forked twice reports the pid of the process on a
+ * pipe) gets the chance to read it and register. One hook; NULL removes it. */
+typedef void (*ka_child_unknown_fn)(void *data);
+void ka_child_set_unknown_hook(ka_child_unknown_fn fn, void *data);
+
+/* Close every fd from `first` up: close_range, or one by one where the kernel has
+ * none (before 5.9). */
+void ka_close_fds_from(int first);
+
 /* Reap whatever has exited now (also called by the SIGCHLD handler). */
 void ka_children_reap(void);
 

@@ -42,11 +42,16 @@ static void proc_on_exit(void *data, pid_t pid, int status)
     (void)pid;
     struct ka_proc *p = data;
     struct ka_container *c = p->container;
+    bool intermediate = p->pid_pending;
     p->exited = true; /* reaped: its pid must not be signalled any more */
     /* The child is gone, so its sync pipe holds its last word: read it before the
      * exit, or a spawn call could be answered from the wrong event. */
     if (p->sync_watch.active && drain_sync(p))
         return; /* the container was still being created and is gone now */
+    if (intermediate && !p->pid_pending)
+        return; /* it named the process ('P'), which is watched from now on */
+    /* An intermediate that died without naming one: its exit is the process's. */
+    p->pid_pending = false;
     if (p->is_init)
         c->state = KA_CONTAINER_STOPPED;
     bool forget = p->forget_on_exit && !p->waiters;
@@ -54,6 +59,34 @@ static void proc_on_exit(void *data, pid_t pid, int status)
     if (forget) /* its exec id is free again */
         ka_container_forget_proc(c, p);
     ka_container_check_removal(c);
+}
+
+/* The intermediate of a double fork named the process ('P'): watch that instead.
+ * The intermediate, if not reaped yet, is left to the reaper as an unknown child. */
+static void proc_set_pid(struct ka_proc *p, pid_t pid)
+{
+    if (!p->exited)
+        ka_child_unwatch(p->pid);
+    p->pid = pid;
+    p->exited = false;
+    p->pid_pending = false;
+    if (p->is_init)
+        p->container->init_pid = pid;
+    ka_child_watch(pid, proc_on_exit, p);
+}
+
+/* The reaper met a pid nobody registered: it may be the process of a spawn whose
+ * pid is still in the sync pipe. The intermediate writes it before it exits, and
+ * the process only becomes the agent's child (re-parented) when it does, so
+ * reading the pipes now is enough for no exit status to be lost. */
+static void drain_pending_pids(void *data)
+{
+    struct ka_sandbox *sb = data;
+again:
+    for (struct ka_container *c = sb->containers; c; c = c->next)
+        for (struct ka_proc *p = c->procs; p; p = p->next)
+            if (p->pid_pending && p->sync_watch.active && drain_sync(p))
+                goto again; /* that container is gone */
 }
 
 static struct ka_proc *proc_new(struct ka_container *c, const char *exec_id, bool is_init,
@@ -64,6 +97,9 @@ static struct ka_proc *proc_new(struct ka_container *c, const char *exec_id, boo
     p->container = c;
     snprintf(p->exec_id, sizeof(p->exec_id), "%s", exec_id);
     p->pid = res->pid;
+    p->pid_pending = res->pid_pending;
+    if (p->pid_pending)
+        ka_child_set_unknown_hook(drain_pending_pids, c->sandbox);
     p->is_init = is_init;
     p->tty = res->tty;
     p->sync_fd = res->sync_fd;
@@ -132,16 +168,33 @@ static void reap_failed_child(struct ka_proc *p)
     p->exited = true;
 }
 
-/* The child spoke: 'R' ready (init created), 'E' + message, or EOF (it exec'd).
+/* The child spoke: 'P' + pid (first, from the intermediate of a double fork),
+ * 'R' ready (init created), 'E' + message, or EOF (it exec'd).
  * Returns true when the container was destroyed (a failed creation). */
 static bool drain_sync(struct ka_proc *p)
 {
     struct ka_container *c = p->container;
-    char buf[KA_ERROR_MSG_MAX + 3];
+    /* Room for all a child may have written: every message is one write() below
+     * PIPE_BUF, so a read never ends inside one. */
+    char buf[1 + sizeof(int32_t) + 1 + KA_ERROR_MSG_MAX + 3];
     ssize_t n = read(p->sync_fd, buf, sizeof(buf) - 1);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return false;
-    if (n > 0 && buf[0] == 'R') {
+    char *msg = buf;
+    if (p->pid_pending && n >= (ssize_t)(1 + sizeof(int32_t)) && buf[0] == KA_SPAWN_MSG_PID) {
+        int32_t pid;
+        memcpy(&pid, buf + 1, sizeof(pid));
+        if (pid > 0)
+            proc_set_pid(p, (pid_t)pid);
+        msg += 1 + sizeof(int32_t);
+        n -= (ssize_t)(1 + sizeof(int32_t));
+        if (n == 0 && !p->pid_pending)
+            return false; /* more to come */
+    }
+    /* Only an init being created says 'R' (the write end of the pipe is within reach
+     * of a container with CAP_SYS_PTRACE until the exec: a forged one must not
+     * turn a running container back into a created one). */
+    if (n > 0 && msg[0] == KA_SPAWN_MSG_READY && p->is_init && c->state == KA_CONTAINER_CREATING) {
         /* Created: the init waits for StartContainer. Stop listening until then. */
         ka_reactor_del(&p->sync_watch);
         c->state = KA_CONTAINER_CREATED;
@@ -158,22 +211,22 @@ static bool drain_sync(struct ka_proc *p)
     ka_reactor_del(&p->sync_watch);
     close(p->sync_fd);
     p->sync_fd = -1;
-    if (n > 1 && buf[0] == 'E') {
-        buf[n] = '\0';
+    if (n > 1 && msg[0] == KA_SPAWN_MSG_ERROR) {
+        msg[n] = '\0';
         enum ka_status status =
-            buf[1] == KA_STATUS_INVALID_ARGUMENT ? KA_STATUS_INVALID_ARGUMENT : KA_STATUS_INTERNAL;
+            msg[1] == KA_STATUS_INVALID_ARGUMENT ? KA_STATUS_INVALID_ARGUMENT : KA_STATUS_INTERNAL;
         if (c->state == KA_CONTAINER_CREATING) {
             struct ttrpc_call *call = p->spawn_call;
             p->spawn_call = NULL;
             reap_failed_child(p);
             container_destroy(c); /* nothing left behind */
             if (call)
-                ttrpc_call_fail(call, status, buf + 2);
+                ttrpc_call_fail(call, status, msg + 2);
             return true;
         }
         if (!p->is_init)
             p->forget_on_exit = true; /* ExecProcess failed: the record goes with the child */
-        finish_spawn_call(p, status, buf + 2);
+        finish_spawn_call(p, status, msg + 2);
         return false;
     }
     /* EOF: the child exec'd (or died without a word). */
@@ -185,6 +238,12 @@ static bool drain_sync(struct ka_proc *p)
         if (call)
             ttrpc_call_fail(call, KA_STATUS_INTERNAL, "container init exited during setup");
         return true;
+    }
+    if (p->pid_pending) { /* the intermediate died before naming the process */
+        if (!p->is_init)
+            p->forget_on_exit = true;
+        finish_spawn_call(p, KA_STATUS_INTERNAL, "process exited during setup");
+        return false;
     }
     if (p->is_init && c->state == KA_CONTAINER_CREATED)
         c->state = KA_CONTAINER_RUNNING;
@@ -457,7 +516,6 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
                                   .init = true,
                                   .rootfs = c->rootfs,
                                   .no_pivot = sb->no_pivot,
-                                  .own_pid_ns_fd = sb->own_pid_ns_fd,
                                   .pipe_size = a->cfg.container_pipe_size};
     for (int i = 0; i < KA_NS_COUNT; i++)
         sr.join_ns[i] = -1;
@@ -588,7 +646,6 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
     struct ka_spawn_request sr = {.spec = c->spec,
                                   .process = &proc,
                                   .init = false,
-                                  .own_pid_ns_fd = a->sandbox.own_pid_ns_fd,
                                   .pipe_size = a->cfg.container_pipe_size};
     /* The init has a cgroup namespace of its own only on v2 (§6.3). */
     bool own_cgroup_ns = c->cgroup && c->cgroup->version == KA_CGROUP_V2;

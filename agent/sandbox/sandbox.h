@@ -27,6 +27,9 @@ struct ka_proc {
     struct ka_container *container;
     char exec_id[KA_ID_MAX + 1];
     pid_t pid;
+    /* pid is the intermediate of a double fork (container/spawn.h) until it names
+     * the process on the sync pipe */
+    bool pid_pending;
     bool is_init;
     bool exited;
     int exit_code; /* ka_exit_code(): status, or 128 + signal */

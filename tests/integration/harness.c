@@ -63,7 +63,16 @@ static void expand(char *out, size_t size, const char *text, const char *sock)
     out[n < size ? n : size - 1] = '\0';
 }
 
-static int isolate_next; /* unshare flags for the next agent, 0 = none */
+static int isolate_next;    /* unshare flags for the next agent, 0 = none */
+static int inherit_next[4]; /* fd numbers the next agent inherits */
+static size_t n_inherit_next;
+
+void agent_inherit_fds_next(const int *numbers, size_t n)
+{
+    assert_true(n <= sizeof(inherit_next) / sizeof(*inherit_next));
+    memcpy(inherit_next, numbers, n * sizeof(*numbers));
+    n_inherit_next = n;
+}
 
 void agent_start_isolated(struct agent_proc *p, const char *cmdline)
 {
@@ -93,6 +102,8 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
 {
     int isolated = isolate_next;
     isolate_next = 0;
+    size_t n_inherit = n_inherit_next;
+    n_inherit_next = 0;
     memset(p, 0, sizeof(*p));
     snprintf(p->dir, sizeof(p->dir), "/tmp/ka-it-XXXXXX");
     assert_non_null(mkdtemp(p->dir));
@@ -124,6 +135,12 @@ void agent_start_full(struct agent_proc *p, const char *addr, const char *cmdlin
         /* Nothing of the test's own goes with it: an agent left behind by a failed
          * test must not hold, say, the fd of a `flock` around the test run. */
         close_range(3, ~0u, 0);
+        for (size_t i = 0; i < n_inherit; i++) {
+            int dir = open(p->dir, O_RDONLY | O_DIRECTORY); /* no CLOEXEC: inherited */
+            if (dir < 0 ||
+                (dir != inherit_next[i] && (dup2(dir, inherit_next[i]) < 0 || close(dir) < 0)))
+                _exit(125);
+        }
         if (isolated)
             isolate(isolated);
         for (char *const *e = extra_env; e && *e; e++) {

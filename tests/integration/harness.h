@@ -36,6 +36,10 @@ void agent_start_isolated(struct agent_proc *p, const char *cmdline);
 /* agent_start_isolated, and also in a new network namespace (only lo, down), so
  * network RPCs change nothing on the host. The namespace is /proc/<pid>/ns/net. */
 void agent_start_isolated_netns(struct agent_proc *p, const char *cmdline);
+/* The next agent_start* leaves fds open in the agent at these numbers (at most 4),
+ * without CLOEXEC, as a careless launcher would: each is the agent's scratch
+ * directory (p->dir), opened O_RDONLY. */
+void agent_inherit_fds_next(const int *numbers, size_t n);
 /* SIGTERM and wait: asserts a clean exit (status 0, which the sanitizers would spoil). */
 void agent_stop(struct agent_proc *p);
 bool agent_alive(const struct agent_proc *p);

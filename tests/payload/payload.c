@@ -34,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -900,6 +901,113 @@ static int cmd_read_file(int argc, char **argv)
     return print_file(argv[1]);
 }
 
+/* ---- snoop: a hostile container with CAP_SYS_PTRACE (issue 13) --------------- */
+
+#define SNOOP_MAX_PIDS 4096
+#define SNOOP_MAX_FD 64
+
+/* Try to take over one process: its root (and through it, write MARKER when it
+ * is not ours) and every fd it has, with pidfd_getfd. */
+static void snoop_one(int pid, const struct stat *own_root, const char *marker, long *taken)
+{
+    char path[64], comm[64] = "?";
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    int cfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (cfd >= 0) {
+        ssize_t n = read(cfd, comm, sizeof(comm) - 1);
+        comm[n > 0 ? n : 0] = '\0';
+        comm[strcspn(comm, "\n")] = '\0';
+        close(cfd);
+    }
+    snprintf(path, sizeof(path), "/proc/%d/root", pid);
+    int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct stat st;
+    const char *verdict;
+    if (root < 0)
+        verdict = errno_name(errno);
+    else if (fstat(root, &st) < 0)
+        verdict = "?";
+    else
+        verdict = st.st_dev == own_root->st_dev && st.st_ino == own_root->st_ino ? "same" : "other";
+    printf("pid=%d comm=%s root=%s\n", pid, comm, verdict);
+    if (root >= 0 && strcmp(verdict, "other") == 0 && marker) {
+        int w = openat(root, marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (w >= 0) {
+            printf("wrote pid=%d %s\n", pid, marker);
+            close(w);
+        }
+    }
+    if (root >= 0)
+        close(root);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return;
+    for (int fd = 0; fd < SNOOP_MAX_FD; fd++) {
+        int got = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        if (got < 0)
+            continue;
+        char link[64], target[PATH_MAX];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", got);
+        ssize_t len = readlink(link, target, sizeof(target) - 1);
+        target[len > 0 ? len : 0] = '\0';
+        /* A file of this container's own tree is nothing new; anything else is. */
+        struct stat got_st, path_st;
+        bool own = target[0] == '/' && fstat(got, &got_st) == 0 && stat(target, &path_st) == 0 &&
+                   got_st.st_dev == path_st.st_dev && got_st.st_ino == path_st.st_ino;
+        printf("fd pid=%d comm=%s fd=%d own=%d target=%s\n", pid, comm, fd, own, target);
+        (*taken)++;
+        close(got);
+    }
+    close(pidfd);
+}
+
+static int cmd_snoop(int argc, char **argv)
+{
+    double secs;
+    char *end;
+    if (argc < 2 || argc > 3 || (secs = strtod(argv[1], &end), *end || secs < 0))
+        return usage_error("needs SECONDS [MARKER]");
+    const char *marker = argc == 3 ? argv[2] : NULL;
+    struct stat own_root;
+    if (stat("/", &own_root) < 0)
+        return fail_errno(errno, "stat", "/");
+    static int seen[SNOOP_MAX_PIDS];
+    size_t n_seen = 0;
+    long taken = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    /* What runs already is not news, except in a single pass (SECONDS 0). */
+    bool first = secs > 0;
+    for (;;) {
+        DIR *d = opendir("/proc");
+        if (!d)
+            return fail_errno(errno, "opendir", "/proc");
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            long pid;
+            if (!parse_long(de->d_name, 1, INT_MAX, &pid) || pid == getpid())
+                continue;
+            bool known = false;
+            for (size_t i = 0; i < n_seen && !known; i++)
+                known = seen[i] == (int)pid;
+            if (known)
+                continue;
+            if (n_seen < SNOOP_MAX_PIDS)
+                seen[n_seen++] = (int)pid;
+            if (!first)
+                snoop_one((int)pid, &own_root, marker, &taken);
+        }
+        closedir(d);
+        first = false;
+        fflush(stdout);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 >= secs)
+            break;
+    }
+    printf("seen=%zu taken=%ld\n", n_seen, taken);
+    return 0;
+}
+
 static int cmd_list(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
@@ -940,6 +1048,11 @@ static const struct command commands[] = {
     {"stat", cmd_stat, "[--no-follow] PATH", "type= mode= uid= gid= size= major= minor= dev= ino="},
     {"write-file", cmd_write_file, "PATH TEXT", "write TEXT (no newline added), print ok"},
     {"read-file", cmd_read_file, "PATH", "the file's bytes"},
+    {"snoop", cmd_snoop, "SECONDS [MARKER]",
+     "watch /proc for new pids (0: every pid, once) and try to take each over: pid=N comm=C "
+     "root=same|other|ERRNO, fd pid=N comm=C fd=M own=0|1 target=T per fd got with pidfd_getfd "
+     "(own: a file of this container's tree), "
+     "wrote pid=N MARKER when MARKER could be created under a foreign root; then seen=N taken=M"},
     {"list", cmd_list, "", "the command names, one per line"},
     {"help", cmd_help, "", "this text"},
 };

@@ -147,12 +147,78 @@ static void test_sync_helper_keeps_its_child(void **state)
         assert_true(kill(others[i], 0) < 0); /* all reaped by the loop */
 }
 
+/* The hook for unknown pids: what a spawn does when the pid of its process comes
+ * on a pipe from an intermediate (container/spawn.c). */
+static int late_pipe = -1;
+
+static void learn_late(void *data)
+{
+    (void)data;
+    pid_t pid;
+    while (read(late_pipe, &pid, sizeof(pid)) == (ssize_t)sizeof(pid))
+        ka_child_watch(pid, on_exit_cb, NULL);
+}
+
+/* An intermediate forks the process, writes its pid, exits; the process exits at
+ * once. Nothing reads the pipe but the hook, so the status reaches on_exit_cb only
+ * if the reaper asks the hook before dropping the pid as unknown. */
+static void test_unknown_hook_registers_late_pid(void **state)
+{
+    (void)state;
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    late_pipe = p[0];
+    ka_child_set_unknown_hook(learn_late, NULL);
+    seen_pid = 0;
+    pid_t intermediate = fork();
+    if (intermediate == 0) {
+        pid_t process = fork();
+        if (process == 0) {
+            usleep(50000); /* outlive the intermediate: we become the parent */
+            _exit(5);
+        }
+        if (write(p[1], &process, sizeof(process)) != sizeof(process))
+            _exit(1);
+        _exit(0);
+    }
+    close(p[1]);
+    struct ka_error err;
+    for (int i = 0; i < 300 && seen_pid == 0; i++)
+        assert_true(ka_reactor_run_once(&reactor, 10, &err) >= 0);
+    ka_child_set_unknown_hook(NULL, NULL);
+    close(p[0]);
+    assert_true(seen_pid > 0 && seen_pid != intermediate);
+    assert_true(WIFEXITED(seen_status) && WEXITSTATUS(seen_status) == 5);
+}
+
+/* ka_close_fds_from closes that fd and every one above, nothing below. */
+static void test_close_fds_from(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd < 0 || dup2(fd, 40) < 0 || dup2(fd, 41) < 0 || dup2(fd, 300) < 0)
+            _exit(2);
+        ka_close_fds_from(41);
+        bool ok = fcntl(fd, F_GETFD) >= 0 && fcntl(40, F_GETFD) >= 0 && fcntl(41, F_GETFD) < 0 &&
+                  fcntl(300, F_GETFD) < 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registered_child_status),
         cmocka_unit_test(test_orphan_reaped),
         cmocka_unit_test(test_sync_helper_keeps_its_child),
+        cmocka_unit_test(test_unknown_hook_registers_late_pid),
+        cmocka_unit_test(test_close_fds_from),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
