@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -71,6 +72,10 @@ struct ttrpc_conn {
 static void conn_event(struct ka_watch *w, uint32_t events);
 
 #define TTRPC_MMAP_THRESHOLD (128 * 1024)
+/* Give freed heap pages back once buffered bytes fall under TRIM_BELOW after having
+ * passed TRIM_AFTER. */
+#define TTRPC_TRIM_AFTER (8u << 20)
+#define TTRPC_TRIM_BELOW (1u << 20)
 
 /* ---- the memory budget ------------------------------------------------------- */
 
@@ -88,6 +93,8 @@ static void charge(struct ttrpc_conn *c, size_t n)
     struct ttrpc_server *s = c->server;
     c->charged += n;
     s->buffered += n;
+    if (s->buffered > s->peak)
+        s->peak = s->buffered;
     if (s->buffered > TTRPC_BUDGET && !s->over_budget) {
         s->over_budget = true;
         ka_log_kv(KA_LOG_WARN, "ttrpc", "buffer budget spent: pausing connections that hold more",
@@ -103,6 +110,13 @@ static void uncharge(struct ttrpc_conn *c, size_t n)
     if (s->over_budget && s->buffered <= TTRPC_BUDGET_RESUME) {
         s->over_budget = false;
         server_kick(s); /* every paused connection may read again */
+    }
+    if (s->buffered < TTRPC_TRIM_BELOW && s->peak >= TTRPC_TRIM_AFTER) {
+        /* A burst is over. Small blocks (replies, first steps of receive buffers) came
+         * from the heap, and free() only gives back its top: hand the free pages in
+         * the middle back too, so the agent's RSS returns to where it was. */
+        malloc_trim(0);
+        s->peak = s->buffered;
     }
 }
 
@@ -741,6 +755,7 @@ static void conn_event(struct ka_watch *w, uint32_t events)
 /* ---- listener ---------------------------------------------------------------- */
 
 static void log_conn_cap(struct ttrpc_server *s);
+static void reap_hung_up(struct ttrpc_server *s);
 
 static void listener_event(struct ka_watch *w, uint32_t events)
 {
@@ -770,6 +785,8 @@ static void listener_event(struct ka_watch *w, uint32_t events)
             close(fd);
             continue;
         }
+        if (s->nconns >= TTRPC_MAX_CONNS)
+            reap_hung_up(s);
         if (s->nconns >= TTRPC_MAX_CONNS) {
             /* Accepted to be closed: left in the backlog it would wake us for ever. */
             close(fd);
@@ -782,6 +799,28 @@ static void listener_event(struct ka_watch *w, uint32_t events)
             close(fd);
         }
     }
+}
+
+/* At the cap, connections whose peers are gone but whose hang-up the loop has not
+ * seen yet (a client that connects and closes in a loop outruns it) must not hold
+ * places: close them now. Only full hang-ups: a peer that shut down its sending side
+ * still waits for its answers. */
+static void reap_hung_up(struct ttrpc_server *s)
+{
+    struct pollfd pfds[TTRPC_MAX_CONNS];
+    struct ttrpc_conn *conns[TTRPC_MAX_CONNS];
+    nfds_t n = 0;
+    for (struct ttrpc_conn *c = s->conns; c && n < TTRPC_MAX_CONNS; c = c->next) {
+        if (c->kind != CONN_SOCKET || c->busy || c->dead)
+            continue;
+        pfds[n] = (struct pollfd){.fd = c->fd, .events = 0};
+        conns[n++] = c;
+    }
+    if (poll(pfds, n, 0) <= 0)
+        return;
+    for (nfds_t i = 0; i < n; i++)
+        if (pfds[i].revents & (POLLHUP | POLLERR | POLLNVAL))
+            conn_lost(conns[i], "hang-up");
 }
 
 /* Once per burst of refusals, with how many there were since the last line. */

@@ -103,6 +103,7 @@ struct ttrpc_server {
     /* The memory budget (see TTRPC_BUDGET). */
     size_t buffered;  /* bytes charged by every connection */
     bool over_budget; /* passed TTRPC_BUDGET, not yet back under TTRPC_BUDGET_RESUME */
+    size_t peak;      /* most buffered since the heap was last trimmed */
     /* Wakes connections that may read again while nothing new arrives on their socket
      * (bytes already read wait for them), outside whatever handler made room. */
     int kick_fd;

@@ -11,10 +11,11 @@
  *      parked: 100 of them added 426 MB).
  *
  * Bound asserted (the agent's VmRSS and its peak VmHWM over its baseline): RSS_BOUND_KB,
- * i.e. 160 MiB natively: the server's budget for buffered bytes is 64 MiB
+ * i.e. 128 MiB natively: the server's budget for buffered bytes is 64 MiB
  * (TTRPC_BUDGET in agent/ttrpc/server.h), plus what each connection may always buffer,
- * the requests being decoded and the allocator's slack. Before the fix the same run
- * took the agent past 800 MB. Then: a fresh connection is served Health during the
+ * the requests being decoded and the allocator's slack; runs measure 65-85 MB. The
+ * agent before the fix reached 338 MB here, and was too busy answering GetMetrics to
+ * answer Health in time. Then: a fresh connection is served Health during the
  * attack; connections past TTRPC_MAX_CONNS are closed at once; and when the attackers
  * go, the agent's fds come back to the baseline and its RSS to within
  * RELEASED_BOUND_KB of it, and it still runs containers. */
@@ -46,8 +47,8 @@
 #define RSS_BOUND_KB (400 * 1024)
 #define RELEASED_BOUND_KB (300 * 1024)
 #else
-#define RSS_BOUND_KB (160 * 1024)
-#define RELEASED_BOUND_KB (32 * 1024)
+#define RSS_BOUND_KB (128 * 1024)
+#define RELEASED_BOUND_KB (8 * 1024)
 #endif
 
 #define HALF_FRAME_CONNS 100
@@ -221,12 +222,12 @@ static void open_attackers(void)
 }
 
 /* Send what the agent takes, round robin, until nothing moves for quiet_ms (the agent
- * stopped reading them all) or everything is sent. Returns the bytes sent. */
-static size_t pump(int quiet_ms)
+ * stopped reading them all), everything is sent, or max_s. Returns the bytes sent. */
+static size_t pump(int quiet_ms, double max_s)
 {
     size_t total = 0;
-    double idle_since = now_s();
-    while ((now_s() - idle_since) * 1000 < quiet_ms) {
+    double start = now_s(), idle_since = start;
+    while ((now_s() - idle_since) * 1000 < quiet_ms && now_s() - start < max_s) {
         bool moved = false, pending = false;
         for (int i = 0; i < ATTACK_CONNS; i++) {
             struct sender *s = &senders[i];
@@ -307,12 +308,17 @@ static void test_memory_bounded_under_three_attacks(void **state)
 
     build_attacks(c);
     open_attackers();
-    size_t sent = pump(1500);
+    /* Quiet for 3 s: long enough that an agent busy with the GetMetrics calls is not
+     * taken for one that stopped reading. */
+    size_t sent = pump(3000, 120);
     long rss = agent_status_kb("VmRSS"), hwm = agent_status_kb("VmHWM");
     fprintf(stderr, "# attack: %zu MiB sent; agent RSS %ld kB (peak %ld kB), baseline %ld kB\n",
             sent >> 20, rss, hwm, base_rss);
-    /* The attack did arrive, and the agent stopped taking it rather than grow: every
-     * attacker still had bytes to send when the agent stopped reading. */
+    if (rss - base_rss > RSS_BOUND_KB || hwm - base_rss > RSS_BOUND_KB)
+        fail_msg("agent RSS %ld kB (peak %ld kB) over baseline %ld kB + %d kB", rss, hwm, base_rss,
+                 RSS_BOUND_KB);
+    /* The attack did arrive, and the agent stopped taking it rather than grow: attackers
+     * still had bytes to send when it stopped reading them. */
     int unsent[3] = {0, 0, 0};
     for (int i = 0; i < ATTACK_CONNS; i++)
         if (senders[i].cur < senders[i].nsegs)
@@ -321,9 +327,6 @@ static void test_memory_bounded_under_three_attacks(void **state)
             unsent[0], HALF_FRAME_CONNS, unsent[1], METRICS_CONNS, unsent[2], STDIN_CONNS);
     assert_true(sent > (size_t)TTRPC_BUDGET / 2);
     assert_true(unsent[0] + unsent[1] + unsent[2] > 0);
-    if (rss - base_rss > RSS_BOUND_KB || hwm - base_rss > RSS_BOUND_KB)
-        fail_msg("agent RSS %ld kB (peak %ld kB) over baseline %ld kB + %d kB", rss, hwm, base_rss,
-                 RSS_BOUND_KB);
     assert_true(agent_alive(&agent));
 
     /* Small calls are still served on a new connection while all that is held. */
