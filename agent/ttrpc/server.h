@@ -50,9 +50,13 @@
  *   shim's only connection.
  *
  * So the bytes buffered stay under about TTRPC_BUDGET + one growth step (a frame's
- * buffer doubles, at most 2 MiB) + TTRPC_MAX_CONNS times a few reserves + the frames
- * being handled (the request in flight, decoded once, and its reply): about 100 MiB
- * in the worst case, and ~70 MiB for 100 connections sending 4 MiB frames. */
+ * buffer doubles, at most 2 MiB) + TTRPC_MAX_CONNS times a few reserves + the request
+ * being handled (up to three 4 MiB copies while its layers are decoded) and its reply:
+ * about 100 MiB in the worst case. integration/test_hostile_host runs the review's
+ * three attacks at once (100 half-sent 4 MiB frames, unread GetMetrics replies,
+ * 100 x 4 MiB WriteStdin to a container that never reads) and sees 65-85 MB of RSS,
+ * asserting 128 MiB; once the attackers leave, the memory goes back to the kernel
+ * (big frames are mapped, and the heap is trimmed after a burst). */
 #define TTRPC_MAX_CONNS 128
 #define TTRPC_BUDGET (64u << 20)
 #define TTRPC_BUDGET_RESUME (48u << 20)

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,9 +44,11 @@
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 #ifdef KA_TEST_SANITIZED
-/* ASan's redzones and quarantine keep freed memory resident. */
-#define RSS_BOUND_KB (400 * 1024)
-#define RELEASED_BOUND_KB (300 * 1024)
+/* ASan's redzones and its 256 MB quarantine of freed blocks stay resident (one run:
+ * 370 MB during the attack), and its allocator does not give memory back: the
+ * release is checked by the fd count only. */
+#define RSS_BOUND_KB (512 * 1024)
+#define RELEASED_BOUND_KB LONG_MAX
 #else
 #define RSS_BOUND_KB (128 * 1024)
 #define RELEASED_BOUND_KB (8 * 1024)
