@@ -132,6 +132,8 @@ static int setup_signals(struct agent *a, struct ka_error *err)
 
 static int start_server(struct agent *a, struct ka_error *err)
 {
+    /* Before the loop runs, so before any listener (console and log port too) accepts. */
+    ka_vsock_set_allow_local(a->cfg.vsock_allow_local);
     struct ka_addr addr;
     if (ka_addr_parse(a->cfg.server_addr, &addr, err) < 0)
         return ka_error_wrap(err, "server address");

@@ -73,6 +73,8 @@ bool ka_config_set(struct ka_config *cfg, const char *key, const char *value)
         return set_bool(&cfg->debug_console, value);
     if (strcmp(key, "devmode") == 0)
         return set_bool(&cfg->devmode, value);
+    if (strcmp(key, "vsock_allow_local") == 0)
+        return set_bool(&cfg->vsock_allow_local, value);
     if (strcmp(key, "trace") == 0)
         return set_bool(&cfg->tracing, value);
     if (strcmp(key, "unified_cgroup_hierarchy") == 0)

@@ -28,6 +28,9 @@ struct ka_config {
     uint32_t container_pipe_size;
     bool unified_cgroup_hierarchy;
     bool devmode;
+    /* Our own, for tests only: admit vsock peers on the guest's own CID (1, loopback)
+     * as well as the host. Off by default: with it a container can drive the agent. */
+    bool vsock_allow_local;
     bool tracing;
     uint32_t passfd_listener_port;
     char https_proxy[KA_CONFIG_STR_MAX];

@@ -437,6 +437,11 @@ static void listener_event(struct ka_watch *w, uint32_t events)
                 ka_log(KA_LOG_WARN, "console", "accept on %s: %s", l->where, strerror(errno));
             return;
         }
+        /* Before anything else: a shell for a container would be root in the guest. */
+        if (!ka_accepted_peer_allowed(fd, "console", l->where)) {
+            close(fd);
+            continue;
+        }
         if (dc.nopen >= MAX_SESSIONS) {
             static const char msg[] = "debug console: too many sessions\r\n";
             write_best_effort(fd, msg, sizeof(msg) - 1);

@@ -259,6 +259,11 @@ static void listen_event(struct ka_watch *w, uint32_t events)
                 continue;
             return;
         }
+        /* A container must neither read the agent's log nor take the one reader's place. */
+        if (!ka_accepted_peer_allowed(fd, "logport", lp.where)) {
+            close(fd);
+            continue;
+        }
         if (lp.conn_fd >= 0) { /* exactly one reader at a time */
             close(fd);
             continue;

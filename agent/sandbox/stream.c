@@ -10,8 +10,8 @@
 
 struct stream_req {
     struct ka_stream *stream;
-    uint32_t len;  /* read: most bytes to answer */
-    uint8_t *data; /* write: bytes not yet written */
+    uint32_t len;        /* read: most bytes to answer */
+    const uint8_t *data; /* write: the request's bytes, kept by the server with the call */
     size_t off;
     size_t total;
 };
@@ -56,7 +56,6 @@ static void update_watch(struct ka_stream *s)
                 struct ttrpc_call *c = s->head;
                 struct stream_req *rq = c->park_data;
                 queue_unlink(s, c);
-                free(rq->data);
                 free(rq);
                 ttrpc_call_fail(c, KA_STATUS_INTERNAL, err.msg);
             }
@@ -70,7 +69,6 @@ static void finish(struct ka_stream *s, struct ttrpc_call *call)
 {
     struct stream_req *rq = call->park_data;
     queue_unlink(s, call);
-    free(rq->data);
     free(rq);
 }
 
@@ -236,12 +234,12 @@ void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t
             return;
         }
     }
+    /* No copy: data stays valid until the call is answered (see stream.h). */
     struct stream_req *rq = ka_xcalloc(1, sizeof(*rq));
     rq->stream = s;
     rq->total = len;
     rq->off = off;
-    rq->data = ka_xmalloc(len ? len : 1);
-    memcpy(rq->data, data, len);
+    rq->data = data;
     ttrpc_call_park(call, cancel_req, rq);
     queue_push(s, call);
     update_watch(s);

@@ -37,7 +37,9 @@ struct ka_stream {
 void ka_stream_init(struct ka_stream *s, struct ka_reactor *r, int fd, bool is_input);
 /* ReadStdout/ReadStderr: answer now or park until data or EOF. */
 void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len);
-/* WriteStdin: answer with the length once all of it is written. */
+/* WriteStdin: answer with the length once all of it is written. What the pipe does
+ * not take at once waits with the call, uncopied: data must stay valid until the call
+ * is answered or cancelled (the handler keeps its request: ttrpc_call_hold_payload). */
 void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t *data, size_t len);
 /* The process is gone: waiting readers get what is left, then EOF. */
 void ka_stream_source_done(struct ka_stream *s);

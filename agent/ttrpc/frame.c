@@ -41,6 +41,24 @@ bool ttrpc_decoder_mid_frame(const struct ttrpc_decoder *d)
     return d->hdr_have > 0 || d->in_data;
 }
 
+size_t ttrpc_decoder_buffered(const struct ttrpc_decoder *d)
+{
+    return d->data ? d->data_cap : 0;
+}
+
+/* Room for need bytes: at least double (so a frame costs O(log n) copies), never past
+ * the frame's length, which the header check bounded by TTRPC_MAX_DATA. */
+static void grow(struct ttrpc_decoder *d, size_t need)
+{
+    size_t cap = d->data_cap * 2;
+    if (cap < need)
+        cap = need;
+    if (cap > d->cur.length)
+        cap = d->cur.length;
+    d->data = ka_xrealloc(d->data, cap);
+    d->data_cap = cap;
+}
+
 static bool known_type(uint8_t type)
 {
     return type == TTRPC_TYPE_REQUEST || type == TTRPC_TYPE_RESPONSE || type == TTRPC_TYPE_DATA;
@@ -63,7 +81,10 @@ static enum ttrpc_decode_event start_data(struct ttrpc_decoder *d, struct ttrpc_
     }
     if (d->cur.length == 0)
         return TTRPC_DECODE_FRAME;
-    d->data = ka_xmalloc(d->cur.length);
+    /* Never allocate what the peer claims either: the buffer grows as bytes come. */
+    d->data_cap =
+        d->cur.length < TTRPC_DECODER_FIRST_ALLOC ? d->cur.length : TTRPC_DECODER_FIRST_ALLOC;
+    d->data = ka_xmalloc(d->data_cap);
     d->data_have = 0;
     d->in_data = true;
     return TTRPC_DECODE_NEED_MORE;
@@ -102,6 +123,8 @@ size_t ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t le
         size_t n = d->cur.length - d->data_have;
         if (n > len - used)
             n = len - used;
+        if (d->data_have + n > d->data_cap)
+            grow(d, d->data_have + n);
         memcpy(d->data + d->data_have, buf + used, n);
         d->data_have += n;
         used += n;
@@ -110,6 +133,7 @@ size_t ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t le
             frame->data = d->data;
             d->data = NULL;
             d->data_have = 0;
+            d->data_cap = 0;
             d->in_data = false;
             *event = TTRPC_DECODE_FRAME;
             return used;

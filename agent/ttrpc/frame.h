@@ -3,7 +3,10 @@
  *
  * The decoder is incremental and never allocates more than TTRPC_MAX_DATA: an
  * oversize frame is reported at its header and its bytes are skipped as they
- * arrive, so the connection stays usable (as the Go client does). */
+ * arrive, so the connection stays usable (as the Go client does). Nor does it
+ * allocate what a header claims: the buffer of a frame starts at
+ * TTRPC_DECODER_FIRST_ALLOC at most and doubles as the bytes arrive, so a peer that
+ * sends a 4 MiB header and stops costs that first allocation, not 4 MiB. */
 #ifndef KA_TTRPC_FRAME_H
 #define KA_TTRPC_FRAME_H
 
@@ -13,6 +16,7 @@
 
 #define TTRPC_HEADER_SIZE 10
 #define TTRPC_MAX_DATA (4u << 20)
+#define TTRPC_DECODER_FIRST_ALLOC (16u << 10)
 
 enum ttrpc_msg_type {
     TTRPC_TYPE_REQUEST = 1,
@@ -51,6 +55,7 @@ struct ttrpc_decoder {
     size_t hdr_have;
     struct ttrpc_header cur;
     uint8_t *data;
+    size_t data_cap; /* bytes allocated in data: data_have <= data_cap <= cur.length */
     size_t data_have;
     size_t skip_left; /* bytes of an oversize frame still to discard */
     bool in_data;     /* header complete, reading or skipping data */
@@ -66,6 +71,9 @@ void ttrpc_decoder_reset(struct ttrpc_decoder *d);
  * the data for FRAME). After BAD_TYPE the decoder must not be fed again. */
 size_t ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
                           enum ttrpc_decode_event *event, struct ttrpc_frame *frame);
+
+/* Bytes the decoder holds allocated now (for the server's memory budget). */
+size_t ttrpc_decoder_buffered(const struct ttrpc_decoder *d);
 
 /* True while a frame is partly read (used to tell a clean EOF from a truncated one). */
 bool ttrpc_decoder_mid_frame(const struct ttrpc_decoder *d);

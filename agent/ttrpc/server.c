@@ -5,7 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,22 +59,131 @@ struct ttrpc_conn {
     struct ttrpc_call *calls;
     size_t ncalls;
     struct ttrpc_conn *next, *prev;
+    /* Bytes read but not decoded yet: the connection stopped being read in the middle
+     * of a read (budget, held requests, output queue); decoded first when it resumes. */
+    uint8_t *pending;
+    size_t pending_off, pending_len;
+    /* The memory budget: what this connection has charged, and parts of it. */
+    size_t charged;
+    size_t rx_charged; /* the decoder's buffer, and a frame being handled */
+    size_t held;       /* requests kept by parked calls */
 };
 
 static void conn_event(struct ka_watch *w, uint32_t events);
+
+#define TTRPC_MMAP_THRESHOLD (128 * 1024)
+/* Give freed heap pages back once buffered bytes fall under TRIM_BELOW after having
+ * passed TRIM_AFTER. */
+#define TTRPC_TRIM_AFTER (8u << 20)
+#define TTRPC_TRIM_BELOW (1u << 20)
+
+/* ---- the memory budget ------------------------------------------------------- */
+
+static void server_kick(struct ttrpc_server *s)
+{
+    if (s->kicked || s->kick_fd < 0)
+        return;
+    uint64_t one = 1;
+    if (write(s->kick_fd, &one, sizeof(one)) == (ssize_t)sizeof(one))
+        s->kicked = true;
+}
+
+static void charge(struct ttrpc_conn *c, size_t n)
+{
+    struct ttrpc_server *s = c->server;
+    c->charged += n;
+    s->buffered += n;
+    if (s->buffered > s->peak)
+        s->peak = s->buffered;
+    if (s->buffered > TTRPC_BUDGET && !s->over_budget) {
+        s->over_budget = true;
+        ka_log_kv(KA_LOG_WARN, "ttrpc", "buffer budget spent: pausing connections that hold more",
+                  NULL);
+    }
+}
+
+static void uncharge(struct ttrpc_conn *c, size_t n)
+{
+    struct ttrpc_server *s = c->server;
+    c->charged -= n;
+    s->buffered -= n;
+    if (s->over_budget && s->buffered <= TTRPC_BUDGET_RESUME) {
+        s->over_budget = false;
+        server_kick(s); /* every paused connection may read again */
+    }
+    if (s->buffered < TTRPC_TRIM_BELOW && s->peak >= TTRPC_TRIM_AFTER) {
+        /* A burst is over. Small blocks (replies, first steps of receive buffers) came
+         * from the heap, and free() only gives back its top: hand the free pages in
+         * the middle back too, so the agent's RSS returns to where it was. */
+        malloc_trim(0);
+        s->peak = s->buffered;
+    }
+}
+
+/* Bring the charge for the receive side to what the decoder holds, plus extra (a
+ * frame handed out of the decoder and being handled). */
+static void charge_rx(struct ttrpc_conn *c, size_t extra)
+{
+    size_t now = ttrpc_decoder_buffered(&c->dec) + extra;
+    if (now > c->rx_charged)
+        charge(c, now - c->rx_charged);
+    else if (now < c->rx_charged)
+        uncharge(c, c->rx_charged - now);
+    c->rx_charged = now;
+}
+
+static size_t frame_charge(const struct out_frame *f)
+{
+    return sizeof(*f) + f->cap;
+}
+
+/* May this connection's input be read (or its read bytes decoded) now? */
+static bool conn_may_read(const struct ttrpc_conn *c)
+{
+    if (c->read_paused || c->held > TTRPC_HELD_MAX)
+        return false;
+    return !c->server->over_budget || c->charged <= TTRPC_CONN_RESERVE;
+}
 
 /* ---- connection bookkeeping ------------------------------------------------------ */
 
 static void conn_update_events(struct ttrpc_conn *c)
 {
     uint32_t ev;
-    if (c->kind == CONN_SERIAL && !c->host_connected)
+    if (c->kind == CONN_SERIAL && !c->host_connected) {
         ev = EPOLLOUT | EPOLLET; /* see ttrpc_server_adopt_serial */
-    else
-        ev = (c->read_paused ? 0 : EPOLLIN) | (c->out_head ? EPOLLOUT : 0);
+    } else {
+        bool may_read = conn_may_read(c);
+        /* Bytes already read come first; nothing on the socket would wake us for them. */
+        if (may_read && c->pending)
+            server_kick(c->server);
+        ev = (may_read && !c->pending ? EPOLLIN : 0) | (c->out_head ? EPOLLOUT : 0);
+    }
     struct ka_error err;
     if (ka_reactor_mod(&c->watch, ev, &err) < 0)
         ka_log(KA_LOG_WARN, "ttrpc", "%s", err.msg);
+}
+
+static void conn_drop_pending(struct ttrpc_conn *c)
+{
+    if (!c->pending)
+        return;
+    uncharge(c, c->pending_len);
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_off = c->pending_len = 0;
+}
+
+/* Free a call and what it holds; the caller has unlinked it. */
+static void call_free(struct ttrpc_call *call)
+{
+    if (call->held_request) {
+        struct ttrpc_conn *c = call->conn;
+        c->held -= call->held_bytes;
+        uncharge(c, call->held_bytes);
+        ttrpc__request__free_unpacked(call->held_request, NULL);
+    }
+    free(call);
 }
 
 /* Forget everything in flight: parked calls are cancelled, queued output dropped. */
@@ -82,18 +194,21 @@ static void conn_reset_state(struct ttrpc_conn *c)
         c->calls = call->next;
         if (call->cancel)
             call->cancel(call);
-        free(call);
+        call_free(call);
     }
     c->ncalls = 0;
     while (c->out_head) {
         struct out_frame *f = c->out_head;
         c->out_head = f->next;
+        uncharge(c, frame_charge(f));
         frame_release(c->server, f);
     }
     c->out_tail = NULL;
     c->out_bytes = 0;
     c->read_paused = false;
+    conn_drop_pending(c);
     ttrpc_decoder_reset(&c->dec);
+    charge_rx(c, 0);
 }
 
 static void conn_destroy(struct ttrpc_conn *c)
@@ -173,6 +288,7 @@ static int conn_flush(struct ttrpc_conn *c)
             c->out_head = f->next;
             if (!c->out_head)
                 c->out_tail = NULL;
+            uncharge(c, frame_charge(f));
             frame_release(c->server, f);
         }
     }
@@ -199,6 +315,7 @@ static void conn_send(struct ttrpc_conn *c, struct out_frame *f)
         c->out_head = f;
     c->out_tail = f;
     c->out_bytes += f->len - f->off;
+    charge(c, frame_charge(f));
     if (conn_flush(c) < 0)
         conn_lost(c, "write failed");
 }
@@ -311,7 +428,7 @@ void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *reply)
     struct ttrpc_conn *c = call->conn;
     uint32_t stream_id = call->stream_id;
     call_unlink(call);
-    free(call);
+    call_free(call);
     struct out_frame *f = build_response(stream_id, KA_STATUS_OK, NULL, reply);
     if (!f) {
         send_status(c, stream_id, KA_STATUS_RESOURCE_EXHAUSTED,
@@ -368,9 +485,14 @@ void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrp
                         "response larger than the 4 MiB ttrpc limit");
         return;
     }
-    uint8_t *data = f->data + BYTES_REPLY_ROOM;
     f->off = BYTES_REPLY_ROOM - msg_head - l.prefix;
     f->len = BYTES_REPLY_ROOM + len;
+    if (f->cap > TTRPC_SPARE_FRAME_MAX && f->len < f->cap / 2) {
+        /* A short answer to a large read: queue what it holds, not what was asked. */
+        f = ka_xrealloc(f, sizeof(*f) + f->len);
+        f->cap = f->len;
+    }
+    uint8_t *data = f->data + BYTES_REPLY_ROOM;
     response_prefix_put(&l, call->stream_id, f->data + f->off);
     if (len) {
         uint8_t *p = data - msg_head;
@@ -379,7 +501,7 @@ void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrp
     }
     struct ttrpc_conn *c = call->conn;
     call_unlink(call);
-    free(call);
+    call_free(call);
     conn_send(c, f);
 }
 
@@ -388,7 +510,7 @@ void ttrpc_call_fail(struct ttrpc_call *call, enum ka_status status, const char 
     struct ttrpc_conn *c = call->conn;
     uint32_t stream_id = call->stream_id;
     call_unlink(call);
-    free(call);
+    call_free(call);
     /* An overlong message would make the frame oversize; cut it rather than lose it. */
     char cut[4096];
     if (message && strlen(message) >= sizeof(cut)) {
@@ -403,6 +525,24 @@ void ttrpc_call_park(struct ttrpc_call *call, ttrpc_cancel_fn cancel, void *data
 {
     call->cancel = cancel;
     call->park_data = data;
+}
+
+const uint8_t *ttrpc_call_hold_payload(struct ttrpc_call *call, size_t *len)
+{
+    struct ttrpc_conn *c = call->conn;
+    struct ttrpc_server *s = c->server;
+    if (s->dispatching != call || !s->dispatching_request)
+        return NULL;
+    Ttrpc__Request *req = s->dispatching_request;
+    if (!call->held_request) {
+        call->held_request = req;
+        call->held_bytes = sizeof(*req) + req->payload.len;
+        s->request_held = true;
+        c->held += call->held_bytes;
+        charge(c, call->held_bytes);
+    }
+    *len = req->payload.len;
+    return req->payload.data;
 }
 
 static struct ttrpc_call *find_call(struct ttrpc_conn *c, uint32_t stream_id)
@@ -457,8 +597,17 @@ static void handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr)
         c->calls->prev = call;
     c->calls = call;
     c->ncalls++;
-    c->server->dispatch(c->server->dispatch_ctx, call, req->payload.data, req->payload.len);
-    ttrpc__request__free_unpacked(req, NULL);
+    struct ttrpc_server *s = c->server;
+    s->dispatching = call;
+    s->dispatching_request = req;
+    s->request_held = false;
+    s->dispatch(s->dispatch_ctx, call, req->payload.data, req->payload.len);
+    bool held = s->request_held; /* the call may be gone: ask the server, not the call */
+    s->dispatching = NULL;
+    s->dispatching_request = NULL;
+    s->request_held = false;
+    if (!held)
+        ttrpc__request__free_unpacked(req, NULL);
 }
 
 /* ---- input ------------------------------------------------------------------- */
@@ -469,15 +618,19 @@ static bool conn_alive(const struct ttrpc_conn *c)
     return !c->dead && (c->kind != CONN_SERIAL || c->host_connected);
 }
 
-/* Returns false when the connection must stop reading (lost or protocol error). */
-static bool conn_consume(struct ttrpc_conn *c, const uint8_t *buf, size_t len)
+/* Decode bytes until they are used up, the connection may not read on (budget, held
+ * requests, output queue) or is lost. Returns how many bytes were used. */
+static size_t conn_consume(struct ttrpc_conn *c, const uint8_t *buf, size_t len)
 {
-    while (len > 0 && conn_alive(c)) {
+    size_t total = 0;
+    while (len > 0 && conn_alive(c) && conn_may_read(c)) {
         enum ttrpc_decode_event ev;
         struct ttrpc_frame fr;
         size_t used = ttrpc_decoder_feed(&c->dec, buf, len, &ev, &fr);
         buf += used;
         len -= used;
+        total += used;
+        charge_rx(c, ev == TTRPC_DECODE_FRAME ? fr.header.length : 0);
         switch (ev) {
         case TTRPC_DECODE_NEED_MORE:
             break;
@@ -486,6 +639,7 @@ static bool conn_consume(struct ttrpc_conn *c, const uint8_t *buf, size_t len)
                 handle_request(c, &fr);
             /* Kata's calls are unary: Data and Response frames from a client mean nothing. */
             free(fr.data);
+            charge_rx(c, 0);
             break;
         case TTRPC_DECODE_OVERSIZE:
             if (fr.header.type == TTRPC_TYPE_REQUEST)
@@ -496,17 +650,52 @@ static bool conn_consume(struct ttrpc_conn *c, const uint8_t *buf, size_t len)
             ka_log(KA_LOG_WARN, "ttrpc", "unknown frame type %u: closing connection",
                    fr.header.type);
             conn_lost(c, "protocol error");
-            return false;
+            return total;
         }
     }
-    return conn_alive(c);
+    return total;
 }
+
+/* Decode what was read before the connection paused. False while some is left. */
+static bool conn_consume_pending(struct ttrpc_conn *c)
+{
+    if (!c->pending)
+        return true;
+    size_t used = conn_consume(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
+    c->pending_off += used;
+    if (c->pending_off < c->pending_len)
+        return false;
+    conn_drop_pending(c);
+    return true;
+}
+
+/* Keep bytes read that the connection may not decode now (copied: they are on the
+ * stack). At most one read's worth, charged like everything else. */
+static void conn_keep_pending(struct ttrpc_conn *c, const uint8_t *buf, size_t len)
+{
+    c->pending = ka_xmalloc(len);
+    memcpy(c->pending, buf, len);
+    c->pending_off = 0;
+    c->pending_len = len;
+    charge(c, len);
+}
+
+#define CONN_READ_SIZE (64 * 1024)
 
 static void conn_read(struct ttrpc_conn *c)
 {
-    uint8_t buf[64 * 1024];
+    if (!conn_consume_pending(c) || !conn_alive(c)) {
+        if (conn_alive(c))
+            conn_update_events(c);
+        return;
+    }
+    uint8_t buf[CONN_READ_SIZE];
     /* Bounded reads per wake-up so one busy peer cannot starve the others. */
-    for (int round = 0; round < 16 && !c->read_paused; round++) {
+    for (int round = 0; round < 16; round++) {
+        if (!conn_may_read(c)) {
+            conn_update_events(c); /* EPOLLIN off until there is room again */
+            return;
+        }
         ssize_t n = read(c->fd, buf, sizeof(buf));
         if (n < 0) {
             if (errno == EINTR)
@@ -520,8 +709,14 @@ static void conn_read(struct ttrpc_conn *c)
             conn_lost(c, ttrpc_decoder_mid_frame(&c->dec) ? "eof mid-frame" : "eof");
             return;
         }
-        if (!conn_consume(c, buf, (size_t)n))
+        size_t used = conn_consume(c, buf, (size_t)n);
+        if (!conn_alive(c))
             return;
+        if (used < (size_t)n) {
+            conn_keep_pending(c, buf + used, (size_t)n - used);
+            conn_update_events(c);
+            return;
+        }
         /* A short read drained the socket: another read would only say EAGAIN, and
          * the level-triggered loop brings us back when more arrives. */
         if ((size_t)n < sizeof(buf))
@@ -542,8 +737,13 @@ static void conn_event(struct ka_watch *w, uint32_t events)
             conn_update_events(c);
         }
     } else {
-        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        if ((events & (EPOLLHUP | EPOLLERR)) && !(events & EPOLLIN) && !conn_may_read(c)) {
+            /* Gone while paused: HUP is level-triggered and would wake us for ever, and
+             * nobody is left to take an answer. */
+            conn_lost(c, "hang-up");
+        } else if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             conn_read(c);
+        }
         if (!c->dead && (events & EPOLLOUT) && conn_flush(c) < 0)
             conn_lost(c, "write failed");
     }
@@ -553,6 +753,9 @@ static void conn_event(struct ka_watch *w, uint32_t events)
 }
 
 /* ---- listener ---------------------------------------------------------------- */
+
+static void log_conn_cap(struct ttrpc_server *s);
+static void reap_hung_up(struct ttrpc_server *s);
 
 static void listener_event(struct ka_watch *w, uint32_t events)
 {
@@ -578,6 +781,18 @@ static void listener_event(struct ka_watch *w, uint32_t events)
                 ka_log(KA_LOG_WARN, "ttrpc", "accept: %s", strerror(errno));
             return;
         }
+        if (!ka_accepted_peer_allowed(fd, "ttrpc", s->where)) {
+            close(fd);
+            continue;
+        }
+        if (s->nconns >= TTRPC_MAX_CONNS)
+            reap_hung_up(s);
+        if (s->nconns >= TTRPC_MAX_CONNS) {
+            /* Accepted to be closed: left in the backlog it would wake us for ever. */
+            close(fd);
+            log_conn_cap(s);
+            continue;
+        }
         struct ka_error err;
         if (!conn_new(s, fd, CONN_SOCKET, &err)) {
             ka_log(KA_LOG_WARN, "ttrpc", "%s", err.msg);
@@ -586,19 +801,102 @@ static void listener_event(struct ka_watch *w, uint32_t events)
     }
 }
 
+/* At the cap, connections whose peers are gone but whose hang-up the loop has not
+ * seen yet (a client that connects and closes in a loop outruns it) must not hold
+ * places: close them now. Only full hang-ups: a peer that shut down its sending side
+ * still waits for its answers. */
+static void reap_hung_up(struct ttrpc_server *s)
+{
+    struct pollfd pfds[TTRPC_MAX_CONNS];
+    struct ttrpc_conn *conns[TTRPC_MAX_CONNS];
+    nfds_t n = 0;
+    for (struct ttrpc_conn *c = s->conns; c && n < TTRPC_MAX_CONNS; c = c->next) {
+        if (c->kind != CONN_SOCKET || c->busy || c->dead)
+            continue;
+        pfds[n] = (struct pollfd){.fd = c->fd, .events = 0};
+        conns[n++] = c;
+    }
+    if (poll(pfds, n, 0) <= 0)
+        return;
+    for (nfds_t i = 0; i < n; i++)
+        if (pfds[i].revents & (POLLHUP | POLLERR | POLLNVAL))
+            conn_lost(conns[i], "hang-up");
+}
+
+/* Once per burst of refusals, with how many there were since the last line. */
+static void log_conn_cap(struct ttrpc_server *s)
+{
+    s->cap_refusals++;
+    if (s->cap_refusals == 1 || s->cap_refusals % 1000 == 0) {
+        char n[24], max[16];
+        snprintf(n, sizeof(n), "%zu", s->cap_refusals);
+        snprintf(max, sizeof(max), "%u", (unsigned)TTRPC_MAX_CONNS);
+        ka_log_kv(KA_LOG_WARN, "ttrpc", "too many connections: new connection closed", "max", max,
+                  "refused_so_far", n, NULL);
+    }
+}
+
+/* Connections that may read again: bytes they read before pausing are decoded now. */
+static void kick_event(struct ka_watch *w, uint32_t events)
+{
+    (void)events;
+    struct ttrpc_server *s = w->data;
+    uint64_t v;
+    if (read(s->kick_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        ka_log(KA_LOG_WARN, "ttrpc", "read kick eventfd: %s", strerror(errno));
+    s->kicked = false;
+    for (struct ttrpc_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->kind == CONN_SERIAL && !c->host_connected)
+            continue;
+        c->busy++;
+        if (c->pending && conn_may_read(c))
+            conn_consume_pending(c);
+        if (!c->dead)
+            conn_update_events(c);
+        c->busy--;
+        if (c->dead && c->busy == 0)
+            conn_destroy(c);
+    }
+}
+
+static int kick_setup(struct ttrpc_server *s, struct ka_error *err)
+{
+    if (s->kick_fd >= 0)
+        return 0;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return ka_error_set(err, errno, "eventfd");
+    if (ka_reactor_add(s->reactor, &s->kick_watch, fd, EPOLLIN, kick_event, s, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    s->kick_fd = fd;
+    return 0;
+}
+
 void ttrpc_server_init(struct ttrpc_server *s, struct ka_reactor *r, ttrpc_dispatch_fn dispatch,
                        void *ctx)
 {
+    /* Frames of up to 4 MiB come and go with the peers. glibc raises its mmap threshold
+     * to the size of each mapped block freed, after which such buffers come from the
+     * heap, where memory freed between live blocks stays resident: once a hostile host
+     * leaves, the agent would keep its peak. A fixed threshold (glibc's default value;
+     * setting it turns the adjustment off) keeps them mapped, returned when freed. */
+    mallopt(M_MMAP_THRESHOLD, TTRPC_MMAP_THRESHOLD);
     memset(s, 0, sizeof(*s));
     s->reactor = r;
     s->dispatch = dispatch;
     s->dispatch_ctx = ctx;
     s->listen_fd = -1;
     s->reserve_fd = -1;
+    s->kick_fd = -1;
 }
 
 int ttrpc_server_listen(struct ttrpc_server *s, const struct ka_addr *addr, struct ka_error *err)
 {
+    if (kick_setup(s, err) < 0)
+        return -1;
     int fd = ka_addr_listen(addr, err);
     if (fd < 0)
         return fd;
@@ -608,14 +906,18 @@ int ttrpc_server_listen(struct ttrpc_server *s, const struct ka_addr *addr, stru
     }
     s->listen_fd = fd;
     s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (addr->kind == KA_ADDR_UNIX)
+    if (addr->kind == KA_ADDR_UNIX) {
         snprintf(s->unix_path, sizeof(s->unix_path), "%s", addr->path);
+        snprintf(s->where, sizeof(s->where), "unix://%s", addr->path);
+    } else {
+        snprintf(s->where, sizeof(s->where), "vsock://%d:%u", (int)addr->cid, addr->port);
+    }
     return 0;
 }
 
 int ttrpc_server_adopt_serial(struct ttrpc_server *s, int fd, struct ka_error *err)
 {
-    if (!conn_new(s, fd, CONN_SERIAL, err)) {
+    if (kick_setup(s, err) < 0 || !conn_new(s, fd, CONN_SERIAL, err)) {
         close(fd);
         return -1;
     }
@@ -639,4 +941,10 @@ void ttrpc_server_shutdown(struct ttrpc_server *s)
     }
     while (s->conns)
         conn_destroy(s->conns);
+    if (s->kick_fd >= 0) {
+        ka_reactor_del(&s->kick_watch);
+        close(s->kick_fd);
+        s->kick_fd = -1;
+    }
+    s->kicked = false;
 }

@@ -31,6 +31,38 @@
 /* Largest sent frame kept for reuse by the next bytes reply (one per server). */
 #define TTRPC_SPARE_FRAME_MAX (128u << 10)
 
+/* What a host can make the agent buffer is bounded, even when it means harm:
+ *
+ * TTRPC_MAX_CONNS connections at once (the Kata shim uses a handful). Past it a new
+ *   connection is accepted and closed at once, and logged.
+ * Receive buffers grow with the bytes that arrive (frame.h), not with what a header
+ *   claims.
+ * TTRPC_BUDGET for all connections together: receive buffers, bytes read but not yet
+ *   decoded, queued output (frames as allocated) and requests kept by parked calls
+ *   (ttrpc_call_hold_payload). Once the total passes it, a connection buffering more
+ *   than TTRPC_CONN_RESERVE is not read (EPOLLIN off) until the total is back under
+ *   TTRPC_BUDGET_RESUME. Nothing is dropped: a frame half read stays half read. The
+ *   reserve keeps small calls (Health, the shim's usual traffic) served meanwhile.
+ * TTRPC_HELD_MAX of requests kept by one connection's parked calls (a WriteStdin to a
+ *   full pipe); past it the connection is not read until its calls are answered, so a
+ *   host cannot park an unbounded number of large writes. Below it, the connection
+ *   stays served, so one container that does not read its stdin cannot stall the
+ *   shim's only connection.
+ *
+ * So the bytes buffered stay under about TTRPC_BUDGET + one growth step (a frame's
+ * buffer doubles, at most 2 MiB) + TTRPC_MAX_CONNS times a few reserves + the request
+ * being handled (up to three 4 MiB copies while its layers are decoded) and its reply:
+ * about 100 MiB in the worst case. integration/test_hostile_host runs the review's
+ * three attacks at once (100 half-sent 4 MiB frames, unread GetMetrics replies,
+ * 100 x 4 MiB WriteStdin to a container that never reads) and sees 65-85 MB of RSS,
+ * asserting 128 MiB; once the attackers leave, the memory goes back to the kernel
+ * (big frames are mapped, and the heap is trimmed after a burst). */
+#define TTRPC_MAX_CONNS 128
+#define TTRPC_BUDGET (64u << 20)
+#define TTRPC_BUDGET_RESUME (48u << 20)
+#define TTRPC_CONN_RESERVE (64u << 10)
+#define TTRPC_HELD_MAX (8u << 20)
+
 struct ttrpc_server;
 struct ttrpc_conn;
 struct ttrpc_call;
@@ -50,6 +82,9 @@ struct ttrpc_call {
     void *park_data;
     /* Free for the owner of a parked call to chain it into a wait list. */
     struct ttrpc_call *park_next, *park_prev;
+    /* The decoded request kept by ttrpc_call_hold_payload, and what it counts for. */
+    void *held_request;
+    size_t held_bytes;
 };
 
 /* Called once per request. payload is only valid during the call. */
@@ -66,7 +101,22 @@ struct ttrpc_server {
     char unix_path[sizeof(((struct ka_addr *)0)->path)];
     struct ttrpc_conn *conns;
     size_t nconns;
-    struct out_frame *spare; /* see TTRPC_SPARE_FRAME_MAX */
+    struct out_frame *spare;                              /* see TTRPC_SPARE_FRAME_MAX */
+    char where[sizeof(((struct ka_addr *)0)->path) + 16]; /* the listener, for logs */
+    size_t cap_refusals; /* connections closed at TTRPC_MAX_CONNS */
+    /* The memory budget (see TTRPC_BUDGET). */
+    size_t buffered;  /* bytes charged by every connection */
+    bool over_budget; /* passed TTRPC_BUDGET, not yet back under TTRPC_BUDGET_RESUME */
+    size_t peak;      /* most buffered since the heap was last trimmed */
+    /* Wakes connections that may read again while nothing new arrives on their socket
+     * (bytes already read wait for them), outside whatever handler made room. */
+    int kick_fd;
+    struct ka_watch kick_watch;
+    bool kicked;
+    /* The request being dispatched, for ttrpc_call_hold_payload. */
+    struct ttrpc_call *dispatching;
+    void *dispatching_request;
+    bool request_held;
 };
 
 void ttrpc_server_init(struct ttrpc_server *s, struct ka_reactor *r, ttrpc_dispatch_fn dispatch,
@@ -103,5 +153,11 @@ void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrp
 void ttrpc_bytes_reply_drop(struct ttrpc_bytes_reply *r);
 /* Keep the call for a later answer; cancel runs if the connection goes first. */
 void ttrpc_call_park(struct ttrpc_call *call, ttrpc_cancel_fn cancel, void *data);
+/* For a handler that must keep using its request's bytes after it returns (WriteStdin
+ * into a full pipe): the decoded request is kept with the call instead of being copied,
+ * and counts against the connection (TTRPC_HELD_MAX) and the server's budget until the
+ * call is answered or cancelled. Returns the payload as the dispatch function got it
+ * (the same bytes), valid until then; NULL when called outside the dispatch of call. */
+const uint8_t *ttrpc_call_hold_payload(struct ttrpc_call *call, size_t *len);
 
 #endif

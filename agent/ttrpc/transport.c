@@ -1,4 +1,5 @@
 #include "ttrpc/transport.h"
+#include "core/log.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 
 static int parse_u32_field(const char *s, uint32_t *out, bool allow_minus_one)
 {
@@ -203,4 +205,80 @@ int ka_serial_open(const struct ka_addr *addr, const char *ports_dir, struct ka_
         tcsetattr(fd, TCSANOW, &tio);
     }
     return fd;
+}
+
+/* ---- who may connect ---------------------------------------------------------- */
+
+static bool vsock_allow_local;
+
+bool ka_peer_addr_allowed(const struct sockaddr *sa, socklen_t len, bool allow_local)
+{
+    if (len < (socklen_t)sizeof(sa->sa_family))
+        return false; /* nothing to judge by (an unnamed peer has at least a family) */
+    if (sa->sa_family != AF_VSOCK)
+        return true;
+    if (len < (socklen_t)sizeof(struct sockaddr_vm))
+        return false;
+    const struct sockaddr_vm *vm = (const struct sockaddr_vm *)sa;
+    return vm->svm_cid == VMADDR_CID_HOST || (allow_local && vm->svm_cid == VMADDR_CID_LOCAL);
+}
+
+void ka_vsock_set_allow_local(bool allow)
+{
+    vsock_allow_local = allow;
+    if (allow)
+        ka_log(KA_LOG_WARN, "transport",
+               "agent.vsock_allow_local is set: processes in the guest, containers included, "
+               "can connect to the agent's vsock listeners (for tests only)");
+}
+
+/* At most REFUSAL_LOG_BURST lines per REFUSAL_LOG_WINDOW seconds; the rest are counted
+ * and the count given with the next line logged. */
+#define REFUSAL_LOG_WINDOW 10
+#define REFUSAL_LOG_BURST 5
+
+static void log_refusal(const char *subsystem, const char *where, const char *peer)
+{
+    static time_t window_start;
+    static unsigned logged, suppressed;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec - window_start >= REFUSAL_LOG_WINDOW) {
+        window_start = now.tv_sec;
+        logged = 0;
+    }
+    if (logged >= REFUSAL_LOG_BURST) {
+        suppressed++;
+        return;
+    }
+    logged++;
+    char more[16];
+    snprintf(more, sizeof(more), "%u", suppressed);
+    suppressed = 0;
+    ka_log_kv(KA_LOG_WARN, subsystem, "connection refused: only the host may connect", "address",
+              where, "peer", peer, "refusals_not_logged", more, NULL);
+}
+
+bool ka_accepted_peer_allowed(int fd, const char *subsystem, const char *where)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    char peer[64];
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
+        /* Already reset, or not a socket we know: nothing proves it is the host. */
+        snprintf(peer, sizeof(peer), "unknown (%s)", strerror(errno));
+        log_refusal(subsystem, where, peer);
+        return false;
+    }
+    if (ka_peer_addr_allowed((struct sockaddr *)&ss, len, vsock_allow_local))
+        return true;
+    if (ss.ss_family == AF_VSOCK) {
+        const struct sockaddr_vm *vm = (const struct sockaddr_vm *)&ss;
+        snprintf(peer, sizeof(peer), "vsock cid %u port %u", vm->svm_cid, vm->svm_port);
+    } else {
+        snprintf(peer, sizeof(peer), "family %u", ss.ss_family);
+    }
+    log_refusal(subsystem, where, peer);
+    return false;
 }

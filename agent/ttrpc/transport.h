@@ -8,7 +8,9 @@
 #ifndef KA_TTRPC_TRANSPORT_H
 #define KA_TTRPC_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "core/error.h"
@@ -44,5 +46,23 @@ int ka_serial_find_port(const char *ports_dir, const char *name, char *out, size
 
 /* Open a serial address (by path, or by name under ports_dir), non-blocking. */
 int ka_serial_open(const struct ka_addr *addr, const char *ports_dir, struct ka_error *err);
+
+/* Only the host may reach an agent listener. A container in the guest can open
+ * AF_VSOCK sockets, and with vsock loopback (CONFIG_VSOCKETS_LOOPBACK) reach the
+ * guest's own CID: every vsock listener (ttrpc, debug console, log port) checks the
+ * peer of each accepted connection and closes it unless it is the host.
+ *
+ * The decision on a peer address: not vsock (a unix socket: host-side tests) passes;
+ * vsock passes for VMADDR_CID_HOST, and for VMADDR_CID_LOCAL only when allow_local. */
+bool ka_peer_addr_allowed(const struct sockaddr *sa, socklen_t len, bool allow_local);
+
+/* Admit loopback vsock peers as well (agent.vsock_allow_local; tests only). Logs a
+ * warning when turned on. Applies to every listener's next accept. */
+void ka_vsock_set_allow_local(bool allow);
+
+/* For a freshly accepted fd: getpeername and the decision above. A refused peer is
+ * logged at WARN under subsystem (rate-limited: a container can connect in a loop);
+ * the caller closes the fd. */
+bool ka_accepted_peer_allowed(int fd, const char *subsystem, const char *where);
 
 #endif

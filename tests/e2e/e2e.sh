@@ -12,8 +12,10 @@ GUEST=${KA_GUEST_DIR:-$SRC/build/guest}
 CTL=${KA_AGENT_CTL_BIN:-$SRC/build/native/agent-ctl}
 FS=${1:-virtiofs}
 CGV2=${2:-}
-extra_cmdline=()
-[[ $CGV2 != cgroup-v2 ]] || extra_cmdline=(--cmdline agent.unified_cgroup_hierarchy=1)
+# The debug console also on vsock port 1026: a listener of PID 1 that a container in
+# the guest must not reach (see "only the host" below).
+extra_cmdline=(--cmdline agent.debug_console_vport=1026)
+[[ $CGV2 != cgroup-v2 ]] || extra_cmdline+=(--cmdline agent.unified_cgroup_hierarchy=1)
 
 WORK=$(mktemp -d /tmp/ka-e2e.XXXXXX)
 SHARED=$WORK/shared
@@ -218,17 +220,41 @@ if [[ $devices == 1 ]]; then
     check "the swap disk is in use" "partition" "$(ctl run --guest-rootfs "$(guest_rootfs c1)" "$b" swap 2>&1)"
 fi
 
-# --- the vsock listener, from inside the guest over vsock loopback -------------------
-# A second agent in the guest on vsock port 1025 (the first one serves the serial
-# channel), checked with the guest's own agent-ctl on CID 1, through the debug console.
-console_out=$( (printf '/init --server-addr vsock://-1:1025 --cmdline-file /dev/null >/dev/null 2>&1 &\n'
+# --- only the host may reach an agent listener: vsock loopback from inside the guest --
+# The guest kernel has vsock loopback, so anything in the guest, a container included,
+# can connect to the guest's own CID 1. The vsock listeners: the debug console of
+# the agent (PID 1) on 1026 (booted with agent.debug_console_vport), a second agent
+# serving ttrpc on 1025 with its log port on 1028, and a third on 1027 (log port 1029)
+# with agent.vsock_allow_local, the test-only opening: it shows that the probes do
+# reach a listener, and it keeps the vsock listener's Health path covered. The guest's
+# root checks ttrpc with the guest's agent-ctl through the debug console on console.0;
+# then an unprivileged container (uid 65534, no capabilities) probes them all.
+console_out=$( (printf 'echo agent.log_vport=1028 >/tmp/refuse-local\n'
+                printf 'echo agent.vsock_allow_local agent.log_vport=1029 >/tmp/allow-local\n'
+                printf 'busybox setsid /init --server-addr vsock://-1:1025 --cmdline-file /tmp/refuse-local >/dev/null 2>&1 &\n'
+                printf 'busybox setsid /init --server-addr vsock://-1:1027 --cmdline-file /tmp/allow-local >/dev/null 2>&1 &\n'
                 sleep 2
-                printf 'agent-ctl --addr vsock://1:1025 --timeout 10 check; echo VSOCK-RC=$?\n'
-                sleep 5
+                printf 'agent-ctl --addr vsock://1:1025 --timeout 10 check; echo DEFAULT-RC=$?\n'
+                printf 'agent-ctl --addr vsock://1:1027 --timeout 10 check; echo ALLOW-LOCAL-RC=$?\n'
+                sleep 6
                 printf 'exit\n'; sleep 1) |
               timeout 30 socat - "UNIX-CONNECT:$WORK/console.sock" 2>&1 || true)
-check "debug console shell on console.0" "VSOCK-RC=" "$console_out"
-check "vsock listener answers Health over vsock loopback" "SERVING" "$console_out"
+check "debug console shell on console.0" "ALLOW-LOCAL-RC=" "$console_out"
+if [[ $console_out =~ DEFAULT-RC=[1-9] ]]; then ok "a loopback peer is refused by default (guest root, ttrpc on vsock 1:1025)"
+else bad "loopback peer on vsock 1:1025 not refused: $(grep -a 'RC=' <<<"$console_out" | tr -d '\r')"; fi
+check "with agent.vsock_allow_local a loopback peer is served (vsock 1:1027)" "SERVING" "$console_out"
+
+b=$(bundle probe '["sh", "-c", "for p in 1025 1026 1027 1028 1029; do echo port-$p: $(ka-payload vsock-probe 1 $p); done"]')
+sed -i -e 's|"user": {"uid": 0, "gid": 0}|"user": {"uid": 65534, "gid": 65534}|' \
+    -e 's|\("[a-z]*"\): \["CAP_[^]]*\]|\1: []|g' "$b/config.json"
+probe=$(ctl run --guest-rootfs "$(guest_rootfs c1)" "$b" probe 2>&1 || true)
+check "a container (uid 65534, no caps) is refused by the agent's ttrpc on vsock 1:1025" "port-1025: closed" "$probe"
+check "a container is refused by the debug console on vsock 1:1026 (no root shell)" "port-1026: closed" "$probe"
+check "a container is refused by a log port on vsock 1:1028 (no agent log)" "port-1028: closed" "$probe"
+check "the container's probe does reach a listener that admits it (vsock 1:1027)" "port-1027: answered=" "$probe"
+check "... and a log port that admits it (vsock 1:1029)" "port-1029: answered=" "$probe"
+check "the agent logs the refusal" "only the host may connect" "$(cat "$WORK/console.log")"
+check "the host is still served (Health over the agent channel)" '"status": "SERVING"' "$(ctl check)"
 
 # --- DestroySandbox powers the VM off ----------------------------------------------
 out=$(ctl call DestroySandbox 2>&1) && ok "DestroySandbox answered" || bad "DestroySandbox: $out"

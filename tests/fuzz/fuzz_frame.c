@@ -22,6 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct ttrpc_frame fr = {0};
             size_t used = ttrpc_decoder_feed(&d, data + off + done, n - done, &ev, &fr);
             done += used;
+            /* The buffer grows with the bytes that came, never with what a header claims. */
+            if (ttrpc_decoder_buffered(&d) > TTRPC_DECODER_FIRST_ALLOC + 2 * d.data_have)
+                abort();
             if (ev == TTRPC_DECODE_FRAME) {
                 if (fr.header.length > TTRPC_MAX_DATA)
                     abort();

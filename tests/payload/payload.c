@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/vm_sockets.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -1008,6 +1010,66 @@ static int cmd_snoop(int argc, char **argv)
     return 0;
 }
 
+/* ---- vsock-probe: can a container reach a vsock listener in its own guest? ------ */
+
+/* Connect to vsock CID:PORT (CID 1 is the guest itself, over vsock loopback), send
+ * a ttrpc grpc.Health/Check request (to a debug console it is just input), and say
+ * what came back within 5 s: answered=N (bytes), closed (EOF or reset: refused
+ * after accept), silent, or connect=ERRNO. Exit 0 only for answered. */
+static int cmd_vsock_probe(int argc, char **argv)
+{
+    long cid, port;
+    if (argc != 3 || !parse_long(argv[1], 0, UINT32_MAX, &cid) ||
+        !parse_long(argv[2], 0, UINT32_MAX, &port))
+        return usage_error("vsock-probe CID PORT");
+    int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail_errno(errno, "socket", "AF_VSOCK");
+    struct sockaddr_vm sa = {.svm_family = AF_VSOCK,
+                             .svm_cid = (unsigned)cid,
+                             .svm_port = (unsigned)port};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        printf("connect=%s\n", errno_name(errno));
+        close(fd);
+        return 1;
+    }
+    /* A ttrpc frame: length, stream 1, type 1 (request); then Request{service,
+     * method} in protobuf. */
+    static const char service[] = "grpc.Health", method[] = "Check";
+    uint8_t req[64];
+    size_t n = 0;
+    req[n++] = 0x0a;
+    req[n++] = (uint8_t)(sizeof(service) - 1);
+    memcpy(req + n, service, sizeof(service) - 1);
+    n += sizeof(service) - 1;
+    req[n++] = 0x12;
+    req[n++] = (uint8_t)(sizeof(method) - 1);
+    memcpy(req + n, method, sizeof(method) - 1);
+    n += sizeof(method) - 1;
+    uint8_t frame[80] = {0, 0, 0, (uint8_t)n, 0, 0, 0, 1, 1, 0};
+    memcpy(frame + 10, req, n);
+    ssize_t w = send(fd, frame, 10 + n, MSG_NOSIGNAL);
+    int rc = 1;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, 5000);
+    if (pr == 0) {
+        printf("silent\n");
+    } else {
+        uint8_t buf[256];
+        ssize_t r = pr > 0 ? read(fd, buf, sizeof(buf)) : -1;
+        if (r > 0) {
+            printf("answered=%zd\n", r);
+            rc = 0;
+        } else {
+            printf("closed%s%s\n", r < 0 ? " errno=" : "", r < 0 ? errno_name(errno) : "");
+        }
+    }
+    if (w < 0)
+        printf("send=%s\n", errno_name(errno));
+    close(fd);
+    return rc;
+}
+
 static int cmd_list(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
@@ -1053,6 +1115,8 @@ static const struct command commands[] = {
      "root=same|other|ERRNO, fd pid=N comm=C fd=M own=0|1 target=T per fd got with pidfd_getfd "
      "(own: a file of this container's tree), "
      "wrote pid=N MARKER when MARKER could be created under a foreign root; then seen=N taken=M"},
+    {"vsock-probe", cmd_vsock_probe, "CID PORT",
+     "ttrpc Health to vsock CID:PORT: answered=N, closed, silent or connect=ERRNO"},
     {"list", cmd_list, "", "the command names, one per line"},
     {"help", cmd_help, "", "this text"},
 };

@@ -30,6 +30,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.hotplug_timeout_s, 3);
     assert_false(c.debug_console);
     assert_false(c.unified_cgroup_hierarchy);
+    assert_false(c.vsock_allow_local); /* only the host may connect unless a test says so */
 }
 
 static void test_cmdline_options(void **state)
@@ -49,6 +50,10 @@ static void test_cmdline_options(void **state)
     assert_int_equal(c.log_vport, 1025);
     assert_true(c.tracing);
     assert_string_equal(c.server_addr, "unix:///run/a.sock");
+    ka_config_parse_cmdline(&c, "agent.vsock_allow_local");
+    assert_true(c.vsock_allow_local);
+    ka_config_parse_cmdline(&c, "agent.vsock_allow_local=0");
+    assert_false(c.vsock_allow_local);
 }
 
 static void test_bad_values_keep_defaults(void **state)

@@ -151,6 +151,53 @@ static void test_max_size_accepted(void **state)
     ttrpc_decoder_reset(&d);
 }
 
+/* A header claiming 4 MiB allocates no more than the first step; the buffer then grows
+ * with the bytes that arrive (never past twice what came, plus the first step) and the
+ * frame comes out whole and exact. */
+static void test_buffer_grows_with_bytes(void **state)
+{
+    (void)state;
+    uint8_t hdr[TTRPC_HEADER_SIZE];
+    struct ttrpc_header h = {.length = TTRPC_MAX_DATA, .stream_id = 1, .type = 1};
+    ttrpc_header_encode(&h, hdr);
+    struct ttrpc_decoder d;
+    ttrpc_decoder_init(&d);
+    enum ttrpc_decode_event ev;
+    struct ttrpc_frame fr;
+    assert_int_equal(ttrpc_decoder_feed(&d, hdr, sizeof(hdr), &ev, &fr), sizeof(hdr));
+    assert_int_equal(ev, TTRPC_DECODE_NEED_MORE);
+    assert_true(ttrpc_decoder_buffered(&d) <= TTRPC_DECODER_FIRST_ALLOC);
+    uint8_t *data = malloc(TTRPC_MAX_DATA);
+    assert_non_null(data);
+    for (size_t i = 0; i < TTRPC_MAX_DATA; i++)
+        data[i] = (uint8_t)(i * 31 + (i >> 12));
+    size_t have = 0, step = 1000; /* odd-sized reads */
+    while (have < TTRPC_MAX_DATA - 1) {
+        size_t n = have + step > TTRPC_MAX_DATA - 1 ? TTRPC_MAX_DATA - 1 - have : step;
+        assert_int_equal(ttrpc_decoder_feed(&d, data + have, n, &ev, &fr), n);
+        assert_int_equal(ev, TTRPC_DECODE_NEED_MORE);
+        have += n;
+        assert_true(ttrpc_decoder_buffered(&d) >= have);
+        assert_true(ttrpc_decoder_buffered(&d) <= 2 * have + TTRPC_DECODER_FIRST_ALLOC);
+        step = step * 3 / 2 + 7;
+    }
+    assert_true(ttrpc_decoder_mid_frame(&d));
+    assert_int_equal(ttrpc_decoder_feed(&d, data + have, 1, &ev, &fr), 1);
+    assert_int_equal(ev, TTRPC_DECODE_FRAME);
+    assert_int_equal(fr.header.length, TTRPC_MAX_DATA);
+    assert_memory_equal(fr.data, data, TTRPC_MAX_DATA);
+    assert_int_equal(ttrpc_decoder_buffered(&d), 0); /* handed over with the frame */
+    free(fr.data);
+    free(data);
+    /* A small frame takes exactly its size. */
+    uint8_t small[TTRPC_HEADER_SIZE + 5];
+    put_frame(small, 3, 1, "hello", 5);
+    ttrpc_decoder_feed(&d, small, TTRPC_HEADER_SIZE + 2, &ev, &fr);
+    assert_int_equal(ttrpc_decoder_buffered(&d), 5);
+    ttrpc_decoder_reset(&d);
+    assert_int_equal(ttrpc_decoder_buffered(&d), 0);
+}
+
 static void test_bad_type(void **state)
 {
     (void)state;
@@ -171,6 +218,7 @@ int main(void)
         cmocka_unit_test(test_header_roundtrip),        cmocka_unit_test(test_split_reads),
         cmocka_unit_test(test_several_frames_one_read), cmocka_unit_test(test_oversize_skipped),
         cmocka_unit_test(test_max_size_accepted),       cmocka_unit_test(test_bad_type),
+        cmocka_unit_test(test_buffer_grows_with_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* Address parsing and virtio-serial port lookup by name. */
+/* Address parsing, virtio-serial port lookup by name, and who may connect. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,12 +101,57 @@ static void test_find_port_by_name(void **state)
     assert_true(ka_serial_find_port(dir, "x", out, sizeof(out), &err) < 0);
 }
 
+static bool vsock_peer(unsigned cid, bool allow_local)
+{
+    struct sockaddr_vm vm = {.svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = 54321};
+    return ka_peer_addr_allowed((struct sockaddr *)&vm, sizeof(vm), allow_local);
+}
+
+/* Only the host (CID 2) may connect over vsock; the guest's own CID 1 (vsock loopback:
+ * a container in the guest) only with the test-only opening; any other CID never. */
+static void test_vsock_peer_decision(void **state)
+{
+    (void)state;
+    assert_true(vsock_peer(VMADDR_CID_HOST, false));
+    assert_true(vsock_peer(VMADDR_CID_HOST, true));
+    assert_false(vsock_peer(VMADDR_CID_LOCAL, false));
+    assert_true(vsock_peer(VMADDR_CID_LOCAL, true));
+    const unsigned never[] = {0, 3, 4, 1000, VMADDR_CID_ANY};
+    for (size_t i = 0; i < sizeof(never) / sizeof(*never); i++) {
+        assert_false(vsock_peer(never[i], false));
+        assert_false(vsock_peer(never[i], true));
+    }
+    /* A vsock address cut short proves nothing: refused. */
+    struct sockaddr_vm vm = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST};
+    assert_false(ka_peer_addr_allowed((struct sockaddr *)&vm, sizeof(vm) - 4, false));
+    assert_false(ka_peer_addr_allowed((struct sockaddr *)&vm, 0, false));
+    /* Unix sockets (host-side tests) are not vsock: unaffected. */
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    assert_true(ka_peer_addr_allowed((struct sockaddr *)&un, sizeof(sa_family_t), false));
+}
+
+/* The accept-time check on a real connection: a unix peer passes; a socket with no peer
+ * (getpeername fails) is refused. */
+static void test_accepted_peer(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_true(ka_accepted_peer_allowed(sv[0], "test", "socketpair"));
+    close(sv[0]);
+    close(sv[1]);
+    int lone = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lone >= 0);
+    assert_false(ka_accepted_peer_allowed(lone, "test", "unconnected"));
+    close(lone);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_vsock),
-        cmocka_unit_test(test_parse_unix_and_serial),
-        cmocka_unit_test(test_find_port_by_name),
+        cmocka_unit_test(test_parse_vsock),       cmocka_unit_test(test_parse_unix_and_serial),
+        cmocka_unit_test(test_find_port_by_name), cmocka_unit_test(test_vsock_peer_decision),
+        cmocka_unit_test(test_accepted_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
