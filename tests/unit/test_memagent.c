@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/child.h"
@@ -396,12 +397,36 @@ static void drop_tree(void)
     assert_int_equal(system(cmd), 0);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Run the loop for ms of wall time. */
 static void run_for(struct ka_reactor *r, int ms)
 {
     struct ka_error err;
-    for (int i = 0; i < ms / 10; i++)
+    uint64_t end = now_ms() + (uint64_t)ms;
+    while (now_ms() < end)
         assert_true(ka_reactor_run_once(r, 10, &err) >= 0);
 }
+
+/* Run the loop until cond (over the stats `st`) holds, at most ms; the caller
+ * asserts afterwards. Waiting for the event, not a fixed time, keeps the tests
+ * steady on a loaded machine. */
+#define RUN_UNTIL(r, ma, st, cond, ms)                             \
+    do {                                                           \
+        struct ka_error err_;                                      \
+        uint64_t end_ = now_ms() + (ms);                           \
+        for (;;) {                                                 \
+            ka_mem_agent_get_stats((ma), &(st));                   \
+            if ((cond) || now_ms() > end_)                         \
+                break;                                             \
+            assert_true(ka_reactor_run_once((r), 10, &err_) >= 0); \
+        }                                                          \
+    } while (0)
 
 static void test_engine_reclaims_and_compacts(void **state)
 {
@@ -423,9 +448,9 @@ static void test_engine_reclaims_and_compacts(void **state)
     struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
     struct ka_mem_agent *ma = ka_mem_agent_start(&r, &c, &paths, &err);
     assert_non_null(ma);
-    run_for(&r, 500);
-
     struct ka_mem_agent_stats st;
+    RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 3 && st.compactions >= 1, 5000);
+    run_for(&r, 100); /* the child's exit, and no write more */
     ka_mem_agent_get_stats(ma, &st);
     assert_true(st.memcg_available);
     assert_true(st.compact_available);
@@ -459,17 +484,105 @@ static void test_engine_reclaims_and_compacts(void **state)
     mc.eviction_run_aging_count_min = 3;
     put("cg/pod/ctr/memory.reclaim", "");
     ka_mem_agent_set_memcg(ma, &mc);
-    run_for(&r, 300);
-    ka_mem_agent_get_stats(ma, &st);
+    RUN_UNTIL(&r, ma, st, st.memcg_runs >= 2, 2000);
     assert_int_equal(st.memcg_runs, 2);
     assert_int_equal(st.reclaim_writes, 3); /* aging count 2 < 3 */
-    run_for(&r, 1200);
-    ka_mem_agent_get_stats(ma, &st);
+    RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 6, 5000);
     assert_int_equal(st.memcg_runs, 3);
     assert_int_equal(st.reclaim_writes, 6);
 
     ka_mem_agent_stop(ma);
     ka_children_fini();
+    ka_reactor_fini(&r);
+    drop_tree();
+}
+
+static struct ka_mem_agent *start_on_tree(struct ka_reactor *r, struct ka_mem_agent_config *c)
+{
+    static char proc[128], cg[128];
+    snprintf(proc, sizeof(proc), "%s/proc", tree);
+    snprintf(cg, sizeof(cg), "%s/cg", tree);
+    struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
+    struct ka_error err;
+    struct ka_mem_agent *ma = ka_mem_agent_start(r, c, &paths, &err);
+    assert_non_null(ma);
+    return ma;
+}
+
+static void psi_total(const char *rel, unsigned long long total)
+{
+    char text[256];
+    snprintf(text, sizeof(text),
+             "some avg10=0.00 avg60=0.00 avg300=0.00 total=%llu\n"
+             "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+             total);
+    put(rel, text);
+}
+
+/* A cgroup under pressure is left alone: the period's stall time over the limit
+ * neither counts as a quiet period nor lets an eviction start. */
+static void test_engine_pressure_holds_reclaim(void **state)
+{
+    (void)state;
+    quiet();
+    make_tree();
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    struct ka_mem_agent_config c;
+    ka_mem_agent_config_defaults(&c);
+    c.compact.disabled = true;
+    c.memcg.period_secs = 1;
+    c.memcg.eviction_run_aging_count_min = 2;
+    struct ka_mem_agent *ma = start_on_tree(&r, &c);
+    struct ka_mem_agent_stats st;
+    RUN_UNTIL(&r, ma, st, st.memcg_runs >= 1, 2000); /* the first sample, aging 1 */
+    assert_int_equal(st.reclaim_writes, 0);
+    /* 300 ms of memory stall within the next second: 30% > 1%. */
+    psi_total("cg/pod/ctr/memory.pressure", 1000 + 300000);
+    RUN_UNTIL(&r, ma, st, st.memcg_runs >= 2, 3000);
+    run_for(&r, 50);
+    ka_mem_agent_get_stats(ma, &st);
+    assert_int_equal(st.memcg_runs, 2);
+    assert_int_equal(st.reclaim_writes, 0);
+    /* Quiet again: aging 2, evicted. */
+    RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 3, 3000);
+    assert_int_equal(st.memcg_runs, 3);
+    assert_int_equal(st.reclaim_writes, 3);
+    ka_mem_agent_stop(ma);
+    ka_reactor_fini(&r);
+    drop_tree();
+}
+
+/* Pressure rising during an eviction stops it between two writes. */
+static void test_engine_pressure_stops_eviction(void **state)
+{
+    (void)state;
+    quiet();
+    make_tree();
+    /* 1 GiB of inactive page cache: 256 writes, 5 ms apart, when nothing stops it. */
+    put("cg/pod/ctr/memory.stat", "inactive_anon 0\ninactive_file 1073741824\n");
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    struct ka_mem_agent_config c;
+    ka_mem_agent_config_defaults(&c);
+    c.compact.disabled = true;
+    c.memcg.eviction_run_aging_count_min = 1;
+    struct ka_mem_agent *ma = start_on_tree(&r, &c);
+    struct ka_mem_agent_stats st;
+    RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 5, 3000);
+    uint64_t before = st.reclaim_writes;
+    assert_true(before > 0 && before < 256);
+    psi_total("cg/pod/ctr/io.pressure", 1000 + 10000000); /* 10 s stalled: far over 1% */
+    run_for(&r, 300);
+    ka_mem_agent_get_stats(ma, &st);
+    assert_true(st.reclaim_writes <= before + 1);
+    run_for(&r, 1500);
+    ka_mem_agent_get_stats(ma, &st);
+    assert_true(st.reclaim_writes <= before + 1);
+    assert_true(st.reclaim_writes < 256);
+    ka_mem_agent_stop(ma);
     ka_reactor_fini(&r);
     drop_tree();
 }
@@ -498,9 +611,12 @@ static void test_engine_idles_without_kernel_support(void **state)
     struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
     struct ka_mem_agent *ma = ka_mem_agent_start(&r, &c, &paths, &err);
     assert_non_null(ma);
-    run_for(&r, 100);
     struct ka_mem_agent_stats st;
+    RUN_UNTIL(&r, ma, st, st.memcg_runs >= 1 && st.compact_runs >= 1, 2000);
+    run_for(&r, 50);
     ka_mem_agent_get_stats(ma, &st);
+    assert_int_equal(st.memcg_runs, 1);
+    assert_int_equal(st.compact_runs, 1);
     assert_false(st.memcg_available);
     assert_false(st.compact_available);
     assert_int_equal(st.reclaim_writes, 0);
@@ -525,6 +641,8 @@ int main(void)
         cmocka_unit_test(test_rpc_updates_only_set_fields),
         cmocka_unit_test(test_utf8_lossy),
         cmocka_unit_test(test_engine_reclaims_and_compacts),
+        cmocka_unit_test(test_engine_pressure_holds_reclaim),
+        cmocka_unit_test(test_engine_pressure_stops_eviction),
         cmocka_unit_test(test_engine_idles_without_kernel_support),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
