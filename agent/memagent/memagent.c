@@ -211,6 +211,8 @@ void ka_mem_agent_set_memcg(struct ka_mem_agent *ma, const struct ka_memcg_confi
 {
     if (!ka_memcg_config_apply(&ma->memcg, c))
         return;
+    if (ma->memcg.disabled)
+        ka_memcg_cancel(ma);
     /* Upstream makes a fresh, already expired timer for a new period: run now. */
     ka_mem_agent_arm(ma->memcg_timer, ma->memcg.disabled ? -1 : 0);
     ka_log(KA_LOG_INFO, "mem-agent", "memcg %s, period %llus",

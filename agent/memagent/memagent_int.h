@@ -80,6 +80,8 @@ int ka_mem_agent_pressure(const char *dir, const char *mem_name, const char *io_
 
 void ka_memcg_period(struct ka_mem_agent *ma);
 void ka_memcg_step(struct ka_mem_agent *ma);
+/* Drop an eviction under way (memcg disabled). */
+void ka_memcg_cancel(struct ka_mem_agent *ma);
 void ka_memcg_free(struct ka_mem_agent *ma);
 void ka_compact_period(struct ka_mem_agent *ma);
 void ka_compact_progress(struct ka_mem_agent *ma);

@@ -89,6 +89,13 @@ static void free_queue(struct ka_mem_agent *ma)
     memset(&ma->ev, 0, sizeof(ma->ev));
 }
 
+void ka_memcg_cancel(struct ka_mem_agent *ma)
+{
+    if (ma->step_timer >= 0)
+        ka_mem_agent_arm(ma->step_timer, -1);
+    free_queue(ma);
+}
+
 void ka_memcg_free(struct ka_mem_agent *ma)
 {
     free_queue(ma);

@@ -587,6 +587,35 @@ static void test_engine_pressure_stops_eviction(void **state)
     drop_tree();
 }
 
+/* MemAgentMemcgSet{disabled: true} stops an eviction under way. */
+static void test_engine_disable_stops_eviction(void **state)
+{
+    (void)state;
+    quiet();
+    make_tree();
+    put("cg/pod/ctr/memory.stat", "inactive_anon 0\ninactive_file 1073741824\n");
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    struct ka_mem_agent_config c;
+    ka_mem_agent_config_defaults(&c);
+    c.compact.disabled = true;
+    c.memcg.eviction_run_aging_count_min = 1;
+    struct ka_mem_agent *ma = start_on_tree(&r, &c);
+    struct ka_mem_agent_stats st;
+    RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 5, 3000);
+    uint64_t before = st.reclaim_writes;
+    struct ka_memcg_config mc = *ka_mem_agent_memcg_config(ma);
+    mc.disabled = true;
+    ka_mem_agent_set_memcg(ma, &mc);
+    run_for(&r, 300);
+    ka_mem_agent_get_stats(ma, &st);
+    assert_int_equal(st.reclaim_writes, before);
+    ka_mem_agent_stop(ma);
+    ka_reactor_fini(&r);
+    drop_tree();
+}
+
 /* Without cgroup v2 and compact_memory the engine idles and says so; the RPCs
  * still change its configuration. */
 static void test_engine_idles_without_kernel_support(void **state)
@@ -643,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_engine_reclaims_and_compacts),
         cmocka_unit_test(test_engine_pressure_holds_reclaim),
         cmocka_unit_test(test_engine_pressure_stops_eviction),
+        cmocka_unit_test(test_engine_disable_stops_eviction),
         cmocka_unit_test(test_engine_idles_without_kernel_support),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
