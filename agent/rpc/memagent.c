@@ -3,13 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
-#include "core/path.h"
 #include "core/util.h"
 #include "memagent/memagent.h"
 #include "rpc/dispatch.h"
@@ -178,10 +178,44 @@ size_t rpc_utf8_lossy(const unsigned char *in, size_t len, char *out)
     return o;
 }
 
+/* An O_PATH fd for rel below rootfd, refusing every symlink and "..": no
+ * component of the path can lead elsewhere, whoever planted it. */
+static int open_beneath_no_symlinks(int rootfd, const char *rel, struct ka_error *err)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf))
+        return ka_error_set(err, ENAMETOOLONG, "%.200s", rel);
+    cleanup_close int dir = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+    if (dir < 0)
+        return ka_error_set(err, errno, "dup");
+    char *save = NULL;
+    char *comp = strtok_r(buf, "/", &save);
+    while (comp) {
+        if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0)
+            return ka_error_set(err, EINVAL, "%.200s: '%s' component", rel, comp);
+        int fd = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return ka_error_set(err, errno, "%.200s", rel);
+        close(dir);
+        dir = fd;
+        char *next = strtok_r(NULL, "/", &save);
+        struct stat st;
+        if (fstat(dir, &st) < 0)
+            return ka_error_set(err, errno, "%.200s", rel);
+        if (S_ISLNK(st.st_mode))
+            return ka_error_set(err, ELOOP, "%.200s: symlink '%s' refused", rel, comp);
+        if (next && !S_ISDIR(st.st_mode))
+            return ka_error_set(err, ENOTDIR, "%.200s", rel);
+        comp = next;
+    }
+    return take_fd(dir);
+}
+
 /* The file is the bind mount's source in the guest (the runtime's copy under
- * /run/kata-containers/shared/containers), as upstream reads it. Resolved inside
- * /run/kata-containers by fd; anything but a regular file (a symlink, a fifo
- * that would block the loop, a device) is refused. */
+ * /run/kata-containers/shared/containers), as upstream reads it: the bind itself
+ * exists only in the container's mount namespace. Walked by fd below
+ * /run/kata-containers without following any symlink; anything but a regular
+ * file (a fifo that would block the loop, a device) is refused. */
 static int read_termination_log(const char *source, char *out, struct ka_error *err)
 {
     const char *prefix = KA_RUN_DIR "/";
@@ -191,8 +225,7 @@ static int read_termination_log(const char *source, char *out, struct ka_error *
     if (root < 0)
         return ka_error_set(err, errno, "open %s", KA_RUN_DIR);
     struct ka_error e2;
-    cleanup_close int fd =
-        ka_openat_in_root(root, source + strlen(prefix), O_PATH | O_NOFOLLOW, 0, &e2);
+    cleanup_close int fd = open_beneath_no_symlinks(root, source + strlen(prefix), &e2);
     if (fd == -ENOENT) {
         out[0] = '\0'; /* upstream: not written yet reads as empty */
         return 0;

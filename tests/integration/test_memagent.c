@@ -226,8 +226,28 @@ static void test_termination_log_hostile(void **state)
     assert_int_equal(diag(&t, "termination_log", cid("link"), &data), 0);
     assert_string_equal(data, "");
     free(data);
+
+    /* A directory on the way swapped for a symlink (to a copy holding other text):
+     * no component is followed, so that is refused too. */
+    char dir[200], real[200], host_dir[PATH_MAX], host_real[PATH_MAX];
+    snprintf(dir, sizeof(dir), SHARED "%s-d", cid("dirlink"));
+    snprintf(src, sizeof(src), "%s/termination-log", dir);
+    assert_int_equal(copy_file(&t, dir, S_IFDIR | 0755, NULL, 0), 0);
+    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
+    run_with_log(&t, cid("dirlink"), src, true, "echo from-the-container > " TERM_DEST);
+    assert_int_equal(diag(&t, "termination_log", cid("dirlink"), &data), 0);
+    assert_string_equal(data, "from-the-container\n");
+    free(data);
+    snprintf(real, sizeof(real), SHARED "%s-elsewhere", cid("dirlink"));
+    snprintf(host_dir, sizeof(host_dir), "/proc/%d/root%s", (int)agent.pid, dir);
+    snprintf(host_real, sizeof(host_real), "/proc/%d/root%s", (int)agent.pid, real);
+    assert_int_equal(rename(host_dir, host_real), 0);
+    assert_int_equal(symlink(real, host_dir), 0);
+    assert_int_not_equal(diag(&t, "termination_log", cid("dirlink"), &data), 0);
+    assert_non_null(strstr(t.msg, "symlink"));
     assert_true(agent_alive(&agent));
 
+    assert_int_equal(ctr_remove(&t, cid("dirlink")), 0);
     assert_int_equal(ctr_remove(&t, cid("big")), 0);
     assert_int_equal(ctr_remove(&t, cid("bin")), 0);
     assert_int_equal(ctr_remove(&t, cid("link")), 0);
