@@ -274,8 +274,8 @@ static int get_diagnostic_data(struct agent *a, struct ttrpc_call *call, const P
     const char *dest = c->spec ? c->spec->termination_message_path : NULL;
     if (!dest)
         return ka_error_set(err, 0, "No terminationMessagePath annotation");
-    const char *source = NULL;
-    for (size_t i = 0; i < c->spec->n_mounts; i++)
+    const char *source = NULL; /* the first mount on that path, as upstream's find_map */
+    for (size_t i = 0; i < c->spec->n_mounts && !source; i++)
         if (c->spec->mounts[i].destination && strcmp(c->spec->mounts[i].destination, dest) == 0)
             source = c->spec->mounts[i].source;
     if (!source || !source[0])
