@@ -10,6 +10,8 @@
 #include "sandbox/sandbox.h"
 #include "ttrpc/server.h"
 
+struct ka_mem_agent;
+
 struct agent {
     struct ka_config cfg;
     struct ka_reactor reactor;
@@ -19,6 +21,8 @@ struct agent {
     struct ka_watch signal_watch;
     int signal_fd;
     bool init_mode; /* running as PID 1 */
+    /* NULL unless agent.mem_agent_enable (memagent/memagent.h) */
+    struct ka_mem_agent *mem_agent;
 };
 
 #endif

@@ -1,5 +1,6 @@
 /* kata-agent: the Kata Containers guest agent. */
 #include "agent.h"
+#include "memagent/memagent.h"
 #include "device/listener.h"
 #include "core/child.h"
 #include "core/log.h"
@@ -246,6 +247,11 @@ int main(int argc, char **argv)
     /* Needs the reaper (setup_sandbox -> ka_children_init). Never fatal. */
     if (ka_debug_console_start(&a->reactor, &a->cfg, &err) < 0)
         ka_log(KA_LOG_WARN, "console", "%s", err.msg);
+    /* Needs the reaper too (compaction runs in a child). Never fatal; upstream
+     * refuses to start when it fails, we run without it. */
+    if (a->cfg.mem_agent.enable &&
+        !(a->mem_agent = ka_mem_agent_start(&a->reactor, &a->cfg.mem_agent, NULL, &err)))
+        ka_log(KA_LOG_ERROR, "mem-agent", "%s", err.msg);
     rpc_dispatcher_init(&a->dispatcher, a);
     if (rpc_register_all(&a->dispatcher, &err) < 0 || start_server(a, &err) < 0)
         goto fail;
@@ -257,6 +263,7 @@ fail:
     ka_log(KA_LOG_CRITICAL, "agent", "%s", err.msg);
 out:
     ka_debug_console_stop();
+    ka_mem_agent_stop(a->mem_agent);
     ttrpc_server_shutdown(&a->server);
     teardown_sandbox(a);
     rpc_dispatcher_fini(&a->dispatcher);

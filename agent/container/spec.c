@@ -465,6 +465,7 @@ void ka_spec_free(struct ka_spec *spec)
     ka_process_free(&spec->process);
     free(spec->root_path);
     free(spec->hostname);
+    free(spec->termination_message_path);
     for (size_t i = 0; spec->mounts && i < spec->n_mounts; i++) {
         struct ka_mount *m = &spec->mounts[i];
         free(m->destination);

@@ -257,6 +257,8 @@ struct ka_seccomp {
     size_t n_syscalls;
 };
 
+#define KA_TERMINATION_MESSAGE_PATH_ANNOTATION "io.kubernetes.container.terminationMessagePath"
+
 struct ka_spec {
     struct ka_process process;
     char *root_path; /* absolute */
@@ -277,6 +279,9 @@ struct ka_spec {
     char *cgroups_path; /* may be NULL */
     struct ka_resources resources;
     struct ka_seccomp *seccomp; /* NULL: no filter */
+    /* The io.kubernetes.container.terminationMessagePath annotation (the only one
+     * kept): GetDiagnosticData finds the termination log through it. NULL if none. */
+    char *termination_message_path;
 };
 
 /* The largest uid or gid a process may be given. (uid_t)-1 tells setresuid() and

@@ -14,6 +14,7 @@ void ka_config_defaults(struct ka_config *cfg)
     cfg->log_level = KA_LOG_INFO;
     snprintf(cfg->server_addr, sizeof(cfg->server_addr), "%s", KA_DEFAULT_SERVER_ADDR);
     cfg->hotplug_timeout_s = KA_DEFAULT_HOTPLUG_TIMEOUT_S;
+    ka_mem_agent_config_defaults(&cfg->mem_agent);
 }
 
 bool ka_config_parse_bool(const char *s, bool *out)
@@ -67,8 +68,117 @@ static bool set_bool(bool *dst, const char *value)
     return ka_config_parse_bool(value, dst);
 }
 
+/* ---- mem-agent options ----------------------------------------------------- */
+
+void ka_mem_agent_config_defaults(struct ka_mem_agent_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->memcg.swappiness_max = 50;
+    c->memcg.period_secs = 10 * 60;
+    c->memcg.period_psi_percent_limit = 1;
+    c->memcg.eviction_psi_percent_limit = 1;
+    c->memcg.eviction_run_aging_count_min = 3;
+    c->compact.period_secs = 10 * 60;
+    c->compact.period_psi_percent_limit = 1;
+    c->compact.compact_psi_percent_limit = 5;
+    c->compact.compact_sec_max = 5 * 60;
+    c->compact.compact_order = 9;
+    c->compact.compact_threshold = 2 << 9;
+    c->compact.compact_force_times = INT64_MAX;
+}
+
+static bool ma_parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (*s == '\0' || *s == '-' || *s == '+')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool ma_parse_u8(const char *s, uint8_t *out)
+{
+    uint64_t v;
+    if (!ma_parse_u64(s, &v) || v > UINT8_MAX)
+        return false;
+    *out = (uint8_t)v;
+    return true;
+}
+
+/* A period of 0 would make the agent work without pause: refused, default kept. */
+static bool ma_parse_period(const char *s, uint64_t *out)
+{
+    uint64_t v;
+    if (!ma_parse_u64(s, &v) || v == 0 || v > KA_MEM_AGENT_PERIOD_MAX)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool ma_parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    if (*s == '\0')
+        return false;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end != '\0' || errno != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* agent.mem_agent_<key>. Unlike upstream, the sub-options do not have to follow
+ * agent.mem_agent_enable on the cmdline: they are kept either way, and only
+ * used when the mem-agent is enabled. */
+static bool parse_mem_agent_option(struct ka_mem_agent_config *c, const char *key,
+                                   const char *value)
+{
+    if (strcmp(key, "enable") == 0)
+        return set_bool(&c->enable, value);
+    if (strcmp(key, "memcg_disable") == 0)
+        return set_bool(&c->memcg.disabled, value);
+    if (strcmp(key, "memcg_swap") == 0)
+        return set_bool(&c->memcg.swap, value);
+    if (strcmp(key, "compact_disable") == 0)
+        return set_bool(&c->compact.disabled, value);
+    if (value == NULL)
+        return false;
+    if (strcmp(key, "memcg_swappiness_max") == 0)
+        return ma_parse_u8(value, &c->memcg.swappiness_max);
+    if (strcmp(key, "memcg_period_secs") == 0)
+        return ma_parse_period(value, &c->memcg.period_secs);
+    if (strcmp(key, "memcg_period_psi_percent_limit") == 0)
+        return ma_parse_u8(value, &c->memcg.period_psi_percent_limit);
+    if (strcmp(key, "memcg_eviction_psi_percent_limit") == 0)
+        return ma_parse_u8(value, &c->memcg.eviction_psi_percent_limit);
+    if (strcmp(key, "memcg_eviction_run_aging_count_min") == 0)
+        return ma_parse_u64(value, &c->memcg.eviction_run_aging_count_min);
+    if (strcmp(key, "compact_period_secs") == 0)
+        return ma_parse_period(value, &c->compact.period_secs);
+    if (strcmp(key, "compact_period_psi_percent_limit") == 0)
+        return ma_parse_u8(value, &c->compact.period_psi_percent_limit);
+    if (strcmp(key, "compact_psi_percent_limit") == 0)
+        return ma_parse_u8(value, &c->compact.compact_psi_percent_limit);
+    if (strcmp(key, "compact_sec_max") == 0)
+        return ma_parse_i64(value, &c->compact.compact_sec_max);
+    if (strcmp(key, "compact_order") == 0)
+        return ma_parse_u8(value, &c->compact.compact_order);
+    if (strcmp(key, "compact_threshold") == 0)
+        return ma_parse_u64(value, &c->compact.compact_threshold);
+    if (strcmp(key, "compact_force_times") == 0)
+        return ma_parse_u64(value, &c->compact.compact_force_times);
+    return true; /* an unknown mem_agent_* key is ignored like any other */
+}
+
 bool ka_config_set(struct ka_config *cfg, const char *key, const char *value)
 {
+    if (strncmp(key, "mem_agent_", 10) == 0)
+        return parse_mem_agent_option(&cfg->mem_agent, key + 10, value);
     if (strcmp(key, "debug_console") == 0)
         return set_bool(&cfg->debug_console, value);
     if (strcmp(key, "devmode") == 0)

@@ -14,6 +14,41 @@
 #define KA_DEFAULT_HOTPLUG_TIMEOUT_S 3
 #define KA_CONFIG_STR_MAX 512
 
+/* ---- mem-agent (agent.mem_agent_*) ------------------------------------------
+ * Upstream's option names and defaults (src/libs/mem-agent memcg.rs/compact.rs,
+ * src/agent/src/config.rs); the engine is agent/memagent/. */
+struct ka_memcg_config {
+    bool disabled;                         /* false */
+    bool swap;                             /* false: reclaim page cache only */
+    uint8_t swappiness_max;                /* 50 */
+    uint64_t period_secs;                  /* 600 */
+    uint8_t period_psi_percent_limit;      /* 1 */
+    uint8_t eviction_psi_percent_limit;    /* 1 */
+    uint64_t eviction_run_aging_count_min; /* 3 */
+};
+
+struct ka_compact_config {
+    bool disabled;                     /* false */
+    uint64_t period_secs;              /* 600 */
+    uint8_t period_psi_percent_limit;  /* 1 */
+    uint8_t compact_psi_percent_limit; /* 5 */
+    int64_t compact_sec_max;           /* 300 */
+    uint8_t compact_order;             /* 9 (PAGE_REPORTING_MIN_ORDER) */
+    uint64_t compact_threshold;        /* 1024 pages (2 << 9) */
+    uint64_t compact_force_times;      /* INT64_MAX: never forced */
+};
+
+struct ka_mem_agent_config {
+    bool enable; /* agent.mem_agent_enable; everything else is read even when off */
+    struct ka_memcg_config memcg;
+    struct ka_compact_config compact;
+};
+
+/* A period longer than this is refused (timerfd takes time_t; 136 years is "never"). */
+#define KA_MEM_AGENT_PERIOD_MAX UINT32_MAX
+
+void ka_mem_agent_config_defaults(struct ka_mem_agent_config *c);
+
 struct ka_config {
     enum ka_log_level log_level;
     char server_addr[KA_CONFIG_STR_MAX];
@@ -40,6 +75,8 @@ struct ka_config {
      * those listed in /etc/kata-agent/modules (comma-separated names). */
     char modules[KA_CONFIG_STR_MAX];
     unsigned warnings; /* bad values seen (each one logged, default kept) */
+    /* agent.mem_agent_* (parse_mem_agent_option) */
+    struct ka_mem_agent_config mem_agent;
 };
 
 void ka_config_defaults(struct ka_config *cfg);

@@ -48,7 +48,7 @@ int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err)
 {
     static const struct rpc_handler *const agent_tables[] = {
         rpc_sandbox_handlers, rpc_container_handlers, rpc_io_handlers,       rpc_cgroup_handlers,
-        rpc_network_handlers, rpc_guest_handlers,     rpc_iptables_handlers,
+        rpc_network_handlers, rpc_guest_handlers,     rpc_iptables_handlers, rpc_memagent_handlers,
     };
     if (rpc_dispatcher_add(d, &grpc__health__descriptor, rpc_health_handlers, err) < 0)
         return -1;

@@ -72,5 +72,6 @@ extern const struct rpc_handler rpc_cgroup_handlers[];
 extern const struct rpc_handler rpc_network_handlers[];
 extern const struct rpc_handler rpc_guest_handlers[];
 extern const struct rpc_handler rpc_iptables_handlers[];
+extern const struct rpc_handler rpc_memagent_handlers[];
 
 #endif

@@ -581,6 +581,14 @@ int ka_spec_from_proto(const Grpc__Spec *in, struct ka_spec **out, struct ka_err
     spec->root_path = dup_or_empty(in->root->path);
     spec->root_readonly = in->root->readonly;
     spec->hostname = dup_or_null(in->hostname);
+    for (size_t i = 0; i < in->n_annotations; i++) {
+        const Grpc__Spec__AnnotationsEntry *a = in->annotations[i];
+        if (a->key && strcmp(a->key, KA_TERMINATION_MESSAGE_PATH_ANNOTATION) == 0 && a->value &&
+            a->value[0] && strlen(a->value) < 4096) {
+            free(spec->termination_message_path);
+            spec->termination_message_path = ka_xstrdup(a->value);
+        }
+    }
 
     if (in->n_mounts > 0) {
         spec->mounts = ka_xcalloc(in->n_mounts, sizeof(*spec->mounts));

@@ -19,7 +19,7 @@
  *    Seccomp (actions, operators and flags by their OCI names; an unknown one is
  *    INVALID_ARGUMENT; errnoRet kept apart from 0 through its oneof).
  *  - Not held by struct ka_spec, so ignored here: Version, Hooks (the runtime
- *    strips them), Annotations, ApparmorProfile,
+ *    strips them), Annotations (except terminationMessagePath), ApparmorProfile,
  *    SelinuxLabel, MountLabel, IntelRdt. UID/GID mappings are refused: there is
  *    no user namespace support.
  *
