@@ -392,7 +392,8 @@ int rpc_add_storages(struct ka_storage_ref **refs, Grpc__Storage **st, size_t n,
                                    st[i]->fs_group &&
                                    st[i]->fs_group->group_change_policy ==
                                        TYPES__FSGROUP_CHANGE_POLICY__OnRootMismatch,
-                               .container_id = cid};
+                               .container_id = cid,
+                               .shared = st[i]->shared};
         if (ka_storage_add(&s, refs, err) < 0)
             return -1;
     }

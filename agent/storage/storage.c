@@ -48,6 +48,17 @@ struct ka_storage_ref {
 };
 
 static struct mounted *all_mounted;
+/* The references shared storages hold on themselves until the sandbox ends. */
+static struct ka_storage_ref *shared_refs;
+
+static void take_ref(struct mounted *m, struct ka_storage_ref **refs)
+{
+    m->refs++;
+    struct ka_storage_ref *r = ka_xcalloc(1, sizeof(*r));
+    r->m = m;
+    r->next = *refs;
+    *refs = r;
+}
 
 int ka_st_mkdir_p(const char *path, mode_t mode, struct ka_error *err)
 {
@@ -396,12 +407,12 @@ int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, s
         }
         m->next = all_mounted;
         all_mounted = m;
+        /* Upstream keeps a shared storage at a count of one when its last user
+         * goes; a reference of its own until ka_storage_release_shared does that. */
+        if (st.shared)
+            take_ref(m, &shared_refs);
     }
-    m->refs++;
-    struct ka_storage_ref *r = ka_xcalloc(1, sizeof(*r));
-    r->m = m;
-    r->next = *refs;
-    *refs = r;
+    take_ref(m, refs);
     return 0;
 }
 
@@ -445,6 +456,11 @@ void ka_storage_release_all(struct ka_storage_ref **refs)
         release_one(r->m);
         free(r);
     }
+}
+
+void ka_storage_release_shared(void)
+{
+    ka_storage_release_all(&shared_refs);
 }
 
 int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *err)

@@ -37,6 +37,10 @@ struct ka_storage {
     /* The container asking (NULL for CreateSandbox): overlay-rw puts its upper and
      * work directories under /run/kata-containers/<container_id>/. */
     const char *container_id;
+    /* Storage.shared (4.x): used by several containers (a pod's emptyDir), so it
+     * stays mounted when the last container lets go, until the sandbox ends. The
+     * first request for a mount point decides, as upstream. */
+    bool shared;
 };
 
 struct ka_storage_ref; /* one holder's reference, chained per holder */
@@ -49,6 +53,8 @@ void ka_storage_init(struct ka_reactor *r);
 int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs, struct ka_error *err);
 /* Drop every reference on the chain; unmount and remove at zero. */
 void ka_storage_release_all(struct ka_storage_ref **refs);
+/* The sandbox ends: drop the references shared storages hold on themselves. */
+void ka_storage_release_shared(void);
 
 /* UpdateEphemeralMounts: remount an ephemeral storage with new options. */
 int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *err);

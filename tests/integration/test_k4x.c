@@ -1,5 +1,5 @@
 /* Kata 4.x wire behaviours (issue 14) through the real agent (root, the agent in
- * its own mount namespace): SignalProcess as 4.x runtimes send it. */
+ * its own mount namespace): SignalProcess as 4.x runtimes send it, Storage.shared. */
 #include <stdbool.h>
 
 #include <setjmp.h>
@@ -148,11 +148,66 @@ static void test_sigkill_empty_exec_id_kills_all(void **state)
     assert_int_equal(ctr_remove(&t, id), 0);
 }
 
+static void add_bind(Grpc__Spec *s, const char *dest, const char *src)
+{
+    Grpc__Mount *m = malloc(sizeof(*m));
+    grpc__mount__init(m);
+    m->destination = strdup(dest);
+    m->type = strdup("bind");
+    m->source = strdup(src);
+    strv_add(&m->options, &m->n_options, "rbind");
+    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
+    s->mounts[s->n_mounts++] = m;
+}
+
+/* One container with one storage, run to its end and removed; stdout in out. */
+static int run_with_storage(const char *id, const char *script, Grpc__Storage *st, char *out,
+                            size_t size)
+{
+    Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", script));
+    add_bind(spec, "/vol", st->mount_point);
+    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
+    req.container_id = (char *)id;
+    req.exec_id = (char *)id;
+    req.oci = spec;
+    req.storages = &st;
+    req.n_storages = 1;
+    if (ctr_call(&t, "CreateContainer", &req.base, NULL, NULL) != 0)
+        fail_msg("CreateContainer %s: %s", id, t.msg);
+    spec_free(spec);
+    assert_int_equal(ctr_start(&t, id), 0);
+    ctr_read_all(&t, id, "", false, out, size);
+    int status = -1;
+    assert_int_equal(ctr_wait(&t, id, "", &status), 0);
+    assert_int_equal(ctr_remove(&t, id), 0);
+    return status;
+}
+
+/* Storage.shared (4.x): a pod's emptyDir is shared by several containers and kept
+ * until the sandbox ends, not released with the container that used it last. */
+static void test_shared_storage_outlives_its_containers(void **state)
+{
+    (void)state;
+    char mp[128], out[256];
+    snprintf(mp, sizeof(mp), "/run/kata-containers/sandbox/ephemeral/k4x-shared-%d", (int)getpid());
+    Grpc__Storage *st = storage_new("ephemeral", "tmpfs", "tmpfs", mp);
+    st->shared = true;
+    assert_int_equal(run_with_storage(cid("k4x-writer"), "echo kept > /vol/f", st, out,
+                                      sizeof(out)),
+                     0);
+    assert_int_equal(agent_mount_count(&agent, mp, "tmpfs"), 1);
+    assert_int_equal(run_with_storage(cid("k4x-reader"), "cat /vol/f", st, out, sizeof(out)), 0);
+    assert_string_equal(out, "kept\n");
+    assert_int_equal(agent_mount_count(&agent, mp, "tmpfs"), 1);
+    storage_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigterm_empty_exec_id_reaches_init_once),
         cmocka_unit_test(test_sigkill_empty_exec_id_kills_all),
+        cmocka_unit_test(test_shared_storage_outlives_its_containers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

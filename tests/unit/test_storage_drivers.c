@@ -132,6 +132,43 @@ static bool is_mounted(const char *mp, const char *type)
     return ka_st_mounted_as(mp, type);
 }
 
+/* Storage.shared (4.x): a pod's emptyDir outlives each container that uses it
+ * and goes only with the sandbox; an unshared one goes with its last user. */
+static void test_shared_kept_until_sandbox_ends(void **state)
+{
+    (void)state;
+    struct ka_error err;
+    const char *mp = "/run/kata-containers/sandbox/ephemeral/shared-vol";
+    struct ka_storage st = {.driver = "ephemeral",
+                            .source = "tmpfs",
+                            .fstype = "tmpfs",
+                            .mount_point = mp,
+                            .shared = true};
+    struct ka_storage_ref *first = NULL, *second = NULL;
+    assert_int_equal(ka_storage_add(&st, &first, &err), 0);
+    ka_storage_release_all(&first); /* the only container goes */
+    assert_true(is_mounted(mp, "tmpfs"));
+    write_file("/run/kata-containers/sandbox/ephemeral/shared-vol/kept", "data");
+    st.shared = false; /* a later request does not change what the first decided */
+    assert_int_equal(ka_storage_add(&st, &second, &err), 0);
+    assert_true(file_is("/run/kata-containers/sandbox/ephemeral/shared-vol/kept", "data"));
+    ka_storage_release_all(&second);
+    assert_true(is_mounted(mp, "tmpfs"));
+    ka_storage_release_shared(); /* the sandbox ends */
+    assert_false(is_mounted(mp, "tmpfs"));
+    assert_int_not_equal(access(mp, F_OK), 0); /* the directory the agent made goes too */
+
+    const char *mp2 = "/run/kata-containers/sandbox/ephemeral/own-vol";
+    st = (struct ka_storage){.driver = "ephemeral",
+                             .source = "tmpfs",
+                             .fstype = "tmpfs",
+                             .mount_point = mp2};
+    assert_int_equal(ka_storage_add(&st, &first, &err), 0);
+    assert_true(is_mounted(mp2, "tmpfs"));
+    ka_storage_release_all(&first);
+    assert_false(is_mounted(mp2, "tmpfs"));
+}
+
 static void test_overlay(void **state)
 {
     (void)state;
@@ -506,6 +543,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_shared_kept_until_sandbox_ends),
         cmocka_unit_test(test_fs_group),
         cmocka_unit_test(test_watchable),
         cmocka_unit_test(test_watchable_poll),
