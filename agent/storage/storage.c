@@ -370,8 +370,26 @@ static int add_new(const struct ka_storage *st, struct ka_st_mount_point *mp,
     return 0;
 }
 
+/* Drivers of Kata 4.x's agent that this one does not implement: named, so the
+ * runtime's error says what is missing rather than that the driver is unknown. */
+static const struct {
+    const char *driver;
+    const char *what;
+} unimplemented_drivers[] = {
+    /* CoCo: the guest pulls the image itself (confidential-data-hub, image-rs). */
+    {"image_guest_pull", "pulling the container image inside the guest"},
+    /* 3.29: erofs layers stacked into an overlay, with optional GPT partitions
+     * and dm-verity; the runtime offers it only when configured to. */
+    {"erofs.multi-layer", "multi-layer erofs rootfs"},
+};
+
 int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, struct ka_error *err)
 {
+    for (size_t i = 0; i < KA_ARRAY_SIZE(unimplemented_drivers); i++)
+        if (strcmp(req->driver, unimplemented_drivers[i].driver) == 0)
+            return ka_error_status_set(err, KA_STATUS_UNIMPLEMENTED,
+                                       "storage driver '%s' (%s) is not implemented by this agent",
+                                       req->driver, unimplemented_drivers[i].what);
     bool known = false;
     for (size_t i = 0; ka_storage_drivers[i]; i++)
         known = known || strcmp(req->driver, ka_storage_drivers[i]) == 0;

@@ -4,7 +4,9 @@
  * Drivers: "virtio-fs" and "9p" (the host's shared directory by tag), "ephemeral"
  * (tmpfs), "local" (a directory), "blk"/"mmioblk" given as a /dev node (no
  * hotplug wait yet), "overlayfs" and "watchable-bind" (a tmpfs copy kept fresh
- * with inotify). Any other driver is a clear error that mounts nothing.
+ * with inotify). 4.x's "image_guest_pull" and "erofs.multi-layer" answer
+ * UNIMPLEMENTED naming the driver; any other driver is a clear error (INVALID_ARGUMENT).
+ * Neither mounts anything.
  *
  * Every mount point must lie below /run/kata-containers, spelled without empty,
  * "." or ".." components (INVALID_ARGUMENT otherwise); it is reached one directory

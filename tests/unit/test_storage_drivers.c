@@ -125,6 +125,21 @@ static void test_errors(void **state)
                              .mount_point = "/run/elsewhere"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_null(refs);
+
+    /* Kata 4.x drivers not implemented here: UNIMPLEMENTED, the driver named. */
+    static const char *const later[] = {"image_guest_pull", "erofs.multi-layer"};
+    for (size_t i = 0; i < 2; i++) {
+        st = (struct ka_storage){.driver = later[i],
+                                 .source = "/dev/null",
+                                 .fstype = "erofs",
+                                 .mount_point = "/run/kata-containers/sandbox/later"};
+        assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+        assert_int_equal(ka_error_status(&err), KA_STATUS_UNIMPLEMENTED);
+        assert_non_null(strstr(err.msg, later[i]));
+        assert_non_null(strstr(err.msg, "not implemented"));
+        assert_int_not_equal(access("/run/kata-containers/sandbox/later", F_OK), 0);
+    }
+    assert_null(refs);
 }
 
 static bool is_mounted(const char *mp, const char *type)
