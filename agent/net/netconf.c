@@ -456,6 +456,7 @@ int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec
                 .type = RTN_UNICAST,
                 .table = RT_TABLE_MAIN,
                 .flags = s->flags,
+                .mtu = s->mtu,
                 .dst = s->dst,
                 .src = s->src,
                 .gateway = s->gateway,

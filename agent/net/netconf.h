@@ -78,6 +78,7 @@ struct ka_route_spec {
     char dev[KA_IFNAMSIZ];
     uint8_t scope;
     uint32_t flags; /* RTNH_F_ONLINK or 0 */
+    uint32_t mtu;   /* the route's MTU metric (Route.mtu, 4.x); 0 for none */
 };
 
 /* One Route of the request. dest: CIDR or bare address (a host route), "" for

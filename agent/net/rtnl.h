@@ -56,6 +56,7 @@ struct ka_route {
     int oif;                /* 0 when absent (multipath, blackhole...) */
     uint32_t priority;
     bool has_priority;
+    uint32_t mtu; /* RTA_METRICS' RTAX_MTU; 0 when absent (added on RTM_NEWROUTE only) */
 };
 
 /* Parse one dump answer. 0 filled, 1 not of that kind (or a family we skip),

@@ -84,6 +84,7 @@ static Types__Route *route_to_proto(const struct ka_net_state *st, const struct 
     out->scope = r->scope;
     out->family = r->family == AF_INET6 ? TYPES__IPFAMILY__v6 : TYPES__IPFAMILY__v4;
     out->flags = r->flags & RTNH_F_ONLINK;
+    out->mtu = r->mtu;
     return out;
 }
 
@@ -125,6 +126,7 @@ static int update_routes(struct agent *a, struct ttrpc_call *call, const Protobu
                                             r->source, r->scope, r->flags, err) < 0)
             return ka_error_wrap(err, "update routes: route %zu (dest '%.64s', device '%.20s')", i,
                                  r->dest, r->device);
+        specs[i].mtu = r->mtu; /* passed on as upstream does: the kernel judges it */
     }
     cleanup_nl struct ka_nl nl = {0};
     if (ka_nl_open(&nl, err) < 0)

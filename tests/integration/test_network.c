@@ -1033,6 +1033,55 @@ static void test_container_reaches_peer(void **state)
         fail_msg("container: status %d, output '%s'", status, got);
 }
 
+/* Route.mtu (4.x): UpdateRoutes sets the route's MTU metric, ListRoutes reports
+ * it (and 0 for a route without one), IPv4 and IPv6 alike. */
+static void test_route_mtu(void **state)
+{
+    (void)state;
+    configure_eth0();
+    wait_dad("eth0");
+    Types__Route r4 = route(0, "10.8.0.0/16", "10.0.0.1", "eth0", "", 0);
+    r4.mtu = 1400;
+    Types__Route r6 = route(TYPES__IPFAMILY__v6, "2001:db8:8::/64", "2001:db8::1", "eth0", "", 0);
+    r6.mtu = 1280;
+    Types__Route plain = route(0, "10.6.0.0/16", "10.0.0.1", "eth0", "", 0);
+    Types__Route *routes[] = {&r4, &r6, &plain};
+    Grpc__Routes *reply = NULL;
+    if (update_routes(routes, 3, &reply) != 0)
+        fail_msg("UpdateRoutes: %s", fx.t.msg);
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    char out[1024];
+    assert_int_equal(run(out, sizeof(out),
+                         "nsenter --net=/proc/%d/ns/net ip -4 route show 10.8.0.0/16 2>&1",
+                         (int)fx.agent.pid),
+                     0);
+    if (!strstr(out, "mtu 1400"))
+        fail_msg("IPv4 route without its MTU: %s", out);
+    assert_int_equal(run(out, sizeof(out),
+                         "nsenter --net=/proc/%d/ns/net ip -6 route show 2001:db8:8::/64 2>&1",
+                         (int)fx.agent.pid),
+                     0);
+    if (!strstr(out, "mtu 1280"))
+        fail_msg("IPv6 route without its MTU: %s", out);
+
+    Grpc__ListRoutesRequest req = GRPC__LIST_ROUTES_REQUEST__INIT;
+    assert_int_equal(ctr_call(&fx.t, "ListRoutes", &req.base, &grpc__routes__descriptor,
+                              (ProtobufCMessage **)&reply),
+                     0);
+    int seen = 0;
+    for (size_t i = 0; i < reply->n_routes; i++) {
+        const Types__Route *x = reply->routes[i];
+        if (strcmp(x->dest, "10.8.0.0/16") == 0 && ++seen)
+            assert_int_equal(x->mtu, 1400);
+        if (strcmp(x->dest, "2001:db8:8::/64") == 0 && ++seen)
+            assert_int_equal(x->mtu, 1280);
+        if (strcmp(x->dest, "10.6.0.0/16") == 0 && ++seen)
+            assert_int_equal(x->mtu, 0);
+    }
+    assert_int_equal(seen, 3);
+    protobuf_c_message_free_unpacked(&reply->base, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1044,6 +1093,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arp_neighbors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_container_reaches_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_mtu, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }

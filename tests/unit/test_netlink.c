@@ -256,6 +256,25 @@ static void test_build_route(void **state)
     assert_int_equal(rtm->rtm_src_len, 16);
     assert_int_equal(ka_rtnl_parse_route(nlh, &back), 0);
     assert_string_equal(fmt(&back.src, true), "10.9.0.0/16");
+    assert_int_equal(back.mtu, 0);
+    attrs_of(nlh, sizeof(*rtm), tb, RTA_MAX + 1);
+    assert_null(tb[RTA_METRICS]); /* no MTU asked for: no metrics at all */
+
+    /* Route.mtu (4.x) is RTA_METRICS { RTAX_MTU } on an add, read back the same way;
+     * a delete carries no metrics (the kernel matches routes by key). */
+    s.mtu = 1400;
+    nlh = ka_rtnl_route_new(buf, &s);
+    rtm = mnl_nlmsg_get_payload(nlh);
+    attrs_of(nlh, sizeof(*rtm), tb, RTA_MAX + 1);
+    assert_non_null(tb[RTA_METRICS]);
+    const struct nlattr *metric = mnl_attr_get_payload(tb[RTA_METRICS]);
+    assert_int_equal(mnl_attr_get_type(metric), RTAX_MTU);
+    assert_int_equal(mnl_attr_get_u32(metric), 1400);
+    assert_int_equal(ka_rtnl_parse_route(nlh, &back), 0);
+    assert_int_equal(back.mtu, 1400);
+    nlh = ka_rtnl_route_del(buf, &s);
+    attrs_of(nlh, sizeof(*rtm), tb, RTA_MAX + 1);
+    assert_null(tb[RTA_METRICS]);
 }
 
 static void test_build_addr_link_neigh(void **state)
