@@ -383,6 +383,22 @@ static const struct {
     {"erofs.multi-layer", "multi-layer erofs rootfs"},
 };
 
+/* A watchable-bind copy lives below a watchable root, which for a rootless runtime
+ * is below /run/user/<uid> (upstream db1cc9ed17), so it has its own check; the
+ * trailing '/' is dropped as for every other mount point. */
+static int watchable_mount_point_check(const char *mount_point, char *out, size_t size,
+                                       struct ka_error *err)
+{
+    size_t len = strlen(mount_point);
+    if (len >= size)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "mount point too long");
+    memcpy(out, mount_point, len + 1);
+    while (len > 1 && out[len - 1] == '/')
+        out[--len] = '\0';
+    char root[PATH_MAX];
+    return ka_watchable_root_of(out, root, sizeof(root), err);
+}
+
 int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, struct ka_error *err)
 {
     for (size_t i = 0; i < KA_ARRAY_SIZE(unimplemented_drivers); i++)
@@ -400,13 +416,14 @@ int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, s
                                    "mmioblk, scsi, nvdimm, overlayfs, watchable-bind",
                                    req->driver);
     char norm[PATH_MAX];
-    if (ka_st_mount_point_check(req->mount_point, norm, sizeof(norm), err) < 0)
+    bool watchable = strcmp(req->driver, "watchable-bind") == 0;
+    if ((watchable ? watchable_mount_point_check(req->mount_point, norm, sizeof(norm), err)
+                   : ka_st_mount_point_check(req->mount_point, norm, sizeof(norm), err)) < 0)
         return -1;
     struct ka_storage st = *req;
     st.mount_point = norm;
     struct mounted *m = find_mounted(norm);
     if (!m) {
-        bool watchable = strcmp(st.driver, "watchable-bind") == 0;
         if (watchable && !storage_reactor)
             return ka_error_status_set(err, KA_STATUS_INTERNAL,
                                        "storage %s: watchable-bind without a reactor "

@@ -8,7 +8,9 @@
  * UNIMPLEMENTED naming the driver; any other driver is a clear error (INVALID_ARGUMENT).
  * Neither mounts anything.
  *
- * Every mount point must lie below /run/kata-containers, spelled without empty,
+ * Every mount point must lie below /run/kata-containers (watchable-bind's below
+ * one of its roots, which for a rootless runtime are below /run/user/<uid>; see
+ * ka_watchable_root_of), spelled without empty,
  * "." or ".." components (INVALID_ARGUMENT otherwise); it is reached one directory
  * at a time without following a symlink and mounted onto by fd, so neither the
  * host nor a container's planted link can point a storage elsewhere. Release
