@@ -222,6 +222,8 @@ struct nlmsghdr *ka_rtnl_link_change(void *buf, const struct ka_link_change *c)
         mnl_attr_put_strz(nlh, IFLA_IFNAME, c->name);
     if (c->mtu)
         mnl_attr_put_u32(nlh, IFLA_MTU, c->mtu);
+    if (c->hwaddr)
+        mnl_attr_put(nlh, IFLA_ADDRESS, c->hwaddr_len, c->hwaddr);
     return nlh;
 }
 
