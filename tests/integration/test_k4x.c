@@ -1,5 +1,6 @@
 /* Kata 4.x wire behaviours (issue 14) through the real agent (root, the agent in
- * its own mount namespace): SignalProcess as 4.x runtimes send it, Storage.shared. */
+ * its own mount namespace): SignalProcess as 4.x runtimes send it, Storage.shared,
+ * the storage handlers GetGuestDetails names and the 4.x drivers not implemented. */
 #include <stdbool.h>
 
 #include <setjmp.h>
@@ -202,12 +203,63 @@ static void test_shared_storage_outlives_its_containers(void **state)
     storage_free(st);
 }
 
+/* GetGuestDetails lists the storage handlers under upstream's names (4.1's
+ * STORAGE_HANDLERS, plus 3.3's "9p", which this agent keeps), each once, and
+ * only drivers a CreateContainer would take: not 4.x's image_guest_pull or
+ * erofs.multi-layer, which answer UNIMPLEMENTED. */
+static void test_guest_details_storage_handlers(void **state)
+{
+    (void)state;
+    Grpc__GuestDetailsRequest req = GRPC__GUEST_DETAILS_REQUEST__INIT;
+    Grpc__GuestDetailsResponse *resp = NULL;
+    assert_int_equal(ctr_call(&t, "GetGuestDetails", &req.base,
+                              &grpc__guest_details_response__descriptor,
+                              (ProtobufCMessage **)&resp),
+                     0);
+    const Grpc__AgentDetails *d = resp->agent_details;
+    assert_non_null(d);
+    static const char *const want[] = {"virtio-fs",     "9p",     "ephemeral",
+                                       "local",         "blk",    "mmioblk",
+                                       "scsi",          "nvdimm", "overlayfs",
+                                       "watchable-bind"};
+    assert_int_equal(d->n_storage_handlers, sizeof(want) / sizeof(*want));
+    for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+        int seen = 0;
+        for (size_t j = 0; j < d->n_storage_handlers; j++)
+            seen += strcmp(d->storage_handlers[j], want[i]) == 0;
+        if (seen != 1)
+            fail_msg("storage handler %s listed %d times", want[i], seen);
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+    /* The 4.x drivers this agent does not have: UNIMPLEMENTED, named. */
+    static const char *const later[] = {"image_guest_pull", "erofs.multi-layer"};
+    for (size_t i = 0; i < 2; i++) {
+        char mp[128];
+        snprintf(mp, sizeof(mp), "/run/kata-containers/k4x-later-%d", (int)getpid());
+        Grpc__Storage *st = storage_new(later[i], "/dev/null", "erofs", mp);
+        Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
+        Grpc__CreateContainerRequest cc = GRPC__CREATE_CONTAINER_REQUEST__INIT;
+        cc.container_id = (char *)cid("k4x-later");
+        cc.exec_id = cc.container_id;
+        cc.oci = spec;
+        cc.storages = &st;
+        cc.n_storages = 1;
+        assert_int_equal(ctr_call(&t, "CreateContainer", &cc.base, NULL, NULL), 12);
+        assert_non_null(strstr(t.msg, later[i]));
+        assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
+        spec_free(spec);
+        storage_free(st);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigterm_empty_exec_id_reaches_init_once),
         cmocka_unit_test(test_sigkill_empty_exec_id_kills_all),
         cmocka_unit_test(test_shared_storage_outlives_its_containers),
+        cmocka_unit_test(test_guest_details_storage_handlers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
