@@ -175,10 +175,40 @@ static bool parse_mem_agent_option(struct ka_mem_agent_config *c, const char *ke
     return true; /* an unknown mem_agent_* key is ignored like any other */
 }
 
+/* Options of Kata 4.1's agent (src/agent/src/config.rs) that this agent knows but
+ * does not act on: they belong to confidential guests' helper processes (CDH,
+ * attestation agent, image pull, CDI, secure storage) or to passfd I/O, none of
+ * which exists here. A runtime may send any of them, so each is accepted, its
+ * value ignored, and logged once per occurrence so nobody believes it applied. */
+static const char *const unsupported_options[] = {
+    "cdh_api_timeout",        "image_pull_timeout",       "cdi_timeout",
+    "launch_process_timeout", "visible_cdi_devices",      "guest_components_rest_api",
+    "guest_components_procs", "secure_storage_integrity",
+};
+
+static bool note_unsupported(struct ka_config *cfg, const char *key, const char *value)
+{
+    bool listed = false;
+    for (size_t i = 0; i < KA_ARRAY_SIZE(unsupported_options) && !listed; i++)
+        listed = strcmp(key, unsupported_options[i]) == 0;
+    /* passfd I/O is not implemented: the port is parsed (and kept) but a non-zero
+     * one is reported, since the runtime would expect a listener there. */
+    if (!listed && strcmp(key, "passfd_listener_port") == 0)
+        listed = value && value[0] != '\0' && strcmp(value, "0") != 0;
+    if (!listed)
+        return false;
+    cfg->unsupported++;
+    ka_log_kv(KA_LOG_WARN, "config", "option not supported by this agent, ignored", "option", key,
+              "value", value ? value : "", NULL);
+    return true;
+}
+
 bool ka_config_set(struct ka_config *cfg, const char *key, const char *value)
 {
     if (strncmp(key, "mem_agent_", 10) == 0)
         return parse_mem_agent_option(&cfg->mem_agent, key + 10, value);
+    if (note_unsupported(cfg, key, value) && strcmp(key, "passfd_listener_port") != 0)
+        return true;
     if (strcmp(key, "debug_console") == 0)
         return set_bool(&cfg->debug_console, value);
     if (strcmp(key, "devmode") == 0)

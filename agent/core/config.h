@@ -74,7 +74,8 @@ struct ka_config {
     /* Our own: agent.modules=a,b: kernel modules to load in init mode, on top of
      * those listed in /etc/kata-agent/modules (comma-separated names). */
     char modules[KA_CONFIG_STR_MAX];
-    unsigned warnings; /* bad values seen (each one logged, default kept) */
+    unsigned warnings;    /* bad values seen (each one logged, default kept) */
+    unsigned unsupported; /* known Kata options this agent does not act on (each logged) */
     /* agent.mem_agent_* (parse_mem_agent_option) */
     struct ka_mem_agent_config mem_agent;
 };

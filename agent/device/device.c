@@ -37,6 +37,12 @@ int ka_dev_query_pci(struct ka_dev_query *q, const char *pci_path, struct ka_err
     return ka_pci_path_parse(pci_path, &q->pci, err);
 }
 
+int ka_dev_query_net_pci(struct ka_dev_query *q, const char *pci_path, struct ka_error *err)
+{
+    set_arg(q, KA_DEV_NET_PCI, pci_path);
+    return ka_pci_path_parse(pci_path, &q->pci, err);
+}
+
 /* A kernel device name: what may follow /dev/ ("vdb", "mapper/x" is not one). */
 static bool valid_devname(const char *s)
 {
@@ -230,6 +236,27 @@ static int find_pci(const struct ka_dev_roots *roots, const struct ka_dev_query 
     return 1;
 }
 
+/* A NIC's interface sits in net/ of its PCI function (most drivers) or of the
+ * virtio device below it (virtio-net): <fn>/net/<if> or <fn>/virtioN/net/<if>. */
+static int find_net_pci(const struct ka_dev_roots *roots, const struct ka_dev_query *q,
+                        struct ka_dev_found *f, struct ka_error *err)
+{
+    char devpath[1024], dir[2048], virtio[64], name[256];
+    int rc = pci_devpath(roots, &q->pci, devpath, sizeof(devpath), err);
+    if (rc <= 0)
+        return rc;
+    bool found =
+        FITS(dir, "%s%s/net", roots->sysfs, devpath) && first_entry(dir, "", name, sizeof(name));
+    if (!found && FITS(dir, "%s%s", roots->sysfs, devpath) &&
+        first_entry(dir, "virtio", virtio, sizeof(virtio)) &&
+        FITS(dir, "%s%s/%s/net", roots->sysfs, devpath, virtio))
+        found = first_entry(dir, "", name, sizeof(name));
+    if (!found || !FITS(f->node, "%s", name))
+        return 0;
+    snprintf(f->pci_addr, sizeof(f->pci_addr), "%s", strrchr(devpath, '/') + 1);
+    return 1;
+}
+
 static int find_vfio_group(const struct ka_dev_roots *roots, const struct ka_dev_query *q,
                            struct ka_dev_found *f, struct ka_error *err)
 {
@@ -260,6 +287,8 @@ int ka_device_find(const struct ka_dev_roots *roots, const struct ka_dev_query *
         return find_pci(roots, q, f, err);
     case KA_DEV_VFIO_GROUP:
         return find_vfio_group(roots, q, f, err);
+    case KA_DEV_NET_PCI:
+        return find_net_pci(roots, q, f, err);
     }
     return ka_error_set(err, 0, "unknown device kind %d", (int)q->kind);
 }
@@ -303,6 +332,12 @@ bool ka_device_match(const struct ka_dev_roots *roots, const struct ka_dev_query
     case KA_DEV_VFIO_GROUP:
         snprintf(want, sizeof(want), "/devices/virtual/vfio/%s", q->name);
         return add && strcmp(ev->devpath, want) == 0;
+    case KA_DEV_NET_PCI:
+        /* Upstream's NetPciMatcher: a net "add" with an interface, below the NIC. */
+        if (!add || !ev->subsystem || strcmp(ev->subsystem, "net") != 0 || !ev->interface ||
+            !ev->interface[0] || pci_devpath(roots, &q->pci, want, sizeof(want), &err) != 1)
+            return false;
+        return strncmp(ev->devpath, want, strlen(want)) == 0 && ev->devpath[strlen(want)] == '/';
     }
     return false;
 }

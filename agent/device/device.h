@@ -29,6 +29,7 @@ enum ka_dev_kind {
     KA_DEV_SCSI,       /* a SCSI disk by "target:lun" (host 0, channel 0) */
     KA_DEV_PCI,        /* any PCI function by PCI path (vfio) */
     KA_DEV_VFIO_GROUP, /* /dev/vfio/<group> */
+    KA_DEV_NET_PCI,    /* the network interface of a NIC by PCI path (Interface.devicePath) */
 };
 
 #define KA_DEV_ARG_MAX 128
@@ -42,7 +43,8 @@ struct ka_dev_query {
 };
 
 struct ka_dev_found {
-    char node[512];    /* /dev/<name> (block, vfio group); the sysfs dir for PCI */
+    char node[512];    /* /dev/<name> (block, vfio group); the sysfs dir for PCI; the
+                        * interface name for NET_PCI */
     char pci_addr[16]; /* PCI: "0000:01:00.0" */
     bool is_block;
     unsigned major, minor;
@@ -54,6 +56,7 @@ int ka_dev_query_blk_name(struct ka_dev_query *q, const char *node, struct ka_er
 int ka_dev_query_scsi(struct ka_dev_query *q, const char *addr, struct ka_error *err);
 int ka_dev_query_pci(struct ka_dev_query *q, const char *pci_path, struct ka_error *err);
 int ka_dev_query_vfio_group(struct ka_dev_query *q, const char *group, struct ka_error *err);
+int ka_dev_query_net_pci(struct ka_dev_query *q, const char *pci_path, struct ka_error *err);
 
 /* Look in sysfs: 1 found (f filled), 0 not there yet, -1 error. A block node
  * missing from /dev (no devtmpfs) is created. */

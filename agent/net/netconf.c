@@ -239,6 +239,26 @@ int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s, str
     return rc < 0 ? -1 : 0;
 }
 
+int ka_net_set_link_mac(struct ka_nl *nl, const char *name, const uint8_t mac[KA_MAC_LEN],
+                        struct ka_error *err)
+{
+    cleanup_net_state struct ka_net_state st = {0};
+    if (ka_net_state_load_links(nl, &st, err) < 0)
+        return -1;
+    const struct ka_link *l = ka_net_link_by_name(&st, name);
+    if (!l)
+        return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "no link named %.32s", name);
+    if (l->hwaddr_len == KA_MAC_LEN && memcmp(l->hwaddr, mac, KA_MAC_LEN) == 0)
+        return 0;
+    if ((l->flags & IFF_UP) &&
+        link_set(nl, &(struct ka_link_change){.index = l->index, .change = IFF_UP}, err) < 0)
+        return ka_error_wrap(err, "take link %s down", l->name);
+    const struct ka_link_change c = {.index = l->index, .hwaddr = mac, .hwaddr_len = KA_MAC_LEN};
+    if (link_set(nl, &c, err) < 0)
+        return ka_error_wrap(err, "set the MAC of link %s", l->name);
+    return 0;
+}
+
 int ka_route_spec_parse(struct ka_route_spec *r, int family_hint, const char *dest,
                         const char *gateway, const char *device, const char *source, uint32_t scope,
                         uint32_t flags, struct ka_error *err)
@@ -456,6 +476,7 @@ int ka_net_plan_routes(const struct ka_net_state *st, const struct ka_route_spec
                 .type = RTN_UNICAST,
                 .table = RT_TABLE_MAIN,
                 .flags = s->flags,
+                .mtu = s->mtu,
                 .dst = s->dst,
                 .src = s->src,
                 .gateway = s->gateway,

@@ -69,6 +69,14 @@ int ka_net_plan_interface(const struct ka_net_state *st, const struct ka_iface_s
  * done so far (addresses removed or partly added). */
 int ka_net_update_interface(struct ka_nl *nl, const struct ka_iface_spec *s, struct ka_error *err);
 
+/* Interface.devicePath with hwAddr (4.x, upstream's VFIO MAC reconciliation): the
+ * NIC found at the PCI path is given the MAC the host asked for, so that the
+ * lookup by MAC that follows finds it. Taken down first when up (many drivers
+ * refuse a new MAC on a running link), as upstream; the update brings it up.
+ * Nothing is changed when it already has the MAC. NOT_FOUND for no such link. */
+int ka_net_set_link_mac(struct ka_nl *nl, const char *name, const uint8_t mac[KA_MAC_LEN],
+                        struct ka_error *err);
+
 struct ka_route_spec {
     int family;
     struct ka_inet dst;     /* plen 0: default */
@@ -78,6 +86,7 @@ struct ka_route_spec {
     char dev[KA_IFNAMSIZ];
     uint8_t scope;
     uint32_t flags; /* RTNH_F_ONLINK or 0 */
+    uint32_t mtu;   /* the route's MTU metric (Route.mtu, 4.x); 0 for none */
 };
 
 /* One Route of the request. dest: CIDR or bare address (a host route), "" for

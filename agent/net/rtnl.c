@@ -155,6 +155,17 @@ int ka_rtnl_parse_route(const struct nlmsghdr *nlh, struct ka_route *out)
     if (attr_u32(tb[RTA_OIF], &oif))
         out->oif = (int)oif;
     out->has_priority = attr_u32(tb[RTA_PRIORITY], &out->priority);
+    if (tb[RTA_METRICS]) {
+        /* Nested RTAX_* attributes; a malformed nest is refused as a whole. */
+        if (mnl_attr_validate(tb[RTA_METRICS], MNL_TYPE_NESTED) < 0)
+            return -1;
+        const struct nlattr *m;
+        mnl_attr_for_each_nested(m, tb[RTA_METRICS])
+        {
+            if (mnl_attr_get_type(m) == RTAX_MTU && !attr_u32(m, &out->mtu))
+                return -1;
+        }
+    }
     return 0;
 }
 
@@ -211,6 +222,8 @@ struct nlmsghdr *ka_rtnl_link_change(void *buf, const struct ka_link_change *c)
         mnl_attr_put_strz(nlh, IFLA_IFNAME, c->name);
     if (c->mtu)
         mnl_attr_put_u32(nlh, IFLA_MTU, c->mtu);
+    if (c->hwaddr)
+        mnl_attr_put(nlh, IFLA_ADDRESS, c->hwaddr_len, c->hwaddr);
     return nlh;
 }
 
@@ -272,6 +285,12 @@ static struct nlmsghdr *route_msg(void *buf, uint16_t type, uint16_t flags,
         mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)r->oif);
     if (r->has_priority)
         mnl_attr_put_u32(nlh, RTA_PRIORITY, r->priority);
+    /* Only when adding: a delete matches routes by key, not by metrics. */
+    if (r->mtu && type == RTM_NEWROUTE) {
+        struct nlattr *metrics = mnl_attr_nest_start(nlh, RTA_METRICS);
+        mnl_attr_put_u32(nlh, RTAX_MTU, r->mtu);
+        mnl_attr_nest_end(nlh, metrics);
+    }
     return nlh;
 }
 

@@ -56,6 +56,7 @@ struct ka_route {
     int oif;                /* 0 when absent (multipath, blackhole...) */
     uint32_t priority;
     bool has_priority;
+    uint32_t mtu; /* RTA_METRICS' RTAX_MTU; 0 when absent (added on RTM_NEWROUTE only) */
 };
 
 /* Parse one dump answer. 0 filled, 1 not of that kind (or a family we skip),
@@ -70,10 +71,12 @@ struct nlmsghdr *ka_rtnl_dump_request(void *buf, uint16_t type, uint8_t family);
 
 struct ka_link_change {
     int index;
-    const char *name; /* NULL: keep */
-    uint32_t mtu;     /* 0: keep */
-    unsigned flags;   /* ifi_flags ... */
-    unsigned change;  /* ... and which of them to apply (ifi_change) */
+    const char *name;      /* NULL: keep */
+    uint32_t mtu;          /* 0: keep */
+    unsigned flags;        /* ifi_flags ... */
+    unsigned change;       /* ... and which of them to apply (ifi_change) */
+    const uint8_t *hwaddr; /* IFLA_ADDRESS of hwaddr_len bytes; NULL: keep */
+    size_t hwaddr_len;
 };
 struct nlmsghdr *ka_rtnl_link_change(void *buf, const struct ka_link_change *c);
 

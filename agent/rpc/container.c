@@ -451,7 +451,8 @@ int rpc_add_storages(struct ka_storage_ref **refs, Grpc__Storage **st, size_t n,
                                    st[i]->fs_group &&
                                    st[i]->fs_group->group_change_policy ==
                                        TYPES__FSGROUP_CHANGE_POLICY__OnRootMismatch,
-                               .container_id = cid};
+                               .container_id = cid,
+                               .shared = st[i]->shared};
         if (ka_storage_add(&s, refs, err) < 0)
             return -1;
     }
@@ -709,13 +710,15 @@ static int signal_process(struct agent *a, struct ttrpc_call *call, const Protob
     if (req->signal == 0 || req->signal > 64)
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "invalid signal %u",
                                    req->signal);
-    /* No exec id: every process of the container, as upstream: every pid in the
-     * cgroup (frozen meanwhile, so nothing forks past the listing), or without a
-     * cgroup every process the agent started there. The others go first: once
-     * the init dies its pid namespace is torn down with SIGKILL, which must not
-     * overtake the signal asked for (a fatal signal fixes the exit code when it
-     * is sent). */
-    if (req->exec_id[0] == '\0' &&
+    /* No exec id and SIGKILL: every process of the container, as upstream 4.x
+     * (2212dbdd48): every pid in the cgroup (frozen meanwhile, so nothing forks
+     * past the listing), or without a cgroup every process the agent started
+     * there. The runtimes send an empty exec id for containerd's "all" kill,
+     * which is SIGKILL, and also for a graceful stop (SIGTERM, all=false), which
+     * must reach the init alone and once. The others go first: once the init
+     * dies its pid namespace is torn down with SIGKILL, which must not overtake
+     * the signal asked for. */
+    if (req->exec_id[0] == '\0' && req->signal == SIGKILL &&
         rpc_cgroup_signal_all(p->container, (int)req->signal, p->exited ? 0 : p->pid) < 0)
         for (struct ka_proc *q = p->container->procs; q; q = q->next)
             if (q != p && !q->exited && kill(q->pid, (int)req->signal) < 0 && errno != ESRCH)

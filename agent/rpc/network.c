@@ -4,9 +4,11 @@
  * protobuf from net/rtnl snapshots. Each call opens its own rtnetlink socket: the
  * exchange is synchronous and local, and no state outlives the call. */
 #include "agent.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "net/netconf.h"
 #include "net/rtnl.h"
+#include "rpc/devices.h"
 #include "rpc/dispatch.h"
 
 #include <linux/rtnetlink.h>
@@ -39,10 +41,28 @@ static int iface_spec(const Types__Interface *in, struct ka_iface_spec *spec, st
     return 0;
 }
 
+/* Interface.devicePath (3.3's pciPath, same field): the NIC's PCI path. As 4.x,
+ * wait (parked, up to agent.hotplug_timeout) for its interface to exist: a
+ * hot-plugged NIC may not be there yet when the runtime configures it. 1 when it
+ * is (its name in *netdev), 0 when the call is parked, -1 on error. Upstream's
+ * pxb-pcie form (a root complex first) is not supported: INVALID_ARGUMENT. */
+static int await_nic(struct agent *a, struct ttrpc_call *call, const char *device_path,
+                     char *netdev, size_t size, struct ka_error *err)
+{
+    cleanup_free struct rpc_dev_set *set = ka_xcalloc(1, sizeof(*set));
+    struct rpc_dev_need *need = &set->needs[set->n++];
+    need->device = -1;
+    if (ka_dev_query_net_pci(&need->q, device_path, err) < 0)
+        return ka_error_wrap(err, "devicePath");
+    int rc = rpc_await_devices(a, call, set, err);
+    if (rc > 0)
+        snprintf(netdev, size, "%s", need->found.node);
+    return rc;
+}
+
 static int update_interface(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
                             struct ka_error *err)
 {
-    (void)a;
     const Grpc__UpdateInterfaceRequest *req = (const Grpc__UpdateInterfaceRequest *)m;
     const Types__Interface *in = req->interface;
     if (!in)
@@ -51,8 +71,25 @@ static int update_interface(struct agent *a, struct ttrpc_call *call, const Prot
     struct ka_iface_spec spec;
     cleanup_nl struct ka_nl nl = {0};
     int rc = iface_spec(in, &spec, err);
+    char netdev[KA_IFNAMSIZ] = "";
+    if (rc == 0 && in->pcipath[0]) {
+        rc = await_nic(a, call, in->pcipath, netdev, sizeof(netdev), err);
+        if (rc == 0) { /* parked: replayed from the top once it is there */
+            ka_iface_spec_free(&spec);
+            return 0;
+        }
+        rc = rc < 0 ? -1 : 0;
+    }
     if (rc == 0)
         rc = ka_nl_open(&nl, err);
+    /* The NIC's MAC made the host's before the lookup by MAC; as upstream, a
+     * failure here only leaves that lookup to succeed or fail on its own. */
+    if (rc == 0 && netdev[0]) {
+        struct ka_error mac_err;
+        if (ka_net_set_link_mac(&nl, netdev, spec.mac, &mac_err) < 0)
+            ka_log_kv(KA_LOG_WARN, "network", "MAC reconciliation failed, looking up by MAC",
+                      "device_path", in->pcipath, "netdev", netdev, "error", mac_err.msg, NULL);
+    }
     if (rc == 0)
         rc = ka_net_update_interface(&nl, &spec, err);
     ka_iface_spec_free(&spec);
@@ -84,6 +121,7 @@ static Types__Route *route_to_proto(const struct ka_net_state *st, const struct 
     out->scope = r->scope;
     out->family = r->family == AF_INET6 ? TYPES__IPFAMILY__v6 : TYPES__IPFAMILY__v4;
     out->flags = r->flags & RTNH_F_ONLINK;
+    out->mtu = r->mtu;
     return out;
 }
 
@@ -125,6 +163,7 @@ static int update_routes(struct agent *a, struct ttrpc_call *call, const Protobu
                                             r->source, r->scope, r->flags, err) < 0)
             return ka_error_wrap(err, "update routes: route %zu (dest '%.64s', device '%.20s')", i,
                                  r->dest, r->device);
+        specs[i].mtu = r->mtu; /* passed on as upstream does: the kernel judges it */
     }
     cleanup_nl struct ka_nl nl = {0};
     if (ka_nl_open(&nl, err) < 0)

@@ -176,6 +176,7 @@ static int create_sandbox(struct agent *a, struct ttrpc_call *call, const Protob
 fail:
     /* Leave nothing half made: a corrected CreateSandbox can follow. */
     ka_storage_release_all(&sb->storages);
+    ka_storage_release_shared(); /* no container yet: only this request's */
     if (sb->ipc_ns_fd >= 0)
         close(sb->ipc_ns_fd);
     if (sb->uts_ns_fd >= 0)
@@ -188,6 +189,7 @@ static void finish_destroy(struct agent *a)
 {
     struct ka_sandbox *sb = &a->sandbox;
     ka_storage_release_all(&sb->storages);
+    ka_storage_release_shared();
     struct ttrpc_call *call = destroy_call;
     destroy_call = NULL;
     if (call)

@@ -48,6 +48,17 @@ struct ka_storage_ref {
 };
 
 static struct mounted *all_mounted;
+/* The references shared storages hold on themselves until the sandbox ends. */
+static struct ka_storage_ref *shared_refs;
+
+static void take_ref(struct mounted *m, struct ka_storage_ref **refs)
+{
+    m->refs++;
+    struct ka_storage_ref *r = ka_xcalloc(1, sizeof(*r));
+    r->m = m;
+    r->next = *refs;
+    *refs = r;
+}
 
 int ka_st_mkdir_p(const char *path, mode_t mode, struct ka_error *err)
 {
@@ -359,8 +370,42 @@ static int add_new(const struct ka_storage *st, struct ka_st_mount_point *mp,
     return 0;
 }
 
+/* Drivers of Kata 4.x's agent that this one does not implement: named, so the
+ * runtime's error says what is missing rather than that the driver is unknown. */
+static const struct {
+    const char *driver;
+    const char *what;
+} unimplemented_drivers[] = {
+    /* CoCo: the guest pulls the image itself (confidential-data-hub, image-rs). */
+    {"image_guest_pull", "pulling the container image inside the guest"},
+    /* 3.29: erofs layers stacked into an overlay, with optional GPT partitions
+     * and dm-verity; the runtime offers it only when configured to. */
+    {"erofs.multi-layer", "multi-layer erofs rootfs"},
+};
+
+/* A watchable-bind copy lives below a watchable root, which for a rootless runtime
+ * is below /run/user/<uid> (upstream db1cc9ed17), so it has its own check; the
+ * trailing '/' is dropped as for every other mount point. */
+static int watchable_mount_point_check(const char *mount_point, char *out, size_t size,
+                                       struct ka_error *err)
+{
+    size_t len = strlen(mount_point);
+    if (len >= size)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "mount point too long");
+    memcpy(out, mount_point, len + 1);
+    while (len > 1 && out[len - 1] == '/')
+        out[--len] = '\0';
+    char root[PATH_MAX];
+    return ka_watchable_root_of(out, root, sizeof(root), err);
+}
+
 int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, struct ka_error *err)
 {
+    for (size_t i = 0; i < KA_ARRAY_SIZE(unimplemented_drivers); i++)
+        if (strcmp(req->driver, unimplemented_drivers[i].driver) == 0)
+            return ka_error_status_set(err, KA_STATUS_UNIMPLEMENTED,
+                                       "storage driver '%s' (%s) is not implemented by this agent",
+                                       req->driver, unimplemented_drivers[i].what);
     bool known = false;
     for (size_t i = 0; ka_storage_drivers[i]; i++)
         known = known || strcmp(req->driver, ka_storage_drivers[i]) == 0;
@@ -371,13 +416,14 @@ int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, s
                                    "mmioblk, scsi, nvdimm, overlayfs, watchable-bind",
                                    req->driver);
     char norm[PATH_MAX];
-    if (ka_st_mount_point_check(req->mount_point, norm, sizeof(norm), err) < 0)
+    bool watchable = strcmp(req->driver, "watchable-bind") == 0;
+    if ((watchable ? watchable_mount_point_check(req->mount_point, norm, sizeof(norm), err)
+                   : ka_st_mount_point_check(req->mount_point, norm, sizeof(norm), err)) < 0)
         return -1;
     struct ka_storage st = *req;
     st.mount_point = norm;
     struct mounted *m = find_mounted(norm);
     if (!m) {
-        bool watchable = strcmp(st.driver, "watchable-bind") == 0;
         if (watchable && !storage_reactor)
             return ka_error_status_set(err, KA_STATUS_INTERNAL,
                                        "storage %s: watchable-bind without a reactor "
@@ -396,12 +442,12 @@ int ka_storage_add(const struct ka_storage *req, struct ka_storage_ref **refs, s
         }
         m->next = all_mounted;
         all_mounted = m;
+        /* Upstream keeps a shared storage at a count of one when its last user
+         * goes; a reference of its own until ka_storage_release_shared does that. */
+        if (st.shared)
+            take_ref(m, &shared_refs);
     }
-    m->refs++;
-    struct ka_storage_ref *r = ka_xcalloc(1, sizeof(*r));
-    r->m = m;
-    r->next = *refs;
-    *refs = r;
+    take_ref(m, refs);
     return 0;
 }
 
@@ -445,6 +491,11 @@ void ka_storage_release_all(struct ka_storage_ref **refs)
         release_one(r->m);
         free(r);
     }
+}
+
+void ka_storage_release_shared(void)
+{
+    ka_storage_release_all(&shared_refs);
 }
 
 int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *err)

@@ -4,9 +4,13 @@
  * Drivers: "virtio-fs" and "9p" (the host's shared directory by tag), "ephemeral"
  * (tmpfs), "local" (a directory), "blk"/"mmioblk" given as a /dev node (no
  * hotplug wait yet), "overlayfs" and "watchable-bind" (a tmpfs copy kept fresh
- * with inotify). Any other driver is a clear error that mounts nothing.
+ * with inotify). 4.x's "image_guest_pull" and "erofs.multi-layer" answer
+ * UNIMPLEMENTED naming the driver; any other driver is a clear error (INVALID_ARGUMENT).
+ * Neither mounts anything.
  *
- * Every mount point must lie below /run/kata-containers, spelled without empty,
+ * Every mount point must lie below /run/kata-containers (watchable-bind's below
+ * one of its roots, which for a rootless runtime are below /run/user/<uid>; see
+ * ka_watchable_root_of), spelled without empty,
  * "." or ".." components (INVALID_ARGUMENT otherwise); it is reached one directory
  * at a time without following a symlink and mounted onto by fd, so neither the
  * host nor a container's planted link can point a storage elsewhere. Release
@@ -37,6 +41,10 @@ struct ka_storage {
     /* The container asking (NULL for CreateSandbox): overlay-rw puts its upper and
      * work directories under /run/kata-containers/<container_id>/. */
     const char *container_id;
+    /* Storage.shared (4.x): used by several containers (a pod's emptyDir), so it
+     * stays mounted when the last container lets go, until the sandbox ends. The
+     * first request for a mount point decides, as upstream. */
+    bool shared;
 };
 
 struct ka_storage_ref; /* one holder's reference, chained per holder */
@@ -49,6 +57,8 @@ void ka_storage_init(struct ka_reactor *r);
 int ka_storage_add(const struct ka_storage *st, struct ka_storage_ref **refs, struct ka_error *err);
 /* Drop every reference on the chain; unmount and remove at zero. */
 void ka_storage_release_all(struct ka_storage_ref **refs);
+/* The sandbox ends: drop the references shared storages hold on themselves. */
+void ka_storage_release_shared(void);
 
 /* UpdateEphemeralMounts: remount an ephemeral storage with new options. */
 int ka_storage_update_ephemeral(const struct ka_storage *st, struct ka_error *err);

@@ -71,5 +71,10 @@ struct ka_watchable;
 int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st, struct ka_watchable **out,
                        struct ka_error *err);
 void ka_watchable_stop(struct ka_watchable *w);
+/* Check a watchable-bind mount point: strictly below one of the watchable roots
+ * (the Go runtime's, runtime-rs passthrough's, either below /run/user/<uid> for
+ * a rootless runtime), no empty, "." or ".." component. The root goes to root.
+ * INVALID_ARGUMENT otherwise. */
+int ka_watchable_root_of(const char *mount_point, char *root, size_t size, struct ka_error *err);
 
 #endif

@@ -1,7 +1,7 @@
 /* watchable-bind: k8s configmaps, secrets and projected volumes reach the guest
  * over the shared fs, which is read-only for the guest and whose updates the
- * containers must see. As upstream (watcher.rs), every watched copy lives in one
- * tmpfs at WATCHABLE_ROOT, and the copy is bounded (16 entries, 1 MiB): a source
+ * containers must see. As upstream (watcher.rs), every watched copy lives in a
+ * tmpfs at a watchable root, and the copy is bounded (16 entries, 1 MiB): a source
  * grown past that is bind-mounted instead and no longer watched. Unlike upstream's
  * 2 s poll, changes are noticed with inotify in the reactor, except on virtio-fs,
  * 9p and FUSE sources, where the host changes files without this kernel seeing it:
@@ -30,7 +30,12 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+/* The watchable roots, as upstream 4.1 (db1cc9ed17) takes them from the mount
+ * points it is given: the Go runtime's, runtime-rs' passthrough sharing's, and
+ * either below /run/user/<uid> for a rootless runtime. */
 #define WATCHABLE_ROOT "/run/kata-containers/shared/containers/watchable"
+#define WATCHABLE_ROOT_PASSTHROUGH "/run/kata-containers/shared/containers/passthrough/watchable"
+#define ROOTLESS_RUN_DIR "/run/user/"
 #define WATCHABLE_MAX_ENTRIES 16          /* upstream MAX_ENTRIES_PER_STORAGE */
 #define WATCHABLE_MAX_BYTES (1024 * 1024) /* upstream MAX_SIZE_PER_WATCHABLE_MOUNT */
 #define WATCHABLE_MAX_DEPTH 16
@@ -308,43 +313,89 @@ static int start_poll(struct ka_reactor *r, struct ka_watchable *w, struct ka_er
     return ka_reactor_add(r, &w->watch, w->tfd, EPOLLIN, on_poll, w, err);
 }
 
-/* Strictly below WATCHABLE_ROOT, every component a real name: "" and "." would make
- * the copy the watchable root itself (mirrored over, every other copy deleted),
- * ".." somewhere else. One spelling per copy, so the registry's count is right. */
-static bool under_root(const char *p)
+/* Does p start with root followed by '/'? Returns what follows, or NULL. */
+static const char *after_root(const char *p, const char *root)
 {
-    size_t n = strlen(WATCHABLE_ROOT);
-    if (strncmp(p, WATCHABLE_ROOT "/", n + 1) != 0)
-        return false;
-    for (const char *c = p + n + 1;;) {
+    size_t n = strlen(root);
+    return strncmp(p, root, n) == 0 && p[n] == '/' ? p + n + 1 : NULL;
+}
+
+/* The rest after "/run/user/<uid>/" (uid decimal as printed, not 0), or NULL. */
+static const char *after_rootless_prefix(const char *p)
+{
+    const char *s = after_root(p, "/run/user");
+    if (!s || s[0] < '1' || s[0] > '9')
+        return NULL;
+    unsigned long long uid = 0;
+    while (*s >= '0' && *s <= '9' && uid <= UINT32_MAX)
+        uid = uid * 10 + (unsigned)(*s++ - '0');
+    return uid <= UINT32_MAX && *s == '/' ? s : NULL;
+}
+
+int ka_watchable_root_of(const char *mount_point, char *root, size_t size, struct ka_error *err)
+{
+    static const char *const roots[] = {WATCHABLE_ROOT, WATCHABLE_ROOT_PASSTHROUGH};
+    const char *rootless = after_rootless_prefix(mount_point);
+    size_t prefix = rootless ? (size_t)(rootless - mount_point) : 0;
+    const char *rest = NULL;
+    size_t root_len = 0;
+    for (size_t i = 0; i < KA_ARRAY_SIZE(roots) && !rest; i++) {
+        rest = after_root(mount_point + prefix, roots[i]);
+        root_len = prefix + strlen(roots[i]);
+    }
+    if (!rest || root_len >= size || strlen(mount_point) >= PATH_MAX)
+        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                   "watchable-bind mount point '%.200s' must be below %s/ or "
+                                   "%s/ (or either below " ROOTLESS_RUN_DIR "<uid>)",
+                                   mount_point, WATCHABLE_ROOT, WATCHABLE_ROOT_PASSTHROUGH);
+    /* Strictly below the root, every component a real name: "" and "." would make
+     * the copy the watchable root itself (mirrored over, every other copy
+     * deleted), ".." somewhere else. One spelling per copy, so the registry's
+     * count is right. */
+    for (const char *c = rest;;) {
         const char *end = strchrnul(c, '/');
         size_t len = (size_t)(end - c);
-        if (len == 0 || (len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
-            return false;
+        if (len == 0 || len > NAME_MAX || (len == 1 && c[0] == '.') ||
+            (len == 2 && c[0] == '.' && c[1] == '.'))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "watchable-bind mount point '%.200s': empty, \".\" or "
+                                       "\"..\" component",
+                                       mount_point);
         if (*end == '\0')
-            return true;
+            break;
         c = end + 1;
     }
+    memcpy(root, mount_point, root_len);
+    root[root_len] = '\0';
+    return 0;
 }
 
 int ka_watchable_start(struct ka_reactor *r, const struct ka_storage *st, struct ka_watchable **out,
                        struct ka_error *err)
 {
-    if (!under_root(st->mount_point))
-        return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                   "watchable-bind mount point must be under %s/", WATCHABLE_ROOT);
+    char root[PATH_MAX];
+    if (ka_watchable_root_of(st->mount_point, root, sizeof(root), err) < 0)
+        return -1;
     if (st->source[0] != '/')
         return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
                                    "watchable-bind source must be an absolute path");
     struct stat sb;
     if (stat(st->source, &sb) < 0)
         return ka_error_set(err, errno, "watchable source %s", st->source);
-    /* The shared fs is read-only for the guest: the copies live in one tmpfs. */
-    if (ka_st_mkdir_p(WATCHABLE_ROOT, 0755, err) < 0)
+    /* The shared fs is read-only for the guest: the copies live in a tmpfs. The
+     * agent makes its own roots below /run/kata-containers; a rootless runtime's
+     * must exist already (as upstream requires of every root): nothing is created
+     * outside the agent's directory. */
+    bool rootless = strncmp(root, ROOTLESS_RUN_DIR, strlen(ROOTLESS_RUN_DIR)) == 0;
+    struct stat rs;
+    if (rootless && (lstat(root, &rs) < 0 || !S_ISDIR(rs.st_mode)))
+        return ka_error_status_set(err, KA_STATUS_NOT_FOUND, "watchable root %s is not a directory",
+                                   root);
+    if (!rootless && ka_st_mkdir_p(root, 0755, err) < 0)
         return -1;
-    if (!ka_st_mounted_as(WATCHABLE_ROOT, "tmpfs") &&
-        mount("tmpfs", WATCHABLE_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
-        return ka_error_set(err, errno, "mount tmpfs on %s", WATCHABLE_ROOT);
+    if (!ka_st_mounted_as(root, "tmpfs") &&
+        mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755") < 0)
+        return ka_error_set(err, errno, "mount tmpfs on %s", root);
     /* Parents of the copy (the copy itself is made by the mirror). */
     cleanup_free char *parent = ka_xstrdup(st->mount_point);
     *strrchr(parent, '/') = '\0';

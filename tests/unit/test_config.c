@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,6 +104,64 @@ static void test_cgroup_v2_selection(void **state)
     assert_false(c.unified_cgroup_hierarchy);
 }
 
+/* Every agent.* option of Kata 4.1's config.rs is accepted (none counts as a bad
+ * value, none is fatal); those this agent does not act on are counted and logged
+ * by name, the others are honoured. (The mem_agent_* family has its own tests.) */
+static void test_kata_41_options_recognised(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ka-config-log-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    ka_log_set_fd(fd);
+    struct ka_config c;
+    ka_config_defaults(&c);
+    ka_config_parse_cmdline(
+        &c, "agent.debug_console agent.devmode agent.trace=false agent.log=info "
+            "agent.server_addr=vsock://-1:1024 agent.passfd_listener_port=1027 "
+            "agent.hotplug_timeout=7 agent.cdh_api_timeout=50 agent.image_pull_timeout=1200 "
+            "agent.cdi_timeout=100 agent.launch_process_timeout=6 agent.visible_cdi_devices=true "
+            "agent.debug_console_vport=1026 agent.log_vport=1025 agent.container_pipe_size=4096 "
+            "cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 "
+            "agent.guest_components_rest_api=resource agent.guest_components_procs=none "
+            "agent.secure_storage_integrity=false agent.https_proxy=http://proxy:3128 "
+            "agent.no_proxy=localhost");
+    quiet();
+    assert_int_equal(c.warnings, 0);
+    assert_int_equal(c.unsupported, 9); /* all of the table below */
+    assert_true(c.debug_console);
+    assert_true(c.devmode);
+    assert_int_equal(c.hotplug_timeout_s, 7);
+    assert_int_equal(c.passfd_listener_port, 1027);
+    assert_int_equal(c.container_pipe_size, 4096);
+    assert_true(c.unified_cgroup_hierarchy);
+    assert_string_equal(c.https_proxy, "http://proxy:3128");
+    assert_string_equal(c.no_proxy, "localhost");
+    char log[8192];
+    ssize_t n = pread(fd, log, sizeof(log) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    log[n] = '\0';
+    static const char *const names[] = {
+        "cdh_api_timeout",        "image_pull_timeout",       "cdi_timeout",
+        "launch_process_timeout", "visible_cdi_devices",      "guest_components_rest_api",
+        "guest_components_procs", "secure_storage_integrity", "passfd_listener_port",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        char want[128];
+        snprintf(want, sizeof(want), "\"option\":\"%s\"", names[i]);
+        if (!strstr(log, want))
+            fail_msg("%s not logged as unsupported: %s", names[i], log);
+    }
+    /* Unsupported, but still never a bad value, whatever it says. */
+    ka_config_defaults(&c);
+    ka_config_parse_cmdline(&c, "agent.cdi_timeout=never agent.guest_components_procs "
+                                "agent.passfd_listener_port=0");
+    assert_int_equal(c.warnings, 0);
+    assert_int_equal(c.unsupported, 2); /* port 0 means passfd off: nothing to report */
+}
+
 static const char *fake_env(const char *name)
 {
     if (strcmp(name, "KATA_AGENT_SERVER_ADDR") == 0)
@@ -163,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_bad_values_keep_defaults),
         cmocka_unit_test(test_bools),
         cmocka_unit_test(test_cgroup_v2_selection),
+        cmocka_unit_test(test_kata_41_options_recognised),
         cmocka_unit_test(test_env_overrides_cmdline),
         cmocka_unit_test(test_overlong_item),
         cmocka_unit_test(test_read_file),

@@ -196,6 +196,49 @@ static void test_symlink(void **state)
     expect_invalid("s/l2", S_IFLNK | 0777, 0, 0, "a\0b", 3);
 }
 
+/* Upstream 1390350d9d: a relative symlink whose target has not been copied yet is
+ * made, owned as asked (the chown must not follow it), and works once the target
+ * arrives, which keeps its own owner. */
+static void test_dangling_symlink(void **state)
+{
+    (void)state;
+    struct ka_error err;
+    assert_int_equal(copy("d/symlink_file.txt", S_IFLNK | 0777, 0, 0, "file.txt", 8, &err), 0);
+    char p[PATH_MAX], buf[PATH_MAX];
+    at(p, "d/symlink_file.txt");
+    assert_int_equal(readlink(p, buf, sizeof(buf)), 8);
+    assert_memory_equal(buf, "file.txt", 8);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(st.st_uid, 1234);
+    assert_int_equal(st.st_gid, 5678);
+    assert_int_not_equal(stat(p, &st), 0);
+    assert_int_equal(errno, ENOENT);
+
+    struct ka_copyfile r = {.path = "d/file.txt",
+                            .file_size = 3,
+                            .file_mode = S_IFREG | 0644,
+                            .dir_mode = 0750,
+                            .uid = 10,
+                            .gid = 200,
+                            .data = (const uint8_t *)"foo",
+                            .len = 3};
+    assert_int_equal(ka_copyfile_at(rootfd, &r, &err), 0);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    assert_int_equal(fread(buf, 1, sizeof(buf), f), 3);
+    fclose(f);
+    assert_memory_equal(buf, "foo", 3);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_uid, 10);
+    assert_int_equal(st.st_gid, 200);
+    /* Sent again (a refresh), the dangling-then-valid link is replaced in place. */
+    assert_int_equal(copy("d/symlink_file.txt", S_IFLNK | 0777, 0, 0, "file.txt", 8, &err), 0);
+    assert_int_equal(lstat(p, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+}
+
 static void test_bad_input_writes_nothing(void **state)
 {
     (void)state;
@@ -379,6 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dangling_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_writes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlinks_are_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix, setup, teardown),

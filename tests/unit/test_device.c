@@ -425,6 +425,56 @@ static void test_match_riscv_virt(void **state)
     assert_false(ka_device_match(&roots, &q, ev));
 }
 
+/* Interface.devicePath: the NIC's interface, in net/ of the PCI function or of its
+ * virtio device, and the net uevent (with INTERFACE) that brings it. */
+static void test_net_pci(void **state)
+{
+    (void)state;
+    make_pci_tree(RISCV_ROOT, true);
+    struct ka_dev_query q;
+    struct ka_dev_found f;
+    struct ka_error err;
+    assert_int_equal(ka_dev_query_net_pci(&q, "02/00", &err), 0);
+    assert_int_equal(ka_device_find(&roots, &q, &f, &err), 0); /* no interface yet */
+    mkdirs("/sys" RISCV_ROOT "/0000:00:02.0/0000:01:00.0/net/enp1s0");
+    assert_int_equal(ka_device_find(&roots, &q, &f, &err), 1);
+    assert_string_equal(f.node, "enp1s0");
+    assert_string_equal(f.pci_addr, "0000:01:00.0");
+    /* virtio-net: below the virtio device. */
+    assert_int_equal(ka_dev_query_net_pci(&q, "03", &err), 0);
+    assert_int_equal(ka_device_find(&roots, &q, &f, &err), 0);
+    mkdirs("/sys" RISCV_ROOT "/0000:00:03.0/virtio4/net/eth1");
+    assert_int_equal(ka_device_find(&roots, &q, &f, &err), 1);
+    assert_string_equal(f.node, "eth1");
+    /* Not a PCI path: refused before any lookup (4.x's pxb-pcie "20/00/02" too). */
+    assert_int_not_equal(ka_dev_query_net_pci(&q, "eth0", &err), 0);
+    assert_int_equal(ka_error_status(&err), KA_STATUS_INVALID_ARGUMENT);
+    assert_int_not_equal(ka_dev_query_net_pci(&q, "20/00/02", &err), 0);
+
+    assert_int_equal(ka_dev_query_net_pci(&q, "03", &err), 0);
+    static struct ka_uevent ev;
+    static const char *const cases[][4] = {
+        /* action, devpath, subsystem, interface; then whether it matches */
+        {"add", RISCV_ROOT "/0000:00:03.0/virtio4/net/eth1", "net", "eth1"},
+        {"add", RISCV_ROOT "/0000:00:03.0/virtio4/net/eth1", "net", NULL},
+        {"remove", RISCV_ROOT "/0000:00:03.0/virtio4/net/eth1", "net", "eth1"},
+        {"add", RISCV_ROOT "/0000:00:03.0/virtio4", "virtio", NULL},
+        {"add", RISCV_ROOT "/0000:00:03.1/virtio5/net/eth2", "net", "eth2"},
+        {"add", RISCV_ROOT "/0000:00:03.0", "net", "eth1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char buf[1024];
+        size_t len = (size_t)snprintf(buf, sizeof(buf), "%s@%s", cases[i][0], cases[i][1]) + 1;
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "SUBSYSTEM=%s", cases[i][2]) + 1;
+        if (cases[i][3])
+            len += (size_t)snprintf(buf + len, sizeof(buf) - len, "INTERFACE=%s", cases[i][3]) + 1;
+        assert_true(ka_uevent_parse(buf, len, &ev));
+        if (ka_device_match(&roots, &q, &ev) != (i == 0))
+            fail_msg("case %zu (%s %s) %s", i, cases[i][0], cases[i][1],
+                     i == 0 ? "not matched" : "matched");
+    }
+}
+
 static void test_match_other_kinds(void **state)
 {
     (void)state;
@@ -586,6 +636,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_find_blk_name_scsi_pci_vfio, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_riscv_virt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_match_other_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_net_pci, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scsi_scan, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vfio_bind, setup, teardown),
         cmocka_unit_test(test_waiters),

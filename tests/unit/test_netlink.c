@@ -1,6 +1,7 @@
 /* Guest networking without a kernel: address and MAC parsing, rtnetlink messages
  * built and parsed back, extended-ack errors, request specs, and the plans that
- * check a request against a (made-up) guest before anything changes. */
+ * check a request against a (made-up) guest before anything changes. One test
+ * (the MAC change) talks to the kernel, in a child's own network namespace. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +13,12 @@
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "net/inet.h"
 #include "net/netconf.h"
@@ -35,6 +39,59 @@ static const char *fmt(const struct ka_inet *a, bool prefix)
     static int n;
     n = (n + 1) % 4;
     return ka_inet_format(a, prefix, buf[n], sizeof(buf[n]));
+}
+
+/* ka_net_set_link_mac against the kernel, in a network namespace of a child's
+ * own (root only): the MAC changes, an up link is taken down for it, the same MAC
+ * again changes nothing, a missing link is NOT_FOUND. */
+static int set_link_mac_child(void)
+{
+    if (unshare(CLONE_NEWNET) < 0 ||
+        system("ip link add d0 type veth peer name d1 && ip link set d0 up") != 0)
+        return 2;
+    struct ka_nl nl = {0};
+    struct ka_error err;
+    static const uint8_t mac[KA_MAC_LEN] = {0x02, 0x42, 0xac, 0x11, 0x00, 0x07};
+    if (ka_nl_open(&nl, &err) < 0 || ka_net_set_link_mac(&nl, "d0", mac, &err) < 0)
+        return 3;
+    struct ka_net_state st = {0};
+    if (ka_net_state_load_links(&nl, &st, &err) < 0)
+        return 4;
+    const struct ka_link *l = ka_net_link_by_name(&st, "d0");
+    if (!l || l->hwaddr_len != 6 || memcmp(l->hwaddr, mac, 6) != 0)
+        return 5;
+    if (l->flags & IFF_UP)
+        return 6;
+    if (system("ip link set d0 up") != 0 || ka_net_set_link_mac(&nl, "d0", mac, &err) < 0)
+        return 7;
+    ka_net_state_free(&st);
+    if (ka_net_state_load_links(&nl, &st, &err) < 0 || !(l = ka_net_link_by_name(&st, "d0")) ||
+        !(l->flags & IFF_UP))
+        return 8; /* already had it: left alone, still up */
+    if (ka_net_set_link_mac(&nl, "nope0", mac, &err) == 0 ||
+        ka_error_status(&err) != KA_STATUS_NOT_FOUND)
+        return 9;
+    ka_net_state_free(&st);
+    ka_nl_close(&nl);
+    return 0;
+}
+
+static void test_set_link_mac(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(set_link_mac_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 2)
+        skip(); /* no network namespaces or no `ip` here */
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_inet_parse(void **state)
@@ -256,6 +313,25 @@ static void test_build_route(void **state)
     assert_int_equal(rtm->rtm_src_len, 16);
     assert_int_equal(ka_rtnl_parse_route(nlh, &back), 0);
     assert_string_equal(fmt(&back.src, true), "10.9.0.0/16");
+    assert_int_equal(back.mtu, 0);
+    attrs_of(nlh, sizeof(*rtm), tb, RTA_MAX + 1);
+    assert_null(tb[RTA_METRICS]); /* no MTU asked for: no metrics at all */
+
+    /* Route.mtu (4.x) is RTA_METRICS { RTAX_MTU } on an add, read back the same way;
+     * a delete carries no metrics (the kernel matches routes by key). */
+    s.mtu = 1400;
+    nlh = ka_rtnl_route_new(buf, &s);
+    rtm = mnl_nlmsg_get_payload(nlh);
+    attrs_of(nlh, sizeof(*rtm), tb, RTA_MAX + 1);
+    assert_non_null(tb[RTA_METRICS]);
+    const struct nlattr *metric = mnl_attr_get_payload(tb[RTA_METRICS]);
+    assert_int_equal(mnl_attr_get_type(metric), RTAX_MTU);
+    assert_int_equal(mnl_attr_get_u32(metric), 1400);
+    assert_int_equal(ka_rtnl_parse_route(nlh, &back), 0);
+    assert_int_equal(back.mtu, 1400);
+    nlh = ka_rtnl_route_del(buf, &s);
+    attrs_of(nlh, sizeof(*rtm), tb, RTA_MAX + 1);
+    assert_null(tb[RTA_METRICS]);
 }
 
 static void test_build_addr_link_neigh(void **state)
@@ -310,7 +386,16 @@ static void test_build_addr_link_neigh(void **state)
     attrs_of(nlh, sizeof(struct ifinfomsg), lt, IFLA_MAX + 1);
     assert_null(lt[IFLA_IFNAME]);
     assert_null(lt[IFLA_MTU]);
+    assert_null(lt[IFLA_ADDRESS]);
     assert_int_equal(ka_rtnl_parse_link(nlh, &l), -1);
+    /* A new MAC (Interface.devicePath's reconciliation) is IFLA_ADDRESS. */
+    static const uint8_t mac[KA_MAC_LEN] = {0x02, 0x42, 0xac, 0x11, 0x00, 0x07};
+    nlh = ka_rtnl_link_change(buf,
+                              &(struct ka_link_change){.index = 9, .hwaddr = mac, .hwaddr_len = 6});
+    attrs_of(nlh, sizeof(struct ifinfomsg), lt, IFLA_MAX + 1);
+    assert_non_null(lt[IFLA_ADDRESS]);
+    assert_int_equal(mnl_attr_get_payload_len(lt[IFLA_ADDRESS]), 6);
+    assert_memory_equal(mnl_attr_get_payload(lt[IFLA_ADDRESS]), mac, 6);
 
     struct ka_neigh n = {.dst = ip("192.168.0.101"),
                          .ifindex = 4,
@@ -901,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_plan_interface),
         cmocka_unit_test(test_plan_routes),
         cmocka_unit_test(test_plan_neighbors),
+        cmocka_unit_test(test_set_link_mac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,11 +125,63 @@ static void test_errors(void **state)
                              .mount_point = "/run/elsewhere"};
     assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
     assert_null(refs);
+
+    /* Kata 4.x drivers not implemented here: UNIMPLEMENTED, the driver named. */
+    static const char *const later[] = {"image_guest_pull", "erofs.multi-layer"};
+    for (size_t i = 0; i < 2; i++) {
+        st = (struct ka_storage){.driver = later[i],
+                                 .source = "/dev/null",
+                                 .fstype = "erofs",
+                                 .mount_point = "/run/kata-containers/sandbox/later"};
+        assert_int_not_equal(ka_storage_add(&st, &refs, &err), 0);
+        assert_int_equal(ka_error_status(&err), KA_STATUS_UNIMPLEMENTED);
+        assert_non_null(strstr(err.msg, later[i]));
+        assert_non_null(strstr(err.msg, "not implemented"));
+        assert_int_not_equal(access("/run/kata-containers/sandbox/later", F_OK), 0);
+    }
+    assert_null(refs);
 }
 
 static bool is_mounted(const char *mp, const char *type)
 {
     return ka_st_mounted_as(mp, type);
+}
+
+/* Storage.shared (4.x): a pod's emptyDir outlives each container that uses it
+ * and goes only with the sandbox; an unshared one goes with its last user. */
+static void test_shared_kept_until_sandbox_ends(void **state)
+{
+    (void)state;
+    struct ka_error err;
+    const char *mp = "/run/kata-containers/sandbox/ephemeral/shared-vol";
+    struct ka_storage st = {.driver = "ephemeral",
+                            .source = "tmpfs",
+                            .fstype = "tmpfs",
+                            .mount_point = mp,
+                            .shared = true};
+    struct ka_storage_ref *first = NULL, *second = NULL;
+    assert_int_equal(ka_storage_add(&st, &first, &err), 0);
+    ka_storage_release_all(&first); /* the only container goes */
+    assert_true(is_mounted(mp, "tmpfs"));
+    write_file("/run/kata-containers/sandbox/ephemeral/shared-vol/kept", "data");
+    st.shared = false; /* a later request does not change what the first decided */
+    assert_int_equal(ka_storage_add(&st, &second, &err), 0);
+    assert_true(file_is("/run/kata-containers/sandbox/ephemeral/shared-vol/kept", "data"));
+    ka_storage_release_all(&second);
+    assert_true(is_mounted(mp, "tmpfs"));
+    ka_storage_release_shared(); /* the sandbox ends */
+    assert_false(is_mounted(mp, "tmpfs"));
+    assert_int_not_equal(access(mp, F_OK), 0); /* the directory the agent made goes too */
+
+    const char *mp2 = "/run/kata-containers/sandbox/ephemeral/own-vol";
+    st = (struct ka_storage){.driver = "ephemeral",
+                             .source = "tmpfs",
+                             .fstype = "tmpfs",
+                             .mount_point = mp2};
+    assert_int_equal(ka_storage_add(&st, &first, &err), 0);
+    assert_true(is_mounted(mp2, "tmpfs"));
+    ka_storage_release_all(&first);
+    assert_false(is_mounted(mp2, "tmpfs"));
 }
 
 static void test_overlay(void **state)
@@ -451,6 +503,122 @@ static void test_watchable(void **state)
     ka_reactor_fini(&r);
 }
 
+#define WROOT_PT "/run/kata-containers/shared/containers/passthrough/watchable"
+#define ROOTLESS(uid) "/run/user/" #uid "/run/kata-containers/shared/containers/watchable"
+
+static void expect_watchable_refused(const char *mount_point, enum ka_status status)
+{
+    struct ka_error err;
+    struct ka_storage_ref *refs = NULL;
+    struct ka_storage st = {.driver = "watchable-bind",
+                            .source = path_of("roots-src"),
+                            .fstype = "bind",
+                            .mount_point = mount_point};
+    if (ka_storage_add(&st, &refs, &err) == 0)
+        fail_msg("%s accepted", mount_point);
+    if (ka_error_status(&err) != status)
+        fail_msg("%s: status %d (%s), want %d", mount_point, ka_error_status(&err), err.msg,
+                 status);
+    assert_null(refs);
+}
+
+/* The watchable root is taken from the mount point the runtime supplies (4.1,
+ * db1cc9ed17): the Go runtime's, runtime-rs passthrough sharing's, and either
+ * below /run/user/<uid> for a rootless runtime (which must exist: nothing is made
+ * outside /run/kata-containers). Anything else is refused. */
+static void test_watchable_roots(void **state)
+{
+    (void)state;
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    ka_storage_init(&r);
+    assert_int_equal(mkdir(path_of("roots-src"), 0755), 0);
+    write_file(path_of("roots-src/key"), "root-v1");
+    static const char *const good[] = {WROOT_PT "/cm", ROOTLESS(1002) "/cm/"};
+    assert_int_equal(ka_st_mkdir_p(ROOTLESS(1002), 0755, &err), 0);
+    for (size_t i = 0; i < 2; i++) {
+        struct ka_storage st = {.driver = "watchable-bind",
+                                .source = path_of("roots-src"),
+                                .fstype = "bind",
+                                .mount_point = good[i]};
+        struct ka_storage_ref *refs = NULL, *again = NULL;
+        if (ka_storage_add(&st, &refs, &err) != 0)
+            fail_msg("%s: %s", good[i], err.msg);
+        char root[256], key[256];
+        snprintf(root, sizeof(root), "%s", good[i]);
+        *strrchr(root, '/') = '\0';
+        if (root[strlen(root) - 3] == '/')
+            root[strlen(root) - 3] = '\0'; /* ".../cm/": drop "/cm" too */
+        assert_true(is_mounted(root, "tmpfs"));
+        snprintf(key, sizeof(key), "%s/cm/key", root);
+        assert_true(file_is(key, "root-v1"));
+        /* The same copy however the trailing '/' is spelled: one reference more. */
+        st.mount_point = i == 0 ? WROOT_PT "/cm/" : ROOTLESS(1002) "/cm";
+        assert_int_equal(ka_storage_add(&st, &again, &err), 0);
+        ka_storage_release_all(&refs);
+        assert_true(file_is(key, "root-v1"));
+        ka_storage_release_all(&again);
+        assert_int_not_equal(access(key, F_OK), 0);
+    }
+    expect_watchable_refused(ROOTLESS(1003) "/cm", KA_STATUS_NOT_FOUND);
+    assert_int_not_equal(access("/run/user/1003", F_OK), 0);
+    static const char *const bad[] = {
+        ROOTLESS(0) "/cm",
+        ROOTLESS(01002) "/cm",
+        "/run/user/1002/x/run/kata-containers/shared/containers/watchable/cm",
+        "/run/user/99999999999/run/kata-containers/shared/containers/watchable/cm",
+        "/run/kata-containers/shared/containers/other/cm",
+        "/run/kata-containers/shared/containers/passthrough/cm",
+        WROOT_PT,
+        WROOT_PT "/",
+        WROOT_PT "/./cm",
+        WROOT_PT "/a/../cm",
+        ROOTLESS(1002) "/../cm",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        expect_watchable_refused(bad[i], KA_STATUS_INVALID_ARGUMENT);
+    ka_reactor_fini(&r);
+}
+
+/* A symlink whose target is not there yet is copied as a symlink with its own
+ * owner (upstream 1390350d9d: chown must not follow it), and works once its
+ * target arrives. */
+static void test_watchable_dangling_symlink(void **state)
+{
+    (void)state;
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    ka_storage_init(&r);
+    assert_int_equal(mkdir(path_of("dangle"), 0755), 0);
+    assert_int_equal(symlink("file.txt", path_of("dangle/link")), 0);
+    assert_int_equal(lchown(path_of("dangle/link"), 10, 200), 0);
+    struct ka_storage st = {.driver = "watchable-bind",
+                            .source = path_of("dangle"),
+                            .fstype = "bind",
+                            .mount_point = WROOT "/dangle"};
+    struct ka_storage_ref *refs = NULL;
+    assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
+    char target[64] = {0};
+    assert_int_equal(readlink(WROOT "/dangle/link", target, sizeof(target) - 1), 8);
+    assert_string_equal(target, "file.txt");
+    struct stat sb;
+    assert_int_equal(lstat(WROOT "/dangle/link", &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
+    assert_int_equal(sb.st_uid, 10);
+    assert_int_equal(sb.st_gid, 200);
+    assert_int_not_equal(stat(WROOT "/dangle/link", &sb), 0); /* still dangling */
+    write_file(path_of("dangle/file.txt"), "foo");
+    assert_int_equal(chown(path_of("dangle/file.txt"), 10, 200), 0);
+    assert_true(wait_copy(&r, WROOT "/dangle/link", "foo"));
+    assert_int_equal(stat(WROOT "/dangle/link", &sb), 0);
+    assert_int_equal(sb.st_uid, 10);
+    assert_int_equal(sb.st_gid, 200);
+    ka_storage_release_all(&refs);
+    ka_reactor_fini(&r);
+}
+
 /* The poll path (what a virtio-fs or 9p source gets), forced on the scratch tmpfs:
  * no inotify at all, so only the timer can bring the copy up to date. */
 static void test_watchable_poll(void **state)
@@ -506,9 +674,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_overlay),
+        cmocka_unit_test(test_shared_kept_until_sandbox_ends),
         cmocka_unit_test(test_fs_group),
         cmocka_unit_test(test_watchable),
         cmocka_unit_test(test_watchable_poll),
+        cmocka_unit_test(test_watchable_roots),
+        cmocka_unit_test(test_watchable_dangling_symlink),
         cmocka_unit_test(test_mount_point_check),
         cmocka_unit_test(test_mount_point_symlink),
         cmocka_unit_test(test_fs_group_swap_race),

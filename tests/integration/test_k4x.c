@@ -1,0 +1,265 @@
+/* Kata 4.x wire behaviours (issue 14) through the real agent (root, the agent in
+ * its own mount namespace): SignalProcess as 4.x runtimes send it, Storage.shared,
+ * the storage handlers GetGuestDetails names and the 4.x drivers not implemented. */
+#include <stdbool.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctr.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static struct agent_proc agent;
+static struct ctr t;
+static const char *rootfs;
+
+/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
+ * agent on this host, so two runs of this test at once must not meet there. */
+static const char *cid(const char *name)
+{
+    static struct {
+        const char *name;
+        char id[64];
+    } ids[32];
+    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
+        if (ids[i].name && strcmp(ids[i].name, name) == 0)
+            return ids[i].id;
+        if (!ids[i].name) {
+            ids[i].name = name;
+            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
+            return ids[i].id;
+        }
+    }
+    fail_msg("too many container names");
+    return NULL;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    rootfs = getenv("KA_TEST_ROOTFS");
+    if (!rootfs || access(rootfs, F_OK) != 0) {
+        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
+        return -1;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "container tests need root\n");
+        return -1;
+    }
+    agent_start_isolated(&agent, NULL);
+    ctr_open(&t, &agent);
+    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
+        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    ctr_close(&t);
+    agent_stop(&agent);
+    return 0;
+}
+
+/* Read a stream until its text holds want (or the stream ends). */
+static void read_until(const char *id, const char *eid, const char *want, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    while (!strstr(buf, want)) {
+        size_t got;
+        if (ctr_read(&t, id, eid, false, buf + n, size - 1 - n, &got) != 0 || got == 0)
+            fail_msg("%s/%s ended before '%s': '%s'", id, eid, want, buf);
+        n += got;
+        buf[n] = '\0';
+    }
+}
+
+/* A shell that reports each SIGTERM on stdout and exits with `code` at the
+ * `limit`-th one; exit statuses tell what reached it even if output is lost.
+ * (The short sleeps keep it responsive: busybox runs a trap once the foreground
+ * command ends.) */
+#define TERM_COUNTER(label, limit, code)                                                     \
+    "n=0; trap 'n=$((n+1)); echo " label "; [ $n -ge " #limit " ] && exit " #code "' TERM; " \
+    "echo ready; while :; do sleep 0.05; done"
+
+/* containerd's graceful stop is SIGTERM with all=false, which the runtimes send as
+ * an empty exec id: 4.x (2212dbdd48) gives it to the init alone, once. The init
+ * would exit 9 on a second SIGTERM, the exec 7 on its first; both must live on
+ * until the SIGKILL that follows. */
+static void test_sigterm_empty_exec_id_reaches_init_once(void **state)
+{
+    (void)state;
+    const char *id = cid("k4x-term");
+    Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", TERM_COUNTER("init-term", 2, 9)));
+    assert_int_equal(ctr_create(&t, id, s), 0);
+    spec_free(s);
+    assert_int_equal(ctr_start(&t, id), 0);
+    char buf[4096];
+    read_until(id, "", "ready", buf, sizeof(buf));
+    Grpc__Process *p = process_new(ARGS("sh", "-c", TERM_COUNTER("exec-term", 1, 7)));
+    assert_int_equal(ctr_exec(&t, id, "e-counter", p), 0);
+    process_free(p);
+    read_until(id, "e-counter", "ready", buf, sizeof(buf));
+
+    assert_int_equal(ctr_signal(&t, id, "", SIGTERM), 0);
+    read_until(id, "", "init-term", buf, sizeof(buf)); /* the init got it */
+    usleep(500 * 1000); /* room for a second delivery or one to the exec to act */
+
+    /* SIGKILL with an empty exec id is the forced delete: everything goes. */
+    assert_int_equal(ctr_signal(&t, id, "", SIGKILL), 0);
+    int status;
+    assert_int_equal(ctr_wait(&t, id, "e-counter", &status), 0);
+    assert_int_equal(status, 128 + SIGKILL);
+    assert_int_equal(ctr_wait(&t, id, "", &status), 0);
+    assert_int_equal(status, 128 + SIGKILL);
+    assert_int_equal(ctr_remove(&t, id), 0);
+}
+
+/* SIGKILL with an empty exec id reaches every process: the exec dies of it even
+ * when the init is long gone (no pid namespace here to take the exec with it). */
+static void test_sigkill_empty_exec_id_kills_all(void **state)
+{
+    (void)state;
+    const char *id = cid("k4x-kill");
+    Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
+    assert_int_equal(ctr_create(&t, id, s), 0);
+    spec_free(s);
+    assert_int_equal(ctr_start(&t, id), 0);
+    Grpc__Process *p = process_new(ARGS("sleep", "1000"));
+    assert_int_equal(ctr_exec(&t, id, "e-sleep", p), 0);
+    process_free(p);
+    assert_int_equal(ctr_signal(&t, id, "", SIGKILL), 0);
+    int status;
+    assert_int_equal(ctr_wait(&t, id, "", &status), 0);
+    assert_int_equal(status, 128 + SIGKILL);
+    assert_int_equal(ctr_wait(&t, id, "e-sleep", &status), 0);
+    assert_int_equal(status, 128 + SIGKILL);
+    assert_int_equal(ctr_remove(&t, id), 0);
+}
+
+static void add_bind(Grpc__Spec *s, const char *dest, const char *src)
+{
+    Grpc__Mount *m = malloc(sizeof(*m));
+    grpc__mount__init(m);
+    m->destination = strdup(dest);
+    m->type = strdup("bind");
+    m->source = strdup(src);
+    strv_add(&m->options, &m->n_options, "rbind");
+    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
+    s->mounts[s->n_mounts++] = m;
+}
+
+/* One container with one storage, run to its end and removed; stdout in out. */
+static int run_with_storage(const char *id, const char *script, Grpc__Storage *st, char *out,
+                            size_t size)
+{
+    Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", script));
+    add_bind(spec, "/vol", st->mount_point);
+    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
+    req.container_id = (char *)id;
+    req.exec_id = (char *)id;
+    req.oci = spec;
+    req.storages = &st;
+    req.n_storages = 1;
+    if (ctr_call(&t, "CreateContainer", &req.base, NULL, NULL) != 0)
+        fail_msg("CreateContainer %s: %s", id, t.msg);
+    spec_free(spec);
+    assert_int_equal(ctr_start(&t, id), 0);
+    ctr_read_all(&t, id, "", false, out, size);
+    int status = -1;
+    assert_int_equal(ctr_wait(&t, id, "", &status), 0);
+    assert_int_equal(ctr_remove(&t, id), 0);
+    return status;
+}
+
+/* Storage.shared (4.x): a pod's emptyDir is shared by several containers and kept
+ * until the sandbox ends, not released with the container that used it last. */
+static void test_shared_storage_outlives_its_containers(void **state)
+{
+    (void)state;
+    char mp[128], out[256];
+    snprintf(mp, sizeof(mp), "/run/kata-containers/sandbox/ephemeral/k4x-shared-%d", (int)getpid());
+    Grpc__Storage *st = storage_new("ephemeral", "tmpfs", "tmpfs", mp);
+    st->shared = true;
+    assert_int_equal(run_with_storage(cid("k4x-writer"), "echo kept > /vol/f", st, out,
+                                      sizeof(out)),
+                     0);
+    assert_int_equal(agent_mount_count(&agent, mp, "tmpfs"), 1);
+    assert_int_equal(run_with_storage(cid("k4x-reader"), "cat /vol/f", st, out, sizeof(out)), 0);
+    assert_string_equal(out, "kept\n");
+    assert_int_equal(agent_mount_count(&agent, mp, "tmpfs"), 1);
+    storage_free(st);
+}
+
+/* GetGuestDetails lists the storage handlers under upstream's names (4.1's
+ * STORAGE_HANDLERS, plus 3.3's "9p", which this agent keeps), each once, and
+ * only drivers a CreateContainer would take: not 4.x's image_guest_pull or
+ * erofs.multi-layer, which answer UNIMPLEMENTED. */
+static void test_guest_details_storage_handlers(void **state)
+{
+    (void)state;
+    Grpc__GuestDetailsRequest req = GRPC__GUEST_DETAILS_REQUEST__INIT;
+    Grpc__GuestDetailsResponse *resp = NULL;
+    assert_int_equal(ctr_call(&t, "GetGuestDetails", &req.base,
+                              &grpc__guest_details_response__descriptor,
+                              (ProtobufCMessage **)&resp),
+                     0);
+    const Grpc__AgentDetails *d = resp->agent_details;
+    assert_non_null(d);
+    static const char *const want[] = {"virtio-fs",     "9p",     "ephemeral",
+                                       "local",         "blk",    "mmioblk",
+                                       "scsi",          "nvdimm", "overlayfs",
+                                       "watchable-bind"};
+    assert_int_equal(d->n_storage_handlers, sizeof(want) / sizeof(*want));
+    for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+        int seen = 0;
+        for (size_t j = 0; j < d->n_storage_handlers; j++)
+            seen += strcmp(d->storage_handlers[j], want[i]) == 0;
+        if (seen != 1)
+            fail_msg("storage handler %s listed %d times", want[i], seen);
+    }
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+    /* The 4.x drivers this agent does not have: UNIMPLEMENTED, named. */
+    static const char *const later[] = {"image_guest_pull", "erofs.multi-layer"};
+    for (size_t i = 0; i < 2; i++) {
+        char mp[128];
+        snprintf(mp, sizeof(mp), "/run/kata-containers/k4x-later-%d", (int)getpid());
+        Grpc__Storage *st = storage_new(later[i], "/dev/null", "erofs", mp);
+        Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
+        Grpc__CreateContainerRequest cc = GRPC__CREATE_CONTAINER_REQUEST__INIT;
+        cc.container_id = (char *)cid("k4x-later");
+        cc.exec_id = cc.container_id;
+        cc.oci = spec;
+        cc.storages = &st;
+        cc.n_storages = 1;
+        assert_int_equal(ctr_call(&t, "CreateContainer", &cc.base, NULL, NULL), 12);
+        assert_non_null(strstr(t.msg, later[i]));
+        assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
+        spec_free(spec);
+        storage_free(st);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigterm_empty_exec_id_reaches_init_once),
+        cmocka_unit_test(test_sigkill_empty_exec_id_kills_all),
+        cmocka_unit_test(test_shared_storage_outlives_its_containers),
+        cmocka_unit_test(test_guest_details_storage_handlers),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
