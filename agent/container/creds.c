@@ -552,12 +552,17 @@ int ka_switch_user(const struct ka_process *p, struct ka_error *err)
         }
         /* Read back what the kernel kept, up to the last number there can be: the
          * bounding set must be within the spec's whatever the count above said
-         * (upstream checks this too). */
-        for (int c = 0; c < 64; c++)
-            if (!has_cap(p->caps.bounding, c) &&
-                prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0) > 0)
+         * (upstream checks this too). A set that cannot be read is not trusted. */
+        for (int c = 0; c < 64; c++) {
+            if (has_cap(p->caps.bounding, c))
+                continue;
+            int in = prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0);
+            if (in < 0 && errno != EINVAL)
+                return ka_error_set(err, errno, "read capability %d of the bounding set", c);
+            if (in > 0)
                 return ka_error_set(err, EPERM,
                                     "capability %d is still in the bounding set after the drop", c);
+        }
     }
 
     /* Groups before the gid, the gid before the uid: each needs CAP_SETGID, which

@@ -980,6 +980,24 @@ static void test_cap_last_cap_probe_and_fallback(void **state)
     expect_ok(&o);
 }
 
+static int do_switch_unreadable_bounding(void *ctx, int out_fd, struct ka_error *err)
+{
+    (void)out_fd;
+    if (refuse_capbset_read(err) < 0)
+        return ka_error_wrap(err, "setup");
+    return ka_switch_user(ctx, err);
+}
+
+/* A bounding set that cannot be read back cannot be verified: the switch fails
+ * rather than go on with whatever is left in it. */
+static void test_unreadable_bounding_set_fails_closed(void **state)
+{
+    (void)state;
+    struct ka_process p = proc_with(0, 0, NULL, 0, BIT(CAP_CHOWN), false);
+    struct child_out o = run_child(do_switch_unreadable_bounding, &p);
+    expect_err(&o, "of the bounding set");
+}
+
 static void test_rlimits(void **state)
 {
     (void)state;
@@ -1193,6 +1211,7 @@ int main(void)
         cmocka_unit_test(test_caps_edge_cases),
         cmocka_unit_test(test_cap_last_cap_forged_proc),
         cmocka_unit_test(test_cap_last_cap_probe_and_fallback),
+        cmocka_unit_test(test_unreadable_bounding_set_fails_closed),
         cmocka_unit_test(test_rlimits),
         cmocka_unit_test(test_oom_score_adj),
         cmocka_unit_test(test_reset_signals),
