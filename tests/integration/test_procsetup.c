@@ -8,7 +8,9 @@
  *   - an exec joins the namespaces the agent pinned when it created the init
  *     (3796ca53dc), not what /proc/<init pid>/ns shows later: an init that unshares
  *     its UTS and mount namespaces and changes them does not take execs along;
- *     the pinned fds go with the container. */
+ *     the pinned fds go with the container;
+ *   - the capability count comes from the kernel (PR_CAPBSET_READ), not from a
+ *     /proc the container can forge (3796ca53dc). */
 #include <stdbool.h>
 
 #include <setjmp.h>
@@ -286,6 +288,7 @@ static void test_missing_cwd_created(void **state)
     char want[80];
     snprintf(want, sizeof(want), "%s\n", cwd);
     assert_string_equal(out, want);
+    sh("rm -rf %s/tmp/procsetup-%d", rootfs, (int)getpid()); /* the rootfs is shared */
 }
 
 /* ---- pinned namespaces ---------------------------------------------------------- */
@@ -371,6 +374,62 @@ static void test_pinned_namespaces_released(void **state)
     assert_int_equal(agent_ns_fds(), before);
 }
 
+/* ---- the capability count ------------------------------------------------------ */
+
+/* Upstream 3796ca53dc's escalation: the init (with CAP_SYS_ADMIN) binds a forged
+ * cap_last_cap of 5 over its /proc; an exec that may keep CAP_CHOWN alone must still
+ * get a bounding set of CAP_CHOWN alone, not every capability above 5 (as root it
+ * would get them all back at execve). */
+static void test_exec_bounding_set_despite_forged_proc(void **state)
+{
+    (void)state;
+    Grpc__Spec *s = spec_new(
+        rootfs,
+        ARGS("sh", "-c",
+             "echo 5 > /tmp/five && mount --bind /tmp/five /proc/sys/kernel/cap_last_cap && "
+             "cat /proc/sys/kernel/cap_last_cap && exec ka-payload sleep 1000"));
+    add_cap(s->process->capabilities, "CAP_SYS_ADMIN");
+    Grpc__Mount *m = malloc(sizeof(*m));
+    grpc__mount__init(m);
+    m->destination = strdup("/tmp");
+    m->type = strdup("tmpfs");
+    m->source = strdup("tmpfs");
+    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
+    s->mounts[s->n_mounts++] = m;
+    const char *id = cid("cap-forger");
+    start_container(id, s);
+    char said[64] = "";
+    size_t got = 0;
+    for (int i = 0; i < 50 && !strchr(said, '\n'); i++) {
+        size_t n = 0;
+        if (ctr_read(&t, id, "", false, said + got, sizeof(said) - 1 - got, &n) != 0)
+            fail_msg("init output: %s (read so far: %s)", t.msg, said);
+        got += n;
+        said[got] = '\0';
+    }
+    assert_string_equal(said, "5\n"); /* the forgery is in place */
+
+    char eid[32];
+    snprintf(eid, sizeof(eid), "e%d", ++exec_seq);
+    Grpc__Process *p = process_new(ARGS("ka-payload", "status-field", "CapBnd"));
+    Grpc__LinuxCapabilities *caps = malloc(sizeof(*caps));
+    grpc__linux_capabilities__init(caps);
+    add_cap(caps, "CAP_CHOWN");
+    p->capabilities = caps;
+    assert_int_equal(ctr_exec(&t, id, eid, p), 0);
+    process_free(p);
+    ctr_read_all(&t, id, eid, false, out, sizeof(out));
+    int status = -1;
+    assert_int_equal(ctr_wait(&t, id, eid, &status), 0);
+    assert_int_equal(status, 0);
+    const char *v = strchr(out, ':');
+    assert_non_null(v);
+    unsigned long long bnd = strtoull(v + 1, NULL, 16);
+    if (bnd != 1ULL) /* CAP_CHOWN is 0 */
+        fail_msg("the exec's bounding set is %#llx, want CAP_CHOWN alone (0x1): %s", bnd, out);
+    kill_and_remove(id);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_missing_cwd_created),
         cmocka_unit_test(test_exec_joins_pinned_namespaces),
         cmocka_unit_test(test_pinned_namespaces_released),
+        cmocka_unit_test(test_exec_bounding_set_despite_forged_proc),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
