@@ -172,13 +172,16 @@ static void reap_failed_child(struct ka_proc *p)
  * waits for StartContainer: nothing of the container has run yet, so these are
  * the namespaces the agent created or joined for it. Through a directory fd of the
  * process, so that every link is read from that one process (the caller made sure
- * it is not reaped, so its pid is still its own). User namespaces are never made
- * for a container, so there is nothing to pin. */
+ * it is not reaped, so its pid is still its own). Only those an exec joins: the
+ * network one is the agent's for every container, and user namespaces are never
+ * made for one. */
 static int pin_init_namespaces(struct ka_container *c, pid_t pid, struct ka_error *err)
 {
-    static const char *const names[KA_NS_COUNT] = {
-        [KA_NS_PID] = "pid", [KA_NS_NETWORK] = "net", [KA_NS_MOUNT] = "mnt",
-        [KA_NS_IPC] = "ipc", [KA_NS_UTS] = "uts",     [KA_NS_CGROUP] = "cgroup"};
+    static const char *const names[KA_NS_COUNT] = {[KA_NS_PID] = "pid",
+                                                   [KA_NS_MOUNT] = "mnt",
+                                                   [KA_NS_IPC] = "ipc",
+                                                   [KA_NS_UTS] = "uts",
+                                                   [KA_NS_CGROUP] = "cgroup"};
     char path[32];
     snprintf(path, sizeof(path), "/proc/%d", (int)pid);
     cleanup_close int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);

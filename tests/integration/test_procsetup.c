@@ -293,15 +293,16 @@ static void test_missing_cwd_created(void **state)
 
 /* ---- pinned namespaces ---------------------------------------------------------- */
 
-/* The init moves itself into new UTS and mount namespaces (busybox unshare execs in
- * the same process), names the new UTS "moved" and mounts a tmpfs with a marker on
- * /tmp there, says so, and sleeps. An exec must land where the agent put the init. */
+/* The init moves itself into new UTS, mount and network namespaces (busybox unshare
+ * execs in the same process), names the new UTS "moved" and mounts a tmpfs with a
+ * marker on /tmp there, says so, and sleeps. An exec must land where the agent put
+ * the init. */
 static void test_exec_joins_pinned_namespaces(void **state)
 {
     (void)state;
     Grpc__Spec *s =
         spec_new(rootfs,
-                 ARGS("unshare", "-u", "-m", "sh", "-c",
+                 ARGS("unshare", "-u", "-m", "-n", "sh", "-c",
                       "hostname moved && mount -t tmpfs none /tmp && touch /tmp/moved-marker && "
                       "echo moved && exec ka-payload sleep 1000"));
     add_cap(s->process->capabilities, "CAP_SYS_ADMIN");
@@ -332,6 +333,13 @@ static void test_exec_joins_pinned_namespaces(void **state)
         if (strncmp(out, "unseen", 6) != 0)
             fail_msg("exec sees the init's new mount namespace: %s", out);
     }
+    /* The network namespace stays the agent's, as for every container. */
+    char path[64], agent_net[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)agent.pid);
+    assert_true(readlink(path, agent_net, sizeof(agent_net) - 1) > 0);
+    assert_int_equal(exec_in(id, ARGS("ka-payload", "ns", "net"), false, NULL), 0);
+    if (!strstr(out, agent_net))
+        fail_msg("exec's network namespace %s is not the agent's %s", out, agent_net);
     kill_and_remove(id);
 }
 
@@ -368,7 +376,7 @@ static void test_pinned_namespaces_released(void **state)
     start_container(id, spec_new(rootfs, ARGS("ka-payload", "sleep", "1000")));
     assert_int_equal(exec_in(id, ARGS("true"), false, NULL), 0);
     int during = agent_ns_fds();
-    if (during < before + 5) /* pid, mnt, ipc, uts, net, and cgroup where there is one */
+    if (during < before + 5) /* pid, mnt, ipc, uts, and cgroup where there is one */
         fail_msg("the agent holds %d namespace fds with the container, %d without", during, before);
     kill_and_remove(id);
     assert_int_equal(agent_ns_fds(), before);
