@@ -461,25 +461,35 @@ int ka_set_oom_score_adj(int value, struct ka_error *err)
 
 /* ---- Capabilities and user switch ------------------------------------------ */
 
-int ka_cap_last_cap(void)
+/* /proc/sys/kernel/cap_last_cap, or -1. Only a fallback: in an exec the /proc seen
+ * is the container's, and one with CAP_SYS_ADMIN can bind a forged number over it
+ * (a low one would leave every capability above it in the bounding set). */
+static int cap_last_cap_from_proc(void)
 {
     cleanup_close int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char buf[16];
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        if (n > 0) {
-            buf[n] = '\0';
-            char *end;
-            long v = strtol(buf, &end, 10);
-            if (end != buf && v >= 0 && v < 64)
-                return (int)v;
-        }
-    }
-    /* No /proc: the bounding set answers EINVAL for numbers past the last one. */
+    if (fd < 0)
+        return -1;
+    char buf[16];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *end;
+    long v = strtol(buf, &end, 10);
+    return end != buf && v >= 0 && v < 64 ? (int)v : -1;
+}
+
+int ka_cap_last_cap(void)
+{
+    /* Ask the kernel itself, as upstream 3796ca53dc does: PR_CAPBSET_READ answers
+     * EINVAL for a number past the last capability it knows. Any other error (a
+     * seccomp filter refusing the call) leaves the count unknown: then /proc. */
     int c = 0;
     while (c < 64 && prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0) >= 0)
         c++;
-    return c - 1;
+    if (c == 64 || (c > 0 && errno == EINVAL))
+        return c - 1;
+    return cap_last_cap_from_proc();
 }
 
 static uint64_t known_caps_mask(int last)
@@ -539,6 +549,19 @@ int ka_switch_user(const struct ka_process *p, struct ka_error *err)
                 continue; /* wanted, or already gone (drop needs CAP_SETPCAP) */
             if (prctl(PR_CAPBSET_DROP, (unsigned long)c, 0, 0, 0) < 0 && errno != EINVAL)
                 return ka_error_set(err, errno, "drop capability %d from the bounding set", c);
+        }
+        /* Read back what the kernel kept, up to the last number there can be: the
+         * bounding set must be within the spec's whatever the count above said
+         * (upstream checks this too). A set that cannot be read is not trusted. */
+        for (int c = 0; c < 64; c++) {
+            if (has_cap(p->caps.bounding, c))
+                continue;
+            int in = prctl(PR_CAPBSET_READ, (unsigned long)c, 0, 0, 0);
+            if (in < 0 && errno != EINVAL)
+                return ka_error_set(err, errno, "read capability %d of the bounding set", c);
+            if (in > 0)
+                return ka_error_set(err, EPERM,
+                                    "capability %d is still in the bounding set after the drop", c);
         }
     }
 

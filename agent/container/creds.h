@@ -97,17 +97,18 @@ int ka_user_resolve(struct ka_user *user, const char *etc_dir, char **home, stru
 /* setrlimit() each entry in order; soft > hard is refused before the call. */
 int ka_apply_rlimits(const struct ka_rlimit *r, size_t n, struct ka_error *err);
 
-/* The highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap,
- * probed with PR_CAPBSET_READ when /proc is not there). Bits above it in a
- * struct ka_caps are ignored. */
+/* The highest capability number the kernel knows, probed with PR_CAPBSET_READ
+ * (never trusted from a /proc a container may control); /proc/sys/kernel/cap_last_cap
+ * only when the probe itself fails (e.g. refused by a seccomp filter). -1 when
+ * neither answers. Bits above it in a struct ka_caps are ignored. */
 int ka_cap_last_cap(void);
 
 /* First half of the switch: PR_SET_KEEPCAPS; drop from the bounding set every
  * cap not in caps.bounding (needs CAP_SETPCAP, so before setuid; skipped when
- * caps.present is false); setgroups(additional gids, or none); setresgid;
- * setresuid; PR_SET_KEEPCAPS 0. Then the effective (and ambient) sets the process
- * had before are restored, because the kernel clears them when the uid leaves 0:
- * the caller may still need them (seccomp without no_new_privs needs CAP_SYS_ADMIN). */
+ * caps.present is false) and check that none is left; setgroups(additional gids, or none);
+ * setresgid; setresuid; PR_SET_KEEPCAPS 0. Then the effective (and ambient) sets the process had
+ * before are restored, because the kernel clears them when the uid leaves 0: the caller may still
+ * need them (seccomp without no_new_privs needs CAP_SYS_ADMIN). */
 int ka_switch_user(const struct ka_process *p, struct ka_error *err);
 
 /* Second half: when caps.present, set effective, permitted and inheritable to

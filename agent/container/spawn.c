@@ -230,27 +230,50 @@ static char **build_env(const struct ka_process *p, const char *home)
     return env;
 }
 
+/* A cwd the process cannot have is the spec's fault: INVALID_ARGUMENT, whatever
+ * the errno (a file, a dangling or looping symlink, a read-only root to create it
+ * in, a path out of the container). */
+static int cwd_refused(struct ka_error *err, int e, const char *what, const char *path)
+{
+    return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "process cwd: %s %s: %s", what,
+                               path, strerror(e));
+}
+
+/* chdir into the process's cwd (absolute and free of "..", spec.c checked), making
+ * it when it is missing as upstream does, and check that it is inside the root:
+ * chdir follows a magic link such as /proc/<pid>/cwd or a procfs bind mount's
+ * /proc/1/root to a directory of another mount namespace or above the root, and
+ * the process would start with a cwd outside its container. The kernel then
+ * reports the cwd as unreachable, which glibc's getcwd() turns into ENOENT (the
+ * check of upstream e8688684c4). */
 static int make_cwd(const char *cwd, struct ka_error *err)
 {
-    if (chdir(cwd) == 0)
-        return 0;
-    if (errno != ENOENT)
-        return ka_error_set(err, errno, "chdir %s", cwd);
-    /* Like upstream: a missing cwd is created. */
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s", cwd);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
+    if (chdir(cwd) < 0) {
+        if (errno != ENOENT)
+            return cwd_refused(err, errno, "chdir", cwd);
+        char path[PATH_MAX];
+        if ((size_t)snprintf(path, sizeof(path), "%s", cwd) >= sizeof(path))
+            return cwd_refused(err, ENAMETOOLONG, "create", cwd);
+        for (char *p = path + 1; *p; p++) {
+            if (*p != '/')
+                continue;
+            *p = '\0';
+            if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                return cwd_refused(err, errno, "create", path);
+            *p = '/';
+        }
         if (mkdir(path, 0755) < 0 && errno != EEXIST)
-            return ka_error_set(err, errno, "create cwd %s", path);
-        *p = '/';
+            return cwd_refused(err, errno, "create", path);
+        if (chdir(cwd) < 0)
+            return cwd_refused(err, errno, "chdir", cwd);
     }
-    if (mkdir(path, 0755) < 0 && errno != EEXIST)
-        return ka_error_set(err, errno, "create cwd %s", path);
-    if (chdir(cwd) < 0)
-        return ka_error_set(err, errno, "chdir %s", cwd);
+    char here[PATH_MAX];
+    if (!getcwd(here, sizeof(here))) {
+        if (errno == ENOENT)
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "process cwd %s is outside the container's root", cwd);
+        return cwd_refused(err, errno, "getcwd in", cwd);
+    }
     return 0;
 }
 

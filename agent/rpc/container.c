@@ -168,6 +168,45 @@ static void reap_failed_child(struct ka_proc *p)
     p->exited = true;
 }
 
+/* The init's namespaces, pinned by fds the agent opens itself while the init
+ * waits for StartContainer: nothing of the container has run yet, so these are
+ * the namespaces the agent created or joined for it. Through a directory fd of the
+ * process, so that every link is read from that one process (the caller made sure
+ * it is not reaped, so its pid is still its own). Only those an exec joins: the
+ * network one is the agent's for every container, and user namespaces are never
+ * made for one. */
+static int pin_init_namespaces(struct ka_container *c, pid_t pid, struct ka_error *err)
+{
+    static const char *const names[KA_NS_COUNT] = {[KA_NS_PID] = "pid",
+                                                   [KA_NS_MOUNT] = "mnt",
+                                                   [KA_NS_IPC] = "ipc",
+                                                   [KA_NS_UTS] = "uts",
+                                                   [KA_NS_CGROUP] = "cgroup"};
+    char path[32];
+    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+    cleanup_close int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return ka_error_set(err, errno, "open %s", path);
+    for (int i = 0; i < KA_NS_COUNT; i++) {
+        if (!names[i] || c->ns_fds[i] >= 0)
+            continue;
+        snprintf(path, sizeof(path), "ns/%s", names[i]);
+        c->ns_fds[i] = openat(dir, path, O_RDONLY | O_CLOEXEC);
+        if (c->ns_fds[i] < 0)
+            return ka_error_set(err, errno, "pin the init's %s namespace", names[i]);
+    }
+    return 0;
+}
+
+static void close_pinned_namespaces(struct ka_container *c)
+{
+    for (int i = 0; i < KA_NS_COUNT; i++) {
+        if (c->ns_fds[i] >= 0)
+            close(c->ns_fds[i]);
+        c->ns_fds[i] = -1;
+    }
+}
+
 /* The child spoke: 'P' + pid (first, from the intermediate of a double fork),
  * 'R' ready (init created), 'E' + message, or EOF (it exec'd).
  * Returns true when the container was destroyed (a failed creation). */
@@ -197,13 +236,23 @@ static bool drain_sync(struct ka_proc *p)
     if (n > 0 && msg[0] == KA_SPAWN_MSG_READY && p->is_init && c->state == KA_CONTAINER_CREATING) {
         /* Created: the init waits for StartContainer. Stop listening until then. */
         ka_reactor_del(&p->sync_watch);
+        struct ka_error err;
+        if (p->exited || pin_init_namespaces(c, p->pid, &err) < 0) {
+            if (p->exited)
+                ka_error_set(&err, ESRCH, "container init exited during setup");
+            /* Never an init the agent could not exec into later: gone with the rest. */
+            struct ttrpc_call *call = p->spawn_call;
+            p->spawn_call = NULL;
+            reap_failed_child(p);
+            container_destroy(c);
+            if (call)
+                ttrpc_call_fail(call, KA_STATUS_INTERNAL, err.msg);
+            return true;
+        }
         c->state = KA_CONTAINER_CREATED;
         struct ka_sandbox *sb = c->sandbox;
-        if (sb->pid_ns_fd < 0) {
-            char path[64];
-            snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)p->pid);
-            sb->pid_ns_fd = open(path, O_RDONLY | O_CLOEXEC);
-        }
+        if (sb->pid_ns_fd < 0)
+            sb->pid_ns_fd = fcntl(c->ns_fds[KA_NS_PID], F_DUPFD_CLOEXEC, 0);
         ka_log_kv(KA_LOG_INFO, "container", "container created", "container_id", c->id, NULL);
         finish_spawn_call(p, KA_STATUS_OK, NULL);
         return false;
@@ -309,6 +358,7 @@ static void container_destroy(struct ka_container *c)
         ka_proc_free(p);
     }
     rpc_cgroup_container_free(c); /* what is left of the cgroup is removed in the background */
+    close_pinned_namespaces(c);
     unmount_rootfs(c);
     ka_storage_release_all(&c->storages);
     remove_bundle(c);
@@ -507,6 +557,8 @@ static int create_container(struct agent *a, struct ttrpc_call *call, const Prot
     c->sandbox = sb;
     c->spec = spec;
     c->remove_timer_fd = -1;
+    for (int i = 0; i < KA_NS_COUNT; i++)
+        c->ns_fds[i] = -1;
     c->state = KA_CONTAINER_CREATING;
     snprintf(c->id, sizeof(c->id), "%s", req->container_id);
     c->next = sb->containers;
@@ -639,11 +691,13 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
     if (!proc.caps.present) /* the runtime sends none: use the init's (§6.6) */
         proc.caps = c->spec->process.caps;
 
-    static const char *const ns_names[KA_NS_COUNT] = {[KA_NS_PID] = "pid",
-                                                      [KA_NS_MOUNT] = "mnt",
-                                                      [KA_NS_IPC] = "ipc",
-                                                      [KA_NS_UTS] = "uts",
-                                                      [KA_NS_CGROUP] = "cgroup"};
+    /* The namespaces an exec joins: the init's as pinned at creation (never the
+     * network one: containers share the agent's, as upstream's execs do). */
+    static const bool joined[KA_NS_COUNT] = {[KA_NS_PID] = true,
+                                             [KA_NS_MOUNT] = true,
+                                             [KA_NS_IPC] = true,
+                                             [KA_NS_UTS] = true,
+                                             [KA_NS_CGROUP] = true};
     struct ka_spawn_request sr = {.spec = c->spec,
                                   .process = &proc,
                                   .init = false,
@@ -659,20 +713,16 @@ static int exec_process(struct agent *a, struct ttrpc_call *call, const Protobuf
     sr.seccomp = filter;
     for (int i = 0; i < KA_NS_COUNT; i++) {
         sr.join_ns[i] = -1;
-        if (!ns_names[i] || (i == KA_NS_CGROUP && !own_cgroup_ns))
+        if (!joined[i] || (i == KA_NS_CGROUP && !own_cgroup_ns))
             continue;
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)init->pid, ns_names[i]);
-        sr.join_ns[i] = open(path, O_RDONLY | O_CLOEXEC);
+        sr.join_ns[i] = c->ns_fds[i]; /* still the container's: the child gets a copy */
         if (sr.join_ns[i] < 0 && rc == 0)
-            rc = ka_error_set(err, errno, "open %s", path);
+            rc = ka_error_status_set(err, KA_STATUS_FAILED_PRECONDITION,
+                                     "container %s has no pinned namespace %d", c->id, i);
     }
     struct ka_spawn_result res;
     if (rc == 0)
         rc = ka_spawn(&sr, &res, err);
-    for (int i = 0; i < KA_NS_COUNT; i++)
-        if (sr.join_ns[i] >= 0)
-            close(sr.join_ns[i]);
     ka_cgroup_close_fds(cg_fds, sr.n_cgroup_fds);
     ka_seccomp_filter_free(filter);
     ka_process_free(&proc);

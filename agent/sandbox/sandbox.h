@@ -72,6 +72,12 @@ struct ka_container {
     struct ka_watch remove_timer;
     struct ka_cgroup *cgroup;        /* NULL when no cgroup hierarchy is mounted */
     struct ka_container_cgroups *cg; /* allocated when first needed (rpc/cgroups.c) */
+    /* The init's namespaces, opened by the agent when the init reported ready
+     * (before any container code ran) and kept until removal: an exec joins these,
+     * never /proc/<init pid>/ns/ paths, which the container changes with setns/unshare
+     * in its init and which names another process once that pid is reused (as
+     * upstream 3796ca53dc). -1 where not pinned. */
+    int ns_fds[KA_NS_COUNT];
 };
 
 struct ka_sandbox {

@@ -11,19 +11,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include "container/creds.h"
 #include "core/util.h"
 
 static char tmpdir[] = "/tmp/test_creds.XXXXXX";
+static int real_last_cap; /* /proc/sys/kernel/cap_last_cap, read by the test itself */
 
 static void write_file(const char *name, const char *content, mode_t mode)
 {
@@ -60,6 +67,12 @@ static int group_setup(void **state)
         print_error("mkdtemp: %s\n", strerror(errno));
         return -1;
     }
+    FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (!f || fscanf(f, "%d", &real_last_cap) != 1) {
+        print_error("cannot read /proc/sys/kernel/cap_last_cap\n");
+        return -1;
+    }
+    fclose(f);
     return 0;
 }
 
@@ -877,6 +890,114 @@ static int do_rlimit_bad(void *ctx, int out_fd, struct ka_error *err)
     return ka_apply_rlimits(ctx, 1, err);
 }
 
+/* ---- The capability count is the kernel's, not /proc's --------------------- */
+
+/* What an exec sees when the container (with CAP_SYS_ADMIN) bound a forged count
+ * over its /proc: cap_last_cap says 5. */
+static int forge_cap_last_cap(struct ka_error *err)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return ka_error_set(err, errno, "private mount namespace");
+    write_file("forged_last_cap", "5\n", 0644);
+    if (mount(tpath("forged_last_cap"), "/proc/sys/kernel/cap_last_cap", NULL, MS_BIND, NULL) < 0)
+        return ka_error_set(err, errno, "bind over cap_last_cap");
+    char buf[8] = {0};
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0 || strcmp(buf, "5\n") != 0)
+        return ka_error_set(err, EIO, "the forged cap_last_cap does not read 5 (%s)", buf);
+    close(fd);
+    return 0;
+}
+
+static int do_apply_forged_last_cap(void *ctx, int out_fd, struct ka_error *err)
+{
+    (void)out_fd;
+    if (forge_cap_last_cap(err) < 0)
+        return -1;
+    int last = ka_cap_last_cap();
+    if (last != real_last_cap)
+        return ka_error_set(err, 0, "ka_cap_last_cap() is %d under a forged /proc, not %d", last,
+                            real_last_cap);
+    return ka_apply_user_and_caps(ctx, err);
+}
+
+/* The attack of upstream 3796ca53dc: with cap_last_cap forged to 5, a root exec
+ * limited to CAP_CHOWN must not keep CAP_SYS_ADMIN and the rest in its bounding
+ * set (as root it would get them all back at execve). */
+static void test_cap_last_cap_forged_proc(void **state)
+{
+    (void)state;
+    struct ka_process p = proc_with(0, 0, NULL, 0, BIT(CAP_CHOWN), false);
+    struct child_out o = run_child(do_apply_forged_last_cap, &p);
+    expect_ok(&o);
+    assert_int_equal(hexfield(o.text, "CapBnd"), BIT(CAP_CHOWN));
+    assert_int_equal(hexfield(o.text, "CapEff"), BIT(CAP_CHOWN));
+    assert_int_equal(hexfield(o.text, "CapPrm"), BIT(CAP_CHOWN));
+}
+
+/* prctl(PR_CAPBSET_READ) fails with EPERM from here on (a seccomp filter). */
+static int refuse_capbset_read(struct ka_error *err)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_prctl, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_CAPBSET_READ, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof(f) / sizeof(*f), .filter = f};
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0)
+        return ka_error_set(err, errno, "load the seccomp filter");
+    if (prctl(PR_CAPBSET_READ, 0UL, 0, 0, 0) >= 0 || errno != EPERM)
+        return ka_error_set(err, 0, "the filter does not refuse PR_CAPBSET_READ");
+    return 0;
+}
+
+static int do_last_cap_fallback(void *ctx, int out_fd, struct ka_error *err)
+{
+    (void)ctx;
+    (void)out_fd;
+    if (refuse_capbset_read(err) < 0)
+        return -1;
+    int last = ka_cap_last_cap();
+    if (last != real_last_cap)
+        return ka_error_set(err, 0, "fallback gave %d, /proc says %d", last, real_last_cap);
+    if (forge_cap_last_cap(err) < 0)
+        return -1;
+    if (ka_cap_last_cap() != 5) /* nothing else left to ask */
+        return ka_error_set(err, 0, "fallback did not read /proc");
+    return 0;
+}
+
+/* The kernel's count equals /proc's on an honest system, and /proc remains the
+ * fallback when PR_CAPBSET_READ itself is refused. */
+static void test_cap_last_cap_probe_and_fallback(void **state)
+{
+    (void)state;
+    assert_int_equal(ka_cap_last_cap(), real_last_cap);
+    struct child_out o = run_child(do_last_cap_fallback, NULL);
+    expect_ok(&o);
+}
+
+static int do_switch_unreadable_bounding(void *ctx, int out_fd, struct ka_error *err)
+{
+    (void)out_fd;
+    if (refuse_capbset_read(err) < 0)
+        return ka_error_wrap(err, "setup");
+    return ka_switch_user(ctx, err);
+}
+
+/* A bounding set that cannot be read back cannot be verified: the switch fails
+ * rather than go on with whatever is left in it. */
+static void test_unreadable_bounding_set_fails_closed(void **state)
+{
+    (void)state;
+    struct ka_process p = proc_with(0, 0, NULL, 0, BIT(CAP_CHOWN), false);
+    struct child_out o = run_child(do_switch_unreadable_bounding, &p);
+    expect_err(&o, "of the bounding set");
+}
+
 static void test_rlimits(void **state)
 {
     (void)state;
@@ -1088,6 +1209,9 @@ int main(void)
         cmocka_unit_test(test_switch_keeps_effective_for_seccomp),
         cmocka_unit_test(test_caps_absent_keeps_sets),
         cmocka_unit_test(test_caps_edge_cases),
+        cmocka_unit_test(test_cap_last_cap_forged_proc),
+        cmocka_unit_test(test_cap_last_cap_probe_and_fallback),
+        cmocka_unit_test(test_unreadable_bounding_set_fails_closed),
         cmocka_unit_test(test_rlimits),
         cmocka_unit_test(test_oom_score_adj),
         cmocka_unit_test(test_reset_signals),
