@@ -55,7 +55,7 @@ struct ttrpc_conn {
     bool dead;           /* close once the handler unwinds */
     struct ttrpc_decoder dec;
     struct out_frame *out_head, *out_tail;
-    size_t out_bytes;
+    size_t out_bytes; /* memory held by queued frames (frame_charge), not wire bytes */
     struct ttrpc_call *calls;
     size_t ncalls;
     struct ttrpc_conn *next, *prev;
@@ -132,9 +132,12 @@ static void charge_rx(struct ttrpc_conn *c, size_t extra)
     c->rx_charged = now;
 }
 
+/* What a queued frame costs in memory: a flood of tiny replies (Health) costs far
+ * more in allocations than in wire bytes, so the queue bound counts this. */
+#define MALLOC_CHUNK_OVERHEAD 16
 static size_t frame_charge(const struct out_frame *f)
 {
-    return sizeof(*f) + f->cap;
+    return sizeof(*f) + f->cap + MALLOC_CHUNK_OVERHEAD;
 }
 
 /* May this connection's input be read (or its read bytes decoded) now? */
@@ -283,11 +286,11 @@ static int conn_flush(struct ttrpc_conn *c)
             return -1;
         }
         f->off += (size_t)n;
-        c->out_bytes -= (size_t)n;
         if (f->off == f->len) {
             c->out_head = f->next;
             if (!c->out_head)
                 c->out_tail = NULL;
+            c->out_bytes -= frame_charge(f);
             uncharge(c, frame_charge(f));
             frame_release(c->server, f);
         }
@@ -314,7 +317,7 @@ static void conn_send(struct ttrpc_conn *c, struct out_frame *f)
     else
         c->out_head = f;
     c->out_tail = f;
-    c->out_bytes += f->len - f->off;
+    c->out_bytes += frame_charge(f);
     charge(c, frame_charge(f));
     if (conn_flush(c) < 0)
         conn_lost(c, "write failed");

@@ -24,8 +24,9 @@
 /* Calls one connection may have in flight; past this new calls get RESOURCE_EXHAUSTED.
  * The shim parks Wait/ReadStdout/ReadStderr per process, so keep it generous. */
 #define TTRPC_MAX_CALLS_PER_CONN 4096
-/* Stop reading a connection whose peer does not read its responses once this many
- * bytes are queued for it; resume below the low mark. Bounds agent memory. */
+/* Stop reading a connection whose peer does not read its responses once its queued
+ * frames hold this much memory (allocations, not wire bytes: a flood of tiny replies
+ * costs several times its size); resume below the low mark. Bounds agent memory. */
 #define TTRPC_OUTQ_HIGH (8u << 20)
 #define TTRPC_OUTQ_LOW (1u << 20)
 /* Largest sent frame kept for reuse by the next bytes reply (one per server). */
