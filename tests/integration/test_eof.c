@@ -9,7 +9,11 @@
  * expects: short-lived echo execs under load (50 at once, pipes and tty), a whole
  * lifecycle driven once with each rule, and the drain after exit (output a
  * background child writes shortly after the process exits still arrives; EOF comes
- * within a bound when it holds the pipe longer). */
+ * within a bound when it holds the pipe longer).
+ *
+ * Also the other forward-compatible wire behaviour of 4.x peers: a frame of a type
+ * the agent does not take (the streaming Data frame, an unknown type) is skipped
+ * and the connection stays usable. */
 #include <stdbool.h>
 
 #include <setjmp.h>
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 #include "ctr.h"
+#include "ttrpc/frame.h"
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
@@ -361,6 +366,32 @@ static void test_drain_is_bounded(void **state)
     assert_int_equal(ctr_remove(&t, c_id), 0);
 }
 
+/* ---- ttrpc forward compatibility ------------------------------------------------ */
+
+/* Frames of a type the agent does not take, 1 MiB each (the streaming Data frame a
+ * newer runtime may send, a type no ttrpc has yet), then a Health request on the
+ * same connection: it is answered; the skipped frames are not. */
+static void test_unknown_frame_types_skipped(void **state)
+{
+    (void)state;
+    const uint32_t size = 1u << 20;
+    uint8_t *junk = malloc(size);
+    assert_non_null(junk);
+    memset(junk, 0x5a, size);
+    int fd = raw_connect(&agent);
+    raw_send_frame(fd, 1, TTRPC_TYPE_DATA, 0, junk, size);
+    raw_send_frame(fd, 3, 9, 0, junk, size);
+    raw_send_frame(fd, 5, 0xff, 0, NULL, 0);
+    raw_send_request(fd, 7, "grpc.Health", "Check", NULL, 0);
+    uint32_t sid;
+    int code;
+    assert_int_equal(raw_recv_response(fd, &sid, &code, NULL, 0), 0);
+    assert_int_equal(sid, 7);
+    assert_int_equal(code, 0);
+    close(fd);
+    free(junk);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -398,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_lifecycle_with_each_rule),
         cmocka_unit_test(test_drain_after_exit),
         cmocka_unit_test(test_drain_is_bounded),
+        cmocka_unit_test(test_unknown_frame_types_skipped),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

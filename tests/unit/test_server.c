@@ -4,7 +4,8 @@
  * replies built in place encode as protobuf-c would; ReadStdout's stream code on a
  * real pipe (read at once, parked, short, EOF told once empty then as an error,
  * drained after the exit within a bound, closed under reads, cancelled). The client side runs in
- * a thread with the blocking client. */
+ * a thread with the blocking client. Frames of other types (Data, Response, unknown)
+ * are skipped and the connection stays usable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "core/log.h"
 #include "sandbox/stream.h"
 #include "ttrpc/client.h"
+#include "ttrpc/frame.h"
 #include "ttrpc/server.h"
 #include "ttrpc/transport.h"
 
@@ -651,6 +653,67 @@ static void test_stream_read_cancelled(void **state)
     free(f);
 }
 
+/* ---- frames of other types: skipped, the connection stays usable ---------------- */
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void send_frame_of(int fd, uint8_t type, uint32_t sid, const uint8_t *data, uint32_t len)
+{
+    uint8_t hdr[TTRPC_HEADER_SIZE];
+    struct ttrpc_header h = {.length = len, .stream_id = sid, .type = type};
+    ttrpc_header_encode(&h, hdr);
+    send_all(fd, hdr, sizeof(hdr));
+    send_all(fd, data, len);
+}
+
+#define SKIP_SIZE (1u << 20)
+
+static void *skip_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    uint8_t *junk = malloc(SKIP_SIZE);
+    memset(junk, 0xa5, SKIP_SIZE);
+    /* A streaming Data frame (type 3), a Response, a type no ttrpc has yet, 1 MiB
+     * each, one of them on the stream of the Ping that follows: none is answered, and
+     * the connection is not closed. */
+    send_frame_of(f->client_fd, TTRPC_TYPE_DATA, 1, junk, SKIP_SIZE);
+    send_frame_of(f->client_fd, TTRPC_TYPE_RESPONSE, 3, junk, 16);
+    send_frame_of(f->client_fd, 9, 5, junk, SKIP_SIZE);
+    send_frame_of(f->client_fd, 9, 7, NULL, 0);
+    send_call(&c, "Ping");
+    struct answer a;
+    answer_recv(&c, &a);
+    assert_int_equal(a.code, 0);
+    free(a.payload);
+    free(junk);
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+static void test_other_frame_types_skipped(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    connect_client(f);
+    run_client(f, skip_client);
+    assert_int_equal(f->server.buffered, 0);
+    teardown_server(f);
+    free(f);
+}
+
 /* ---- WriteStdin into a full pipe: the request is held, the connection paused ---- */
 
 #define WRITE_SIZE (3u << 20)
@@ -746,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_stream_drain_after_exit),
         cmocka_unit_test(test_stream_closed_under_reads),
         cmocka_unit_test(test_write_held_not_copied),
+        cmocka_unit_test(test_other_frame_types_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
