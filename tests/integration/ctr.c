@@ -272,7 +272,8 @@ int ctr_read(struct ctr *t, const char *cid, const char *eid, bool err_stream, c
     if (rc == 0) {
         /* OK with no data is EOF told the 4.x way (once; then the error status) */
         *got = resp->data.len < size ? resp->data.len : size;
-        memcpy(buf, resp->data.data, *got);
+        if (*got)
+            memcpy(buf, resp->data.data, *got); /* data.data is NULL when empty */
         protobuf_c_message_free_unpacked(&resp->base, NULL);
     }
     return rc;

@@ -200,15 +200,17 @@ static void execs_under_load(const char *name, bool tty)
         char want_out[64], want_err[64];
         snprintf(want_out, sizeof(want_out), tty ? "out-%d\r\n" : "out-%d\n", i);
         snprintf(want_err, sizeof(want_err), tty ? "" : "err-%d\n", i);
-        if (!j->fail[0] && strcmp(j->out, want_out) != 0)
-            snprintf(j->fail, sizeof(j->fail), "stdout \"%s\", want \"%s\"", j->out, want_out);
-        if (!j->fail[0] && strcmp(j->err, want_err) != 0)
-            snprintf(j->fail, sizeof(j->fail), "stderr \"%s\", want \"%s\"", j->err, want_err);
-        if (!j->fail[0] && j->status != 0)
-            snprintf(j->fail, sizeof(j->fail), "exit status %d", j->status);
-        if (j->fail[0]) {
-            fprintf(stderr, "exec %s (%s%s): %s\n", j->eid, rule_name(j->rule), tty ? ", tty" : "",
-                    j->fail);
+        const char *fail = j->fail[0] ? j->fail : NULL;
+        if (!fail && strcmp(j->out, want_out) != 0)
+            fail = "stdout differs";
+        if (!fail && strcmp(j->err, want_err) != 0)
+            fail = "stderr differs";
+        if (!fail && j->status != 0)
+            fail = "non-zero exit status";
+        if (fail) {
+            fprintf(stderr, "exec %s (%s%s): %s (stdout \"%s\", stderr \"%s\", status %d)\n",
+                    j->eid, rule_name(j->rule), tty ? ", tty" : "", fail, j->out, j->err,
+                    j->status);
             failures++;
         }
         ctr_close(&j->c);
