@@ -201,8 +201,8 @@ static void serve_reads(struct ka_stream *s)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             /* Empty, and a writer still holds it. Once the process is gone that is a
-             * background child of it, or pty output still on its way: wait for it a
-             * little (KA_STREAM_DRAIN_MS), never for ever. */
+             * background child of it: wait for what it writes a little
+             * (KA_STREAM_DRAIN_MS), never for ever. */
             if (s->source_done && !wait_for_drain(s)) {
                 s->eof = true;
                 continue;

@@ -33,9 +33,10 @@
 #define KA_STREAM_PIPE_SIZE (1u << 20)
 
 /* After the process exits, output still in the pipe is delivered first, and a pipe
- * that is empty but still held by a writer (a background child of the process, or
- * a pty whose last output is still on its way to the master) is waited on this
- * long before EOF is answered, as the 4.x agent does (upstream 1080f6d87e). */
+ * that is empty but still held by a writer (a background child of the process) is
+ * waited on this long after the exit before EOF is answered, as the 4.x agent does
+ * (upstream 1080f6d87e). A pty hangs up when its session leader exits: its master
+ * hands out what was written, then EIO, with nothing to wait for. */
 #define KA_STREAM_DRAIN_MS 500
 
 /* Which call reads: each is told EOF once with an empty success. */
