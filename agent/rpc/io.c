@@ -26,8 +26,9 @@ static int read_stream(struct agent *a, struct ttrpc_call *call, const ProtobufC
     struct ka_proc *p = lookup(a, req->container_id, req->exec_id, KA_STATUS_NOT_FOUND, err);
     if (!p)
         return -1;
-    /* A tty has only the master: both calls read it. */
-    ka_stream_read(is_stderr && !p->tty ? &p->err : &p->out, call, req->len);
+    /* A tty has only the master: both calls read it (and each is told EOF). */
+    ka_stream_read(is_stderr && !p->tty ? &p->err : &p->out, call, req->len,
+                   is_stderr ? KA_STREAM_READ_STDERR : KA_STREAM_READ_STDOUT);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "agent.pb-c.h"
@@ -11,6 +12,7 @@
 struct stream_req {
     struct ka_stream *stream;
     uint32_t len;        /* read: most bytes to answer */
+    uint8_t reader;      /* read: enum ka_stream_reader */
     const uint8_t *data; /* write: the request's bytes, kept by the server with the call */
     size_t off;
     size_t total;
@@ -99,15 +101,86 @@ static void reply_written(struct ttrpc_call *call, size_t len)
     ttrpc_call_reply(call, &resp.base);
 }
 
-/* EOF is an error status, not an empty reply: an OK with no data makes the shim's
- * copy loop spin (protocol reference §0.5). */
+/* The error status of every read after the first at EOF (what the 3.3 agent answers
+ * to all of them, and the 3.3 runtime waits for). */
 #define EOF_MESSAGE "eof"
+
+/* Every waiting read is at EOF: the first of each reader gets the empty success a
+ * 4.x runtime stops at, the others the error a 3.3 runtime stops at (stream.h). */
+static void answer_eof(struct ka_stream *s)
+{
+    while (s->head) {
+        struct ttrpc_call *c = s->head;
+        uint8_t reader = ((struct stream_req *)c->park_data)->reader;
+        finish(s, c);
+        if (s->eof_told & reader) {
+            ttrpc_call_fail(c, KA_STATUS_INTERNAL, EOF_MESSAGE);
+            continue;
+        }
+        s->eof_told |= reader;
+        Grpc__ReadStreamResponse resp = GRPC__READ_STREAM_RESPONSE__INIT;
+        ttrpc_call_reply(c, &resp.base);
+    }
+}
+
+static void stop_drain_timer(struct ka_stream *s)
+{
+    if (!s->drain_timer.active)
+        return;
+    int fd = s->drain_timer.fd;
+    ka_reactor_del(&s->drain_timer);
+    close(fd);
+}
+
+static void serve_reads(struct ka_stream *s);
+
+static void drain_timer_event(struct ka_watch *w, uint32_t events)
+{
+    (void)events;
+    struct ka_stream *s = w->data;
+    s->drain_over = true;
+    stop_drain_timer(s);
+    serve_reads(s);
+}
+
+static bool deadline_passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+/* The process is gone and its pipe is empty but still held: wake the reads at the
+ * drain deadline. False when there is nothing to wait for (the deadline passed, or
+ * no timer could be had: then EOF now rather than a read that may hang for ever). */
+static bool wait_for_drain(struct ka_stream *s)
+{
+    if (s->drain_over || deadline_passed(&s->drain_deadline)) {
+        s->drain_over = true;
+        return false;
+    }
+    if (s->drain_timer.active)
+        return true;
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct itimerspec its = {.it_value = s->drain_deadline};
+    struct ka_error err;
+    if (fd < 0 || timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ||
+        ka_reactor_add(s->reactor, &s->drain_timer, fd, EPOLLIN, drain_timer_event, s, &err) < 0) {
+        if (fd >= 0)
+            close(fd);
+        s->drain_over = true;
+        return false;
+    }
+    return true;
+}
 
 static void serve_reads(struct ka_stream *s)
 {
     while (s->head) {
         if (s->eof || s->fd < 0) {
-            fail_all(s, KA_STATUS_INTERNAL, EOF_MESSAGE);
+            s->eof = true;
+            answer_eof(s);
             break;
         }
         struct ttrpc_call *c = s->head;
@@ -127,15 +200,21 @@ static void serve_reads(struct ka_stream *s)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            /* Drained. If the process is gone, a grandchild may still hold the pipe
-             * open: answer EOF rather than wait on it for ever. */
-            if (s->source_done)
-                fail_all(s, KA_STATUS_INTERNAL, EOF_MESSAGE);
+            /* Empty, and a writer still holds it. Once the process is gone that is a
+             * background child of it: wait for what it writes a little
+             * (KA_STREAM_DRAIN_MS), never for ever. */
+            if (s->source_done && !wait_for_drain(s)) {
+                s->eof = true;
+                continue;
+            }
             break;
         }
-        /* 0 is EOF on a pipe; EIO is how a pty master says every slave is closed. */
+        /* 0 is EOF on a pipe; EIO is how a pty master says every slave is closed
+         * (it hands out what the slave wrote first). */
         s->eof = true;
     }
+    if (s->eof)
+        stop_drain_timer(s);
     update_watch(s);
 }
 
@@ -192,13 +271,15 @@ void ka_stream_init(struct ka_stream *s, struct ka_reactor *r, int fd, bool is_i
         (void)fcntl(fd, F_SETPIPE_SZ, KA_STREAM_PIPE_SIZE);
 }
 
-void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len)
+void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len,
+                    enum ka_stream_reader reader)
 {
     if (len == 0 || len > KA_STREAM_MAX_READ)
         len = KA_STREAM_MAX_READ;
     struct stream_req *rq = ka_xcalloc(1, sizeof(*rq));
     rq->stream = s;
     rq->len = len;
+    rq->reader = (uint8_t)reader;
     ttrpc_call_park(call, cancel_req, rq);
     queue_push(s, call);
     if (s->head == call)
@@ -247,17 +328,39 @@ void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t
 
 void ka_stream_source_done(struct ka_stream *s)
 {
+    if (s->source_done)
+        return;
     s->source_done = true;
+    clock_gettime(CLOCK_MONOTONIC, &s->drain_deadline);
+    s->drain_deadline.tv_sec += KA_STREAM_DRAIN_MS / 1000;
+    s->drain_deadline.tv_nsec += (long)(KA_STREAM_DRAIN_MS % 1000) * 1000000L;
+    if (s->drain_deadline.tv_nsec >= 1000000000L) {
+        s->drain_deadline.tv_sec++;
+        s->drain_deadline.tv_nsec -= 1000000000L;
+    }
     if (!s->is_input && s->head)
         serve_reads(s);
 }
 
 void ka_stream_close(struct ka_stream *s)
 {
+    if (!s->is_input && s->fd >= 0 && s->head) {
+        /* Closed under waiting reads (the process was waited for or removed): what
+         * the pipe holds now is theirs, then EOF, without waiting for more. */
+        s->source_done = true;
+        s->drain_over = true;
+        serve_reads(s);
+    }
+    stop_drain_timer(s);
     if (s->watch.active)
         ka_reactor_del(&s->watch);
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
-    fail_all(s, KA_STATUS_INTERNAL, s->is_input ? "stdin is closed" : EOF_MESSAGE);
+    if (s->is_input) {
+        fail_all(s, KA_STATUS_INTERNAL, "stdin is closed");
+    } else {
+        s->eof = true;
+        answer_eof(s);
+    }
 }

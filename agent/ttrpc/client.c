@@ -13,7 +13,7 @@ void ttrpc_client_adopt(struct ttrpc_client *c, int fd)
     memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->next_stream = 1;
-    ttrpc_decoder_init(&c->dec);
+    ttrpc_decoder_init(&c->dec, TTRPC_TYPE_RESPONSE);
 }
 
 int ttrpc_client_open(struct ttrpc_client *c, const char *address, struct ka_error *err)
@@ -109,11 +109,7 @@ int ttrpc_client_recv(struct ttrpc_client *c, struct ttrpc_reply *reply, struct 
             struct ttrpc_frame fr;
             c->buf_off +=
                 ttrpc_decoder_feed(&c->dec, c->buf + c->buf_off, c->buf_len - c->buf_off, &ev, &fr);
-            if (ev == TTRPC_DECODE_FRAME) {
-                if (fr.header.type != TTRPC_TYPE_RESPONSE) {
-                    free(fr.data);
-                    continue;
-                }
+            if (ev == TTRPC_DECODE_FRAME) { /* a response: other types are skipped */
                 int rc = decode_reply(&fr, reply, err);
                 free(fr.data);
                 return rc;

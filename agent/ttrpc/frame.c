@@ -25,15 +25,16 @@ void ttrpc_header_decode(const uint8_t in[TTRPC_HEADER_SIZE], struct ttrpc_heade
     h->flags = in[9];
 }
 
-void ttrpc_decoder_init(struct ttrpc_decoder *d)
+void ttrpc_decoder_init(struct ttrpc_decoder *d, uint8_t take_type)
 {
     memset(d, 0, sizeof(*d));
+    d->take_type = take_type;
 }
 
 void ttrpc_decoder_reset(struct ttrpc_decoder *d)
 {
     free(d->data);
-    ttrpc_decoder_init(d);
+    ttrpc_decoder_init(d, d->take_type);
 }
 
 bool ttrpc_decoder_mid_frame(const struct ttrpc_decoder *d)
@@ -71,13 +72,14 @@ static enum ttrpc_decode_event start_data(struct ttrpc_decoder *d, struct ttrpc_
     d->hdr_have = 0;
     frame->header = d->cur;
     frame->data = NULL;
-    if (!known_type(d->cur.type))
+    if (d->cur.length > TTRPC_MAX_DATA && !known_type(d->cur.type))
         return TTRPC_DECODE_BAD_TYPE;
-    if (d->cur.length > TTRPC_MAX_DATA) {
-        /* Never allocate what the peer claims; skip the bytes as they come. */
+    if (d->cur.length > TTRPC_MAX_DATA || d->cur.type != d->take_type) {
+        /* Never allocate what the peer claims, nor what this side does not take:
+         * skip the bytes as they come. */
         d->skip_left = d->cur.length;
-        d->in_data = true;
-        return TTRPC_DECODE_OVERSIZE;
+        d->in_data = d->skip_left > 0;
+        return d->cur.type != d->take_type ? TTRPC_DECODE_SKIPPED : TTRPC_DECODE_OVERSIZE;
     }
     if (d->cur.length == 0)
         return TTRPC_DECODE_FRAME;

@@ -6,7 +6,15 @@
  * arrive, so the connection stays usable (as the Go client does). Nor does it
  * allocate what a header claims: the buffer of a frame starts at
  * TTRPC_DECODER_FIRST_ALLOC at most and doubles as the bytes arrive, so a peer that
- * sends a 4 MiB header and stops costs that first allocation, not 4 MiB. */
+ * sends a 4 MiB header and stops costs that first allocation, not 4 MiB.
+ *
+ * A decoder takes frames of one type (a server requests, a client responses).
+ * Frames of any other type, including types this code does not know (a newer
+ * peer's, such as the streaming Data frame to a unary server), are announced at
+ * their header and their bytes skipped as they arrive, never stored, so the
+ * connection stays usable, as containerd's Go server and the Rust server ignore
+ * them. Only a header that is both of an unknown type and over TTRPC_MAX_DATA
+ * (no ttrpc peer sends that: it is not ttrpc, e.g. "GET / HTTP/1.1") is garbage. */
 #ifndef KA_TTRPC_FRAME_H
 #define KA_TTRPC_FRAME_H
 
@@ -40,9 +48,10 @@ void ttrpc_header_decode(const uint8_t in[TTRPC_HEADER_SIZE], struct ttrpc_heade
 
 enum ttrpc_decode_event {
     TTRPC_DECODE_NEED_MORE = 0, /* all input consumed, no frame completed */
-    TTRPC_DECODE_FRAME,         /* a whole frame is in the output */
+    TTRPC_DECODE_FRAME,         /* a whole frame of the taken type is in the output */
     TTRPC_DECODE_OVERSIZE,      /* header of a frame over the cap; its data will be skipped */
-    TTRPC_DECODE_BAD_TYPE,      /* header with an unknown message type: the stream is garbage */
+    TTRPC_DECODE_SKIPPED,       /* header of a frame of another type; its data will be skipped */
+    TTRPC_DECODE_BAD_TYPE,      /* unknown type and over the cap: the stream is garbage */
 };
 
 struct ttrpc_frame {
@@ -57,18 +66,20 @@ struct ttrpc_decoder {
     uint8_t *data;
     size_t data_cap; /* bytes allocated in data: data_have <= data_cap <= cur.length */
     size_t data_have;
-    size_t skip_left; /* bytes of an oversize frame still to discard */
-    bool in_data;     /* header complete, reading or skipping data */
+    size_t skip_left;  /* bytes of an oversize or skipped frame still to discard */
+    bool in_data;      /* header complete, reading or skipping data */
+    uint8_t take_type; /* enum ttrpc_msg_type: the frames handed out; others are skipped */
 };
 
-void ttrpc_decoder_init(struct ttrpc_decoder *d);
-/* Drop partial state (e.g. when a serial host reconnects). */
+/* A decoder that hands out frames of take_type (enum ttrpc_msg_type). */
+void ttrpc_decoder_init(struct ttrpc_decoder *d, uint8_t take_type);
+/* Drop partial state (e.g. when a serial host reconnects); keeps take_type. */
 void ttrpc_decoder_reset(struct ttrpc_decoder *d);
 
 /* Consume bytes from buf until one event happens or the input is used up.
  * Returns how many bytes were consumed and sets *event; call again with the
- * rest. On TTRPC_DECODE_FRAME/OVERSIZE/BAD_TYPE, *frame holds the header (and
- * the data for FRAME). After BAD_TYPE the decoder must not be fed again. */
+ * rest. On any event but NEED_MORE, *frame holds the header (and the data for
+ * FRAME). After BAD_TYPE the decoder must not be fed again. */
 size_t ttrpc_decoder_feed(struct ttrpc_decoder *d, const uint8_t *buf, size_t len,
                           enum ttrpc_decode_event *event, struct ttrpc_frame *frame);
 

@@ -254,7 +254,7 @@ static struct ttrpc_conn *conn_new(struct ttrpc_server *s, int fd, enum conn_kin
     c->server = s;
     c->fd = fd;
     c->kind = kind;
-    ttrpc_decoder_init(&c->dec);
+    ttrpc_decoder_init(&c->dec, TTRPC_TYPE_REQUEST);
     uint32_t ev = kind == CONN_SERIAL ? EPOLLOUT | EPOLLET : EPOLLIN;
     if (ka_reactor_add(s->reactor, &c->watch, fd, ev, conn_event, c, err) < 0) {
         free(c);
@@ -637,17 +637,20 @@ static size_t conn_consume(struct ttrpc_conn *c, const uint8_t *buf, size_t len)
         switch (ev) {
         case TTRPC_DECODE_NEED_MORE:
             break;
-        case TTRPC_DECODE_FRAME:
-            if (fr.header.type == TTRPC_TYPE_REQUEST)
-                handle_request(c, &fr);
-            /* Kata's calls are unary: Data and Response frames from a client mean nothing. */
+        case TTRPC_DECODE_FRAME: /* a request: the decoder takes no other type */
+            handle_request(c, &fr);
             free(fr.data);
             charge_rx(c, 0);
             break;
         case TTRPC_DECODE_OVERSIZE:
-            if (fr.header.type == TTRPC_TYPE_REQUEST)
-                send_status(c, fr.header.stream_id, KA_STATUS_RESOURCE_EXHAUSTED,
-                            "message length exceeds the 4 MiB ttrpc limit");
+            send_status(c, fr.header.stream_id, KA_STATUS_RESOURCE_EXHAUSTED,
+                        "message length exceeds the 4 MiB ttrpc limit");
+            break;
+        case TTRPC_DECODE_SKIPPED:
+            /* Kata's calls are unary: Data and Response frames, or a type a newer peer
+             * sends, mean nothing here. Skipped unread, as containerd's server does. */
+            ka_log(KA_LOG_DEBUG, "ttrpc", "skipping a frame of type %u (%u bytes)", fr.header.type,
+                   fr.header.length);
             break;
         case TTRPC_DECODE_BAD_TYPE:
             ka_log(KA_LOG_WARN, "ttrpc", "unknown frame type %u: closing connection",

@@ -48,10 +48,12 @@ int ctr_signal(struct ctr *t, const char *cid, const char *eid, unsigned sig);
 int ctr_remove(struct ctr *t, const char *cid);
 int ctr_write(struct ctr *t, const char *cid, const char *eid, const void *data, size_t len);
 int ctr_close_stdin(struct ctr *t, const char *cid, const char *eid);
-/* One ReadStdout/ReadStderr; returns the status, copies at most size bytes. */
+/* One ReadStdout/ReadStderr; returns the status, copies at most size bytes (OK with
+ * *got 0 is the empty success that tells EOF first). */
 int ctr_read(struct ctr *t, const char *cid, const char *eid, bool err_stream, char *buf,
              size_t size, size_t *got);
-/* Read a stream until its EOF status; returns the bytes read (NUL-terminated). */
+/* Read a stream until its EOF error status (3.3's rule: past the one empty success);
+ * returns the bytes read (NUL-terminated). */
 size_t ctr_read_all(struct ctr *t, const char *cid, const char *eid, bool err_stream, char *buf,
                     size_t size);
 

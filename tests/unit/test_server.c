@@ -2,8 +2,10 @@
  * other calls on the same connection are answered at once; a dropped connection
  * cancels its parked calls; a serial port (a pty here) carries ttrpc too; bytes
  * replies built in place encode as protobuf-c would; ReadStdout's stream code on a
- * real pipe (read at once, parked, short, EOF, cancelled). The client side runs in
- * a thread with the blocking client. */
+ * real pipe (read at once, parked, short, EOF told once empty then as an error,
+ * drained after the exit within a bound, closed under reads, cancelled). The client side runs in
+ * a thread with the blocking client. Frames of other types (Data, Response, unknown)
+ * are skipped and the connection stays usable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,11 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
 #include "sandbox/stream.h"
 #include "ttrpc/client.h"
+#include "ttrpc/frame.h"
 #include "ttrpc/server.h"
 #include "ttrpc/transport.h"
 
@@ -84,7 +88,17 @@ static void dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload,
         ttrpc_bytes_reply_drop(&r);
         ttrpc_call_reply(call, NULL); /* the call is untouched by begin + drop */
     } else if (strcmp(call->method, "Read") == 0) {
-        ka_stream_read(&f->stream, call, get_u32(payload, len, 0));
+        /* payload: u32 len, u32 reader (0 stdout, 1 stderr) */
+        ka_stream_read(&f->stream, call, get_u32(payload, len, 0),
+                       get_u32(payload, len, 4) ? KA_STREAM_READ_STDERR : KA_STREAM_READ_STDOUT);
+    } else if (strcmp(call->method, "Exit") == 0) {
+        /* The process behind the stream was reaped. */
+        ka_stream_source_done(&f->stream);
+        ttrpc_call_reply(call, NULL);
+    } else if (strcmp(call->method, "Close") == 0) {
+        /* The process record goes (WaitProcess, RemoveContainer). */
+        ka_stream_close(&f->stream);
+        ttrpc_call_reply(call, NULL);
     } else if (strcmp(call->method, "Write") == 0) {
         /* As WriteStdin does: the request's bytes are kept, not copied. */
         size_t n;
@@ -425,10 +439,22 @@ static void read_expect(struct ttrpc_client *c, uint32_t len, const char *data, 
     free(a.payload);
 }
 
-static void read_expect_eof(struct ttrpc_client *c)
+/* The first read at EOF: an empty success (ReadStreamResponse with no data). */
+static void read_expect_empty(struct ttrpc_client *c, uint32_t reader)
 {
     struct answer a;
-    call_u32s(c, "Read", 32768, 0);
+    call_u32s(c, "Read", 32768, reader);
+    answer_recv(c, &a);
+    assert_int_equal(a.code, 0);
+    assert_int_equal(a.len, 0);
+    free(a.payload);
+}
+
+/* Every later read at EOF: the error status. */
+static void read_expect_eof(struct ttrpc_client *c, uint32_t reader)
+{
+    struct answer a;
+    call_u32s(c, "Read", 32768, reader);
     answer_recv(c, &a);
     assert_int_equal(a.code, KA_STATUS_INTERNAL);
     assert_string_equal(a.message, "eof");
@@ -457,13 +483,17 @@ static void *read_client(void *arg)
     answer_recv(&c, &a);
     assert_bytes_message(&a, (const uint8_t *)"late", 4);
     free(a.payload);
-    /* Data then EOF: the data first, then EOF as an error status, at once, each time. */
+    /* Data then EOF: the data first, then one empty success, then the error status,
+     * at once, each time. Each reader (ReadStdout, ReadStderr) gets its own empty. */
     assert_int_equal(write(f->pipe_w, "tail", 4), 4);
     close(f->pipe_w);
     f->pipe_w = -1;
     read_expect(&c, 32768, "tail", 4);
-    read_expect_eof(&c);
-    read_expect_eof(&c);
+    read_expect_empty(&c, 0);
+    read_expect_eof(&c, 0);
+    read_expect_eof(&c, 0);
+    read_expect_empty(&c, 1);
+    read_expect_eof(&c, 1);
     ttrpc_client_close(&c);
     f->client_done = 1;
     return NULL;
@@ -477,6 +507,112 @@ static void test_stream_reads(void **state)
     setup_stream(f);
     run_client(f, read_client);
     assert_null(f->stream.head);
+    ka_stream_close(&f->stream);
+    teardown_server(f);
+    free(f);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void expect_ok_empty(struct ttrpc_client *c)
+{
+    struct answer a;
+    answer_recv(c, &a);
+    assert_int_equal(a.code, 0);
+    free(a.payload);
+}
+
+/* Drain after exit: the write end stays open (a background child of the process
+ * holds it). What it writes within KA_STREAM_DRAIN_MS of the exit is delivered;
+ * then the empty pipe is EOF, bounded, not a read that hangs. */
+static void *drain_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    assert_int_equal(write(f->pipe_w, "first", 5), 5);
+    double exited = mono_s();
+    call_u32s(&c, "Exit", 0, 0);
+    expect_ok_empty(&c);
+    read_expect(&c, 32768, "first", 5); /* what the pipe held at the exit */
+    /* Empty but held: parked, and the late write still reaches it. */
+    call_u32s(&c, "Read", 32768, 0);
+    usleep(100000);
+    assert_int_equal(write(f->pipe_w, "late", 4), 4);
+    struct answer a;
+    answer_recv(&c, &a);
+    assert_bytes_message(&a, (const uint8_t *)"late", 4);
+    free(a.payload);
+    /* Nothing more: EOF at the drain deadline (counted from the exit), not before. */
+    read_expect_empty(&c, 0);
+    double took = mono_s() - exited;
+    assert_true(took >= (KA_STREAM_DRAIN_MS - 20) / 1000.0);
+    assert_true(took < 3.0);
+    read_expect_eof(&c, 0);
+    /* Written after EOF was told: never read (the stream has ended). */
+    assert_int_equal(write(f->pipe_w, "after", 5), 5);
+    read_expect_eof(&c, 0);
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+static void test_stream_drain_after_exit(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    setup_stream(f);
+    run_client(f, drain_client);
+    assert_null(f->stream.head);
+    assert_false(f->stream.drain_timer.active);
+    close(f->pipe_w);
+    ka_stream_close(&f->stream);
+    teardown_server(f);
+    free(f);
+}
+
+/* The process record goes while reads wait (WaitProcess, RemoveContainer): the
+ * first read is told EOF with an empty success, the one queued behind it with the
+ * error status, whatever writer still holds the pipe. */
+static void *close_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    call_u32s(&c, "Read", 32768, 0);
+    call_u32s(&c, "Read", 32768, 0);
+    usleep(20000);
+    call_u32s(&c, "Close", 0, 0);
+    struct answer a;
+    answer_recv(&c, &a); /* the first read */
+    assert_int_equal(a.code, 0);
+    assert_int_equal(a.len, 0);
+    free(a.payload);
+    answer_recv(&c, &a); /* the second */
+    assert_int_equal(a.code, KA_STATUS_INTERNAL);
+    assert_string_equal(a.message, "eof");
+    free(a.payload);
+    expect_ok_empty(&c); /* Close */
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+static void test_stream_closed_under_reads(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    setup_stream(f);
+    run_client(f, close_client);
+    assert_null(f->stream.head);
+    close(f->pipe_w);
     ka_stream_close(&f->stream);
     teardown_server(f);
     free(f);
@@ -513,6 +649,67 @@ static void test_stream_read_cancelled(void **state)
     assert_int_equal(ka_reactor_run_once(&f->reactor, 5, &err), 0);
     close(f->pipe_w);
     ka_stream_close(&f->stream);
+    teardown_server(f);
+    free(f);
+}
+
+/* ---- frames of other types: skipped, the connection stays usable ---------------- */
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void send_frame_of(int fd, uint8_t type, uint32_t sid, const uint8_t *data, uint32_t len)
+{
+    uint8_t hdr[TTRPC_HEADER_SIZE];
+    struct ttrpc_header h = {.length = len, .stream_id = sid, .type = type};
+    ttrpc_header_encode(&h, hdr);
+    send_all(fd, hdr, sizeof(hdr));
+    send_all(fd, data, len);
+}
+
+#define SKIP_SIZE (1u << 20)
+
+static void *skip_client(void *arg)
+{
+    struct fixture *f = arg;
+    struct ttrpc_client c;
+    ttrpc_client_adopt(&c, f->client_fd);
+    uint8_t *junk = malloc(SKIP_SIZE);
+    memset(junk, 0xa5, SKIP_SIZE);
+    /* A streaming Data frame (type 3), a Response, a type no ttrpc has yet, 1 MiB
+     * each, one of them on the stream of the Ping that follows: none is answered, and
+     * the connection is not closed. */
+    send_frame_of(f->client_fd, TTRPC_TYPE_DATA, 1, junk, SKIP_SIZE);
+    send_frame_of(f->client_fd, TTRPC_TYPE_RESPONSE, 3, junk, 16);
+    send_frame_of(f->client_fd, 9, 5, junk, SKIP_SIZE);
+    send_frame_of(f->client_fd, 9, 7, NULL, 0);
+    send_call(&c, "Ping");
+    struct answer a;
+    answer_recv(&c, &a);
+    assert_int_equal(a.code, 0);
+    free(a.payload);
+    free(junk);
+    ttrpc_client_close(&c);
+    f->client_done = 1;
+    return NULL;
+}
+
+static void test_other_frame_types_skipped(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof(*f));
+    setup_server(f);
+    connect_client(f);
+    run_client(f, skip_client);
+    assert_int_equal(f->server.buffered, 0);
     teardown_server(f);
     free(f);
 }
@@ -609,7 +806,10 @@ int main(void)
         cmocka_unit_test(test_bytes_reply),
         cmocka_unit_test(test_stream_reads),
         cmocka_unit_test(test_stream_read_cancelled),
+        cmocka_unit_test(test_stream_drain_after_exit),
+        cmocka_unit_test(test_stream_closed_under_reads),
         cmocka_unit_test(test_write_held_not_copied),
+        cmocka_unit_test(test_other_frame_types_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  *
  * The stdio loop follows the Kata shim (AGENT-PROTOCOL.md §3.7): one ReadStdout and,
  * without a tty, one ReadStderr always in flight (long polls with no deadline, each
- * stream ends at its first error status, which is how the agent says EOF); local
+ * stream ends at its first empty success or error status: the agent tells EOF with
+ * one, then the other, so both the 4.x and the 3.3 runtime's rule work); local
  * stdin goes out as WriteStdin, one 32 KiB chunk in flight at a time, then
  * CloseStdin at local EOF; WaitProcess once both output streams have ended. All of
  * it is pipelined on one connection and multiplexed with poll() over the socket,
@@ -348,6 +349,14 @@ static int handle_reply(struct loop *l, struct ttrpc_reply *r)
             fprintf(stderr, "agent-ctl: %s: reply is not a valid ReadStreamResponse\n",
                     is_err ? "ReadStderr" : "ReadStdout");
             return CTL_EXIT_TRANSPORT;
+        }
+        /* An empty success is EOF too, as the 4.x runtimes take it (the agent answers
+         * it once before the error status; a 4.x agent only answers that). */
+        if (resp->data.len == 0) {
+            if (is_err)
+                l->err_done = true;
+            else
+                l->out_done = true;
         }
         write_local(is_err ? STDERR_FILENO : STDOUT_FILENO, resp->data.data, resp->data.len,
                     is_err ? &l->err_broken : &l->out_broken);
