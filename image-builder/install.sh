@@ -112,7 +112,7 @@ done <"$work/paths"
 # --- generate the configurations for this prefix ----------------------------------------
 "$src/share/kata-agent-c/kata-config.sh" --template "$src/share/kata-agent-c/configuration-qemu.toml.in" \
     --version "$version" --prefix "$prefix" "$work/defaults"
-(cd "$work/defaults" && find . -type f -printf 'share/defaults/kata-containers/%P\n') | LC_ALL=C sort >"$work/configs"
+(cd "$work/defaults" && find . \( -type f -o -type l \) -printf 'share/defaults/kata-containers/%P\n') | LC_ALL=C sort >"$work/configs"
 { cat "$work/copy" "$work/configs"; echo share/kata-agent-c/installed; } | LC_ALL=C sort -u >"$work/new-list"
 
 # Files already there that are not ours (no earlier list names them) need --force.

@@ -9,6 +9,7 @@
 #   configuration-qemu-image.toml                    Go runtime, disk image
 #   runtime-rs/configuration-qemu-runtime-rs.toml    runtime-rs, initrd (the default)
 #   runtime-rs/configuration-qemu-runtime-rs-image.toml  runtime-rs, disk image
+#   configuration.toml, runtime-rs/configuration.toml    links to the initrd files
 #
 # Template lines starting with #@go@, #@rs@, #@initrd@ or #@image@ are kept (marker
 # removed) only in the files of that runtime or variant; @PREFIX@, @VERSION@ and
@@ -76,3 +77,8 @@ gen go initrd "$out/configuration-qemu.toml"
 gen go image "$out/configuration-qemu-image.toml"
 gen rs initrd "$out/runtime-rs/configuration-qemu-runtime-rs.toml"
 gen rs image "$out/runtime-rs/configuration-qemu-runtime-rs-image.toml"
+# The names each runtime loads when nothing else is given (Go: configuration.toml in its
+# defaults directory; runtime-rs: runtime-rs/configuration.toml, /opt/kata's among them),
+# pointing at the initrd variant, as Kata's own release links them.
+ln -sfn configuration-qemu.toml "$out/configuration.toml"
+ln -sfn configuration-qemu-runtime-rs.toml "$out/runtime-rs/configuration.toml"

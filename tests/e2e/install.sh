@@ -60,6 +60,8 @@ for p in ./opt/kata/bin/kata-agent ./opt/kata/libexec/virtiofsd \
     "./opt/kata/share/kata-containers/kata-containers-initrd.img -> kata-agent-c-$VERSION.initrd" \
     "./opt/kata/share/kata-containers/kata-containers.img -> kata-agent-c-$VERSION.image" \
     ./opt/kata/share/defaults/kata-containers/configuration-qemu.toml \
+    "./opt/kata/share/defaults/kata-containers/configuration.toml -> configuration-qemu.toml" \
+    "./opt/kata/share/defaults/kata-containers/runtime-rs/configuration.toml -> configuration-qemu-runtime-rs.toml" \
     ./opt/kata/share/defaults/kata-containers/runtime-rs/configuration-qemu-runtime-rs.toml \
     ./opt/kata/share/kata-agent-c/manifest; do
     check "the tarball holds $p" "$p" "$listing"

@@ -170,12 +170,21 @@ def main():
                             tmp], check=True)
             found = sorted(os.path.relpath(os.path.join(d, f), tmp)
                            for d, _, fs in os.walk(tmp) for f in fs)
-            check(found == sorted(FILES), f"kata-config.sh writes the four files ({found})")
+            links = {"configuration.toml": "configuration-qemu.toml",
+                     "runtime-rs/configuration.toml": "configuration-qemu-runtime-rs.toml"}
+            check(found == sorted(list(FILES) + list(links)),
+                  f"kata-config.sh writes the four files and two links ({found})")
+            for link, dest in links.items():
+                check(os.readlink(os.path.join(tmp, link)) == dest,
+                      f"{link} (a runtime's default name) -> {dest}")
             for rel, (rt, var) in FILES.items():
                 check_file(os.path.join(tmp, rel), rt, var, prefix, installed=False)
     elif len(args) == 2 and args[0] == "--installed":
         prefix = os.path.abspath(args[1])
         base = os.path.join(prefix, "share/defaults/kata-containers")
+        for link in ("configuration.toml", "runtime-rs/configuration.toml"):
+            p = os.path.join(base, link)
+            check(os.path.islink(p) and os.path.isfile(p), f"{link} is installed (a link)")
         for rel, (rt, var) in FILES.items():
             p = os.path.join(base, rel)
             check(os.path.isfile(p), f"{rel} is installed")
