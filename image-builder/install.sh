@@ -68,9 +68,10 @@ remove_listed() {   # LIST KEEP
 
 if [[ $uninstall == 1 ]]; then
     [[ -f $list ]] || { log "nothing of ours under $target ($list is missing)"; exit 0; }
-    cp -- "$list" "${TMPDIR:-/tmp}/ka-uninstall.$$"
-    remove_listed "${TMPDIR:-/tmp}/ka-uninstall.$$" /dev/null
-    rm -f -- "${TMPDIR:-/tmp}/ka-uninstall.$$"
+    old=$(mktemp "${TMPDIR:-/tmp}/ka-uninstall.XXXXXX")
+    cp -- "$list" "$old"
+    remove_listed "$old" /dev/null
+    rm -f -- "$old"
     rmdir -- "$target" 2>/dev/null || true
     log "removed kata-agent-c from $target"
     exit 0
@@ -115,10 +116,14 @@ done <"$work/paths"
 (cd "$work/defaults" && find . \( -type f -o -type l \) -printf 'share/defaults/kata-containers/%P\n') | LC_ALL=C sort >"$work/configs"
 { cat "$work/copy" "$work/configs"; echo share/kata-agent-c/installed; } | LC_ALL=C sort -u >"$work/new-list"
 
-# Files already there that are not ours (no earlier list names them) need --force.
+# Files already there that are not ours (no earlier list names them) need --force;
+# except when installing a tree onto itself (unpacked with `tar -C /`, then install.sh
+# run from it to record what is ours): those files were just checked against the manifest.
 touch "$work/old-list"
 [[ ! -f $list ]] || cp -- "$list" "$work/old-list"
-while read -r p; do
+in_place=0
+[[ $(realpath -m -- "$src") != "$(realpath -m -- "$target")" ]] || in_place=1
+while [[ $in_place == 0 ]] && read -r p; do
     if [[ -e $target/$p || -L $target/$p ]] && ! grep -qxF -- "$p" "$work/old-list"; then
         [[ $force == 1 ]] || die "$target/$p exists and is not from kata-agent-c (--force replaces it)"
         log "replacing $target/$p (--force)"
