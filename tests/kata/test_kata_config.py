@@ -54,7 +54,8 @@ GO_KEYS = {
         "guest_selinux_label",
     },
 }
-# runtime-rs 4.1 (kata-types: hypervisor/mod.rs, agent.rs, runtime.rs; enable_debug is
+# runtime-rs 4.1 (kata-types: hypervisor/mod.rs, agent.rs, runtime.rs; the keys the files
+# use are also there at 3.3.0; enable_debug is
 # the serde name of agent's and runtime's `debug`).
 RS_KEYS = {
     "hypervisor": (GO_KEYS["hypervisor"] - {"firmware_volume", "msize_9p", "use_legacy_serial",
