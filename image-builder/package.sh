@@ -28,7 +28,7 @@
 #                                         the template (to regenerate for another prefix)
 #
 # The manifest names the versions (agent, kernel, busybox, virtiofsd) and has the
-# SHA256 of every file; `install.sh` checks them. Outputs are byte-reproducible
+# SHA256 of every file; `install.sh` checks them. The same guest files give the same tarball
 # (file times from the last commit).
 set -euo pipefail
 IB_NAME=package
