@@ -7,8 +7,25 @@
 #             [--kernel Image --initrd initrd.img | --image rootfs.img [--init PATH]]
 #             [--mem MB] [--smp N] [--cmdline EXTRA] [--debug] [--log FILE] [--serial-sock PATH]
 #             [--pidfile F --background] [--wait-ready SECONDS] [--ctl AGENT-CTL]
-#             [--virtiofsd PATH] [--qemu-arg ARG]... [--t0-file F]
+#             [--virtiofsd PATH] [--qemu-arg ARG]... [--t0-file F] [--kata-config FILE]
 #   launch.sh --stop --pidfile F
+#
+#   --kata-config FILE  boot what a Kata runtime configuration file describes (the
+#                   files image-builder/package.sh generates, for the Go runtime or
+#                   runtime-rs): [hypervisor.qemu] path, kernel, initrd or image (with
+#                   root=/dev/vda1 read-only, as the runtime attaches an image without
+#                   NVDIMM), machine_type (virt), default_memory, default_vcpus,
+#                   kernel_params, enable_debug, shared_fs, virtio_fs_daemon and its
+#                   cache and extra args, and [agent.kata] enable_debug and
+#                   debug_console_enabled, with the kernel parameters the runtime adds
+#                   itself (kata_agent.go, qemu*.go; runtime-rs kernel_param.rs). What
+#                   differs from a real runtime, and is logged: the agent stays on the
+#                   virtio-serial port (no vhost-vsock here), the console is ttyS0
+#                   rather than hvc0, TCG replaces KVM unless this is a riscv64 host
+#                   with /dev/kvm, and on another architecture the host's virtiofsd
+#                   (--virtiofsd, default build/guest/bin/virtiofsd) replaces the
+#                   configuration's riscv64 one. Explicit --kernel, --initrd, --image,
+#                   --mem, --smp and --virtiofsd win over the file.
 #
 #   --agent-sock    unix socket (qemu is the server) behind the virtio-serial port
 #                   agent.channel.0; the agent serves ttrpc there
@@ -81,9 +98,134 @@ stop_pid() {   # PID PATTERN NAME: SIGTERM, then SIGKILL after 10 s
 # Pid file: "qemu PID", "virtiofsd PID", "rundir DIR", one per line.
 pidfile_get() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 
+# --- --kata-config: a Kata runtime configuration file -----------------------------------
+# Sets kc_* (the values the boot uses) and, unless given on the command line, kernel,
+# initrd or image, mem, smp, fs and virtiofsd. TOML is read with Python's tomllib.
+read_kata_config() {   # FILE
+    local f=$1 vars
+    [[ -f $f ]] || die "--kata-config $f not found"
+    command -v python3 >/dev/null || die "python3 not found (install the Debian package python3)"
+    vars=$(python3 - "$f" <<'PY'
+import shlex, sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    c = tomllib.load(fh)
+h = c.get("hypervisor", {}).get("qemu")
+if h is None:
+    sys.exit("no [hypervisor.qemu] section")
+a = c.get("agent", {}).get("kata", {})
+r = c.get("runtime", {})
+def out(name, value):
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    if isinstance(value, list):
+        print("kc_%s=(%s)" % (name, " ".join(shlex.quote(str(v)) for v in value)))
+    else:
+        print("kc_%s=%s" % (name, shlex.quote(str(value))))
+for k, d in [("path", ""), ("kernel", ""), ("initrd", ""), ("image", ""), ("machine_type", ""),
+             ("kernel_params", ""), ("default_vcpus", 1), ("default_maxvcpus", 0),
+             ("default_memory", 2048), ("enable_debug", False), ("shared_fs", "virtio-fs"),
+             ("virtio_fs_daemon", ""), ("virtio_fs_cache", "auto"), ("virtio_fs_extra_args", []),
+             ("disable_image_nvdimm", False), ("rootfs_type", "ext4"),
+             ("disable_guest_selinux", True)]:
+    out(k, h.get(k, d))
+out("agent_debug", a.get("enable_debug", False))
+out("debug_console", a.get("debug_console_enabled", False))
+# runtime-rs names itself in [runtime]; the Go runtime's file has no such keys.
+out("runtime", "rs" if "name" in r or "hypervisor_name" in r else "go")
+PY
+) || die "$f: cannot read it as a Kata configuration"
+    # The variables the Python above prints (declared here for readers and shellcheck).
+    kc_path="" kc_kernel="" kc_initrd="" kc_image="" kc_machine_type="" kc_kernel_params=""
+    kc_default_vcpus="" kc_default_maxvcpus="" kc_default_memory="" kc_enable_debug=""
+    kc_shared_fs="" kc_virtio_fs_daemon="" kc_virtio_fs_cache="" kc_virtio_fs_extra_args=()
+    kc_disable_image_nvdimm="" kc_rootfs_type="" kc_disable_guest_selinux="" kc_agent_debug=""
+    kc_debug_console="" kc_runtime=""
+    eval "$vars"
+    local which="Go runtime"
+    [[ $kc_runtime == go ]] || which=runtime-rs
+    log "kata config $f ($which)"
+    [[ -n $kc_initrd && -z $kc_image || -z $kc_initrd && -n $kc_image ]] ||
+        die "$f: exactly one of initrd and image must be set"
+    [[ $kc_machine_type == virt ]] || die "$f: machine_type '$kc_machine_type': riscv64 has only virt"
+    [[ -n $kc_path ]] || die "$f: no hypervisor path"
+    qemu_bin=$kc_path
+    if [[ -z $kernel && -z $initrd && -z $image ]]; then
+        kernel=$kc_kernel initrd=$kc_initrd image=$kc_image
+    else
+        log "--kernel/--initrd/--image given: the configuration's guest is not used"
+    fi
+    if [[ -n $image && -n $kc_image && $kc_disable_image_nvdimm != true ]]; then
+        die "$f: an image needs disable_image_nvdimm = true on riscv64 (virt has no NVDIMM)"
+    fi
+    mem=${mem:-$kc_default_memory} smp=${smp:-${kc_default_vcpus%.*}}
+    case $kc_shared_fs in
+    virtio-fs) fs=virtiofs ;;
+    virtio-9p) fs=9p ;;
+    *) die "$f: shared_fs '$kc_shared_fs' is not virtio-fs or virtio-9p" ;;
+    esac
+    if [[ $(uname -m) == riscv64 ]]; then
+        virtiofsd=${virtiofsd:-$kc_virtio_fs_daemon}
+    elif [[ -n $shared && $fs == virtiofs ]]; then
+        log "this host is $(uname -m): the configuration's virtiofsd ($kc_virtio_fs_daemon) is for" \
+            "riscv64; using the host's, ${virtiofsd:-$GUEST/bin/virtiofsd}"
+    fi
+    kc_accel=()
+    if [[ $(uname -m) == riscv64 && -w /dev/kvm ]]; then
+        kc_accel=(-accel kvm -cpu host)
+    else
+        log "no KVM for riscv64 on this host ($(uname -m)): TCG (the runtime would use accel=kvm)"
+    fi
+    log "the agent channel is the virtio-serial port agent.channel.0, not vsock" \
+        "(no vhost-vsock here); the console is ttyS0, not hvc0"
+}
+
+# The kernel command line the runtime of the configuration would give, with this
+# launcher's serial agent channel in place of vsock.
+kata_cmdline() {
+    local -a p=()
+    local dbg=$debug maxcpus=${kc_default_maxvcpus%.*}
+    [[ $kc_enable_debug != true ]] || dbg=1
+    [[ $maxcpus -gt 0 ]] || maxcpus=$(nproc)
+    local -a root=()
+    [[ -z $image ]] || root=(root=/dev/vda1 "rootflags=data=ordered,errors=remount-ro ro" "rootfstype=$kc_rootfs_type")
+    if [[ $kc_runtime == go ]]; then
+        # qemu_riscv64.go, qemu_arch_base.go, qemu.go (4.1)
+        p+=(numa=off ${root[@]+"${root[@]}"})
+        if [[ $dbg == 1 ]]; then
+            p+=(debug)
+            [[ -z $image ]] || p+=(systemd.show_status=true systemd.log_level=debug)
+        else
+            p+=(quiet)
+            [[ -z $image ]] || p+=(systemd.show_status=false)
+        fi
+        p+=(console=ttyS0 panic=1 "nr_cpus=$maxcpus")
+        [[ $kc_disable_guest_selinux != true ]] || p+=(selinux=0)
+    else
+        # runtime-rs kernel_param.rs (4.1)
+        p+=(reboot=k panic=1 systemd.unit=kata-containers.target systemd.mask=systemd-networkd.service
+            systemd.mask=systemd-networkd.socket)
+        [[ $dbg == 0 ]] || p+=(agent.log_vport=1025)
+        p+=(${root[@]+"${root[@]}"} console=ttyS0)
+        [[ $dbg == 1 ]] || p+=(quiet)
+    fi
+    # kata_agent.go KataAgentKernelParams
+    [[ $kc_agent_debug != true ]] || p+=(agent.log=debug)
+    if [[ -n $console_sock ]]; then
+        p+=(agent.debug_console agent.debug_console_port=console.0)
+    elif [[ -n $serial_sock ]]; then
+        p+=(agent.debug_console)
+    elif [[ $kc_debug_console == true ]]; then
+        p+=(agent.debug_console agent.debug_console_vport=1026)
+    fi
+    # The configuration's own parameters come last, so they win.
+    [[ -z $kc_kernel_params ]] || p+=("$kc_kernel_params")
+    p+=(agent.server_addr=serial://agent.channel.0)
+    printf '%s' "${p[*]}"
+}
+
 agent_sock="" console_sock="" serial_sock="" shared="" fs=virtiofs kernel="" initrd="" image="" init=""
-mem=512 smp=1 extra="" debug=0 logf="" pidfile="" background=0 wait_ready="" stop=0
-ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base="" t0_file=""
+mem="" smp="" extra="" debug=0 logf="" pidfile="" background=0 wait_ready="" stop=0
+ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base="" t0_file="" kata_config=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --agent-sock) agent_sock=${2:?}; shift ;;
@@ -107,6 +249,7 @@ while [[ $# -gt 0 ]]; do
     --virtiofsd) virtiofsd=${2:?}; shift ;;
     --qemu-arg) qemu_extra+=("${2?}"); shift ;;
     --t0-file) t0_file=${2:?}; shift ;;
+    --kata-config) kata_config=${2:?}; shift ;;
     --stop) stop=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -128,10 +271,13 @@ if [[ $stop == 1 ]]; then
 fi
 
 [[ -n $agent_sock ]] || { usage >&2; exit 2; }
+qemu_bin=qemu-system-riscv64
+[[ -z $kata_config ]] || read_kata_config "$kata_config"
+mem=${mem:-512} smp=${smp:-1}
 [[ $fs == virtiofs || $fs == 9p ]] || die "--fs takes virtiofs or 9p"
 [[ $background == 0 || -n $pidfile ]] || die "--background needs --pidfile"
 [[ $mem =~ ^[0-9]+$ && $smp =~ ^[0-9]+$ ]] || die "--mem and --smp take numbers"
-command -v qemu-system-riscv64 >/dev/null || die "qemu-system-riscv64 not found: install qemu-system-misc"
+command -v "$qemu_bin" >/dev/null || die "qemu-system-riscv64 not found: install qemu-system-misc"
 if [[ -n $image ]]; then
     [[ -f $image ]] || die "image $image not found"
 else
@@ -183,17 +329,27 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- Kernel command line: what the runtime gives, plus the serial agent channel.
-cmdline="console=ttyS0 panic=1"
-[[ $debug == 1 ]] || cmdline+=" quiet"
-cmdline+=" agent.server_addr=serial://agent.channel.0 agent.log=debug"
-[[ -z $console_sock && -z $serial_sock ]] || cmdline+=" agent.debug_console"
-# No host vsock here: the agent serves the debug console on the virtio-serial port.
-[[ -z $console_sock ]] || cmdline+=" agent.debug_console_port=console.0"
+if [[ -n $kata_config ]]; then
+    cmdline=$(kata_cmdline)
+else
+    cmdline="console=ttyS0 panic=1"
+    [[ $debug == 1 ]] || cmdline+=" quiet"
+    cmdline+=" agent.server_addr=serial://agent.channel.0 agent.log=debug"
+    [[ -z $console_sock && -z $serial_sock ]] || cmdline+=" agent.debug_console"
+    # No host vsock here: the agent serves the debug console on the virtio-serial port.
+    [[ -z $console_sock ]] || cmdline+=" agent.debug_console_port=console.0"
+fi
 
 args=(-machine virt -bios default -nodefaults -display none -no-reboot
       -m "${mem}M" -smp "$smp" -kernel "$kernel")
+[[ -z $kata_config ]] || args+=("${kc_accel[@]}")
 [[ -z $initrd ]] || args+=(-initrd "$initrd")
-if [[ -n $image ]]; then
+if [[ -n $image && -n $kata_config ]]; then
+    # As the runtime attaches an image when NVDIMM is off: read-only virtio-blk; the
+    # root= and rootflags are in kata_cmdline, init is the image's own /sbin/init.
+    args+=(-drive "file=$(realpath -- "$image"),if=none,id=image,format=raw,readonly=on"
+           -device virtio-blk-pci,drive=image)
+elif [[ -n $image ]]; then
     if [[ -z $init ]]; then
         # The image's own choice: systemd if it has it, else the agent; no init= at
         # all for an osbuilder AGENT_INIT=yes image (the agent *is* /sbin/init).
@@ -238,8 +394,9 @@ elif [[ -n $shared ]]; then
     vlog=${vlog:-$rundir/virtiofsd.log}
     # Kata's options: one request thread, submounts announced; as root the default
     # sandbox (a private mount namespace) applies.
-    setsid "$virtiofsd" --socket-path="$vsock" --shared-dir="$shared" --cache=auto \
-        --announce-submounts --thread-pool-size=1 </dev/null >"$vlog" 2>&1 &
+    vargs=(--cache=auto --announce-submounts --thread-pool-size=1)
+    [[ -z $kata_config ]] || vargs=(--cache="$kc_virtio_fs_cache" ${kc_virtio_fs_extra_args[@]+"${kc_virtio_fs_extra_args[@]}"})
+    setsid "$virtiofsd" --socket-path="$vsock" --shared-dir="$shared" "${vargs[@]}" </dev/null >"$vlog" 2>&1 &
     vpid=$!
     for ((i = 0; i < 100; i++)); do
         [[ -S $vsock ]] && break
@@ -264,18 +421,18 @@ else
     args+=(-serial stdio)
 fi
 
-log "qemu-system-riscv64 -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ initrd $initrd}," \
+log "$qemu_bin -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ initrd $initrd}," \
     "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, ttyS0 on $serial_sock}${shared:+, $shared over $fs}"
 log "cmdline: $cmdline"
 t0=$(now)
 [[ -z $t0_file ]] || echo "$t0" >"$t0_file"
 if [[ $background == 1 ]]; then
-    setsid qemu-system-riscv64 "${args[@]}" </dev/null >"$base.qemu.log" 2>&1 &
+    setsid "$qemu_bin" "${args[@]}" </dev/null >"$base.qemu.log" 2>&1 &
 else
     # An asynchronous command gets /dev/null as stdin unless told otherwise; the
     # guest console (and a debug shell on it) needs the terminal.
     exec 3<&0
-    qemu-system-riscv64 "${args[@]}" <&3 3<&- &
+    "$qemu_bin" "${args[@]}" <&3 3<&- &
     exec 3<&-
 fi
 qpid=$!

@@ -17,6 +17,8 @@ packages=(
     gcc-riscv64-linux-gnu qemu-user-static xz-utils curl ca-certificates util-linux
     # the guest: kernel build, Debian kernel modules, qemu, initrd and image tools
     flex bison bc libelf-dev kmod qemu-system-misc cpio e2fsprogs gzip socat
+    # the Kata install tree: its tarball (zstd) and the configuration test (tomllib)
+    zstd python3
     # interop tests and benchmarks: containerd's Go ttrpc, built offline
     golang-go golang-github-containerd-ttrpc-dev golang-github-gogo-protobuf-dev gogoprotobuf
     golang-google-grpc-dev golang-google-genproto-dev golang-golang-x-sys-dev

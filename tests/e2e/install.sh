@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# End to end: the Kata install tree. Packages the guest (image-builder/package.sh),
+# installs the tarball into a temporary prefix (install.sh, twice: idempotent),
+# checks the installed configuration files (tests/kata/test_kata_config.py), boots the
+# guest through two of them as the runtime would (launch.sh --kata-config): the Go
+# runtime's initrd configuration and runtime-rs' image configuration (cgroup v2); in
+# each, Health, a sandbox with the virtio-fs share, a container, power-off; then
+# uninstalls.
+#
+# Usage: tests/e2e/install.sh
+# Needs: image-builder/build.sh done (build/guest), build/riscv64, build/native/agent-ctl.
+# The helpers (ok, bad, check, bundle) are small copies of tests/e2e/e2e.sh's, which
+# runs its whole test when sourced.
+# shellcheck disable=SC2015,SC2016  # `A && ok || bad` as in e2e.sh; $(...) meant for the guest
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+GUEST=${KA_GUEST_DIR:-$SRC/build/guest}
+CTL=${KA_AGENT_CTL_BIN:-$SRC/build/native/agent-ctl}
+VERSION=$(sed -n 's/^project(kata-agent-c VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+
+WORK=$(mktemp -d /tmp/ka-install.XXXXXX)
+OUT=$WORK/pkg
+PREFIX=$WORK/opt/kata
+SHARED=$WORK/shared
+PIDFILE=$WORK/qemu.pid
+passed=0 failed=0
+
+cleanup() {
+    if [[ -f $PIDFILE ]]; then
+        "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true
+    fi
+    if [[ $failed -gt 0 && -f $WORK/console.log ]]; then
+        echo "--- guest console (last 40 lines)"
+        tail -n 40 "$WORK/console.log"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+check() { # check NAME WANT GOT: GOT must contain WANT
+    if [[ $3 == *"$2"* ]]; then ok "$1"; else bad "$1: wanted '$2', got '$3'"; fi
+}
+ctl() { timeout 120 "$CTL" --addr "unix://$WORK/agent.sock" "$@"; }
+bundle() { # bundle CID ARGS-JSON
+    mkdir -p "$WORK/bundle-$1"
+    sed -e "s|\"args\": \\[\"sh\"\\]|\"args\": $2|" \
+        "$SRC/tools/agent-ctl/examples/config.json" >"$WORK/bundle-$1/config.json"
+    echo "$WORK/bundle-$1"
+}
+
+# --- the tarball --------------------------------------------------------------------
+out=$("$SRC/image-builder/package.sh" --no-build --out "$OUT" 2>&1) || { echo "$out"; bad "package.sh"; exit 1; }
+TARBALL=$OUT/kata-agent-c-static-$VERSION-riscv64.tar.zst
+[[ -f $TARBALL ]] && ok "package.sh made $(basename "$TARBALL")" || { bad "no $TARBALL"; exit 1; }
+listing=$(zstd -q -dc "$TARBALL" | tar -tvf -)
+for p in ./opt/kata/bin/kata-agent ./opt/kata/libexec/virtiofsd \
+    "./opt/kata/share/kata-containers/vmlinux.container -> vmlinux-" \
+    "./opt/kata/share/kata-containers/kata-containers-initrd.img -> kata-agent-c-$VERSION.initrd" \
+    "./opt/kata/share/kata-containers/kata-containers.img -> kata-agent-c-$VERSION.image" \
+    ./opt/kata/share/defaults/kata-containers/configuration-qemu.toml \
+    "./opt/kata/share/defaults/kata-containers/configuration.toml -> configuration-qemu.toml" \
+    "./opt/kata/share/defaults/kata-containers/runtime-rs/configuration.toml -> configuration-qemu-runtime-rs.toml" \
+    ./opt/kata/share/defaults/kata-containers/runtime-rs/configuration-qemu-runtime-rs.toml \
+    ./opt/kata/share/kata-agent-c/manifest; do
+    check "the tarball holds $p" "$p" "$listing"
+done
+stray=$(awk '$6 !~ /^\.\/opt(\/|$)/ || $2 != "0/0" { print }' <<<"$listing")
+[[ -z $stray ]] && ok "every entry is under ./opt, owned by 0/0" || bad "tarball entries: $stray"
+manifest=$(cat "$OUT/kata-agent-c-static-$VERSION-riscv64.manifest")
+for k in "agent $VERSION" "kernel 6." "busybox 1:1." "virtiofsd 1." "sha256 "; do
+    check "the manifest names '$k'" $'\n'"$k" "$manifest"
+done
+check "bin/kata-agent is a static riscv64 binary" "ELF 64-bit LSB executable, UCB RISC-V" \
+    "$(file -L -b "$OUT/tree/opt/kata/bin/kata-agent" | grep 'statically linked')"
+check "libexec/virtiofsd is riscv64's" "ELF 64-bit LSB pie executable, UCB RISC-V" \
+    "$(file -L -b "$OUT/tree/opt/kata/libexec/virtiofsd.d/virtiofsd")"
+
+# --- install, twice, and the configuration files ----------------------------------------
+out=$("$SRC/image-builder/install.sh" --tarball "$TARBALL" --prefix "$PREFIX" 2>&1) &&
+    ok "install.sh --prefix $PREFIX" || bad "install.sh: $out"
+snapshot() { (cd "$PREFIX" && find . -printf '%p %y %s %T@ %l\n' | LC_ALL=C sort); }
+before=$(snapshot)
+out=$("$SRC/image-builder/install.sh" --tarball "$TARBALL" --prefix "$PREFIX" 2>&1) || bad "install.sh again: $out"
+check "a second install changes nothing" "up to date" "$out"
+[[ $before == "$(snapshot)" ]] && ok "... not a file touched" || bad "the second install changed the tree"
+out=$(python3 "$SRC/tests/kata/test_kata_config.py" --installed "$PREFIX" 2>&1) &&
+    ok "the installed configuration files (test_kata_config.py: $(grep -c '^ok' <<<"$out") checks)" ||
+    bad "test_kata_config.py --installed: $(grep -v '^ok' <<<"$out")"
+CONF=$PREFIX/share/defaults/kata-containers
+
+# --- boot through a configuration: Health, a sandbox, a container, power-off ------------
+mkdir -p "$SHARED"
+launch_out="" ctr_out=""
+boot() { # boot NAME CONFIG LAUNCH-WANT CONTAINER-ARGS-JSON CONTAINER-WANT
+    local name=$1 conf=$2 cid=c-$1 qpid
+    echo "install: booting through $(basename "$conf")"
+    rm -rf "${SHARED:?}/$cid"
+    mkdir -p "$SHARED/$cid"
+    cp -a "$GUEST/ctr-rootfs" "$SHARED/$cid/rootfs"
+    launch_out=$("$SRC/image-builder/launch.sh" --kata-config "$conf" --agent-sock "$WORK/agent.sock" \
+        --shared "$SHARED" --log "$WORK/console.log" --pidfile "$PIDFILE" --background \
+        --wait-ready 120 --ctl "$CTL" --cmdline agent.log=debug 2>&1) ||
+        { echo "$launch_out"; bad "$name: boot"; return; }
+    ok "$name: boot ($(grep -o 'agent ready after [0-9.]* s' <<<"$launch_out"))"
+    check "$name: the launcher boots the configuration's guest" "$3" "$launch_out"
+    check "$name: Health" '"status": "SERVING"' "$(ctl check)"
+    out=$(ctl call CreateSandbox "{\"hostname\": \"pod-$name\", \"sandbox_id\": \"$name\",
+      \"storages\": [{\"driver\": \"virtio-fs\", \"source\": \"kataShared\", \"fstype\": \"virtiofs\",
+        \"mount_point\": \"/run/kata-containers/shared/containers/\"}]}" 2>&1) &&
+        ok "$name: CreateSandbox with the virtio-fs share" || bad "$name: CreateSandbox: $out"
+    local b
+    b=$(bundle "$cid" "$4")
+    ctr_out=$(ctl run --guest-rootfs "/run/kata-containers/shared/containers/$cid/rootfs" "$b" "$cid" 2>&1 || true)
+    check "$name: a container runs" "$5" "$ctr_out"
+    out=$(ctl call DestroySandbox 2>&1) && ok "$name: DestroySandbox" || bad "$name: DestroySandbox: $out"
+    qpid=$(awk '$1 == "qemu" { print $2 }' "$PIDFILE" 2>/dev/null || echo 0)
+    for _ in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$qpid" 2>/dev/null; then bad "$name: the VM did not power off"; else ok "$name: the VM powered off"; fi
+    "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true
+    if grep -q "Kernel panic" "$WORK/console.log"; then bad "$name: kernel panic"; fi
+}
+boot go-initrd "$CONF/configuration-qemu.toml" \
+    "initrd $PREFIX/share/kata-containers/kata-containers-initrd.img" \
+    '["sh", "-c", "echo out-$(hostname)"]' "out-pod-go-initrd"
+check "go-initrd: the Go runtime's riscv64 parameters" "cmdline: numa=off quiet console=ttyS0 panic=1" "$launch_out"
+boot rs-image "$CONF/runtime-rs/configuration-qemu-runtime-rs-image.toml" \
+    "image $PREFIX/share/kata-containers/kata-containers.img" \
+    '["sh", "-c", "echo out-$(hostname); cat /proc/self/mountinfo"]' "out-pod-rs-image"
+check "rs-image: root read-only from partition 1, cgroup v2 asked for (runtime-rs' parameters)" \
+    "root=/dev/vda1 rootflags=data=ordered,errors=remount-ro ro rootfstype=ext4 console=ttyS0 quiet cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1" \
+    "$launch_out"
+check "rs-image: the container's cgroups are v2" " - cgroup2 " "$ctr_out"
+
+# --- uninstall: ours goes, anything else stays ----------------------------------------
+echo keep >"$PREFIX/share/kata-containers/not-ours"
+out=$("$SRC/image-builder/install.sh" --uninstall --prefix "$PREFIX" 2>&1) && ok "install.sh --uninstall" ||
+    bad "uninstall: $out"
+left=$(cd "$PREFIX" && find . ! -type d)
+[[ $left == ./share/kata-containers/not-ours ]] && ok "uninstall removed every file of ours and nothing else" ||
+    bad "after uninstall: $left"
+
+echo "install: $passed passed, $failed failed"
+[[ $failed == 0 ]]
