@@ -26,29 +26,13 @@ static char out[1 << 16];
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
+    return ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
     return 0;
 }
 

@@ -68,15 +68,6 @@ static const char *rootfs;
 static int base_fds;
 static long base_rss;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host (see test_bad_input.c). */
-static const char *cid(const char *name)
-{
-    static char id[64];
-    snprintf(id, sizeof(id), "%s-%d", name, (int)getpid());
-    return id;
-}
-
 static long agent_status_kb(const char *field)
 {
     char path[64], line[256], key[32];
@@ -265,29 +256,13 @@ static size_t pump(int quiet_ms, double max_s)
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
+    return ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
     return 0;
 }
 
@@ -295,7 +270,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
 {
     (void)state;
     /* The container that never reads its stdin. */
-    const char *c = cid("stdin-sink");
+    const char *c = ctr_unique_id("stdin-sink");
     Grpc__Spec *spec = spec_new(rootfs, ARGS("ka-payload", "pause"));
     if (ctr_create(&t, c, spec) != 0 || ctr_start(&t, c) != 0)
         fail_msg("start %s: %s", c, t.msg);

@@ -35,34 +35,6 @@
 
 static const char *rootfs;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host. */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[32];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 static void add_annotation(Grpc__Spec *s, const char *key, const char *value)
 {
     Grpc__Spec__AnnotationsEntry *a = malloc(sizeof(*a));
@@ -71,19 +43,6 @@ static void add_annotation(Grpc__Spec *s, const char *key, const char *value)
     a->value = xstrdup(value);
     s->annotations = realloc(s->annotations, (s->n_annotations + 1) * sizeof(*s->annotations));
     s->annotations[s->n_annotations++] = a;
-}
-
-static void add_bind(Grpc__Spec *s, const char *src, const char *dest)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = xstrdup(dest);
-    m->type = xstrdup("bind");
-    m->source = xstrdup(src);
-    strv_add(&m->options, &m->n_options, "rbind");
-    strv_add(&m->options, &m->n_options, "rw");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
 }
 
 static int copy_file(struct ctr *t, const char *path, uint32_t mode, const void *data, size_t len)
@@ -120,7 +79,7 @@ static void run_with_log(struct ctr *t, const char *id, const char *source, bool
                          const char *script)
 {
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", script));
-    add_bind(s, source, TERM_DEST);
+    spec_add_bind(s, TERM_DEST, source, "rw");
     if (annotate)
         add_annotation(s, "io.kubernetes.container.terminationMessagePath", TERM_DEST);
     add_annotation(s, "io.kubernetes.cri.container-type", "container");
@@ -142,29 +101,30 @@ static void test_termination_log(void **state)
     assert_int_equal(ctr_create_sandbox(&t, "kata-sandbox"), 0);
 
     char src[256];
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("term"));
+    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("term"));
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("term"), src, true, "printf 'exit reason: %s\\n' \"done\" > " TERM_DEST);
+    run_with_log(&t, ctr_unique_id("term"), src, true,
+                 "printf 'exit reason: %s\\n' \"done\" > " TERM_DEST);
     char *data = NULL;
-    assert_int_equal(diag(&t, "termination_log", cid("term"), &data), 0);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("term"), &data), 0);
     assert_string_equal(data, "exit reason: done\n");
     free(data);
 
     /* Other log types are refused; the container is looked up after the type. */
-    assert_int_equal(diag(&t, "console", cid("term"), NULL), KA_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(diag(&t, "console", ctr_unique_id("term"), NULL), KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(t.msg, "unsupported diagnostic log_type"));
     assert_int_equal(diag(&t, "", "nope", NULL), KA_STATUS_INVALID_ARGUMENT);
     assert_int_equal(diag(&t, "termination_log", "nope", NULL), KA_STATUS_NOT_FOUND);
 
     /* Without the annotation there is no log to find (upstream: INTERNAL). */
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("plain"));
+    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("plain"));
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("plain"), src, false, "echo hi > " TERM_DEST);
-    assert_int_equal(diag(&t, "termination_log", cid("plain"), NULL), KA_STATUS_INTERNAL);
+    run_with_log(&t, ctr_unique_id("plain"), src, false, "echo hi > " TERM_DEST);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("plain"), NULL), KA_STATUS_INTERNAL);
     assert_non_null(strstr(t.msg, "terminationMessagePath"));
 
-    assert_int_equal(ctr_remove(&t, cid("term")), 0);
-    assert_int_equal(ctr_remove(&t, cid("plain")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("term")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("plain")), 0);
     ctr_close(&t);
     agent_stop(&agent);
 }
@@ -182,22 +142,22 @@ static void test_termination_log_hostile(void **state)
 
     /* 1 MiB of 'x': the answer is Kubernetes' 4 KiB, not the whole file. */
     char src[256];
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("big"));
+    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("big"));
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("big"), src, true,
+    run_with_log(&t, ctr_unique_id("big"), src, true,
                  "dd if=/dev/zero bs=1024 count=1024 2>/dev/null | tr '\\0' x > " TERM_DEST);
     char *data = NULL;
-    assert_int_equal(diag(&t, "termination_log", cid("big"), &data), 0);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("big"), &data), 0);
     assert_int_equal(strlen(data), 4096);
     assert_int_equal(strspn(data, "x"), 4096);
     free(data);
 
     /* Bytes that are not UTF-8 would make the runtime's protobuf decoder reject the
      * whole answer: each invalid sequence comes back as U+FFFD. */
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("bin"));
+    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("bin"));
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("bin"), src, true, "printf 'a\\377b\\303' > " TERM_DEST);
-    assert_int_equal(diag(&t, "termination_log", cid("bin"), &data), 0);
+    run_with_log(&t, ctr_unique_id("bin"), src, true, "printf 'a\\377b\\303' > " TERM_DEST);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("bin"), &data), 0);
     assert_string_equal(data, "a\xEF\xBF\xBD"
                               "b\xEF\xBF\xBD");
     free(data);
@@ -205,52 +165,52 @@ static void test_termination_log_hostile(void **state)
     /* The source replaced by a symlink to a file of the agent (the shadow file
      * here): refused, nothing of the target comes back. */
     char secret[256];
-    snprintf(secret, sizeof(secret), SHARED "%s-secret", cid("link"));
+    snprintf(secret, sizeof(secret), SHARED "%s-secret", ctr_unique_id("link"));
     assert_int_equal(copy_file(&t, secret, S_IFREG | 0600, "top secret", 10), 0);
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("link"));
+    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("link"));
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("link"), src, true, "echo fine > " TERM_DEST);
+    run_with_log(&t, ctr_unique_id("link"), src, true, "echo fine > " TERM_DEST);
     char host_path[PATH_MAX];
     snprintf(host_path, sizeof(host_path), "/proc/%d/root%s", (int)agent.pid, src);
     assert_int_equal(unlink(host_path), 0);
     assert_int_equal(symlink(secret, host_path), 0);
-    assert_int_not_equal(diag(&t, "termination_log", cid("link"), &data), 0);
+    assert_int_not_equal(diag(&t, "termination_log", ctr_unique_id("link"), &data), 0);
     assert_null(strstr(t.msg, "top secret"));
     /* A fifo there would block a plain read forever: refused at once. */
     assert_int_equal(unlink(host_path), 0);
     assert_int_equal(mkfifo(host_path, 0666), 0);
-    assert_int_not_equal(diag(&t, "termination_log", cid("link"), NULL), 0);
+    assert_int_not_equal(diag(&t, "termination_log", ctr_unique_id("link"), NULL), 0);
     assert_non_null(strstr(t.msg, "not a regular file"));
     /* Removed: reads as empty, as upstream (not written yet). */
     assert_int_equal(unlink(host_path), 0);
-    assert_int_equal(diag(&t, "termination_log", cid("link"), &data), 0);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("link"), &data), 0);
     assert_string_equal(data, "");
     free(data);
 
     /* A directory on the way swapped for a symlink (to a copy holding other text):
      * no component is followed, so that is refused too. */
     char dir[200], real[200], host_dir[PATH_MAX], host_real[PATH_MAX];
-    snprintf(dir, sizeof(dir), SHARED "%s-d", cid("dirlink"));
+    snprintf(dir, sizeof(dir), SHARED "%s-d", ctr_unique_id("dirlink"));
     snprintf(src, sizeof(src), "%s/termination-log", dir);
     assert_int_equal(copy_file(&t, dir, S_IFDIR | 0755, NULL, 0), 0);
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("dirlink"), src, true, "echo from-the-container > " TERM_DEST);
-    assert_int_equal(diag(&t, "termination_log", cid("dirlink"), &data), 0);
+    run_with_log(&t, ctr_unique_id("dirlink"), src, true, "echo from-the-container > " TERM_DEST);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("dirlink"), &data), 0);
     assert_string_equal(data, "from-the-container\n");
     free(data);
-    snprintf(real, sizeof(real), SHARED "%s-elsewhere", cid("dirlink"));
+    snprintf(real, sizeof(real), SHARED "%s-elsewhere", ctr_unique_id("dirlink"));
     snprintf(host_dir, sizeof(host_dir), "/proc/%d/root%s", (int)agent.pid, dir);
     snprintf(host_real, sizeof(host_real), "/proc/%d/root%s", (int)agent.pid, real);
     assert_int_equal(rename(host_dir, host_real), 0);
     assert_int_equal(symlink(real, host_dir), 0);
-    assert_int_not_equal(diag(&t, "termination_log", cid("dirlink"), &data), 0);
+    assert_int_not_equal(diag(&t, "termination_log", ctr_unique_id("dirlink"), &data), 0);
     assert_non_null(strstr(t.msg, "symlink"));
     assert_true(agent_alive(&agent));
 
-    assert_int_equal(ctr_remove(&t, cid("dirlink")), 0);
-    assert_int_equal(ctr_remove(&t, cid("big")), 0);
-    assert_int_equal(ctr_remove(&t, cid("bin")), 0);
-    assert_int_equal(ctr_remove(&t, cid("link")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("dirlink")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("big")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("bin")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("link")), 0);
     ctr_close(&t);
     agent_stop(&agent);
 }
@@ -398,16 +358,8 @@ static void test_compaction_runs(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "these tests need root\n");
-        return -1;
-    }
-    return 0;
+    rootfs = ctr_test_rootfs();
+    return rootfs ? 0 : -1;
 }
 
 int main(void)
