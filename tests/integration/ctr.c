@@ -388,6 +388,22 @@ void ctr_kill_remove(struct ctr *t, const char *cid)
         fail_msg("remove %s: %s", cid, t->msg);
 }
 
+int ctr_copy_file(struct ctr *t, const char *path, uint32_t mode, int64_t size, int64_t offset,
+                  uint32_t uid, uint32_t gid, const void *data, size_t len)
+{
+    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
+    req.path = (char *)path;
+    req.file_size = size;
+    req.file_mode = mode;
+    req.dir_mode = 0755;
+    req.uid = uid;
+    req.gid = gid;
+    req.offset = offset;
+    req.data.data = (uint8_t *)data;
+    req.data.len = len;
+    return ctr_call(t, "CopyFile", &req.base, NULL, NULL);
+}
+
 void spec_add_bind(Grpc__Spec *s, const char *dest, const char *src, const char *mode)
 {
     spec_add_mount(s, dest, "bind", src, (const char *const[]){"rbind", mode, NULL});

@@ -84,6 +84,10 @@ void ctr_suite_teardown(struct agent_proc *agent, struct ctr *t);
 void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec);
 /* SIGKILL to the init, its wait, and RemoveContainer, which must succeed. */
 void ctr_kill_remove(struct ctr *t, const char *cid);
+/* One CopyFile (dir_mode 0755): len bytes of data at offset, in a file of size bytes
+ * owned by uid:gid. Returns the status. */
+int ctr_copy_file(struct ctr *t, const char *path, uint32_t mode, int64_t size, int64_t offset,
+                  uint32_t uid, uint32_t gid, const void *data, size_t len);
 
 /* Spec builders (everything they add is heap-allocated, freed by spec_free). */
 /* A mount with options (NULL-terminated list, or NULL for none). */

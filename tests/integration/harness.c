@@ -415,6 +415,34 @@ double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+bool read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+long agent_status_kb(const struct agent_proc *p, const char *field)
+{
+    char path[64], line[256], key[32];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+    snprintf(key, sizeof(key), "%s: %%ld", field);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, key, &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 int agent_mount_count(const struct agent_proc *p, const char *mount_point, const char *type)
 {
     char path[64], line[4096], want[600];

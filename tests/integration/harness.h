@@ -70,6 +70,10 @@ bool raw_wait_closed(int fd, int ms);
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Seconds on the monotonic clock. */
 double now_s(void);
+/* The text of a file, NUL-terminated (at most size-1 bytes); false when it cannot be read. */
+bool read_text(const char *path, char *buf, size_t size);
+/* A kB field of the agent's /proc/<pid>/status ("VmRSS", "VmHWM"), or -1. */
+long agent_status_kb(const struct agent_proc *p, const char *field);
 /* How many times the agent's mount table has mount_point (of type, when given). */
 int agent_mount_count(const struct agent_proc *p, const char *mount_point, const char *type);
 

@@ -45,20 +45,6 @@ static int base_fds;
 static long base_rss;
 static int exec_seq;
 
-static long agent_rss_kb(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent.pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static bool bundle_exists(const char *cid)
 {
     char path[512];
@@ -122,7 +108,7 @@ static void agent_ok(void)
             fprintf(stderr, "(no fd list)\n");
         fail_msg("agent fd count %d, was %d", fds, base_fds);
     }
-    long rss = agent_rss_kb();
+    long rss = agent_status_kb(&agent, "VmRSS");
     if (rss - base_rss > RSS_BOUND_KB)
         fail_msg("agent RSS %ld kB, was %ld kB", rss, base_rss);
 }
@@ -150,7 +136,7 @@ static int group_setup(void **state)
     base_fds = agent_fd_count(&agent);
     for (int i = 0, n; i < 50 && (usleep(100000), n = agent_fd_count(&agent)) != base_fds; i++)
         base_fds = n;
-    base_rss = agent_rss_kb();
+    base_rss = agent_status_kb(&agent, "VmRSS");
     return 0;
 }
 
@@ -404,14 +390,7 @@ static void test_calls_in_wrong_order(void **state)
 
 static int copy(const char *path, uint32_t mode, const void *data, size_t len)
 {
-    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-    req.path = (char *)path;
-    req.file_size = (int64_t)len;
-    req.file_mode = mode;
-    req.dir_mode = 0755;
-    req.data.data = (uint8_t *)data;
-    req.data.len = len;
-    return ctr_call(&t, "CopyFile", &req.base, NULL, NULL);
+    return ctr_copy_file(&t, path, mode, (int64_t)len, 0, 0, 0, data, len);
 }
 
 static void test_copyfile_escapes(void **state)
@@ -652,7 +631,7 @@ static long now_ms(void)
  * its memory stays bounded and it answers everyone else meanwhile. */
 static void pipeline_unread(int round)
 {
-    long rss_before = agent_rss_kb();
+    long rss_before = agent_status_kb(&agent, "VmRSS");
     int fd = raw_connect(&agent);
     int sz = 64 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
@@ -702,7 +681,7 @@ static void pipeline_unread(int round)
     raw_send_request(other, 1, "grpc.Health", "Check", NULL, 0);
     expect_status(other, 1, 0, NULL);
     close(other);
-    long rss = agent_rss_kb();
+    long rss = agent_status_kb(&agent, "VmRSS");
     print_message("round %d: agent VmRSS %ld kB -> %ld kB\n", round, rss_before, rss);
     close(fd);
     assert_int_equal(agent_wait_fd_count(&agent, base_fds, 5000), base_fds);
@@ -720,9 +699,9 @@ static void test_client_never_reads(void **state)
     /* The queue's memory stays with the allocator once the client goes (about
      * 25 MB for 8 MiB of queued replies, glibc does not trim it), but a second
      * client doing the same reuses it rather than growing the agent again. */
-    long rss1 = agent_rss_kb();
+    long rss1 = agent_status_kb(&agent, "VmRSS");
     pipeline_unread(2);
-    long rss2 = agent_rss_kb();
+    long rss2 = agent_status_kb(&agent, "VmRSS");
     print_message("after both rounds: agent VmRSS %ld kB -> %ld kB\n", rss1, rss2);
     base_rss = rss2 > base_rss ? rss2 : base_rss;
 #ifndef KA_TEST_SANITIZED

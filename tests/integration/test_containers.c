@@ -483,20 +483,6 @@ static void test_no_zombies_after_kill(void **state)
     assert_int_equal(z, 0);
 }
 
-static long agent_rss_kb(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent.pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* 1 GiB through ReadStdout in 32 KiB requests, as the shim reads: every byte
  * arrives and the agent's memory does not grow with it. */
 static void test_one_gib_streamed(void **state)
@@ -505,7 +491,7 @@ static void test_one_gib_streamed(void **state)
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "write-bytes", "1073741824"));
     assert_int_equal(ctr_create(&t, "c-gib", s), 0);
     spec_free(s);
-    long rss_before = agent_rss_kb();
+    long rss_before = agent_status_kb(&agent, "VmRSS");
     assert_int_equal(ctr_start(&t, "c-gib"), 0);
     static char chunk[32768];
     unsigned long long total = 0;
@@ -516,7 +502,7 @@ static void test_one_gib_streamed(void **state)
             break;
         total += got;
         if (i % 4096 == 0) {
-            long rss = agent_rss_kb();
+            long rss = agent_status_kb(&agent, "VmRSS");
             if (rss > rss_max)
                 rss_max = rss;
         }

@@ -81,19 +81,6 @@ static int run_spec(const char *id, Grpc__Spec *s)
     return status;
 }
 
-static bool read_text(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return false;
-    buf[n] = '\0';
-    return true;
-}
-
 static bool dir_exists(const char *fmt, const char *a, const char *b)
 {
     char path[PATH_MAX];

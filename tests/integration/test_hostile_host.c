@@ -68,21 +68,6 @@ static const char *rootfs;
 static int base_fds;
 static long base_rss;
 
-static long agent_status_kb(const char *field)
-{
-    char path[64], line[256], key[32];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent.pid);
-    snprintf(key, sizeof(key), "%s: %%ld", field);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, key, &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static void health_on_new_connection(void)
 {
     int fd = raw_connect(&agent);
@@ -281,7 +266,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
     base_fds = agent_fd_count(&agent);
     for (int i = 0, n; i < 50 && (usleep(100000), n = agent_fd_count(&agent)) != base_fds; i++)
         base_fds = n;
-    base_rss = agent_status_kb("VmRSS");
+    base_rss = agent_status_kb(&agent, "VmRSS");
     assert_true(base_rss > 0);
 
     build_attacks(c);
@@ -289,7 +274,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
     /* Quiet for 3 s: long enough that an agent busy with the GetMetrics calls is not
      * taken for one that stopped reading. */
     size_t sent = pump(3000, 120);
-    long rss = agent_status_kb("VmRSS"), hwm = agent_status_kb("VmHWM");
+    long rss = agent_status_kb(&agent, "VmRSS"), hwm = agent_status_kb(&agent, "VmHWM");
     fprintf(stderr, "# attack: %zu MiB sent; agent RSS %ld kB (peak %ld kB), baseline %ld kB\n",
             sent >> 20, rss, hwm, base_rss);
     if (rss - base_rss > RSS_BOUND_KB || hwm - base_rss > RSS_BOUND_KB)
@@ -329,7 +314,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
     int fds = agent_wait_fd_count(&agent, base_fds, 10000);
     assert_int_equal(fds, base_fds);
     health_on_new_connection();
-    rss = agent_status_kb("VmRSS");
+    rss = agent_status_kb(&agent, "VmRSS");
     fprintf(stderr, "# released: agent RSS %ld kB, baseline %ld kB\n", rss, base_rss);
     if (rss - base_rss > RELEASED_BOUND_KB)
         fail_msg("agent RSS %ld kB after the attackers left, baseline %ld kB", rss, base_rss);

@@ -47,14 +47,7 @@ static void add_annotation(Grpc__Spec *s, const char *key, const char *value)
 
 static int copy_file(struct ctr *t, const char *path, uint32_t mode, const void *data, size_t len)
 {
-    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-    req.path = (char *)path;
-    req.file_size = (int64_t)len;
-    req.file_mode = mode;
-    req.dir_mode = 0755;
-    req.data.data = (uint8_t *)data;
-    req.data.len = len;
-    return ctr_call(t, "CopyFile", &req.base, NULL, NULL);
+    return ctr_copy_file(t, path, mode, (int64_t)len, 0, 0, 0, data, len);
 }
 
 /* GetDiagnosticData; returns the status, *data (malloc'ed) on success. */
@@ -91,6 +84,16 @@ static void run_with_log(struct ctr *t, const char *id, const char *source, bool
     assert_int_equal(status, 0);
 }
 
+/* The runtime's part first: an empty log copied into the shared directory, named
+ * as the runtime names it (its path in src); then run_with_log. */
+static void run_with_new_log(struct ctr *t, const char *id, bool annotate, const char *script,
+                             char *src, size_t size)
+{
+    snprintf(src, size, SHARED "%s-0123abcd-termination-log", id);
+    assert_int_equal(copy_file(t, src, S_IFREG | 0666, NULL, 0), 0);
+    run_with_log(t, id, src, annotate, script);
+}
+
 static void test_termination_log(void **state)
 {
     (void)state;
@@ -101,10 +104,8 @@ static void test_termination_log(void **state)
     assert_int_equal(ctr_create_sandbox(&t, "kata-sandbox"), 0);
 
     char src[256];
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("term"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, ctr_unique_id("term"), src, true,
-                 "printf 'exit reason: %s\\n' \"done\" > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("term"), true,
+                     "printf 'exit reason: %s\\n' \"done\" > " TERM_DEST, src, sizeof(src));
     char *data = NULL;
     assert_int_equal(diag(&t, "termination_log", ctr_unique_id("term"), &data), 0);
     assert_string_equal(data, "exit reason: done\n");
@@ -117,9 +118,7 @@ static void test_termination_log(void **state)
     assert_int_equal(diag(&t, "termination_log", "nope", NULL), KA_STATUS_NOT_FOUND);
 
     /* Without the annotation there is no log to find (upstream: INTERNAL). */
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("plain"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, ctr_unique_id("plain"), src, false, "echo hi > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("plain"), false, "echo hi > " TERM_DEST, src, sizeof(src));
     assert_int_equal(diag(&t, "termination_log", ctr_unique_id("plain"), NULL), KA_STATUS_INTERNAL);
     assert_non_null(strstr(t.msg, "terminationMessagePath"));
 
@@ -142,10 +141,9 @@ static void test_termination_log_hostile(void **state)
 
     /* 1 MiB of 'x': the answer is Kubernetes' 4 KiB, not the whole file. */
     char src[256];
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("big"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, ctr_unique_id("big"), src, true,
-                 "dd if=/dev/zero bs=1024 count=1024 2>/dev/null | tr '\\0' x > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("big"), true,
+                     "dd if=/dev/zero bs=1024 count=1024 2>/dev/null | tr '\\0' x > " TERM_DEST,
+                     src, sizeof(src));
     char *data = NULL;
     assert_int_equal(diag(&t, "termination_log", ctr_unique_id("big"), &data), 0);
     assert_int_equal(strlen(data), 4096);
@@ -154,9 +152,8 @@ static void test_termination_log_hostile(void **state)
 
     /* Bytes that are not UTF-8 would make the runtime's protobuf decoder reject the
      * whole answer: each invalid sequence comes back as U+FFFD. */
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("bin"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, ctr_unique_id("bin"), src, true, "printf 'a\\377b\\303' > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("bin"), true, "printf 'a\\377b\\303' > " TERM_DEST, src,
+                     sizeof(src));
     assert_int_equal(diag(&t, "termination_log", ctr_unique_id("bin"), &data), 0);
     assert_string_equal(data, "a\xEF\xBF\xBD"
                               "b\xEF\xBF\xBD");
@@ -167,9 +164,7 @@ static void test_termination_log_hostile(void **state)
     char secret[256];
     snprintf(secret, sizeof(secret), SHARED "%s-secret", ctr_unique_id("link"));
     assert_int_equal(copy_file(&t, secret, S_IFREG | 0600, "top secret", 10), 0);
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", ctr_unique_id("link"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, ctr_unique_id("link"), src, true, "echo fine > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("link"), true, "echo fine > " TERM_DEST, src, sizeof(src));
     char host_path[PATH_MAX];
     snprintf(host_path, sizeof(host_path), "/proc/%d/root%s", (int)agent.pid, src);
     assert_int_equal(unlink(host_path), 0);
