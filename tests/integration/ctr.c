@@ -370,6 +370,40 @@ void ctr_suite_teardown(struct agent_proc *agent, struct ctr *t)
     agent_stop(agent);
 }
 
+/* What ctr_suite_fixtures named: cmocka's group fixtures take no arguments of ours. */
+static struct {
+    struct agent_proc *agent;
+    struct ctr *t;
+    const char **rootfs;
+    const char *hostname;
+} fixtures;
+
+void ctr_suite_fixtures(struct agent_proc *agent, struct ctr *t, const char **rootfs,
+                        const char *hostname)
+{
+    fixtures.agent = agent;
+    fixtures.t = t;
+    fixtures.rootfs = rootfs;
+    fixtures.hostname = hostname;
+}
+
+int ctr_group_setup(void **state)
+{
+    (void)state;
+    if (!fixtures.agent) {
+        fprintf(stderr, "ctr_group_setup without ctr_suite_fixtures\n");
+        return -1;
+    }
+    return ctr_suite_setup(fixtures.agent, fixtures.t, NULL, fixtures.hostname, fixtures.rootfs);
+}
+
+int ctr_group_teardown(void **state)
+{
+    (void)state;
+    ctr_suite_teardown(fixtures.agent, fixtures.t);
+    return 0;
+}
+
 void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec)
 {
     if (ctr_create(t, cid, spec) != 0)
@@ -377,6 +411,18 @@ void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec)
     spec_free(spec);
     if (ctr_start(t, cid) != 0)
         fail_msg("start %s: %s", cid, t->msg);
+}
+
+int ctr_create_with_storages(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
+                             size_t n)
+{
+    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
+    req.container_id = (char *)cid;
+    req.exec_id = (char *)cid;
+    req.oci = spec;
+    req.storages = st;
+    req.n_storages = n;
+    return ctr_call(t, "CreateContainer", &req.base, NULL, NULL);
 }
 
 void ctr_kill_remove(struct ctr *t, const char *cid)

@@ -78,10 +78,21 @@ int ctr_suite_setup(struct agent_proc *agent, struct ctr *t, const char *cmdline
                     const char *hostname, const char **rootfs);
 /* The matching teardown: close t, stop the agent (asserting a clean exit). */
 void ctr_suite_teardown(struct agent_proc *agent, struct ctr *t);
+/* For a suite that needs no more than that: main names the suite's agent, client,
+ * rootfs variable and sandbox hostname once, and passes ctr_group_setup and
+ * ctr_group_teardown to cmocka_run_group_tests. */
+void ctr_suite_fixtures(struct agent_proc *agent, struct ctr *t, const char **rootfs,
+                        const char *hostname);
+int ctr_group_setup(void **state);
+int ctr_group_teardown(void **state);
 
 /* create + start of a container that keeps running; frees spec; fails the test on
  * an error. */
 void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec);
+/* CreateContainer with storages (n of them), as the runtime sends a volume's; returns the
+ * status. */
+int ctr_create_with_storages(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
+                             size_t n);
 /* SIGKILL to the init, its wait, and RemoveContainer, which must succeed. */
 void ctr_kill_remove(struct ctr *t, const char *cid);
 /* One CopyFile (dir_mode 0755): len bytes of data at offset, in a file of size bytes

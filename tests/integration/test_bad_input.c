@@ -418,13 +418,7 @@ static void test_storage_unknown_driver(void **state)
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
     Grpc__Storage *st =
         storage_new("no-such-driver", "x", "ext4", "/run/kata-containers/sandbox/storage/bi");
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)ctr_unique_id("c-storage");
-    req.exec_id = (char *)ctr_unique_id("c-storage");
-    req.oci = s;
-    req.storages = &st;
-    req.n_storages = 1;
-    int code = ctr_call(&t, "CreateContainer", &req.base, NULL, NULL);
+    int code = ctr_create_with_storages(&t, ctr_unique_id("c-storage"), s, &st, 1);
     if (code != 3 && code != 12)
         fail_msg("unknown storage driver: code %d (%s)", code, t.msg);
     expect_msg("no-such-driver");

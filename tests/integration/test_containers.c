@@ -23,19 +23,6 @@ static struct ctr t;
 static const char *rootfs;
 static char out[1 << 16];
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_suite_teardown(&agent, &t);
-    return 0;
-}
-
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static int run(const char *cid, const char *const *args)
@@ -75,9 +62,7 @@ static void test_stdout_and_stderr_apart(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "echo to-out; echo to-err >&2; exit 5"));
-    assert_int_equal(ctr_create(&t, "c-streams", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-streams"), 0);
+    ctr_create_start(&t, "c-streams", s);
     char err_buf[256];
     ctr_read_all(&t, "c-streams", "", false, out, sizeof(out));
     ctr_read_all(&t, "c-streams", "", true, err_buf, sizeof(err_buf));
@@ -95,9 +80,7 @@ static void test_stdin_round_trip(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("cat"));
-    assert_int_equal(ctr_create(&t, "c-cat", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-cat"), 0);
+    ctr_create_start(&t, "c-cat", s);
     assert_int_equal(ctr_write(&t, "c-cat", "", "hello ", 6), 0);
     assert_int_equal(ctr_write(&t, "c-cat", "", "world\n", 6), 0);
     assert_int_equal(ctr_close_stdin(&t, "c-cat", ""), 0);
@@ -115,9 +98,7 @@ static void test_tty_and_window_size(void **state)
     Grpc__Spec *s =
         spec_new(rootfs, ARGS("sh", "-c", "read x; ka-payload isatty 0; ka-payload winsize"));
     s->process->terminal = true;
-    assert_int_equal(ctr_create(&t, "c-tty", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-tty"), 0);
+    ctr_create_start(&t, "c-tty", s);
     Grpc__TtyWinResizeRequest rs = GRPC__TTY_WIN_RESIZE_REQUEST__INIT;
     rs.container_id = (char *)"c-tty";
     rs.exec_id = (char *)"";
@@ -139,9 +120,7 @@ static void test_exec_joins_init_namespaces(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "ka-payload ns; exec ka-payload pause"));
-    assert_int_equal(ctr_create(&t, "c-exec", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-exec"), 0);
+    ctr_create_start(&t, "c-exec", s);
     char init_ns[4096] = "";
     size_t n = 0;
     while (!strstr(init_ns, "cgroup")) { /* ns prints cgroup last */
@@ -199,9 +178,7 @@ static void test_signal_reaches_all_processes(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
-    assert_int_equal(ctr_create(&t, "c-sigall", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-sigall"), 0);
+    ctr_create_start(&t, "c-sigall", s);
     Grpc__Process *p = process_new(ARGS("sleep", "1000"));
     assert_int_equal(ctr_exec(&t, "c-sigall", "e-sleep", p), 0);
     process_free(p);
@@ -350,9 +327,7 @@ static void test_health_while_parked(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000")); /* silent */
-    assert_int_equal(ctr_create(&t, "c-park", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-park"), 0);
+    ctr_create_start(&t, "c-park", s);
     int fd = raw_connect(&agent);
     Grpc__WaitProcessRequest w = GRPC__WAIT_PROCESS_REQUEST__INIT;
     w.container_id = (char *)"c-park";
@@ -397,9 +372,7 @@ static void test_stdin_write_parks_when_full(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
-    assert_int_equal(ctr_create(&t, "c-full", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-full"), 0);
+    ctr_create_start(&t, "c-full", s);
     int fd = raw_connect(&agent);
     static uint8_t chunk[32768];
     Grpc__WriteStreamRequest w = GRPC__WRITE_STREAM_REQUEST__INIT;
@@ -470,9 +443,7 @@ static void test_no_zombies_after_kill(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 1000"));
-    assert_int_equal(ctr_create(&t, "c-orphans", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-orphans"), 0);
+    ctr_create_start(&t, "c-orphans", s);
     assert_int_equal(ctr_signal(&t, "c-orphans", "", SIGKILL), 0);
     int status;
     assert_int_equal(ctr_wait(&t, "c-orphans", "", &status), 0);
@@ -541,5 +512,6 @@ int main(void)
         cmocka_unit_test(test_no_zombies_after_kill),
         cmocka_unit_test(test_one_gib_streamed),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "kata-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

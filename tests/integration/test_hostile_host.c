@@ -238,19 +238,6 @@ static size_t pump(int quiet_ms, double max_s)
 
 /* ---- the test ---------------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_suite_teardown(&agent, &t);
-    return 0;
-}
-
 static void test_memory_bounded_under_three_attacks(void **state)
 {
     (void)state;
@@ -339,5 +326,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_bounded_under_three_attacks),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "kata-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

@@ -22,19 +22,6 @@ static struct agent_proc agent;
 static struct ctr t;
 static const char *rootfs;
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_suite_teardown(&agent, &t);
-    return 0;
-}
-
 /* Read a stream until its text holds want (or the stream ends). */
 static void read_until(const char *id, const char *eid, const char *want, char *buf, size_t size)
 {
@@ -66,9 +53,7 @@ static void test_sigterm_empty_exec_id_reaches_init_once(void **state)
     (void)state;
     const char *id = ctr_unique_id("k4x-term");
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", TERM_COUNTER("init-term", 2, 9)));
-    assert_int_equal(ctr_create(&t, id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, id), 0);
+    ctr_create_start(&t, id, s);
     char buf[4096];
     read_until(id, "", "ready", buf, sizeof(buf));
     Grpc__Process *p = process_new(ARGS("sh", "-c", TERM_COUNTER("exec-term", 1, 7)));
@@ -97,9 +82,7 @@ static void test_sigkill_empty_exec_id_kills_all(void **state)
     (void)state;
     const char *id = ctr_unique_id("k4x-kill");
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
-    assert_int_equal(ctr_create(&t, id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, id), 0);
+    ctr_create_start(&t, id, s);
     Grpc__Process *p = process_new(ARGS("sleep", "1000"));
     assert_int_equal(ctr_exec(&t, id, "e-sleep", p), 0);
     process_free(p);
@@ -118,13 +101,7 @@ static int run_with_storage(const char *id, const char *script, Grpc__Storage *s
 {
     Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", script));
     spec_add_bind(spec, "/vol", st->mount_point, NULL);
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)id;
-    req.exec_id = (char *)id;
-    req.oci = spec;
-    req.storages = &st;
-    req.n_storages = 1;
-    if (ctr_call(&t, "CreateContainer", &req.base, NULL, NULL) != 0)
+    if (ctr_create_with_storages(&t, id, spec, &st, 1) != 0)
         fail_msg("CreateContainer %s: %s", id, t.msg);
     spec_free(spec);
     assert_int_equal(ctr_start(&t, id), 0);
@@ -192,13 +169,8 @@ static void test_guest_details_storage_handlers(void **state)
         snprintf(mp, sizeof(mp), "/run/kata-containers/k4x-later-%d", (int)getpid());
         Grpc__Storage *st = storage_new(later[i], "/dev/null", "erofs", mp);
         Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
-        Grpc__CreateContainerRequest cc = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-        cc.container_id = (char *)ctr_unique_id("k4x-later");
-        cc.exec_id = cc.container_id;
-        cc.oci = spec;
-        cc.storages = &st;
-        cc.n_storages = 1;
-        assert_int_equal(ctr_call(&t, "CreateContainer", &cc.base, NULL, NULL), 12);
+        assert_int_equal(ctr_create_with_storages(&t, ctr_unique_id("k4x-later"), spec, &st, 1),
+                         12);
         assert_non_null(strstr(t.msg, later[i]));
         assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
         spec_free(spec);
@@ -214,5 +186,6 @@ int main(void)
         cmocka_unit_test(test_shared_storage_outlives_its_containers),
         cmocka_unit_test(test_guest_details_storage_handlers),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "kata-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

@@ -42,19 +42,6 @@ static void set_cwd(Grpc__Process *p, const char *cwd)
     p->cwd = strdup(cwd);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    return ctr_suite_setup(&agent, &t, NULL, "procsetup-sandbox", &rootfs);
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_suite_teardown(&agent, &t);
-    return 0;
-}
-
 /* Exec args (proc given or built from them), read its stdout to out, wait; returns
  * the exit status, or -1000 - code when ExecProcess itself failed. */
 static int exec_in(const char *id, const char *const *args, bool tty, const char *cwd)
@@ -378,5 +365,6 @@ int main(void)
         cmocka_unit_test(test_pinned_namespaces_released),
         cmocka_unit_test(test_exec_bounding_set_despite_forged_proc),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "procsetup-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }
