@@ -450,6 +450,16 @@ int ctr_copy_file(struct ctr *t, const char *path, uint32_t mode, int64_t size, 
     return ctr_call(t, "CopyFile", &req.base, NULL, NULL);
 }
 
+Grpc__GuestDetailsResponse *ctr_guest_details(struct ctr *t)
+{
+    Grpc__GuestDetailsRequest req = GRPC__GUEST_DETAILS_REQUEST__INIT;
+    Grpc__GuestDetailsResponse *resp = NULL;
+    if (ctr_call(t, "GetGuestDetails", &req.base, &grpc__guest_details_response__descriptor,
+                 (ProtobufCMessage **)&resp) != 0)
+        fail_msg("GetGuestDetails: %s", t->msg);
+    return resp;
+}
+
 void spec_add_bind(Grpc__Spec *s, const char *dest, const char *src, const char *mode)
 {
     spec_add_mount(s, dest, "bind", src, (const char *const[]){"rbind", mode, NULL});

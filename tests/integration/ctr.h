@@ -100,6 +100,10 @@ void ctr_kill_remove(struct ctr *t, const char *cid);
 int ctr_copy_file(struct ctr *t, const char *path, uint32_t mode, int64_t size, int64_t offset,
                   uint32_t uid, uint32_t gid, const void *data, size_t len);
 
+/* GetGuestDetails (no memory details asked); fails the test on an error. Free the answer
+ * with protobuf_c_message_free_unpacked. */
+Grpc__GuestDetailsResponse *ctr_guest_details(struct ctr *t);
+
 /* Spec builders (everything they add is heap-allocated, freed by spec_free). */
 /* A mount with options (NULL-terminated list, or NULL for none). */
 void spec_add_mount(Grpc__Spec *s, const char *dest, const char *type, const char *src,

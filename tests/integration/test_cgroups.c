@@ -1004,12 +1004,7 @@ static void test_seccomp(void **state)
     spec_free(s);
 
     /* GetGuestDetails says so. */
-    Grpc__GuestDetailsRequest gd = GRPC__GUEST_DETAILS_REQUEST__INIT;
-    Grpc__GuestDetailsResponse *resp = NULL;
-    assert_int_equal(ctr_call(&t, "GetGuestDetails", &gd.base,
-                              &grpc__guest_details_response__descriptor,
-                              (ProtobufCMessage **)&resp),
-                     0);
+    Grpc__GuestDetailsResponse *resp = ctr_guest_details(&t);
     assert_true(resp->agent_details->supports_seccomp);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
 }

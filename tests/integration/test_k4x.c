@@ -140,12 +140,7 @@ static void test_shared_storage_outlives_its_containers(void **state)
 static void test_guest_details_storage_handlers(void **state)
 {
     (void)state;
-    Grpc__GuestDetailsRequest req = GRPC__GUEST_DETAILS_REQUEST__INIT;
-    Grpc__GuestDetailsResponse *resp = NULL;
-    assert_int_equal(ctr_call(&t, "GetGuestDetails", &req.base,
-                              &grpc__guest_details_response__descriptor,
-                              (ProtobufCMessage **)&resp),
-                     0);
+    Grpc__GuestDetailsResponse *resp = ctr_guest_details(&t);
     const Grpc__AgentDetails *d = resp->agent_details;
     assert_non_null(d);
     static const char *const want[] = {"virtio-fs",     "9p",     "ephemeral",

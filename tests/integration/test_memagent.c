@@ -99,9 +99,7 @@ static void test_termination_log(void **state)
     (void)state;
     struct agent_proc agent;
     struct ctr t;
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    assert_int_equal(ctr_create_sandbox(&t, "kata-sandbox"), 0);
+    assert_int_equal(ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs), 0);
 
     char src[256];
     run_with_new_log(&t, ctr_unique_id("term"), true,
@@ -124,8 +122,7 @@ static void test_termination_log(void **state)
 
     assert_int_equal(ctr_remove(&t, ctr_unique_id("term")), 0);
     assert_int_equal(ctr_remove(&t, ctr_unique_id("plain")), 0);
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 /* What a container writes is bounded and made valid UTF-8; a source that is not a
@@ -135,9 +132,7 @@ static void test_termination_log_hostile(void **state)
     (void)state;
     struct agent_proc agent;
     struct ctr t;
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    assert_int_equal(ctr_create_sandbox(&t, "kata-sandbox"), 0);
+    assert_int_equal(ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs), 0);
 
     /* 1 MiB of 'x': the answer is Kubernetes' 4 KiB, not the whole file. */
     char src[256];
@@ -206,8 +201,7 @@ static void test_termination_log_hostile(void **state)
     assert_int_equal(ctr_remove(&t, ctr_unique_id("big")), 0);
     assert_int_equal(ctr_remove(&t, ctr_unique_id("bin")), 0);
     assert_int_equal(ctr_remove(&t, ctr_unique_id("link")), 0);
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static int memcg_set(struct ctr *t, bool set_disabled, bool disabled, int swappiness_max)
@@ -275,8 +269,7 @@ static void test_mem_agent_off(void **state)
                               NULL, NULL),
                      KA_STATUS_UNIMPLEMENTED);
     assert_false(log_has(&agent, "mem-agent started"));
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static void test_mem_agent_live_config(void **state)
@@ -303,8 +296,7 @@ static void test_mem_agent_live_config(void **state)
     assert_false(log_has(&agent, "compact enabled"));
     assert_int_equal(memcg_set(&t, false, false, -1), 0);
     assert_true(agent_alive(&agent));
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static uint64_t vmstat(const char *key)
@@ -346,8 +338,7 @@ static void test_compaction_runs(void **state)
     uint64_t after = vmstat("compact_migrate_scanned") + vmstat("compact_free_scanned");
     fprintf(stderr, "compaction scanned %llu pages\n", (unsigned long long)(after - scanned));
     assert_true(after >= scanned);
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static int group_setup(void **state)
