@@ -413,6 +413,20 @@ void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec)
         fail_msg("start %s: %s", cid, t->msg);
 }
 
+int ctr_exec_collect(struct ctr *t, const char *cid, const char *eid, Grpc__Process *proc,
+                     char *out, size_t out_size)
+{
+    int rc = ctr_exec(t, cid, eid, proc);
+    process_free(proc);
+    if (rc != 0)
+        return -1000 - rc;
+    ctr_read_all(t, cid, eid, false, out, out_size);
+    int status = -1;
+    if (ctr_wait(t, cid, eid, &status) != 0)
+        fail_msg("wait for %s: %s", eid, t->msg);
+    return status;
+}
+
 int ctr_create_with_storages(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
                              size_t n)
 {

@@ -89,6 +89,11 @@ int ctr_group_teardown(void **state);
 /* create + start of a container that keeps running; frees spec; fails the test on
  * an error. */
 void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec);
+/* ExecProcess of proc (freed) as eid, its stdout read to EOF into out, its wait: returns
+ * its exit status, or -1000 - code when ExecProcess itself failed. A failed wait fails
+ * the test. */
+int ctr_exec_collect(struct ctr *t, const char *cid, const char *eid, Grpc__Process *proc,
+                     char *out, size_t out_size);
 /* CreateContainer with storages (n of them), as the runtime sends a volume's; returns the
  * status. */
 int ctr_create_with_storages(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,

@@ -132,12 +132,7 @@ static void test_exec_joins_init_namespaces(void **state)
         init_ns[n] = '\0';
     }
     Grpc__Process *p = process_new(ARGS("ka-payload", "ns"));
-    assert_int_equal(ctr_exec(&t, "c-exec", "exec-1", p), 0);
-    process_free(p);
-    ctr_read_all(&t, "c-exec", "exec-1", false, out, sizeof(out));
-    int status;
-    assert_int_equal(ctr_wait(&t, "c-exec", "exec-1", &status), 0);
-    assert_int_equal(status, 0);
+    assert_int_equal(ctr_exec_collect(&t, "c-exec", "exec-1", p, out, sizeof(out)), 0);
     const char *kinds[] = {"pid:", "ipc:", "uts:", "mnt:"};
     for (size_t i = 0; i < 4; i++) {
         const char *a = strstr(init_ns, kinds[i]), *b = strstr(out, kinds[i]);
@@ -160,6 +155,7 @@ static void test_exec_joins_init_namespaces(void **state)
         process_free(p);
     process_free(bad);
     assert_int_equal(rc, 0);
+    int status;
     assert_int_equal(ctr_wait(&t, "c-exec", "exec-2", &status), 0);
     assert_int_equal(status, 0);
 

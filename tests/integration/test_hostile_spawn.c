@@ -403,10 +403,8 @@ static void test_small_nofile(void **state)
         add_rlimit(p, "RLIMIT_NOFILE", limits[i], limits[i]);
         char eid[32];
         snprintf(eid, sizeof(eid), "nofile%u", limits[i]);
-        assert_int_equal(ctr_exec(&t, ctr_unique_id("attacker"), eid, p), 0);
-        process_free(p);
-        ctr_read_all(&t, ctr_unique_id("attacker"), eid, false, out, sizeof(out));
-        assert_int_equal(wait_exec(eid), 0);
+        assert_int_equal(ctr_exec_collect(&t, ctr_unique_id("attacker"), eid, p, out, sizeof(out)),
+                         0);
         assert_nofile(out, limits[i]);
     }
 }

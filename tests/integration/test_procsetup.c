@@ -42,8 +42,7 @@ static void set_cwd(Grpc__Process *p, const char *cwd)
     p->cwd = strdup(cwd);
 }
 
-/* Exec args (proc given or built from them), read its stdout to out, wait; returns
- * the exit status, or -1000 - code when ExecProcess itself failed. */
+/* Exec args (with a tty, in cwd when given) into out: ctr_exec_collect's answer. */
 static int exec_in(const char *id, const char *const *args, bool tty, const char *cwd)
 {
     char eid[32];
@@ -52,15 +51,7 @@ static int exec_in(const char *id, const char *const *args, bool tty, const char
     p->terminal = tty;
     if (cwd)
         set_cwd(p, cwd);
-    int rc = ctr_exec(&t, id, eid, p);
-    process_free(p);
-    if (rc != 0)
-        return -1000 - rc;
-    ctr_read_all(&t, id, eid, false, out, sizeof(out));
-    int status = -1;
-    if (ctr_wait(&t, id, eid, &status) != 0)
-        fail_msg("wait for %s: %s", eid, t.msg);
-    return status;
+    return ctr_exec_collect(&t, id, eid, p, out, sizeof(out));
 }
 
 /* ---- sessions ------------------------------------------------------------------ */
@@ -337,12 +328,7 @@ static void test_exec_bounding_set_despite_forged_proc(void **state)
     grpc__linux_capabilities__init(caps);
     caps_add(caps, "CAP_CHOWN");
     p->capabilities = caps;
-    assert_int_equal(ctr_exec(&t, id, eid, p), 0);
-    process_free(p);
-    ctr_read_all(&t, id, eid, false, out, sizeof(out));
-    int status = -1;
-    assert_int_equal(ctr_wait(&t, id, eid, &status), 0);
-    assert_int_equal(status, 0);
+    assert_int_equal(ctr_exec_collect(&t, id, eid, p, out, sizeof(out)), 0);
     const char *v = strchr(out, ':');
     assert_non_null(v);
     unsigned long long bnd = strtoull(v + 1, NULL, 16);
