@@ -194,6 +194,15 @@ bool agent_alive(const struct agent_proc *p)
     return p->pid > 0 && kill(p->pid, 0) == 0 && waitpid(p->pid, NULL, WNOHANG) == 0;
 }
 
+void agent_kill(struct agent_proc *p)
+{
+    if (agent_alive(p)) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+    }
+    p->pid = 0;
+}
+
 void agent_stop(struct agent_proc *p)
 {
     if (p->pid <= 0)

@@ -43,6 +43,9 @@ void agent_inherit_fds_next(const int *numbers, size_t n);
 /* SIGTERM and wait: asserts a clean exit (status 0, which the sanitizers would spoil). */
 void agent_stop(struct agent_proc *p);
 bool agent_alive(const struct agent_proc *p);
+/* SIGKILL and reap, with no verdict on how it ended: for the teardown after a test
+ * that may have failed half-way. */
+void agent_kill(struct agent_proc *p);
 int agent_fd_count(const struct agent_proc *p);
 /* Wait (up to ms) for the fd count to come back to want; returns the last count. */
 int agent_wait_fd_count(const struct agent_proc *p, int want, int ms);

@@ -74,11 +74,7 @@ static void remove_added_loop(void)
 static int teardown(void **state)
 {
     (void)state;
-    if (agent.pid > 0 && agent_alive(&agent)) {
-        kill(agent.pid, SIGKILL);
-        waitpid(agent.pid, NULL, 0);
-    }
-    agent.pid = 0;
+    agent_kill(&agent);
     remove_added_loop();
     if (attached[0])
         sh("losetup -d %s 2>/dev/null", attached);

@@ -103,11 +103,7 @@ static int teardown(void **state)
 {
     (void)state;
     ctr_close(&t);
-    if (agent.pid > 0 && agent_alive(&agent)) {
-        kill(agent.pid, SIGKILL);
-        waitpid(agent.pid, NULL, 0);
-    }
-    agent.pid = 0;
+    agent_kill(&agent);
     if (swapper > 0) {
         kill(swapper, SIGKILL);
         waitpid(swapper, NULL, 0);
@@ -139,8 +135,7 @@ static int add_storages(Grpc__Storage **st, size_t n)
 static int sandbox_with(Grpc__Storage **st, size_t n)
 {
     ctr_close(&t);
-    kill(agent.pid, SIGKILL);
-    waitpid(agent.pid, NULL, 0);
+    agent_kill(&agent);
     agent_start_isolated(&agent, NULL);
     ctr_open(&t, &agent);
     Grpc__CreateSandboxRequest cs = GRPC__CREATE_SANDBOX_REQUEST__INIT;

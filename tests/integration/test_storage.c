@@ -61,11 +61,7 @@ static int group_teardown(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (agent.pid > 0 && agent_alive(&agent)) {
-        kill(agent.pid, SIGKILL);
-        waitpid(agent.pid, NULL, 0);
-    }
-    agent.pid = 0;
+    agent_kill(&agent);
     for (int i = 0; i < n_loops; i++)
         sh("losetup -d %s 2>/dev/null", loops[i]);
     n_loops = 0;
