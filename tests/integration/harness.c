@@ -417,6 +417,14 @@ int sh(const char *fmt, ...)
     return system(cmd);
 }
 
+bool have_loop_tools(void)
+{
+    if (sh("command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null") == 0)
+        return true;
+    fprintf(stderr, "needs mkfs.ext4 and losetup\n");
+    return false;
+}
+
 double now_s(void)
 {
     struct timespec ts;

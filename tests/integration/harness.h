@@ -71,6 +71,8 @@ bool raw_wait_closed(int fd, int ms);
 
 /* Run a shell command (printf-style); returns system()'s status. */
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* mkfs.ext4 and losetup on PATH (the loop-device suites need both); says so when not. */
+bool have_loop_tools(void);
 /* Seconds on the monotonic clock. */
 double now_s(void);
 /* The text of a file, NUL-terminated (at most size-1 bytes); false when it cannot be read. */

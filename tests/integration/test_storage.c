@@ -38,13 +38,11 @@ static char out[1 << 16];
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || geteuid() != 0 || !mkdtemp(scratch)) {
-        fprintf(stderr, "needs root and KA_TEST_ROOTFS\n");
+    rootfs = ctr_test_rootfs();
+    if (!rootfs || !have_loop_tools())
         return -1;
-    }
-    if (sh("command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null") != 0) {
-        fprintf(stderr, "needs mkfs.ext4 and losetup\n");
+    if (!mkdtemp(scratch)) {
+        perror(scratch);
         return -1;
     }
     return 0;
