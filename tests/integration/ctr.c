@@ -1,14 +1,16 @@
 #include "ctr.h"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static char *xstrdup(const char *s)
+char *xstrdup(const char *s)
 {
     char *d = strdup(s);
     assert_non_null(d);
@@ -55,8 +57,8 @@ void strv_add(char ***v, size_t *n, const char *s)
     (*v)[(*n)++] = xstrdup(s);
 }
 
-static void add_mount(Grpc__Spec *s, const char *dest, const char *type, const char *src,
-                      const char *const *opts)
+void spec_add_mount(Grpc__Spec *s, const char *dest, const char *type, const char *src,
+                    const char *const *opts)
 {
     Grpc__Mount *m = malloc(sizeof(*m));
     grpc__mount__init(m);
@@ -137,18 +139,20 @@ Grpc__Spec *spec_new(const char *rootfs, const char *const *args)
     s->root = malloc(sizeof(*s->root));
     grpc__root__init(s->root);
     s->root->path = xstrdup(rootfs);
-    add_mount(s, "/proc", "proc", "proc", (const char *const[]){"nosuid", "noexec", "nodev", NULL});
-    add_mount(s, "/dev", "tmpfs", "tmpfs",
-              (const char *const[]){"nosuid", "strictatime", "mode=755", "size=65536k", NULL});
-    add_mount(s, "/dev/pts", "devpts", "devpts",
-              (const char *const[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620",
-                                    "gid=5", NULL});
-    add_mount(s, "/dev/shm", "tmpfs", "shm",
-              (const char *const[]){"nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL});
-    add_mount(s, "/dev/mqueue", "mqueue", "mqueue",
-              (const char *const[]){"nosuid", "noexec", "nodev", NULL});
-    add_mount(s, "/sys", "sysfs", "sysfs",
-              (const char *const[]){"nosuid", "noexec", "nodev", "ro", NULL});
+    spec_add_mount(s, "/proc", "proc", "proc",
+                   (const char *const[]){"nosuid", "noexec", "nodev", NULL});
+    spec_add_mount(s, "/dev", "tmpfs", "tmpfs",
+                   (const char *const[]){"nosuid", "strictatime", "mode=755", "size=65536k", NULL});
+    spec_add_mount(s, "/dev/pts", "devpts", "devpts",
+                   (const char *const[]){"nosuid", "noexec", "newinstance", "ptmxmode=0666",
+                                         "mode=0620", "gid=5", NULL});
+    spec_add_mount(s, "/dev/shm", "tmpfs", "shm",
+                   (const char *const[]){"nosuid", "noexec", "nodev", "mode=1777", "size=65536k",
+                                         NULL});
+    spec_add_mount(s, "/dev/mqueue", "mqueue", "mqueue",
+                   (const char *const[]){"nosuid", "noexec", "nodev", NULL});
+    spec_add_mount(s, "/sys", "sysfs", "sysfs",
+                   (const char *const[]){"nosuid", "noexec", "nodev", "ro", NULL});
     s->linux = malloc(sizeof(*s->linux));
     grpc__linux__init(s->linux);
     s->linux->cgroupspath = xstrdup("");
@@ -311,6 +315,225 @@ int ctr_run(struct ctr *t, const char *cid, Grpc__Spec *spec, char *out, size_t 
     if (ctr_remove(t, cid) != 0)
         fail_msg("remove %s: %s", cid, t->msg);
     return status;
+}
+
+/* ---- what the container suites share ---------------------------------------------------- */
+
+const char *ctr_unique_id(const char *name)
+{
+    /* The copies of name, not the pointers: a caller may build names in a buffer. */
+    static struct {
+        char name[48];
+        char id[64];
+    } ids[64];
+    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
+        if (ids[i].name[0] && strcmp(ids[i].name, name) == 0)
+            return ids[i].id;
+        if (!ids[i].name[0]) {
+            if (strlen(name) >= sizeof(ids[i].name))
+                fail_msg("container name too long: %s", name);
+            snprintf(ids[i].name, sizeof(ids[i].name), "%s", name);
+            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
+            return ids[i].id;
+        }
+    }
+    fail_msg("too many container names");
+    return NULL;
+}
+
+const char *ctr_test_rootfs(void)
+{
+    const char *rootfs = getenv("KA_TEST_ROOTFS");
+    if (!rootfs || access(rootfs, F_OK) != 0) {
+        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
+        return NULL;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "these tests need root\n");
+        return NULL;
+    }
+    return rootfs;
+}
+
+int ctr_suite_setup(struct agent_proc *agent, struct ctr *t, const char *cmdline,
+                    const char *hostname, const char **rootfs)
+{
+    *rootfs = ctr_test_rootfs();
+    if (!*rootfs)
+        return -1;
+    agent_start_isolated(agent, cmdline);
+    ctr_open(t, agent);
+    if (ctr_create_sandbox(t, hostname) != 0) {
+        fprintf(stderr, "CreateSandbox: %s\n", t->msg);
+        return -1;
+    }
+    return 0;
+}
+
+void ctr_suite_teardown(struct agent_proc *agent, struct ctr *t)
+{
+    ctr_close(t);
+    agent_stop(agent);
+}
+
+/* What ctr_suite_fixtures named: cmocka's group fixtures take no arguments of ours. */
+static struct {
+    struct agent_proc *agent;
+    struct ctr *t;
+    const char **rootfs;
+    const char *hostname;
+} fixtures;
+
+void ctr_suite_fixtures(struct agent_proc *agent, struct ctr *t, const char **rootfs,
+                        const char *hostname)
+{
+    fixtures.agent = agent;
+    fixtures.t = t;
+    fixtures.rootfs = rootfs;
+    fixtures.hostname = hostname;
+}
+
+int ctr_group_setup(void **state)
+{
+    (void)state;
+    if (!fixtures.agent) {
+        fprintf(stderr, "ctr_group_setup without ctr_suite_fixtures\n");
+        return -1;
+    }
+    return ctr_suite_setup(fixtures.agent, fixtures.t, NULL, fixtures.hostname, fixtures.rootfs);
+}
+
+int ctr_group_teardown(void **state)
+{
+    (void)state;
+    ctr_suite_teardown(fixtures.agent, fixtures.t);
+    return 0;
+}
+
+void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec)
+{
+    if (ctr_create(t, cid, spec) != 0)
+        fail_msg("create %s: %s", cid, t->msg);
+    spec_free(spec);
+    if (ctr_start(t, cid) != 0)
+        fail_msg("start %s: %s", cid, t->msg);
+}
+
+int ctr_exec_collect(struct ctr *t, const char *cid, const char *eid, Grpc__Process *proc,
+                     char *out, size_t out_size)
+{
+    int rc = ctr_exec(t, cid, eid, proc);
+    process_free(proc);
+    if (rc != 0)
+        return -1000 - rc;
+    ctr_read_all(t, cid, eid, false, out, out_size);
+    int status = -1;
+    if (ctr_wait(t, cid, eid, &status) != 0)
+        fail_msg("wait for %s: %s", eid, t->msg);
+    return status;
+}
+
+int ctr_create_with_storages(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
+                             size_t n)
+{
+    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
+    req.container_id = (char *)cid;
+    req.exec_id = (char *)cid;
+    req.oci = spec;
+    req.storages = st;
+    req.n_storages = n;
+    return ctr_call(t, "CreateContainer", &req.base, NULL, NULL);
+}
+
+void ctr_kill_remove(struct ctr *t, const char *cid)
+{
+    int status;
+    ctr_signal(t, cid, "", SIGKILL);
+    ctr_wait(t, cid, "", &status);
+    if (ctr_remove(t, cid) != 0)
+        fail_msg("remove %s: %s", cid, t->msg);
+}
+
+int ctr_copy_file(struct ctr *t, const char *path, uint32_t mode, int64_t size, int64_t offset,
+                  uint32_t uid, uint32_t gid, const void *data, size_t len)
+{
+    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
+    req.path = (char *)path;
+    req.file_size = size;
+    req.file_mode = mode;
+    req.dir_mode = 0755;
+    req.uid = uid;
+    req.gid = gid;
+    req.offset = offset;
+    req.data.data = (uint8_t *)data;
+    req.data.len = len;
+    return ctr_call(t, "CopyFile", &req.base, NULL, NULL);
+}
+
+Grpc__GuestDetailsResponse *ctr_guest_details(struct ctr *t)
+{
+    Grpc__GuestDetailsRequest req = GRPC__GUEST_DETAILS_REQUEST__INIT;
+    Grpc__GuestDetailsResponse *resp = NULL;
+    if (ctr_call(t, "GetGuestDetails", &req.base, &grpc__guest_details_response__descriptor,
+                 (ProtobufCMessage **)&resp) != 0)
+        fail_msg("GetGuestDetails: %s", t->msg);
+    return resp;
+}
+
+void spec_add_bind(Grpc__Spec *s, const char *dest, const char *src, const char *mode)
+{
+    spec_add_mount(s, dest, "bind", src, (const char *const[]){"rbind", mode, NULL});
+}
+
+void caps_add(Grpc__LinuxCapabilities *caps, const char *cap)
+{
+    strv_add(&caps->bounding, &caps->n_bounding, cap);
+    strv_add(&caps->effective, &caps->n_effective, cap);
+    strv_add(&caps->permitted, &caps->n_permitted, cap);
+}
+
+Grpc__LinuxResources *spec_resources(Grpc__Spec *s)
+{
+    if (!s->linux->resources) {
+        s->linux->resources = malloc(sizeof(*s->linux->resources));
+        grpc__linux_resources__init(s->linux->resources);
+    }
+    return s->linux->resources;
+}
+
+void spec_set_cgroups_path(Grpc__Spec *s, const char *path)
+{
+    free(s->linux->cgroupspath);
+    s->linux->cgroupspath = xstrdup(path);
+}
+
+void spec_add_device(Grpc__Spec *s, const char *path, const char *type, int64_t major,
+                     int64_t minor)
+{
+    Grpc__LinuxDevice *d = malloc(sizeof(*d));
+    grpc__linux_device__init(d);
+    d->path = xstrdup(path);
+    d->type = xstrdup(type);
+    d->major = major;
+    d->minor = minor;
+    d->filemode = 0600;
+    s->linux->devices =
+        realloc(s->linux->devices, (s->linux->n_devices + 1) * sizeof(*s->linux->devices));
+    s->linux->devices[s->linux->n_devices++] = d;
+}
+
+void resources_add_device_rule(Grpc__LinuxResources *r, bool allow, const char *type, int64_t major,
+                               int64_t minor, const char *access)
+{
+    Grpc__LinuxDeviceCgroup *d = malloc(sizeof(*d));
+    grpc__linux_device_cgroup__init(d);
+    d->allow = allow;
+    d->type = xstrdup(type);
+    d->major = major;
+    d->minor = minor;
+    d->access = xstrdup(access);
+    r->devices = realloc(r->devices, (r->n_devices + 1) * sizeof(*r->devices));
+    r->devices[r->n_devices++] = d;
 }
 
 Grpc__Storage *storage_new(const char *driver, const char *source, const char *fstype,

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agent.pb-c.h"
 #include "harness.h"
@@ -59,5 +60,73 @@ size_t ctr_read_all(struct ctr *t, const char *cid, const char *eid, bool err_st
 
 /* create + start + read stdout to EOF + wait + remove. Returns the exit status. */
 int ctr_run(struct ctr *t, const char *cid, Grpc__Spec *spec, char *out, size_t out_size);
+
+/* ---- what the container suites share ---------------------------------------------------- */
+
+/* "name-<pid>", the same string each time for the same name. Container ids (and the
+ * cgroup paths that follow them) are global on this host, so two runs of a suite at
+ * once must not meet there. */
+const char *ctr_unique_id(const char *name);
+/* strdup that fails the test instead of returning NULL. */
+char *xstrdup(const char *s);
+
+/* KA_TEST_ROOTFS when it exists and we are root; otherwise NULL, after saying why on
+ * stderr. */
+const char *ctr_test_rootfs(void);
+/* A group set-up: ctr_test_rootfs into *rootfs, the agent in its own namespaces
+ * (agent_start_isolated with cmdline, NULL for none), t connected to it and
+ * CreateSandbox(hostname). 0, or -1 after saying why (what cmocka wants back). */
+int ctr_suite_setup(struct agent_proc *agent, struct ctr *t, const char *cmdline,
+                    const char *hostname, const char **rootfs);
+/* The matching teardown: close t, stop the agent (asserting a clean exit). */
+void ctr_suite_teardown(struct agent_proc *agent, struct ctr *t);
+/* For a suite that needs no more than that: main names the suite's agent, client,
+ * rootfs variable and sandbox hostname once, and passes ctr_group_setup and
+ * ctr_group_teardown to cmocka_run_group_tests. */
+void ctr_suite_fixtures(struct agent_proc *agent, struct ctr *t, const char **rootfs,
+                        const char *hostname);
+int ctr_group_setup(void **state);
+int ctr_group_teardown(void **state);
+
+/* create + start of a container that keeps running; frees spec; fails the test on
+ * an error. */
+void ctr_create_start(struct ctr *t, const char *cid, Grpc__Spec *spec);
+/* ExecProcess of proc (freed) as eid, its stdout read to EOF into out, its wait: returns
+ * its exit status, or -1000 - code when ExecProcess itself failed. A failed wait fails
+ * the test. */
+int ctr_exec_collect(struct ctr *t, const char *cid, const char *eid, Grpc__Process *proc,
+                     char *out, size_t out_size);
+/* CreateContainer with storages (n of them), as the runtime sends a volume's; returns the
+ * status. */
+int ctr_create_with_storages(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
+                             size_t n);
+/* SIGKILL to the init, its wait, and RemoveContainer, which must succeed. */
+void ctr_kill_remove(struct ctr *t, const char *cid);
+/* One CopyFile (dir_mode 0755): len bytes of data at offset, in a file of size bytes
+ * owned by uid:gid. Returns the status. */
+int ctr_copy_file(struct ctr *t, const char *path, uint32_t mode, int64_t size, int64_t offset,
+                  uint32_t uid, uint32_t gid, const void *data, size_t len);
+
+/* GetGuestDetails (no memory details asked); fails the test on an error. Free the answer
+ * with protobuf_c_message_free_unpacked. */
+Grpc__GuestDetailsResponse *ctr_guest_details(struct ctr *t);
+
+/* Spec builders (everything they add is heap-allocated, freed by spec_free). */
+/* A mount with options (NULL-terminated list, or NULL for none). */
+void spec_add_mount(Grpc__Spec *s, const char *dest, const char *type, const char *src,
+                    const char *const *opts);
+/* A bind mount as the runtime sends one: "rbind", then mode ("rw", "ro") when given. */
+void spec_add_bind(Grpc__Spec *s, const char *dest, const char *src, const char *mode);
+/* One capability in the bounding, effective and permitted sets. */
+void caps_add(Grpc__LinuxCapabilities *caps, const char *cap);
+/* linux.resources, created empty the first time. */
+Grpc__LinuxResources *spec_resources(Grpc__Spec *s);
+void spec_set_cgroups_path(Grpc__Spec *s, const char *path);
+/* A device node for the container (mode 0600). */
+void spec_add_device(Grpc__Spec *s, const char *path, const char *type, int64_t major,
+                     int64_t minor);
+/* A device cgroup rule (major/minor -1 for any). */
+void resources_add_device_rule(Grpc__LinuxResources *r, bool allow, const char *type, int64_t major,
+                               int64_t minor, const char *access);
 
 #endif

@@ -194,6 +194,15 @@ bool agent_alive(const struct agent_proc *p)
     return p->pid > 0 && kill(p->pid, 0) == 0 && waitpid(p->pid, NULL, WNOHANG) == 0;
 }
 
+void agent_kill(struct agent_proc *p)
+{
+    if (agent_alive(p)) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+    }
+    p->pid = 0;
+}
+
 void agent_stop(struct agent_proc *p)
 {
     if (p->pid <= 0)
@@ -408,11 +417,47 @@ int sh(const char *fmt, ...)
     return system(cmd);
 }
 
+bool have_loop_tools(void)
+{
+    if (sh("command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null") == 0)
+        return true;
+    fprintf(stderr, "needs mkfs.ext4 and losetup\n");
+    return false;
+}
+
 double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool read_text(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+long agent_status_kb(const struct agent_proc *p, const char *field)
+{
+    char path[64], line[256], key[32];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)p->pid);
+    snprintf(key, sizeof(key), "%s: %%ld", field);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, key, &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
 }
 
 int agent_mount_count(const struct agent_proc *p, const char *mount_point, const char *type)

@@ -43,6 +43,9 @@ void agent_inherit_fds_next(const int *numbers, size_t n);
 /* SIGTERM and wait: asserts a clean exit (status 0, which the sanitizers would spoil). */
 void agent_stop(struct agent_proc *p);
 bool agent_alive(const struct agent_proc *p);
+/* SIGKILL and reap, with no verdict on how it ended: for the teardown after a test
+ * that may have failed half-way. */
+void agent_kill(struct agent_proc *p);
 int agent_fd_count(const struct agent_proc *p);
 /* Wait (up to ms) for the fd count to come back to want; returns the last count. */
 int agent_wait_fd_count(const struct agent_proc *p, int want, int ms);
@@ -68,8 +71,14 @@ bool raw_wait_closed(int fd, int ms);
 
 /* Run a shell command (printf-style); returns system()'s status. */
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* mkfs.ext4 and losetup on PATH (the loop-device suites need both); says so when not. */
+bool have_loop_tools(void);
 /* Seconds on the monotonic clock. */
 double now_s(void);
+/* The text of a file, NUL-terminated (at most size-1 bytes); false when it cannot be read. */
+bool read_text(const char *path, char *buf, size_t size);
+/* A kB field of the agent's /proc/<pid>/status ("VmRSS", "VmHWM"), or -1. */
+long agent_status_kb(const struct agent_proc *p, const char *field);
 /* How many times the agent's mount table has mount_point (of type, when given). */
 int agent_mount_count(const struct agent_proc *p, const char *mount_point, const char *type);
 

@@ -45,41 +45,6 @@ static int base_fds;
 static long base_rss;
 static int exec_seq;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host, so two runs of this test at once must not meet there. */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[64];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
-static long agent_rss_kb(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent.pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static bool bundle_exists(const char *cid)
 {
     char path[512];
@@ -124,16 +89,16 @@ static void agent_ok(void)
     char eid[32];
     snprintf(eid, sizeof(eid), "probe-%d", ++exec_seq);
     Grpc__Process *p = process_new(ARGS("true"));
-    if (ctr_exec(&t, cid("bystander"), eid, p) != 0) {
+    if (ctr_exec(&t, ctr_unique_id("bystander"), eid, p) != 0) {
         char msg[sizeof(t.msg)];
         snprintf(msg, sizeof(msg), "%s", t.msg);
         int st = -1;
-        int rc = ctr_wait(&t, cid("bystander"), "", &st);
+        int rc = ctr_wait(&t, ctr_unique_id("bystander"), "", &st);
         fail_msg("exec into the bystander: %s (its wait: code %d, status %d)", msg, rc, st);
     }
     process_free(p);
     int status;
-    expect(ctr_wait(&t, cid("bystander"), eid, &status), 0, "wait for the probe");
+    expect(ctr_wait(&t, ctr_unique_id("bystander"), eid, &status), 0, "wait for the probe");
     assert_int_equal(status, 0);
     int fds = agent_wait_fd_count(&agent, base_fds, 5000);
     if (fds != base_fds) {
@@ -143,7 +108,7 @@ static void agent_ok(void)
             fprintf(stderr, "(no fd list)\n");
         fail_msg("agent fd count %d, was %d", fds, base_fds);
     }
-    long rss = agent_rss_kb();
+    long rss = agent_status_kb(&agent, "VmRSS");
     if (rss - base_rss > RSS_BOUND_KB)
         fail_msg("agent RSS %ld kB, was %ld kB", rss, base_rss);
 }
@@ -151,23 +116,11 @@ static void agent_ok(void)
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
+    if (ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs) != 0)
         return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    if (ctr_create(&t, cid("bystander"), s) != 0 || ctr_start(&t, cid("bystander")) != 0) {
+    if (ctr_create(&t, ctr_unique_id("bystander"), s) != 0 ||
+        ctr_start(&t, ctr_unique_id("bystander")) != 0) {
         fprintf(stderr, "bystander: %s\n", t.msg);
         return -1;
     }
@@ -175,15 +128,15 @@ static int group_setup(void **state)
     /* A first exec settles the agent's lazily grown state before the baseline. */
     Grpc__Process *p = process_new(ARGS("true"));
     int status;
-    if (ctr_exec(&t, cid("bystander"), "warm-up", p) != 0 ||
-        ctr_wait(&t, cid("bystander"), "warm-up", &status) != 0)
+    if (ctr_exec(&t, ctr_unique_id("bystander"), "warm-up", p) != 0 ||
+        ctr_wait(&t, ctr_unique_id("bystander"), "warm-up", &status) != 0)
         return -1;
     process_free(p);
     /* The agent closes an exec's pipes just after answering its wait: settle. */
     base_fds = agent_fd_count(&agent);
     for (int i = 0, n; i < 50 && (usleep(100000), n = agent_fd_count(&agent)) != base_fds; i++)
         base_fds = n;
-    base_rss = agent_rss_kb();
+    base_rss = agent_status_kb(&agent, "VmRSS");
     return 0;
 }
 
@@ -191,11 +144,10 @@ static int group_teardown(void **state)
 {
     (void)state;
     int status;
-    if (ctr_signal(&t, cid("bystander"), "", SIGKILL) == 0 &&
-        ctr_wait(&t, cid("bystander"), "", &status) == 0)
-        ctr_remove(&t, cid("bystander"));
-    ctr_close(&t);
-    agent_stop(&agent);
+    if (ctr_signal(&t, ctr_unique_id("bystander"), "", SIGKILL) == 0 &&
+        ctr_wait(&t, ctr_unique_id("bystander"), "", &status) == 0)
+        ctr_remove(&t, ctr_unique_id("bystander"));
+    ctr_suite_teardown(&agent, &t);
     if (private_root[0]) {
         char cmd[PATH_MAX + 16];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", private_root);
@@ -207,12 +159,7 @@ static int group_teardown(void **state)
 
 static void start_pause(const char *cid)
 {
-    Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    if (ctr_create(&t, cid, s) != 0)
-        fail_msg("create %s: %s", cid, t.msg);
-    spec_free(s);
-    if (ctr_start(&t, cid) != 0)
-        fail_msg("start %s: %s", cid, t.msg);
+    ctr_create_start(&t, cid, spec_new(rootfs, ARGS("ka-payload", "pause")));
 }
 
 static void kill_and_remove(const char *cid, int want_status)
@@ -247,7 +194,7 @@ static void test_truncated_frames(void **state)
 
     /* Half of a real WaitProcess request. */
     Grpc__WaitProcessRequest w = GRPC__WAIT_PROCESS_REQUEST__INIT;
-    w.container_id = (char *)cid("bystander");
+    w.container_id = (char *)ctr_unique_id("bystander");
     w.exec_id = (char *)"";
     uint8_t pl[128];
     size_t pn = grpc__wait_process_request__pack(&w, pl);
@@ -281,10 +228,10 @@ static void test_truncated_frames(void **state)
 static void test_reused_stream_id(void **state)
 {
     (void)state;
-    start_pause(cid("c-reuse"));
+    start_pause(ctr_unique_id("c-reuse"));
     int fd = raw_connect(&agent);
     Grpc__WaitProcessRequest w = GRPC__WAIT_PROCESS_REQUEST__INIT;
-    w.container_id = (char *)cid("c-reuse");
+    w.container_id = (char *)ctr_unique_id("c-reuse");
     w.exec_id = (char *)"";
     uint8_t buf[128];
     size_t n = grpc__wait_process_request__pack(&w, buf);
@@ -295,13 +242,13 @@ static void test_reused_stream_id(void **state)
     expect_status(fd, 1, 3, "already in use");
     raw_send_request(fd, 3, "grpc.Health", "Check", NULL, 0);
     expect_status(fd, 3, 0, NULL);
-    expect(ctr_signal(&t, cid("c-reuse"), "", SIGKILL), 0, "kill");
+    expect(ctr_signal(&t, ctr_unique_id("c-reuse"), "", SIGKILL), 0, "kill");
     expect_status(fd, 1, 0, NULL); /* the parked wait */
     /* The stream id is free again once answered. */
     raw_send_request(fd, 1, "grpc.Health", "Check", NULL, 0);
     expect_status(fd, 1, 0, NULL);
     close(fd);
-    expect(ctr_remove(&t, cid("c-reuse")), 0, "remove");
+    expect(ctr_remove(&t, ctr_unique_id("c-reuse")), 0, "remove");
     agent_ok();
 }
 
@@ -374,15 +321,15 @@ static void test_bad_container_ids(void **state)
     }
     assert_false(bundle_exists("a"));
     /* Duplicate ids: the first stays usable. */
-    expect(ctr_create(&t, cid("c-dup"), s), 0, "create");
-    expect(ctr_create(&t, cid("c-dup"), s), 6, "duplicate");
+    expect(ctr_create(&t, ctr_unique_id("c-dup"), s), 0, "create");
+    expect(ctr_create(&t, ctr_unique_id("c-dup"), s), 6, "duplicate");
     expect_msg("already exists");
-    expect(ctr_create(&t, cid("bystander"), s), 6, "duplicate of a running one");
-    expect(ctr_start(&t, cid("c-dup")), 0, "start the first");
+    expect(ctr_create(&t, ctr_unique_id("bystander"), s), 6, "duplicate of a running one");
+    expect(ctr_start(&t, ctr_unique_id("c-dup")), 0, "start the first");
     int status;
-    expect(ctr_wait(&t, cid("c-dup"), "", &status), 0, "wait");
+    expect(ctr_wait(&t, ctr_unique_id("c-dup"), "", &status), 0, "wait");
     assert_int_equal(status, 0);
-    expect(ctr_remove(&t, cid("c-dup")), 0, "remove");
+    expect(ctr_remove(&t, ctr_unique_id("c-dup")), 0, "remove");
     spec_free(s);
     agent_ok();
 }
@@ -392,21 +339,24 @@ static void test_unknown_containers_and_processes(void **state)
     (void)state;
     Grpc__Process *p = process_new(ARGS("true"));
     int status;
-    expect(ctr_exec(&t, cid("c-nope"), "e1", p), 5, "exec into an unknown container");
-    expect(ctr_wait(&t, cid("c-nope"), "", &status), 5, "wait unknown container");
-    expect(ctr_signal(&t, cid("c-nope"), "", SIGKILL), 5, "signal unknown container");
-    expect(ctr_wait(&t, cid("bystander"), "no-such-exec", &status), 5, "wait unknown exec");
-    expect(ctr_signal(&t, cid("bystander"), "no-such-exec", SIGKILL), 5, "signal unknown exec");
-    expect(ctr_write(&t, cid("bystander"), "no-such-exec", "x", 1), 5, "write unknown exec");
+    expect(ctr_exec(&t, ctr_unique_id("c-nope"), "e1", p), 5, "exec into an unknown container");
+    expect(ctr_wait(&t, ctr_unique_id("c-nope"), "", &status), 5, "wait unknown container");
+    expect(ctr_signal(&t, ctr_unique_id("c-nope"), "", SIGKILL), 5, "signal unknown container");
+    expect(ctr_wait(&t, ctr_unique_id("bystander"), "no-such-exec", &status), 5,
+           "wait unknown exec");
+    expect(ctr_signal(&t, ctr_unique_id("bystander"), "no-such-exec", SIGKILL), 5,
+           "signal unknown exec");
+    expect(ctr_write(&t, ctr_unique_id("bystander"), "no-such-exec", "x", 1), 5,
+           "write unknown exec");
     size_t got;
-    expect(ctr_read(&t, cid("bystander"), "no-such-exec", false, out, sizeof(out), &got), 5,
-           "read unknown exec");
+    expect(ctr_read(&t, ctr_unique_id("bystander"), "no-such-exec", false, out, sizeof(out), &got),
+           5, "read unknown exec");
     /* An exec id already used is refused while it lives. */
     Grpc__Process *pause = process_new(ARGS("ka-payload", "pause"));
-    expect(ctr_exec(&t, cid("bystander"), "e-twice", pause), 0, "exec");
-    expect(ctr_exec(&t, cid("bystander"), "e-twice", pause), 6, "exec id reused");
-    expect(ctr_signal(&t, cid("bystander"), "e-twice", SIGKILL), 0, "kill the exec");
-    expect(ctr_wait(&t, cid("bystander"), "e-twice", &status), 0, "wait the exec");
+    expect(ctr_exec(&t, ctr_unique_id("bystander"), "e-twice", pause), 0, "exec");
+    expect(ctr_exec(&t, ctr_unique_id("bystander"), "e-twice", pause), 6, "exec id reused");
+    expect(ctr_signal(&t, ctr_unique_id("bystander"), "e-twice", SIGKILL), 0, "kill the exec");
+    expect(ctr_wait(&t, ctr_unique_id("bystander"), "e-twice", &status), 0, "wait the exec");
     assert_int_equal(status, 137);
     process_free(pause);
     process_free(p);
@@ -416,23 +366,23 @@ static void test_unknown_containers_and_processes(void **state)
 static void test_calls_in_wrong_order(void **state)
 {
     (void)state;
-    expect(ctr_start(&t, cid("c-order")), 5, "start before create");
+    expect(ctr_start(&t, ctr_unique_id("c-order")), 5, "start before create");
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    expect(ctr_create(&t, cid("c-order"), s), 0, "create");
+    expect(ctr_create(&t, ctr_unique_id("c-order"), s), 0, "create");
     spec_free(s);
     Grpc__Process *p = process_new(ARGS("true"));
-    expect(ctr_exec(&t, cid("c-order"), "e1", p), 9, "exec before start");
-    expect(ctr_start(&t, cid("c-order")), 0, "start");
-    expect(ctr_start(&t, cid("c-order")), 9, "start twice");
+    expect(ctr_exec(&t, ctr_unique_id("c-order"), "e1", p), 9, "exec before start");
+    expect(ctr_start(&t, ctr_unique_id("c-order")), 0, "start");
+    expect(ctr_start(&t, ctr_unique_id("c-order")), 9, "start twice");
     /* Still the one init, still running: an exec works. */
     int status;
-    expect(ctr_exec(&t, cid("c-order"), "e1", p), 0, "exec after start");
-    expect(ctr_wait(&t, cid("c-order"), "e1", &status), 0, "wait exec");
+    expect(ctr_exec(&t, ctr_unique_id("c-order"), "e1", p), 0, "exec after start");
+    expect(ctr_wait(&t, ctr_unique_id("c-order"), "e1", &status), 0, "wait exec");
     process_free(p);
-    kill_and_remove(cid("c-order"), 137);
-    expect(ctr_remove(&t, cid("c-order")), 5, "remove twice");
-    expect(ctr_start(&t, cid("c-order")), 5, "start after remove");
-    assert_false(bundle_exists(cid("c-order")));
+    kill_and_remove(ctr_unique_id("c-order"), 137);
+    expect(ctr_remove(&t, ctr_unique_id("c-order")), 5, "remove twice");
+    expect(ctr_start(&t, ctr_unique_id("c-order")), 5, "start after remove");
+    assert_false(bundle_exists(ctr_unique_id("c-order")));
     agent_ok();
 }
 
@@ -440,14 +390,7 @@ static void test_calls_in_wrong_order(void **state)
 
 static int copy(const char *path, uint32_t mode, const void *data, size_t len)
 {
-    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-    req.path = (char *)path;
-    req.file_size = (int64_t)len;
-    req.file_mode = mode;
-    req.dir_mode = 0755;
-    req.data.data = (uint8_t *)data;
-    req.data.len = len;
-    return ctr_call(&t, "CopyFile", &req.base, NULL, NULL);
+    return ctr_copy_file(&t, path, mode, (int64_t)len, 0, 0, 0, data, len);
 }
 
 static void test_copyfile_escapes(void **state)
@@ -475,23 +418,17 @@ static void test_storage_unknown_driver(void **state)
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
     Grpc__Storage *st =
         storage_new("no-such-driver", "x", "ext4", "/run/kata-containers/sandbox/storage/bi");
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)cid("c-storage");
-    req.exec_id = (char *)cid("c-storage");
-    req.oci = s;
-    req.storages = &st;
-    req.n_storages = 1;
-    int code = ctr_call(&t, "CreateContainer", &req.base, NULL, NULL);
+    int code = ctr_create_with_storages(&t, ctr_unique_id("c-storage"), s, &st, 1);
     if (code != 3 && code != 12)
         fail_msg("unknown storage driver: code %d (%s)", code, t.msg);
     expect_msg("no-such-driver");
-    assert_false(bundle_exists(cid("c-storage")));
+    assert_false(bundle_exists(ctr_unique_id("c-storage")));
     char p[256];
     snprintf(p, sizeof(p), "/proc/%d/root/run/kata-containers/sandbox/storage/bi", (int)agent.pid);
     assert_int_equal(access(p, F_OK), -1);
     protobuf_c_message_free_unpacked(&st->base, NULL);
     /* The id is free: the same container without the storage runs. */
-    assert_int_equal(ctr_run(&t, cid("c-storage"), s, out, sizeof(out)), 0);
+    assert_int_equal(ctr_run(&t, ctr_unique_id("c-storage"), s, out, sizeof(out)), 0);
     spec_free(s);
     agent_ok();
 }
@@ -509,32 +446,16 @@ static const char *make_private_root(void)
     return private_root;
 }
 
-static Grpc__Mount *mount_new(const char *dest, const char *type, const char *src)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = strdup(dest);
-    m->type = strdup(type);
-    m->source = strdup(src);
-    return m;
-}
-
-static void spec_add_mount(Grpc__Spec *s, Grpc__Mount *m)
-{
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
 static void test_mount_destination_escapes(void **state)
 {
     (void)state;
     /* ".." in a destination: refused before anything is made. */
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
-    spec_add_mount(s, mount_new("/tmp/../../ka-bad-input-dd", "tmpfs", "tmpfs"));
-    expect(ctr_create(&t, cid("c-dotdot"), s), 3, "destination with ..");
+    spec_add_mount(s, "/tmp/../../ka-bad-input-dd", "tmpfs", "tmpfs", NULL);
+    expect(ctr_create(&t, ctr_unique_id("c-dotdot"), s), 3, "destination with ..");
     expect_msg("..");
     spec_free(s);
-    assert_false(bundle_exists(cid("c-dotdot")));
+    assert_false(bundle_exists(ctr_unique_id("c-dotdot")));
 
     /* A symlink in the rootfs to "/": the mount lands inside the root, never on
      * the agent's (or the host's) /. */
@@ -544,19 +465,19 @@ static void test_mount_destination_escapes(void **state)
     unlink(link);
     assert_int_equal(symlink("/", link), 0);
     s = spec_new(root, ARGS("sh", "-c", "test -d /ka-bad-input-mnt && echo inside"));
-    spec_add_mount(s, mount_new("/escape/ka-bad-input-mnt", "tmpfs", "tmpfs"));
+    spec_add_mount(s, "/escape/ka-bad-input-mnt", "tmpfs", "tmpfs", NULL);
     Grpc__Spec *keep = s;
-    int code = ctr_create(&t, cid("c-symlink"), s);
+    int code = ctr_create(&t, ctr_unique_id("c-symlink"), s);
     if (code == 0) {
-        expect(ctr_start(&t, cid("c-symlink")), 0, "start");
-        ctr_read_all(&t, cid("c-symlink"), "", false, out, sizeof(out));
+        expect(ctr_start(&t, ctr_unique_id("c-symlink")), 0, "start");
+        ctr_read_all(&t, ctr_unique_id("c-symlink"), "", false, out, sizeof(out));
         int status;
-        expect(ctr_wait(&t, cid("c-symlink"), "", &status), 0, "wait");
-        expect(ctr_remove(&t, cid("c-symlink")), 0, "remove");
+        expect(ctr_wait(&t, ctr_unique_id("c-symlink"), "", &status), 0, "wait");
+        expect(ctr_remove(&t, ctr_unique_id("c-symlink")), 0, "remove");
         assert_string_equal(out, "inside\n");
     } else {
         assert_int_equal(code, 3);
-        assert_false(bundle_exists(cid("c-symlink")));
+        assert_false(bundle_exists(ctr_unique_id("c-symlink")));
     }
     spec_free(keep);
     char p[256];
@@ -582,12 +503,12 @@ static void test_rootfs_proc_or_dev_symlink(void **state)
         snprintf(target, sizeof(target), "/%s", dirs[i]);
         assert_int_equal(symlink(target, path), 0);
         Grpc__Spec *s = spec_new(root, ARGS("true"));
-        int code = ctr_create(&t, cid("c-badroot"), s);
+        int code = ctr_create(&t, ctr_unique_id("c-badroot"), s);
         if (code == 0) {
-            ctr_start(&t, cid("c-badroot"));
+            ctr_start(&t, ctr_unique_id("c-badroot"));
             int status;
-            ctr_wait(&t, cid("c-badroot"), "", &status);
-            ctr_remove(&t, cid("c-badroot"));
+            ctr_wait(&t, ctr_unique_id("c-badroot"), "", &status);
+            ctr_remove(&t, ctr_unique_id("c-badroot"));
         }
         /* A bad image is the host's mistake: INVALID_ARGUMENT, naming the cause. */
         if (code != 3)
@@ -595,7 +516,7 @@ static void test_rootfs_proc_or_dev_symlink(void **state)
         expect_msg(dirs[i]);
         if (!strstr(t.msg, "symlink") && !strstr(t.msg, "symbolic link"))
             fail_msg("/%s a symlink: message '%s' does not say so", dirs[i], t.msg);
-        assert_false(bundle_exists(cid("c-badroot")));
+        assert_false(bundle_exists(ctr_unique_id("c-badroot")));
         /* The link still points where it did, untouched. */
         char got[32] = "";
         assert_true(readlink(path, got, sizeof(got) - 1) > 0);
@@ -604,8 +525,8 @@ static void test_rootfs_proc_or_dev_symlink(void **state)
         assert_int_equal(rename(saved, path), 0);
         /* And the repaired root works. (Under another id: reusing the failed one at
          * once races the agent's background removal of its cgroup, see below.) */
-        assert_int_equal(ctr_run(&t, cid(i == 0 ? "c-goodroot-proc" : "c-goodroot-dev"), s, out,
-                                 sizeof(out)),
+        assert_int_equal(ctr_run(&t, ctr_unique_id(i == 0 ? "c-goodroot-proc" : "c-goodroot-dev"),
+                                 s, out, sizeof(out)),
                          0);
         spec_free(s);
     }
@@ -629,16 +550,16 @@ static void test_id_reuse_after_failed_create(void **state)
     for (int i = 0; i < 20; i++) {
         assert_int_equal(rename(path, saved), 0);
         assert_int_equal(symlink("/proc", path), 0);
-        assert_int_not_equal(ctr_create(&t, cid("c-reuse-id"), s), 0);
+        assert_int_not_equal(ctr_create(&t, ctr_unique_id("c-reuse-id"), s), 0);
         unlink(path);
         assert_int_equal(rename(saved, path), 0);
-        int code = ctr_create(&t, cid("c-reuse-id"), s);
+        int code = ctr_create(&t, ctr_unique_id("c-reuse-id"), s);
         int status = -1;
-        if (code == 0 && (code = ctr_start(&t, cid("c-reuse-id"))) == 0)
-            code = ctr_wait(&t, cid("c-reuse-id"), "", &status);
+        if (code == 0 && (code = ctr_start(&t, ctr_unique_id("c-reuse-id"))) == 0)
+            code = ctr_wait(&t, ctr_unique_id("c-reuse-id"), "", &status);
         char msg[sizeof(t.msg)];
         snprintf(msg, sizeof(msg), "%s", t.msg);
-        ctr_remove(&t, cid("c-reuse-id"));
+        ctr_remove(&t, ctr_unique_id("c-reuse-id"));
         if (code != 0 || status != 0) {
             print_message("round %d: code %d (%s), exit status %d\n", i, code, msg, status);
             bad++;
@@ -654,19 +575,19 @@ static void test_disconnect_while_parked(void **state)
 {
     (void)state;
     Grpc__Spec *sp = spec_new(rootfs, ARGS("sleep", "1000")); /* silent */
-    expect(ctr_create(&t, cid("c-parked"), sp), 0, "create");
+    expect(ctr_create(&t, ctr_unique_id("c-parked"), sp), 0, "create");
     spec_free(sp);
-    expect(ctr_start(&t, cid("c-parked")), 0, "start");
+    expect(ctr_start(&t, ctr_unique_id("c-parked")), 0, "start");
     for (int round = 0; round < 3; round++) {
         int fd = raw_connect(&agent);
         Grpc__WaitProcessRequest w = GRPC__WAIT_PROCESS_REQUEST__INIT;
-        w.container_id = (char *)cid("c-parked");
+        w.container_id = (char *)ctr_unique_id("c-parked");
         w.exec_id = (char *)"";
         uint8_t buf[128];
         size_t n = grpc__wait_process_request__pack(&w, buf);
         raw_send_request(fd, 1, "grpc.AgentService", "WaitProcess", buf, n);
         Grpc__ReadStreamRequest r = GRPC__READ_STREAM_REQUEST__INIT;
-        r.container_id = (char *)cid("c-parked");
+        r.container_id = (char *)ctr_unique_id("c-parked");
         r.exec_id = (char *)"";
         r.len = 32768;
         n = grpc__read_stream_request__pack(&r, buf);
@@ -680,14 +601,14 @@ static void test_disconnect_while_parked(void **state)
     struct ctr t2;
     ctr_open(&t2, &agent);
     Grpc__Process *p = process_new(ARGS("true"));
-    expect(ctr_exec(&t2, cid("c-parked"), "e-alive", p), 0, "exec after the disconnects");
+    expect(ctr_exec(&t2, ctr_unique_id("c-parked"), "e-alive", p), 0, "exec after the disconnects");
     process_free(p);
     int status;
-    expect(ctr_wait(&t2, cid("c-parked"), "e-alive", &status), 0, "wait exec");
-    expect(ctr_signal(&t2, cid("c-parked"), "", SIGKILL), 0, "kill");
-    expect(ctr_wait(&t2, cid("c-parked"), "", &status), 0, "wait after reconnect");
+    expect(ctr_wait(&t2, ctr_unique_id("c-parked"), "e-alive", &status), 0, "wait exec");
+    expect(ctr_signal(&t2, ctr_unique_id("c-parked"), "", SIGKILL), 0, "kill");
+    expect(ctr_wait(&t2, ctr_unique_id("c-parked"), "", &status), 0, "wait after reconnect");
     assert_int_equal(status, 137);
-    expect(ctr_remove(&t2, cid("c-parked")), 0, "remove");
+    expect(ctr_remove(&t2, ctr_unique_id("c-parked")), 0, "remove");
     ctr_close(&t2);
     agent_ok();
 }
@@ -704,7 +625,7 @@ static long now_ms(void)
  * its memory stays bounded and it answers everyone else meanwhile. */
 static void pipeline_unread(int round)
 {
-    long rss_before = agent_rss_kb();
+    long rss_before = agent_status_kb(&agent, "VmRSS");
     int fd = raw_connect(&agent);
     int sz = 64 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
@@ -754,7 +675,7 @@ static void pipeline_unread(int round)
     raw_send_request(other, 1, "grpc.Health", "Check", NULL, 0);
     expect_status(other, 1, 0, NULL);
     close(other);
-    long rss = agent_rss_kb();
+    long rss = agent_status_kb(&agent, "VmRSS");
     print_message("round %d: agent VmRSS %ld kB -> %ld kB\n", round, rss_before, rss);
     close(fd);
     assert_int_equal(agent_wait_fd_count(&agent, base_fds, 5000), base_fds);
@@ -772,9 +693,9 @@ static void test_client_never_reads(void **state)
     /* The queue's memory stays with the allocator once the client goes (about
      * 25 MB for 8 MiB of queued replies, glibc does not trim it), but a second
      * client doing the same reuses it rather than growing the agent again. */
-    long rss1 = agent_rss_kb();
+    long rss1 = agent_status_kb(&agent, "VmRSS");
     pipeline_unread(2);
-    long rss2 = agent_rss_kb();
+    long rss2 = agent_status_kb(&agent, "VmRSS");
     print_message("after both rounds: agent VmRSS %ld kB -> %ld kB\n", rss1, rss2);
     base_rss = rss2 > base_rss ? rss2 : base_rss;
 #ifndef KA_TEST_SANITIZED
@@ -789,11 +710,11 @@ static void test_client_never_reads(void **state)
 static void test_stdin_never_read(void **state)
 {
     (void)state;
-    start_pause(cid("c-stdin"));
+    start_pause(ctr_unique_id("c-stdin"));
     int fd = raw_connect(&agent);
     static uint8_t chunk[32768];
     Grpc__WriteStreamRequest w = GRPC__WRITE_STREAM_REQUEST__INIT;
-    w.container_id = (char *)cid("c-stdin");
+    w.container_id = (char *)ctr_unique_id("c-stdin");
     w.exec_id = (char *)"";
     w.data.data = chunk;
     w.data.len = sizeof(chunk);
@@ -818,28 +739,19 @@ static void test_stdin_never_read(void **state)
     expect_status(h, 1, 0, NULL);
     close(h);
     int status;
-    expect(ctr_signal(&t, cid("c-stdin"), "", SIGKILL), 0, "kill");
-    expect(ctr_wait(&t, cid("c-stdin"), "", &status), 0, "wait");
+    expect(ctr_signal(&t, ctr_unique_id("c-stdin"), "", SIGKILL), 0, "kill");
+    expect(ctr_wait(&t, ctr_unique_id("c-stdin"), "", &status), 0, "wait");
     assert_int_equal(status, 137);
     for (int i = answered; i < WRITES; i++) {
         assert_int_equal(raw_recv_response(fd, &sid, &code, NULL, 0), 0);
         assert_int_not_equal(code, 0);
     }
     close(fd);
-    expect(ctr_remove(&t, cid("c-stdin")), 0, "remove");
+    expect(ctr_remove(&t, ctr_unique_id("c-stdin")), 0, "remove");
     agent_ok();
 }
 
 /* ---- resource limits ------------------------------------------------------------------------ */
-
-static Grpc__LinuxResources *res_of(Grpc__Spec *s)
-{
-    if (!s->linux->resources) {
-        s->linux->resources = malloc(sizeof(*s->linux->resources));
-        grpc__linux_resources__init(s->linux->resources);
-    }
-    return s->linux->resources;
-}
 
 static bool have_controller(const char *name)
 {
@@ -861,11 +773,11 @@ static void test_forkbomb_with_pids_limit(void **state)
     if (!have_controller("pids"))
         skip();
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "forkbomb", "4096"));
-    Grpc__LinuxResources *r = res_of(s);
+    Grpc__LinuxResources *r = spec_resources(s);
     r->pids = malloc(sizeof(*r->pids));
     grpc__linux_pids__init(r->pids);
     r->pids->limit = 32;
-    assert_int_equal(ctr_run(&t, cid("c-forkbomb"), s, out, sizeof(out)), 0);
+    assert_int_equal(ctr_run(&t, ctr_unique_id("c-forkbomb"), s, out, sizeof(out)), 0);
     spec_free(s);
     int forks = -1;
     char err_name[32] = "";
@@ -881,11 +793,11 @@ static void test_memhog_over_limit(void **state)
     if (!have_controller("memory"))
         skip();
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "memhog", "256"));
-    Grpc__LinuxResources *r = res_of(s);
+    Grpc__LinuxResources *r = spec_resources(s);
     r->memory = malloc(sizeof(*r->memory));
     grpc__linux_memory__init(r->memory);
     r->memory->limit = 32 << 20;
-    assert_int_equal(ctr_run(&t, cid("c-memhog"), s, out, sizeof(out)), 137);
+    assert_int_equal(ctr_run(&t, ctr_unique_id("c-memhog"), s, out, sizeof(out)), 137);
     spec_free(s);
     assert_null(strstr(out, "done"));
     agent_ok();

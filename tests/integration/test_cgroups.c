@@ -67,13 +67,6 @@ static char parent_name[64];
 static char parents[32][PATH_MAX];
 static size_t n_parents;
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 static long now_ms(void)
 {
     struct timespec ts;
@@ -82,19 +75,6 @@ static long now_ms(void)
 }
 
 /* ---- files -------------------------------------------------------------------------- */
-
-static bool read_text(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return false;
-    buf[n] = '\0';
-    return true;
-}
 
 static bool write_text(const char *path, const char *text)
 {
@@ -424,18 +404,9 @@ static void leave_sandbox(void)
 
 /* ---- spec helpers ------------------------------------------------------------------------- */
 
-static Grpc__LinuxResources *res_of(Grpc__Spec *s)
-{
-    if (!s->linux->resources) {
-        s->linux->resources = malloc(sizeof(*s->linux->resources));
-        grpc__linux_resources__init(s->linux->resources);
-    }
-    return s->linux->resources;
-}
-
 static void set_memory(Grpc__Spec *s, int64_t limit)
 {
-    Grpc__LinuxResources *r = res_of(s);
+    Grpc__LinuxResources *r = spec_resources(s);
     if (!r->memory) {
         r->memory = malloc(sizeof(*r->memory));
         grpc__linux_memory__init(r->memory);
@@ -445,7 +416,7 @@ static void set_memory(Grpc__Spec *s, int64_t limit)
 
 static void set_pids(Grpc__Spec *s, int64_t limit)
 {
-    Grpc__LinuxResources *r = res_of(s);
+    Grpc__LinuxResources *r = spec_resources(s);
     r->pids = malloc(sizeof(*r->pids));
     grpc__linux_pids__init(r->pids);
     r->pids->limit = limit;
@@ -454,7 +425,7 @@ static void set_pids(Grpc__Spec *s, int64_t limit)
 static void set_cpu(Grpc__Spec *s, uint64_t shares, int64_t quota, uint64_t period,
                     const char *cpus)
 {
-    Grpc__LinuxResources *r = res_of(s);
+    Grpc__LinuxResources *r = spec_resources(s);
     r->cpu = malloc(sizeof(*r->cpu));
     grpc__linux_cpu__init(r->cpu);
     r->cpu->shares = shares;
@@ -462,41 +433,6 @@ static void set_cpu(Grpc__Spec *s, uint64_t shares, int64_t quota, uint64_t peri
     r->cpu->period = period;
     r->cpu->cpus = xstrdup(cpus ? cpus : "");
     r->cpu->mems = xstrdup("");
-}
-
-static void add_dev_rule(Grpc__LinuxResources *r, bool allow, const char *type, int64_t major,
-                         int64_t minor, const char *access)
-{
-    Grpc__LinuxDeviceCgroup *d = malloc(sizeof(*d));
-    grpc__linux_device_cgroup__init(d);
-    d->allow = allow;
-    d->type = xstrdup(type);
-    d->major = major;
-    d->minor = minor;
-    d->access = xstrdup(access);
-    r->devices = realloc(r->devices, (r->n_devices + 1) * sizeof(*r->devices));
-    r->devices[r->n_devices++] = d;
-}
-
-static void add_device(Grpc__Spec *s, const char *path, const char *type, int64_t major,
-                       int64_t minor)
-{
-    Grpc__LinuxDevice *d = malloc(sizeof(*d));
-    grpc__linux_device__init(d);
-    d->path = xstrdup(path);
-    d->type = xstrdup(type);
-    d->major = major;
-    d->minor = minor;
-    d->filemode = 0600;
-    s->linux->devices =
-        realloc(s->linux->devices, (s->linux->n_devices + 1) * sizeof(Grpc__LinuxDevice *));
-    s->linux->devices[s->linux->n_devices++] = d;
-}
-
-static void set_cgroups_path(Grpc__Spec *s, const char *path)
-{
-    free(s->linux->cgroupspath);
-    s->linux->cgroupspath = xstrdup(path);
 }
 
 static Grpc__LinuxSeccomp *seccomp_of(Grpc__Spec *s, const char *default_action)
@@ -549,24 +485,6 @@ static int run_spec(const char *cid, Grpc__Spec *s)
     int status = ctr_run(&t, cid, s, out, sizeof(out));
     spec_free(s);
     return status;
-}
-
-static void create_start(const char *cid, Grpc__Spec *s)
-{
-    if (ctr_create(&t, cid, s) != 0)
-        fail_msg("create %s: %s", cid, t.msg);
-    spec_free(s);
-    if (ctr_start(&t, cid) != 0)
-        fail_msg("start %s: %s", cid, t.msg);
-}
-
-static void kill_remove(const char *cid)
-{
-    ctr_signal(&t, cid, "", SIGKILL);
-    int status;
-    ctr_wait(&t, cid, "", &status);
-    if (ctr_remove(&t, cid) != 0)
-        fail_msg("remove %s: %s", cid, t.msg);
 }
 
 static int pause_resume(const char *cid, bool pause)
@@ -631,37 +549,13 @@ static int oom_recv(struct oom_waiter *w, int ms, char *cid, size_t size)
 
 /* ---- groups ----------------------------------------------------------------------------------- */
 
-static int start_agent(void)
-{
-    agent_start_isolated(&agent, getenv("KA_TEST_AGENT_CMDLINE"));
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "cg-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static bool common_checks(void)
-{
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return false;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "cgroup tests need root\n");
-        return false;
-    }
-    return true;
-}
-
 static bool skip_group;
 
 static int v1_setup(void **state)
 {
     (void)state;
-    if (!common_checks())
+    rootfs = ctr_test_rootfs();
+    if (!rootfs)
         return -1;
     v2 = false;
     snprintf(parent_name, sizeof(parent_name), "ka-it-%d", (int)getpid());
@@ -672,13 +566,16 @@ static int v1_setup(void **state)
         return 0;
     }
     skip_group = !enter_v1_sandbox();
-    return skip_group ? 0 : start_agent();
+    return skip_group ? 0
+                      : ctr_suite_setup(&agent, &t, getenv("KA_TEST_AGENT_CMDLINE"), "cg-sandbox",
+                                        &rootfs);
 }
 
 static int v2_setup(void **state)
 {
     (void)state;
-    if (!common_checks())
+    rootfs = ctr_test_rootfs();
+    if (!rootfs)
         return -1;
     v2 = true;
     snprintf(parent_name, sizeof(parent_name), "ka-it-%d-v2", (int)getpid());
@@ -687,16 +584,14 @@ static int v2_setup(void **state)
         fprintf(stderr, "no cgroup2 hierarchy: v2 tests skipped\n");
         return 0;
     }
-    return start_agent();
+    return ctr_suite_setup(&agent, &t, getenv("KA_TEST_AGENT_CMDLINE"), "cg-sandbox", &rootfs);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (!skip_group) {
-        ctr_close(&t);
-        agent_stop(&agent);
-    }
+    if (!skip_group)
+        ctr_suite_teardown(&agent, &t);
     leave_sandbox();
     return 0;
 }
@@ -773,14 +668,14 @@ static void test_placement_and_removal(void **state)
 
     /* "pod-a:cg-pod" is /pod-a/cg-pod. */
     s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    set_cgroups_path(s, "pod-a:cg-pod");
-    create_start("cg-pod", s);
+    spec_set_cgroups_path(s, "pod-a:cg-pod");
+    ctr_create_start(&t, "cg-pod", s);
     assert_true(cg_dir_exists("memory", "/pod-a/cg-pod"));
     assert_true(cg_dir_exists("freezer", "/pod-a/cg-pod"));
     char procs[256];
     assert_true(read_text(cgfile("memory", "/pod-a/cg-pod", "cgroup.procs"), procs, sizeof(procs)));
     assert_true(atoi(procs) > 0);
-    kill_remove("cg-pod");
+    ctr_kill_remove(&t, "cg-pod");
     assert_false(cg_dir_exists("memory", "/pod-a/cg-pod"));
     assert_false(cg_dir_exists("pids", "/pod-a/cg-pod"));
     /* The agent made the pod cgroup: it goes with its last container (issue 13;
@@ -790,7 +685,7 @@ static void test_placement_and_removal(void **state)
 
     /* Paths from the host are checked. */
     s = spec_new(rootfs, ARGS("true"));
-    set_cgroups_path(s, "/pod-a/../../escape");
+    spec_set_cgroups_path(s, "/pod-a/../../escape");
     assert_int_not_equal(ctr_create(&t, "cg-bad", s), 0);
     assert_non_null(strstr(t.msg, ".."));
     spec_free(s);
@@ -805,11 +700,11 @@ static void test_hundred_removed_leave_nothing(void **state)
     char cid[32];
     for (int i = 0; i < 100; i++) {
         snprintf(cid, sizeof(cid), "cg-h-%d", i);
-        create_start(cid, spec_new(rootfs, ARGS("sleep", "1000")));
+        ctr_create_start(&t, cid, spec_new(rootfs, ARGS("sleep", "1000")));
     }
     for (int i = 0; i < 100; i++) {
         snprintf(cid, sizeof(cid), "cg-h-%d", i);
-        kill_remove(cid);
+        ctr_kill_remove(&t, cid);
     }
     static const char *const v1_hiers[] = {"memory", "pids", "freezer", "devices", "cpu"};
     for (int i = 0; i < 100; i++) {
@@ -831,7 +726,7 @@ static void test_removal_kills_what_remains(void **state)
     (void)state;
     SKIP_IF_NO_GROUP();
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    create_start("cg-leftover", s);
+    ctr_create_start(&t, "cg-leftover", s);
     /* A process of ours put into every hierarchy of the container's cgroup;
      * reaped by the kernel (SIGCHLD ignored) once the agent kills it. */
     struct sigaction ign = {.sa_handler = SIG_IGN}, old_sa;
@@ -880,7 +775,7 @@ static void test_pause_resume(void **state)
     (void)state;
     SKIP_IF_NO_GROUP();
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "while :; do :; done"));
-    create_start("cg-spin", s);
+    ctr_create_start(&t, "cg-spin", s);
     usleep(100000);
     assert_int_equal(pause_resume("cg-spin", true), 0);
     if (v2)
@@ -906,10 +801,10 @@ static void test_pause_resume(void **state)
     assert_true(b - a > 50000000ull); /* it runs again */
     /* SIGKILL ends a paused container (thawed to die), and so does removal. */
     assert_int_equal(pause_resume("cg-spin", true), 0);
-    kill_remove("cg-spin");
+    ctr_kill_remove(&t, "cg-spin");
     assert_false(cg_dir_exists(v2 ? NULL : "freezer", "/cg-spin"));
     s = spec_new(rootfs, ARGS("sh", "-c", "while :; do :; done"));
-    create_start("cg-spin2", s);
+    ctr_create_start(&t, "cg-spin2", s);
     assert_int_equal(pause_resume("cg-spin2", true), 0);
     assert_int_equal(ctr_remove(&t, "cg-spin2"), 0);
     assert_false(cg_dir_exists(v2 ? NULL : "freezer", "/cg-spin2"));
@@ -928,7 +823,7 @@ static void test_stats(void **state)
              "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; ka-payload memhog 16 --hold"));
     if (!v2 || v2_has("memory"))
         set_memory(s, 256 << 20);
-    create_start("cg-stats", s);
+    ctr_create_start(&t, "cg-stats", s);
     /* Wait for memhog to hold its 16 MiB. */
     char buf[64];
     size_t got = 0, n = 0;
@@ -965,7 +860,7 @@ static void test_stats(void **state)
             lo = true;
     assert_true(lo);
     protobuf_c_message_free_unpacked(&r->base, NULL);
-    kill_remove("cg-stats");
+    ctr_kill_remove(&t, "cg-stats");
     Grpc__StatsContainerRequest req = GRPC__STATS_CONTAINER_REQUEST__INIT;
     req.container_id = (char *)"nope";
     assert_int_equal(ctr_call(&t, "StatsContainer", &req.base,
@@ -981,13 +876,13 @@ static void test_device_rules(void **state)
     (void)state;
     SKIP_IF_NO_GROUP();
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "read-file", "/dev/ka-loop"));
-    add_device(s, "/dev/ka-loop", "b", 7, 0);
+    spec_add_device(s, "/dev/ka-loop", "b", 7, 0);
     assert_int_equal(run_spec("cg-dev-deny", s), 1);
     assert_string_equal(out, "EPERM\n");
 
     s = spec_new(rootfs, ARGS("ka-payload", "read-file", "/dev/ka-loop"));
-    add_device(s, "/dev/ka-loop", "b", 7, 0);
-    add_dev_rule(res_of(s), true, "b", 7, 0, "r");
+    spec_add_device(s, "/dev/ka-loop", "b", 7, 0);
+    resources_add_device_rule(spec_resources(s), true, "b", 7, 0, "r");
     run_spec("cg-dev-allow", s);
     assert_null(strstr(out, "EPERM"));
 
@@ -1000,13 +895,13 @@ static void test_device_rules(void **state)
          * of test_placement_and_removal went with its last container: a pod the
          * agent makes anew is set up anew.) */
         s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-        set_cgroups_path(s, "/pod-d/cg-dev-pod");
-        create_start("cg-dev-pod", s);
+        spec_set_cgroups_path(s, "/pod-d/cg-dev-pod");
+        ctr_create_start(&t, "cg-dev-pod", s);
         char list[4096];
         assert_true(read_text(cgfile("devices", "/pod-d", "devices.list"), list, sizeof(list)));
         assert_non_null(strstr(list, "c 1:3 rwm"));
         assert_null(strstr(list, "a *:* rwm"));
-        kill_remove("cg-dev-pod");
+        ctr_kill_remove(&t, "cg-dev-pod");
         assert_false(cg_dir_exists("devices", "/pod-d"));
     }
 }
@@ -1018,7 +913,7 @@ static void test_signal_all_in_cgroup(void **state)
     (void)state;
     SKIP_IF_NO_GROUP();
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    create_start("cg-sig", s);
+    ctr_create_start(&t, "cg-sig", s);
     pid_t pid = fork();
     if (pid == 0) {
         execl("/bin/sleep", "sleep", "1000", (char *)NULL);
@@ -1091,7 +986,7 @@ static void test_seccomp(void **state)
     s = spec_new(rootfs, ARGS("ka-payload", "pause"));
     sc = seccomp_of(s, "SCMP_ACT_ALLOW");
     add_syscall(sc, ARGS("mkdir", "mkdirat"), "SCMP_ACT_ERRNO", 1);
-    create_start("cg-scmp-exec", s);
+    ctr_create_start(&t, "cg-scmp-exec", s);
     Grpc__Process *p = process_new(ARGS("sh", "-c", "mkdir /tmp/ka-seccomp-probe 2>&1; echo $?"));
     assert_int_equal(ctr_exec(&t, "cg-scmp-exec", "e1", p), 0);
     process_free(p);
@@ -1099,7 +994,7 @@ static void test_seccomp(void **state)
     assert_non_null(strstr(out, "Operation not permitted"));
     int status;
     assert_int_equal(ctr_wait(&t, "cg-scmp-exec", "e1", &status), 0);
-    kill_remove("cg-scmp-exec");
+    ctr_kill_remove(&t, "cg-scmp-exec");
 
     /* What the agent cannot honour is a clear error. */
     s = spec_new(rootfs, ARGS("true"));
@@ -1115,12 +1010,7 @@ static void test_seccomp(void **state)
     spec_free(s);
 
     /* GetGuestDetails says so. */
-    Grpc__GuestDetailsRequest gd = GRPC__GUEST_DETAILS_REQUEST__INIT;
-    Grpc__GuestDetailsResponse *resp = NULL;
-    assert_int_equal(ctr_call(&t, "GetGuestDetails", &gd.base,
-                              &grpc__guest_details_response__descriptor,
-                              (ProtobufCMessage **)&resp),
-                     0);
+    Grpc__GuestDetailsResponse *resp = ctr_guest_details(&t);
     assert_true(resp->agent_details->supports_seccomp);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
 }
@@ -1186,7 +1076,7 @@ static void test_cpu_values_and_update(void **state)
         set_memory(s, 64 << 20);
     if (!v2 || v2_has("pids"))
         set_pids(s, 100);
-    create_start("cg-cpu", s);
+    ctr_create_start(&t, "cg-cpu", s);
     char buf[64];
     if (v2) {
         assert_int_equal(cg_u64(NULL, "/cg-cpu", "cpu.weight"), 1 + (510 * 9999) / 262142);
@@ -1235,7 +1125,7 @@ static void test_cpu_values_and_update(void **state)
     cpu.cpus = (char *)"";
     req.container_id = (char *)"nope";
     assert_int_equal(ctr_call(&t, "UpdateContainer", &req.base, NULL, NULL), 3);
-    kill_remove("cg-cpu");
+    ctr_kill_remove(&t, "cg-cpu");
 }
 
 /* DestroySandbox releases a parked GetOOMEvent with INTERNAL and an empty message;

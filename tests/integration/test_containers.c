@@ -23,35 +23,6 @@ static struct ctr t;
 static const char *rootfs;
 static char out[1 << 16];
 
-static int group_setup(void **state)
-{
-    (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
-    return 0;
-}
-
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static int run(const char *cid, const char *const *args)
@@ -91,9 +62,7 @@ static void test_stdout_and_stderr_apart(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "echo to-out; echo to-err >&2; exit 5"));
-    assert_int_equal(ctr_create(&t, "c-streams", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-streams"), 0);
+    ctr_create_start(&t, "c-streams", s);
     char err_buf[256];
     ctr_read_all(&t, "c-streams", "", false, out, sizeof(out));
     ctr_read_all(&t, "c-streams", "", true, err_buf, sizeof(err_buf));
@@ -111,9 +80,7 @@ static void test_stdin_round_trip(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("cat"));
-    assert_int_equal(ctr_create(&t, "c-cat", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-cat"), 0);
+    ctr_create_start(&t, "c-cat", s);
     assert_int_equal(ctr_write(&t, "c-cat", "", "hello ", 6), 0);
     assert_int_equal(ctr_write(&t, "c-cat", "", "world\n", 6), 0);
     assert_int_equal(ctr_close_stdin(&t, "c-cat", ""), 0);
@@ -131,9 +98,7 @@ static void test_tty_and_window_size(void **state)
     Grpc__Spec *s =
         spec_new(rootfs, ARGS("sh", "-c", "read x; ka-payload isatty 0; ka-payload winsize"));
     s->process->terminal = true;
-    assert_int_equal(ctr_create(&t, "c-tty", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-tty"), 0);
+    ctr_create_start(&t, "c-tty", s);
     Grpc__TtyWinResizeRequest rs = GRPC__TTY_WIN_RESIZE_REQUEST__INIT;
     rs.container_id = (char *)"c-tty";
     rs.exec_id = (char *)"";
@@ -155,9 +120,7 @@ static void test_exec_joins_init_namespaces(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "ka-payload ns; exec ka-payload pause"));
-    assert_int_equal(ctr_create(&t, "c-exec", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-exec"), 0);
+    ctr_create_start(&t, "c-exec", s);
     char init_ns[4096] = "";
     size_t n = 0;
     while (!strstr(init_ns, "cgroup")) { /* ns prints cgroup last */
@@ -169,12 +132,7 @@ static void test_exec_joins_init_namespaces(void **state)
         init_ns[n] = '\0';
     }
     Grpc__Process *p = process_new(ARGS("ka-payload", "ns"));
-    assert_int_equal(ctr_exec(&t, "c-exec", "exec-1", p), 0);
-    process_free(p);
-    ctr_read_all(&t, "c-exec", "exec-1", false, out, sizeof(out));
-    int status;
-    assert_int_equal(ctr_wait(&t, "c-exec", "exec-1", &status), 0);
-    assert_int_equal(status, 0);
+    assert_int_equal(ctr_exec_collect(&t, "c-exec", "exec-1", p, out, sizeof(out)), 0);
     const char *kinds[] = {"pid:", "ipc:", "uts:", "mnt:"};
     for (size_t i = 0; i < 4; i++) {
         const char *a = strstr(init_ns, kinds[i]), *b = strstr(out, kinds[i]);
@@ -197,6 +155,7 @@ static void test_exec_joins_init_namespaces(void **state)
         process_free(p);
     process_free(bad);
     assert_int_equal(rc, 0);
+    int status;
     assert_int_equal(ctr_wait(&t, "c-exec", "exec-2", &status), 0);
     assert_int_equal(status, 0);
 
@@ -215,9 +174,7 @@ static void test_signal_reaches_all_processes(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
-    assert_int_equal(ctr_create(&t, "c-sigall", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-sigall"), 0);
+    ctr_create_start(&t, "c-sigall", s);
     Grpc__Process *p = process_new(ARGS("sleep", "1000"));
     assert_int_equal(ctr_exec(&t, "c-sigall", "e-sleep", p), 0);
     process_free(p);
@@ -366,9 +323,7 @@ static void test_health_while_parked(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000")); /* silent */
-    assert_int_equal(ctr_create(&t, "c-park", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-park"), 0);
+    ctr_create_start(&t, "c-park", s);
     int fd = raw_connect(&agent);
     Grpc__WaitProcessRequest w = GRPC__WAIT_PROCESS_REQUEST__INIT;
     w.container_id = (char *)"c-park";
@@ -413,9 +368,7 @@ static void test_stdin_write_parks_when_full(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
-    assert_int_equal(ctr_create(&t, "c-full", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-full"), 0);
+    ctr_create_start(&t, "c-full", s);
     int fd = raw_connect(&agent);
     static uint8_t chunk[32768];
     Grpc__WriteStreamRequest w = GRPC__WRITE_STREAM_REQUEST__INIT;
@@ -486,9 +439,7 @@ static void test_no_zombies_after_kill(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 1000"));
-    assert_int_equal(ctr_create(&t, "c-orphans", s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, "c-orphans"), 0);
+    ctr_create_start(&t, "c-orphans", s);
     assert_int_equal(ctr_signal(&t, "c-orphans", "", SIGKILL), 0);
     int status;
     assert_int_equal(ctr_wait(&t, "c-orphans", "", &status), 0);
@@ -499,20 +450,6 @@ static void test_no_zombies_after_kill(void **state)
     assert_int_equal(z, 0);
 }
 
-static long agent_rss_kb(void)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent.pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* 1 GiB through ReadStdout in 32 KiB requests, as the shim reads: every byte
  * arrives and the agent's memory does not grow with it. */
 static void test_one_gib_streamed(void **state)
@@ -521,7 +458,7 @@ static void test_one_gib_streamed(void **state)
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "write-bytes", "1073741824"));
     assert_int_equal(ctr_create(&t, "c-gib", s), 0);
     spec_free(s);
-    long rss_before = agent_rss_kb();
+    long rss_before = agent_status_kb(&agent, "VmRSS");
     assert_int_equal(ctr_start(&t, "c-gib"), 0);
     static char chunk[32768];
     unsigned long long total = 0;
@@ -532,7 +469,7 @@ static void test_one_gib_streamed(void **state)
             break;
         total += got;
         if (i % 4096 == 0) {
-            long rss = agent_rss_kb();
+            long rss = agent_status_kb(&agent, "VmRSS");
             if (rss > rss_max)
                 rss_max = rss;
         }
@@ -571,5 +508,6 @@ int main(void)
         cmocka_unit_test(test_no_zombies_after_kill),
         cmocka_unit_test(test_one_gib_streamed),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "kata-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

@@ -39,13 +39,15 @@ static char attached[64];   /* losetup -f: detached at teardown */
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || geteuid() != 0 || !mkdtemp(scratch) || access("/dev/loop-control", W_OK)) {
-        fprintf(stderr, "needs root, /dev/loop-control and KA_TEST_ROOTFS\n");
+    rootfs = ctr_test_rootfs();
+    if (!rootfs || !have_loop_tools())
+        return -1;
+    if (access("/dev/loop-control", W_OK) != 0) {
+        fprintf(stderr, "needs /dev/loop-control\n");
         return -1;
     }
-    if (sh("command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null") != 0) {
-        fprintf(stderr, "needs mkfs.ext4 and losetup\n");
+    if (!mkdtemp(scratch)) {
+        perror(scratch);
         return -1;
     }
     return 0;
@@ -74,11 +76,7 @@ static void remove_added_loop(void)
 static int teardown(void **state)
 {
     (void)state;
-    if (agent.pid > 0 && agent_alive(&agent)) {
-        kill(agent.pid, SIGKILL);
-        waitpid(agent.pid, NULL, 0);
-    }
-    agent.pid = 0;
+    agent_kill(&agent);
     remove_added_loop();
     if (attached[0])
         sh("losetup -d %s 2>/dev/null", attached);

@@ -60,20 +60,11 @@ static void in_agent(char *buf, size_t size, const char *path)
     snprintf(buf, size, "/proc/%d/root%s", (int)agent.pid, path);
 }
 
+/* CopyFile as the runtime sends it for a file of uid 1000, gid 2000. */
 static int copy(const char *path, uint32_t mode, int64_t size, int64_t off, const void *data,
                 size_t len)
 {
-    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-    req.path = (char *)path;
-    req.file_size = size;
-    req.file_mode = mode;
-    req.dir_mode = 0755;
-    req.uid = 1000;
-    req.gid = 2000;
-    req.offset = off;
-    req.data.data = (uint8_t *)data;
-    req.data.len = len;
-    return ctr_call(&t, "CopyFile", &req.base, NULL, NULL);
+    return ctr_copy_file(&t, path, mode, size, off, 1000, 2000, data, len);
 }
 
 static int count_entries(const char *dir)

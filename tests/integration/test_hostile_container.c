@@ -52,33 +52,6 @@ static int host_ns = -1;
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
-/* "name-<pid>": ids are global on this host (cgroup paths follow them). */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[64];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
 /* A cgroup path of ours: "/ka-hc-<pid><rest>". */
 static const char *cgpath(const char *rest)
 {
@@ -89,89 +62,13 @@ static const char *cgpath(const char *rest)
     return b;
 }
 
-static void set_cgroups_path(Grpc__Spec *s, const char *path)
-{
-    free(s->linux->cgroupspath);
-    s->linux->cgroupspath = xstrdup(path);
-}
-
-static Grpc__LinuxResources *res_of(Grpc__Spec *s)
-{
-    if (!s->linux->resources) {
-        s->linux->resources = malloc(sizeof(*s->linux->resources));
-        grpc__linux_resources__init(s->linux->resources);
-    }
-    return s->linux->resources;
-}
-
-static void add_dev_rule(Grpc__Spec *s, bool allow, const char *type, int64_t major, int64_t minor,
-                         const char *access)
-{
-    Grpc__LinuxResources *r = res_of(s);
-    Grpc__LinuxDeviceCgroup *d = malloc(sizeof(*d));
-    grpc__linux_device_cgroup__init(d);
-    d->allow = allow;
-    d->type = xstrdup(type);
-    d->major = major;
-    d->minor = minor;
-    d->access = xstrdup(access);
-    r->devices = realloc(r->devices, (r->n_devices + 1) * sizeof(*r->devices));
-    r->devices[r->n_devices++] = d;
-}
-
-static void add_device(Grpc__Spec *s, const char *path, const char *type, int64_t major,
-                       int64_t minor)
-{
-    Grpc__LinuxDevice *d = malloc(sizeof(*d));
-    grpc__linux_device__init(d);
-    d->path = xstrdup(path);
-    d->type = xstrdup(type);
-    d->major = major;
-    d->minor = minor;
-    d->filemode = 0600;
-    s->linux->devices =
-        realloc(s->linux->devices, (s->linux->n_devices + 1) * sizeof(Grpc__LinuxDevice *));
-    s->linux->devices[s->linux->n_devices++] = d;
-}
-
-static void add_bind(Grpc__Spec *s, const char *dest, const char *src)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = xstrdup(dest);
-    m->type = xstrdup("bind");
-    m->source = xstrdup(src);
-    strv_add(&m->options, &m->n_options, "rbind");
-    strv_add(&m->options, &m->n_options, "rw");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
-static void create_start(const char *id, Grpc__Spec *s)
-{
-    if (ctr_create(&t, id, s) != 0)
-        fail_msg("create %s: %s", id, t.msg);
-    spec_free(s);
-    if (ctr_start(&t, id) != 0)
-        fail_msg("start %s: %s", id, t.msg);
-}
-
-static void kill_remove(const char *id)
-{
-    ctr_signal(&t, id, "", SIGKILL);
-    int status;
-    ctr_wait(&t, id, "", &status);
-    if (ctr_remove(&t, id) != 0)
-        fail_msg("remove %s: %s", id, t.msg);
-}
-
 /* CreateContainer that must fail: returns the code, frees the spec. */
 static int create_refused(const char *id, Grpc__Spec *s)
 {
     int code = ctr_create(&t, id, s);
     spec_free(s);
     if (code == 0) {
-        kill_remove(id);
+        ctr_kill_remove(&t, id);
         fail_msg("container %s was created", id);
     }
     return code;
@@ -182,19 +79,6 @@ static int run_spec(const char *id, Grpc__Spec *s)
     int status = ctr_run(&t, id, s, out, sizeof(out));
     spec_free(s);
     return status;
-}
-
-static bool read_text(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return false;
-    buf[n] = '\0';
-    return true;
 }
 
 static bool dir_exists(const char *fmt, const char *a, const char *b)
@@ -263,11 +147,9 @@ static int leave_private_ns(void **state)
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0 || geteuid() != 0) {
-        fprintf(stderr, "needs root and KA_TEST_ROOTFS\n");
+    rootfs = ctr_test_rootfs();
+    if (!rootfs)
         return -1;
-    }
     snprintf(scratch, sizeof(scratch), "/tmp/ka-hc-%d", (int)getpid());
     if (mkdir(scratch, 0755) < 0 && errno != EEXIST)
         return -1;
@@ -278,8 +160,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
     sh("rm -rf %s", scratch);
     return 0;
 }
@@ -297,13 +178,13 @@ static void test_user_id_minus_one_refused(void **state)
         Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "id"));
         s->process->user->uid = bad[i];
         s->process->user->gid = bad[i];
-        assert_int_equal(create_refused(cid("uid-bad"), s), INVALID_ARGUMENT);
+        assert_int_equal(create_refused(ctr_unique_id("uid-bad"), s), INVALID_ARGUMENT);
         assert_non_null(strstr(t.msg, "uid"));
 
         s = spec_new(rootfs, ARGS("ka-payload", "id"));
         s->process->user->uid = 1000;
         s->process->user->gid = bad[i];
-        assert_int_equal(create_refused(cid("gid-bad"), s), INVALID_ARGUMENT);
+        assert_int_equal(create_refused(ctr_unique_id("gid-bad"), s), INVALID_ARGUMENT);
         assert_non_null(strstr(t.msg, "gid"));
 
         s = spec_new(rootfs, ARGS("ka-payload", "id"));
@@ -313,7 +194,7 @@ static void test_user_id_minus_one_refused(void **state)
         s->process->user->additionalgids[0] = 10;
         s->process->user->additionalgids[1] = bad[i];
         s->process->user->n_additionalgids = 2;
-        assert_int_equal(create_refused(cid("agid-bad"), s), INVALID_ARGUMENT);
+        assert_int_equal(create_refused(ctr_unique_id("agid-bad"), s), INVALID_ARGUMENT);
         assert_non_null(strstr(t.msg, "additional gid"));
     }
     /* USER 4294967295 in an image comes as a username: no passwd entry can give
@@ -321,7 +202,7 @@ static void test_user_id_minus_one_refused(void **state)
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "id"));
     free(s->process->user->username);
     s->process->user->username = xstrdup("4294967295");
-    assert_int_equal(create_refused(cid("uname-bad"), s), INVALID_ARGUMENT);
+    assert_int_equal(create_refused(ctr_unique_id("uname-bad"), s), INVALID_ARGUMENT);
 
     /* An image's own /etc/passwd cannot hand those ids out either. */
     char root[PATH_MAX];
@@ -335,22 +216,22 @@ static void test_user_id_minus_one_refused(void **state)
         s = spec_new(root, ARGS("ka-payload", "id"));
         free(s->process->user->username);
         s->process->user->username = xstrdup(image_users[i]);
-        assert_int_equal(create_refused(cid("image-user"), s), INVALID_ARGUMENT);
+        assert_int_equal(create_refused(ctr_unique_id("image-user"), s), INVALID_ARGUMENT);
     }
 
     /* ExecProcess goes through the same check. */
-    create_start(cid("uid-host"), spec_new(rootfs, ARGS("ka-payload", "pause")));
+    ctr_create_start(&t, ctr_unique_id("uid-host"), spec_new(rootfs, ARGS("ka-payload", "pause")));
     Grpc__Process *p = process_new(ARGS("ka-payload", "id"));
     p->user->uid = 4294967295u;
     p->user->gid = 4294967295u;
-    assert_int_equal(ctr_exec(&t, cid("uid-host"), "e-bad", p), INVALID_ARGUMENT);
+    assert_int_equal(ctr_exec(&t, ctr_unique_id("uid-host"), "e-bad", p), INVALID_ARGUMENT);
     process_free(p);
     p = process_new(ARGS("ka-payload", "id"));
     free(p->user->username);
     p->user->username = xstrdup("4294967295");
-    assert_int_not_equal(ctr_exec(&t, cid("uid-host"), "e-bad2", p), 0);
+    assert_int_not_equal(ctr_exec(&t, ctr_unique_id("uid-host"), "e-bad2", p), 0);
     process_free(p);
-    kill_remove(cid("uid-host"));
+    ctr_kill_remove(&t, ctr_unique_id("uid-host"));
 }
 
 /* ---- item 4: device cgroup per container ---------------------------------------------- */
@@ -360,16 +241,16 @@ static void test_user_id_minus_one_refused(void **state)
 static void device_cgroup_per_container(const char *a_path, const char *b_path)
 {
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    add_dev_rule(s, true, "a", -1, -1, "rwm");
+    resources_add_device_rule(spec_resources(s), true, "a", -1, -1, "rwm");
     if (a_path)
-        set_cgroups_path(s, a_path);
-    create_start(cid("dev-a"), s);
+        spec_set_cgroups_path(s, a_path);
+    ctr_create_start(&t, ctr_unique_id("dev-a"), s);
 
     s = spec_new(rootfs, ARGS("ka-payload", "read-file", "/dev/ka-loop"));
-    add_device(s, "/dev/ka-loop", "b", 7, 0);
+    spec_add_device(s, "/dev/ka-loop", "b", 7, 0);
     if (b_path)
-        set_cgroups_path(s, b_path);
-    assert_int_equal(run_spec(cid("dev-b"), s), 1);
+        spec_set_cgroups_path(s, b_path);
+    assert_int_equal(run_spec(ctr_unique_id("dev-b"), s), 1);
     assert_string_equal(out, "EPERM\n");
 
     /* With CAP_MKNOD it can make the node of the guest's disk (b 8:0) itself, but
@@ -377,16 +258,16 @@ static void device_cgroup_per_container(const char *a_path, const char *b_path)
     s = spec_new(rootfs,
                  ARGS("sh", "-c", "mknod /dev/disk b 8 0 && ka-payload read-file /dev/disk"));
     if (b_path)
-        set_cgroups_path(s, b_path);
-    assert_int_equal(run_spec(cid("dev-b2"), s), 1);
+        spec_set_cgroups_path(s, b_path);
+    assert_int_equal(run_spec(ctr_unique_id("dev-b2"), s), 1);
     assert_string_equal(out, "EPERM\n");
 
     /* And one in a cgroup of its own (no pod shared with A). */
     s = spec_new(rootfs, ARGS("ka-payload", "read-file", "/dev/ka-loop"));
-    add_device(s, "/dev/ka-loop", "b", 7, 0);
-    assert_int_equal(run_spec(cid("dev-c"), s), 1);
+    spec_add_device(s, "/dev/ka-loop", "b", 7, 0);
+    assert_int_equal(run_spec(ctr_unique_id("dev-c"), s), 1);
     assert_string_equal(out, "EPERM\n");
-    kill_remove(cid("dev-a"));
+    ctr_kill_remove(&t, ctr_unique_id("dev-a"));
 }
 
 static void test_device_cgroup_per_container_v1(void **state)
@@ -469,8 +350,8 @@ static void test_proc_symlink_bind_refused(void **state)
         make_rootfs(name, root, sizeof(root));
         assert_int_equal(sh("ln -sfn %s %s/etc/hostname", cases[i].link, root), 0);
         Grpc__Spec *s = spec_new(root, ARGS("sh", "-c", "echo pwned > /etc/hostname"));
-        add_bind(s, "/etc/hostname", src);
-        assert_int_equal(create_refused(cid("proc-link"), s), INVALID_ARGUMENT);
+        spec_add_bind(s, "/etc/hostname", src, "rw");
+        assert_int_equal(create_refused(ctr_unique_id("proc-link"), s), INVALID_ARGUMENT);
         if (!strstr(t.msg, cases[i].fs))
             fail_msg("%s: %s", cases[i].link, t.msg);
     }
@@ -483,16 +364,16 @@ static void test_proc_symlink_bind_refused(void **state)
     char root[PATH_MAX];
     make_rootfs("rootfs-plain", root, sizeof(root));
     Grpc__Spec *s = spec_new(root, ARGS("sh", "-c", "cat /etc/hostname"));
-    add_bind(s, "/etc/hostname", src);
-    int status = run_spec(cid("plain-bind"), s);
+    spec_add_bind(s, "/etc/hostname", src, "rw");
+    int status = run_spec(ctr_unique_id("plain-bind"), s);
     if (status != 0)
         fail_msg("status %d: %s", status, out);
     assert_string_equal(out, "from-the-host\n");
     /* So does an allowed procfs file, even through a symlink (lxcfs style). */
     assert_int_equal(sh("ln -sfn /proc/uptime %s/etc/uptime-link", root), 0);
     s = spec_new(root, ARGS("sh", "-c", "cat /proc/uptime"));
-    add_bind(s, "/etc/uptime-link", src);
-    status = run_spec(cid("uptime-bind"), s);
+    spec_add_bind(s, "/etc/uptime-link", src, "rw");
+    status = run_spec(ctr_unique_id("uptime-bind"), s);
     if (status != 0)
         fail_msg("status %d: %s", status, out);
     assert_string_equal(out, "from-the-host\n");
@@ -506,33 +387,33 @@ static void test_overlapping_cgroups_path_refused(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", "sleep 2; echo survived"));
-    set_cgroups_path(s, cgpath("/p9/a"));
-    create_start(cid("ovl-a"), s);
+    spec_set_cgroups_path(s, cgpath("/p9/a"));
+    ctr_create_start(&t, ctr_unique_id("ovl-a"), s);
 
     char colon[256]; /* A's path written the systemd-driver way */
     snprintf(colon, sizeof(colon), "ka-hc-%d:p9:a", (int)getpid());
     const char *bad[] = {cgpath("/p9/a"), cgpath("/p9"), cgpath(""), cgpath("/p9/a/below"), colon};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         s = spec_new(rootfs, ARGS("true"));
-        set_cgroups_path(s, bad[i]);
-        assert_int_equal(create_refused(cid("ovl-b"), s), INVALID_ARGUMENT);
+        spec_set_cgroups_path(s, bad[i]);
+        assert_int_equal(create_refused(ctr_unique_id("ovl-b"), s), INVALID_ARGUMENT);
         if (!strstr(t.msg, "overlaps"))
             fail_msg("%s: %s", bad[i], t.msg);
     }
     /* A sibling whose name only starts like A's is not A's. */
     s = spec_new(rootfs, ARGS("true"));
-    set_cgroups_path(s, cgpath("/p9/ab"));
-    assert_int_equal(run_spec(cid("ovl-sibling"), s), 0);
+    spec_set_cgroups_path(s, cgpath("/p9/ab"));
+    assert_int_equal(run_spec(ctr_unique_id("ovl-sibling"), s), 0);
 
     /* A was never touched: it finishes on its own. */
     char buf[64];
-    size_t n = ctr_read_all(&t, cid("ovl-a"), "", false, buf, sizeof(buf));
+    size_t n = ctr_read_all(&t, ctr_unique_id("ovl-a"), "", false, buf, sizeof(buf));
     assert_true(n > 0);
     assert_string_equal(buf, "survived\n");
     int status = -1;
-    assert_int_equal(ctr_wait(&t, cid("ovl-a"), "", &status), 0);
+    assert_int_equal(ctr_wait(&t, ctr_unique_id("ovl-a"), "", &status), 0);
     assert_int_equal(status, 0);
-    assert_int_equal(ctr_remove(&t, cid("ovl-a")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("ovl-a")), 0);
 }
 
 /* ---- item 11: fail closed, leave nothing behind ---------------------------------------- */
@@ -552,7 +433,7 @@ static void test_no_cgroup_hierarchy_refused(void **state)
     (void)state;
     enter_private_ns(empty_cgroup_dir, NULL);
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
-    assert_int_equal(create_refused(cid("no-cg"), s), FAILED_PRECONDITION);
+    assert_int_equal(create_refused(ctr_unique_id("no-cg"), s), FAILED_PRECONDITION);
     if (!strstr(t.msg, "no cgroup hierarchy"))
         fail_msg("%s", t.msg);
 }
@@ -565,28 +446,28 @@ static void test_intermediate_cgroups_removed(void **state)
     static const char *const hiers[] = {"memory", "pids", "devices", "freezer", "cpu"};
     /* Three levels the agent makes, gone with the container. */
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    set_cgroups_path(s, cgpath("/burstable/pod1/c"));
-    create_start(cid("deep"), s);
+    spec_set_cgroups_path(s, cgpath("/burstable/pod1/c"));
+    ctr_create_start(&t, ctr_unique_id("deep"), s);
     for (size_t i = 0; i < 5; i++)
         assert_true(v1_dir(hiers[i], cgpath("/burstable/pod1/c")));
-    kill_remove(cid("deep"));
+    ctr_kill_remove(&t, ctr_unique_id("deep"));
     for (size_t i = 0; i < 5; i++)
         if (v1_dir(hiers[i], cgpath("")))
             fail_msg("%s%s left behind", hiers[i], cgpath(""));
 
     /* Two containers in one pod: the pod stays while one of them is there. */
     s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    set_cgroups_path(s, cgpath("/pod2/x"));
-    create_start(cid("pod-x"), s);
+    spec_set_cgroups_path(s, cgpath("/pod2/x"));
+    ctr_create_start(&t, ctr_unique_id("pod-x"), s);
     s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    set_cgroups_path(s, cgpath("/pod2/y"));
-    create_start(cid("pod-y"), s);
-    kill_remove(cid("pod-x"));
+    spec_set_cgroups_path(s, cgpath("/pod2/y"));
+    ctr_create_start(&t, ctr_unique_id("pod-y"), s);
+    ctr_kill_remove(&t, ctr_unique_id("pod-x"));
     for (size_t i = 0; i < 5; i++) {
         assert_false(v1_dir(hiers[i], cgpath("/pod2/x")));
         assert_true(v1_dir(hiers[i], cgpath("/pod2/y")));
     }
-    kill_remove(cid("pod-y"));
+    ctr_kill_remove(&t, ctr_unique_id("pod-y"));
     for (size_t i = 0; i < 5; i++)
         assert_false(v1_dir(hiers[i], cgpath("")));
 
@@ -595,8 +476,8 @@ static void test_intermediate_cgroups_removed(void **state)
     snprintf(pre, sizeof(pre), CG "/memory%s", cgpath("-pre"));
     assert_int_equal(mkdir(pre, 0755), 0);
     s = spec_new(rootfs, ARGS("true"));
-    set_cgroups_path(s, cgpath("-pre/mid/c"));
-    assert_int_equal(run_spec(cid("pre"), s), 0);
+    spec_set_cgroups_path(s, cgpath("-pre/mid/c"));
+    assert_int_equal(run_spec(ctr_unique_id("pre"), s), 0);
     assert_true(v1_dir("memory", cgpath("-pre")));
     assert_false(v1_dir("memory", cgpath("-pre/mid")));
     assert_false(v1_dir("pids", cgpath("-pre")));

@@ -68,30 +68,6 @@ static const char *rootfs;
 static int base_fds;
 static long base_rss;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host (see test_bad_input.c). */
-static const char *cid(const char *name)
-{
-    static char id[64];
-    snprintf(id, sizeof(id), "%s-%d", name, (int)getpid());
-    return id;
-}
-
-static long agent_status_kb(const char *field)
-{
-    char path[64], line[256], key[32];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent.pid);
-    snprintf(key, sizeof(key), "%s: %%ld", field);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, key, &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static void health_on_new_connection(void)
 {
     int fd = raw_connect(&agent);
@@ -262,40 +238,11 @@ static size_t pump(int quiet_ms, double max_s)
 
 /* ---- the test ---------------------------------------------------------------------- */
 
-static int group_setup(void **state)
-{
-    (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
-    return 0;
-}
-
 static void test_memory_bounded_under_three_attacks(void **state)
 {
     (void)state;
     /* The container that never reads its stdin. */
-    const char *c = cid("stdin-sink");
+    const char *c = ctr_unique_id("stdin-sink");
     Grpc__Spec *spec = spec_new(rootfs, ARGS("ka-payload", "pause"));
     if (ctr_create(&t, c, spec) != 0 || ctr_start(&t, c) != 0)
         fail_msg("start %s: %s", c, t.msg);
@@ -306,7 +253,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
     base_fds = agent_fd_count(&agent);
     for (int i = 0, n; i < 50 && (usleep(100000), n = agent_fd_count(&agent)) != base_fds; i++)
         base_fds = n;
-    base_rss = agent_status_kb("VmRSS");
+    base_rss = agent_status_kb(&agent, "VmRSS");
     assert_true(base_rss > 0);
 
     build_attacks(c);
@@ -314,7 +261,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
     /* Quiet for 3 s: long enough that an agent busy with the GetMetrics calls is not
      * taken for one that stopped reading. */
     size_t sent = pump(3000, 120);
-    long rss = agent_status_kb("VmRSS"), hwm = agent_status_kb("VmHWM");
+    long rss = agent_status_kb(&agent, "VmRSS"), hwm = agent_status_kb(&agent, "VmHWM");
     fprintf(stderr, "# attack: %zu MiB sent; agent RSS %ld kB (peak %ld kB), baseline %ld kB\n",
             sent >> 20, rss, hwm, base_rss);
     if (rss - base_rss > RSS_BOUND_KB || hwm - base_rss > RSS_BOUND_KB)
@@ -354,7 +301,7 @@ static void test_memory_bounded_under_three_attacks(void **state)
     int fds = agent_wait_fd_count(&agent, base_fds, 10000);
     assert_int_equal(fds, base_fds);
     health_on_new_connection();
-    rss = agent_status_kb("VmRSS");
+    rss = agent_status_kb(&agent, "VmRSS");
     fprintf(stderr, "# released: agent RSS %ld kB, baseline %ld kB\n", rss, base_rss);
     if (rss - base_rss > RELEASED_BOUND_KB)
         fail_msg("agent RSS %ld kB after the attackers left, baseline %ld kB", rss, base_rss);
@@ -379,5 +326,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_bounded_under_three_attacks),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "kata-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

@@ -43,59 +43,6 @@ static char out[1 << 18];
 static char scratch[64]; /* our files: the big passwd */
 static int exec_seq;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host, so two runs of this test at once must not meet there. */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[32];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
-static void add_cap(Grpc__LinuxCapabilities *caps, const char *cap)
-{
-    strv_add(&caps->bounding, &caps->n_bounding, cap);
-    strv_add(&caps->effective, &caps->n_effective, cap);
-    strv_add(&caps->permitted, &caps->n_permitted, cap);
-}
-
-static void add_bind(Grpc__Spec *s, const char *dest, const char *src)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = strdup(dest);
-    m->type = strdup("bind");
-    m->source = strdup(src);
-    strv_add(&m->options, &m->n_options, "rbind");
-    strv_add(&m->options, &m->n_options, "ro");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
-static void add_tmpfs(Grpc__Spec *s, const char *dest)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = strdup(dest);
-    m->type = strdup("tmpfs");
-    m->source = strdup("tmpfs");
-    strv_add(&m->options, &m->n_options, "size=64k");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
 static void add_rlimit(Grpc__Process *p, const char *type, uint64_t soft, uint64_t hard)
 {
     Grpc__POSIXRlimit *r = malloc(sizeof(*r));
@@ -127,7 +74,7 @@ static const char *exec_in_attacker(const char *const *args, Grpc__LinuxCapabili
     Grpc__Process *p = process_new(args);
     p->terminal = tty;
     p->capabilities = caps;
-    if (ctr_exec(&t, cid("attacker"), eid, p) != 0)
+    if (ctr_exec(&t, ctr_unique_id("attacker"), eid, p) != 0)
         fail_msg("exec %s in the attacker: %s", args[0], t.msg);
     process_free(p);
     return eid;
@@ -136,7 +83,7 @@ static const char *exec_in_attacker(const char *const *args, Grpc__LinuxCapabili
 static int wait_exec(const char *eid)
 {
     int status = -1;
-    if (ctr_wait(&t, cid("attacker"), eid, &status) != 0)
+    if (ctr_wait(&t, ctr_unique_id("attacker"), eid, &status) != 0)
         fail_msg("wait for %s: %s", eid, t.msg);
     return status;
 }
@@ -158,15 +105,9 @@ static void write_big_passwd(const char *path)
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
+    agent_inherit_fds_next((const int[]){10, 251}, 2);
+    if (ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs) != 0)
         return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
     snprintf(scratch, sizeof(scratch), "/tmp/ka-hostile-spawn-XXXXXX");
     if (!mkdtemp(scratch))
         return -1;
@@ -174,20 +115,13 @@ static int group_setup(void **state)
     snprintf(passwd, sizeof(passwd), "%s/passwd", scratch);
     write_big_passwd(passwd);
 
-    agent_inherit_fds_next((const int[]){10, 251}, 2);
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
     /* The first container: its pid namespace becomes the sandbox's. */
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "sleep", "1000"));
-    add_cap(s->process->capabilities, "CAP_SYS_PTRACE");
-    add_bind(s, "/etc/passwd", passwd);
-    int rc = ctr_create(&t, cid("attacker"), s);
+    caps_add(s->process->capabilities, "CAP_SYS_PTRACE");
+    spec_add_bind(s, "/etc/passwd", passwd, "ro");
+    int rc = ctr_create(&t, ctr_unique_id("attacker"), s);
     spec_free(s);
-    if (rc != 0 || ctr_start(&t, cid("attacker")) != 0) {
+    if (rc != 0 || ctr_start(&t, ctr_unique_id("attacker")) != 0) {
         fprintf(stderr, "attacker: %s\n", t.msg);
         return -1;
     }
@@ -197,12 +131,11 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    ctr_signal(&t, cid("attacker"), "", 9);
+    ctr_signal(&t, ctr_unique_id("attacker"), "", 9);
     int status;
-    ctr_wait(&t, cid("attacker"), "", &status);
-    ctr_remove(&t, cid("attacker"));
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_wait(&t, ctr_unique_id("attacker"), "", &status);
+    ctr_remove(&t, ctr_unique_id("attacker"));
+    ctr_suite_teardown(&agent, &t);
     sh("rm -rf %s", scratch);
     return 0;
 }
@@ -242,7 +175,7 @@ static void test_init_has_only_stdio(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "fds"));
-    assert_int_equal(ctr_run(&t, cid("init-fds"), s, out, sizeof(out)), 0);
+    assert_int_equal(ctr_run(&t, ctr_unique_id("init-fds"), s, out, sizeof(out)), 0);
     spec_free(s);
     assert_only_stdio(out);
 }
@@ -252,7 +185,7 @@ static void test_exec_has_only_stdio(void **state)
     (void)state;
     for (int tty = 0; tty < 2; tty++) {
         const char *eid = exec_in_attacker(ARGS("ka-payload", "fds"), NULL, tty);
-        ctr_read_all(&t, cid("attacker"), eid, false, out, sizeof(out));
+        ctr_read_all(&t, ctr_unique_id("attacker"), eid, false, out, sizeof(out));
         assert_int_equal(wait_exec(eid), 0);
         assert_only_stdio(out);
         if (tty)
@@ -268,7 +201,7 @@ static void test_sandbox_pidns_init(void **state)
     (void)state;
     const char *eid = exec_in_attacker(ARGS("ka-payload", "ns", "pid"), NULL, false);
     char attacker_ns[128];
-    ctr_read_all(&t, cid("attacker"), eid, false, attacker_ns, sizeof(attacker_ns));
+    ctr_read_all(&t, ctr_unique_id("attacker"), eid, false, attacker_ns, sizeof(attacker_ns));
     assert_int_equal(wait_exec(eid), 0);
 
     Grpc__Spec *s = spec_new(
@@ -278,7 +211,7 @@ static void test_sandbox_pidns_init(void **state)
             "ka-payload fds; ka-payload ns pid; read a b < /proc/self/stat; "
             "echo self=$$ stat=$a; ka-payload stat /proc/keys | grep -q '^minor=3' && echo keys-masked; "
             "echo x 2>/dev/null > /proc/sys/kernel/hostname || echo sys-ro"));
-    const char *id = cid("joiner");
+    const char *id = ctr_unique_id("joiner");
     assert_int_equal(create_in_sandbox_pidns(id, s), 0);
     spec_free(s);
     assert_int_equal(ctr_start(&t, id), 0);
@@ -310,8 +243,8 @@ static void test_sandbox_pidns_refuses_mounts_in_proc(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
-    add_tmpfs(s, "/proc/driver");
-    const char *id = cid("proc-sub");
+    spec_add_mount(s, "/proc/driver", "tmpfs", "tmpfs", ARGS("size=64k"));
+    const char *id = ctr_unique_id("proc-sub");
     assert_int_equal(create_in_sandbox_pidns(id, s), 3 /* INVALID_ARGUMENT */);
     spec_free(s);
     assert_non_null(strstr(t.msg, "only proc may be mounted on or under a proc mount"));
@@ -364,7 +297,7 @@ static void test_waiting_init_out_of_reach(void **state)
 {
     (void)state;
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
-    const char *id = cid("waiting");
+    const char *id = ctr_unique_id("waiting");
     assert_int_equal(create_in_sandbox_pidns(id, s), 0);
     spec_free(s);
 
@@ -374,14 +307,14 @@ static void test_waiting_init_out_of_reach(void **state)
     caps_from->process->capabilities = NULL;
     spec_free(caps_from);
     const char *eid = exec_in_attacker(ARGS("ka-payload", "snoop", "0"), caps, false);
-    ctr_read_all(&t, cid("attacker"), eid, false, out, sizeof(out));
+    ctr_read_all(&t, ctr_unique_id("attacker"), eid, false, out, sizeof(out));
     assert_int_equal(wait_exec(eid), 0);
     if (!strstr(out, "comm=kata-agent "))
         fail_msg("the waiting init is not in the sandbox pid namespace:\n%s", out);
     assert_int_equal(check_snoop(out, "kata-agent", "EACCES"), 0);
 
     eid = exec_in_attacker(ARGS("ka-payload", "snoop", "0"), NULL, false);
-    ctr_read_all(&t, cid("attacker"), eid, false, out, sizeof(out));
+    ctr_read_all(&t, ctr_unique_id("attacker"), eid, false, out, sizeof(out));
     assert_int_equal(wait_exec(eid), 0);
     /* stdio, the sync pipe and the start pipe */
     assert_int_equal(check_snoop(out, "kata-agent", "same"), 5);
@@ -405,8 +338,8 @@ static void test_attacker_races_spawns(void **state)
 
     Grpc__Spec *s = spec_new(rootfs, ARGS("true"));
     for (int i = 0; i < 100; i++)
-        add_tmpfs(s, "/tmp");
-    const char *id = cid("slow-init");
+        spec_add_mount(s, "/tmp", "tmpfs", "tmpfs", ARGS("size=64k"));
+    const char *id = ctr_unique_id("slow-init");
     assert_int_equal(create_in_sandbox_pidns(id, s), 0);
     spec_free(s);
     assert_int_equal(ctr_start(&t, id), 0);
@@ -419,7 +352,7 @@ static void test_attacker_races_spawns(void **state)
         p->user->username = strdup("slowuser");
         char eid[32];
         snprintf(eid, sizeof(eid), "race%d", execs++);
-        if (ctr_exec(&t, cid("attacker"), eid, p) != 0)
+        if (ctr_exec(&t, ctr_unique_id("attacker"), eid, p) != 0)
             fail_msg("exec %s: %s", eid, t.msg);
         process_free(p);
         assert_int_equal(wait_exec(eid), 0);
@@ -428,7 +361,7 @@ static void test_attacker_races_spawns(void **state)
     assert_int_equal(ctr_wait(&t, id, "", &status), 0);
     assert_int_equal(ctr_remove(&t, id), 0);
 
-    ctr_read_all(&t, cid("attacker"), snooper_id, false, out, sizeof(out));
+    ctr_read_all(&t, ctr_unique_id("attacker"), snooper_id, false, out, sizeof(out));
     assert_int_equal(wait_exec(snooper_id), 0);
     struct stat st;
     if (stat(agent_marker, &st) == 0)
@@ -462,7 +395,7 @@ static void test_small_nofile(void **state)
         add_rlimit(s->process, "RLIMIT_NOFILE", limits[i], limits[i]);
         char name[32];
         snprintf(name, sizeof(name), "nofile%u", limits[i]);
-        assert_int_equal(ctr_run(&t, cid(name), s, out, sizeof(out)), 0);
+        assert_int_equal(ctr_run(&t, ctr_unique_id(name), s, out, sizeof(out)), 0);
         spec_free(s);
         assert_nofile(out, limits[i]);
 
@@ -470,10 +403,8 @@ static void test_small_nofile(void **state)
         add_rlimit(p, "RLIMIT_NOFILE", limits[i], limits[i]);
         char eid[32];
         snprintf(eid, sizeof(eid), "nofile%u", limits[i]);
-        assert_int_equal(ctr_exec(&t, cid("attacker"), eid, p), 0);
-        process_free(p);
-        ctr_read_all(&t, cid("attacker"), eid, false, out, sizeof(out));
-        assert_int_equal(wait_exec(eid), 0);
+        assert_int_equal(ctr_exec_collect(&t, ctr_unique_id("attacker"), eid, p, out, sizeof(out)),
+                         0);
         assert_nofile(out, limits[i]);
     }
 }

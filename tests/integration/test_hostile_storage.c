@@ -50,16 +50,6 @@ static pid_t swapper; /* killed in teardown too, whatever failed first */
 static struct agent_proc agent;
 static struct ctr t;
 
-/* Names unique to this run: ids and paths are global on the host. */
-static const char *uniq(const char *name)
-{
-    static char buf[8][128];
-    static int i;
-    char *p = buf[i++ % 8];
-    snprintf(p, 128, "%s-%d", name, (int)getpid());
-    return p;
-}
-
 static const char *at(const char *rel)
 {
     static char buf[8][512];
@@ -103,7 +93,7 @@ static int setup(void **state)
     ctr_open(&t, &agent);
     Grpc__CreateSandboxRequest cs = GRPC__CREATE_SANDBOX_REQUEST__INIT;
     cs.hostname = (char *)"hostile-storage";
-    cs.sandbox_id = (char *)uniq("sb");
+    cs.sandbox_id = (char *)ctr_unique_id("sb");
     if (ctr_call(&t, "CreateSandbox", &cs.base, NULL, NULL) != 0)
         fail_msg("CreateSandbox: %s", t.msg);
     return 0;
@@ -113,11 +103,7 @@ static int teardown(void **state)
 {
     (void)state;
     ctr_close(&t);
-    if (agent.pid > 0 && agent_alive(&agent)) {
-        kill(agent.pid, SIGKILL);
-        waitpid(agent.pid, NULL, 0);
-    }
-    agent.pid = 0;
+    agent_kill(&agent);
     if (swapper > 0) {
         kill(swapper, SIGKILL);
         waitpid(swapper, NULL, 0);
@@ -138,14 +124,8 @@ static int teardown(void **state)
  * success: a refused request mounts nothing. */
 static int add_storages(Grpc__Storage **st, size_t n)
 {
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)uniq("c");
-    req.exec_id = req.container_id;
     Grpc__Spec *spec = spec_new("/nonexistent-rootfs", (const char *const[]){"true", NULL});
-    req.oci = spec;
-    req.storages = st;
-    req.n_storages = n;
-    int rc = ctr_call(&t, "CreateContainer", &req.base, NULL, NULL);
+    int rc = ctr_create_with_storages(&t, ctr_unique_id("c"), spec, st, n);
     spec_free(spec);
     return rc;
 }
@@ -155,13 +135,12 @@ static int add_storages(Grpc__Storage **st, size_t n)
 static int sandbox_with(Grpc__Storage **st, size_t n)
 {
     ctr_close(&t);
-    kill(agent.pid, SIGKILL);
-    waitpid(agent.pid, NULL, 0);
+    agent_kill(&agent);
     agent_start_isolated(&agent, NULL);
     ctr_open(&t, &agent);
     Grpc__CreateSandboxRequest cs = GRPC__CREATE_SANDBOX_REQUEST__INIT;
     cs.hostname = (char *)"hostile-storage";
-    cs.sandbox_id = (char *)uniq("sb");
+    cs.sandbox_id = (char *)ctr_unique_id("sb");
     cs.storages = st;
     cs.n_storages = n;
     return ctr_call(&t, "CreateSandbox", &cs.base, NULL, NULL);
@@ -383,24 +362,19 @@ static void test_release_keeps_preexisting(void **state)
     if (!rootfs)
         skip();
     char keep[200], made[200];
-    snprintf(keep, sizeof(keep), KRUN "/sandbox/local/%s", uniq("keep"));
-    snprintf(made, sizeof(made), KRUN "/sandbox/local/%s", uniq("made"));
+    snprintf(keep, sizeof(keep), KRUN "/sandbox/local/%s", ctr_unique_id("keep"));
+    snprintf(made, sizeof(made), KRUN "/sandbox/local/%s", ctr_unique_id("made"));
     assert_int_equal(sh("mkdir -p %s", in_agent(keep)), 0);
     Grpc__Storage *st[2] = {storage_new("local", "local", "local", keep),
                             storage_new("local", "local", "local", made)};
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)uniq("rel");
-    req.exec_id = req.container_id;
-    req.oci = spec_new(rootfs, (const char *const[]){"true", NULL});
-    req.storages = st;
-    req.n_storages = 2;
-    int rc = ctr_call(&t, "CreateContainer", &req.base, NULL, NULL);
-    spec_free(req.oci);
+    Grpc__Spec *spec = spec_new(rootfs, (const char *const[]){"true", NULL});
+    int rc = ctr_create_with_storages(&t, ctr_unique_id("rel"), spec, st, 2);
+    spec_free(spec);
     storage_free(st[0]);
     storage_free(st[1]);
     expect_status(rc, 0, "CreateContainer");
     assert_int_equal(access(in_agent(made), F_OK), 0);
-    expect_status(ctr_remove(&t, req.container_id), 0, "RemoveContainer");
+    expect_status(ctr_remove(&t, ctr_unique_id("rel")), 0, "RemoveContainer");
     assert_int_equal(access(in_agent(keep), F_OK), 0);
     assert_int_not_equal(access(in_agent(made), F_OK), 0);
 }
@@ -421,8 +395,8 @@ static void test_update_ephemeral_only_registered(void **state)
 {
     (void)state;
     char eph[200], wcopy[200];
-    snprintf(eph, sizeof(eph), KRUN "/sandbox/ephemeral/%s", uniq("e"));
-    snprintf(wcopy, sizeof(wcopy), WROOT "/%s", uniq("w"));
+    snprintf(eph, sizeof(eph), KRUN "/sandbox/ephemeral/%s", ctr_unique_id("e"));
+    snprintf(wcopy, sizeof(wcopy), WROOT "/%s", ctr_unique_id("w"));
     assert_int_equal(mkdir(at("cm"), 0755), 0);
     write_file(at("cm/key"), "v", 0644);
     Grpc__Storage *st[2] = {storage_new("ephemeral", "tmpfs", "tmpfs", eph),
@@ -452,7 +426,7 @@ static void test_watchable_dot_refused(void **state)
 {
     (void)state;
     char wcopy[200];
-    snprintf(wcopy, sizeof(wcopy), WROOT "/%s", uniq("a"));
+    snprintf(wcopy, sizeof(wcopy), WROOT "/%s", ctr_unique_id("a"));
     assert_int_equal(mkdir(at("cma"), 0755), 0);
     write_file(at("cma/key"), "a", 0644);
     assert_int_equal(mkdir(at("cmb"), 0755), 0);
@@ -476,28 +450,19 @@ static void test_watchable_dot_refused(void **state)
     assert_int_not_equal(access(in_agent(WROOT "/other"), F_OK), 0);
 }
 
+/* CopyFile as the runtime sends it for a file of uid 1000, gid 2000. */
 static int copy(const char *path, uint32_t mode, int64_t size, int64_t off, const void *data,
                 size_t len)
 {
-    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-    req.path = (char *)path;
-    req.file_size = size;
-    req.file_mode = mode;
-    req.dir_mode = 0755;
-    req.uid = 1000;
-    req.gid = 2000;
-    req.offset = off;
-    req.data.data = (uint8_t *)data;
-    req.data.len = len;
-    return ctr_call(&t, "CopyFile", &req.base, NULL, NULL);
+    return ctr_copy_file(&t, path, mode, size, off, 1000, 2000, data, len);
 }
 
 static void test_copyfile_hard_link(void **state)
 {
     (void)state;
     char dir[200], victim[200], tmp[300], name[300];
-    snprintf(dir, sizeof(dir), SHARED "%s", uniq("hl"));
-    snprintf(victim, sizeof(victim), "/run/%s", uniq("victim"));
+    snprintf(dir, sizeof(dir), SHARED "%s", ctr_unique_id("hl"));
+    snprintf(victim, sizeof(victim), "/run/%s", ctr_unique_id("victim"));
     snprintf(tmp, sizeof(tmp), "%s/f.tmp", dir);
     snprintf(name, sizeof(name), "%s/f", dir);
     /* What a container with its rootfs on the shared fs could plant: a second name
@@ -542,7 +507,7 @@ static void test_copyfile_setuid_survives(void **state)
 {
     (void)state;
     char name[200];
-    snprintf(name, sizeof(name), SHARED "%s/su", uniq("su"));
+    snprintf(name, sizeof(name), SHARED "%s/su", ctr_unique_id("su"));
     expect_status(copy(name, S_IFREG | 04755, 2, 0, "#!", 2), 0, "copy a setuid file");
     struct stat sb;
     stat_ok(in_agent(name), &sb);

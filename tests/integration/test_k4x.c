@@ -22,56 +22,6 @@ static struct agent_proc agent;
 static struct ctr t;
 static const char *rootfs;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host, so two runs of this test at once must not meet there. */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[32];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
-static int group_setup(void **state)
-{
-    (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "kata-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
-    return 0;
-}
-
 /* Read a stream until its text holds want (or the stream ends). */
 static void read_until(const char *id, const char *eid, const char *want, char *buf, size_t size)
 {
@@ -101,11 +51,9 @@ static void read_until(const char *id, const char *eid, const char *want, char *
 static void test_sigterm_empty_exec_id_reaches_init_once(void **state)
 {
     (void)state;
-    const char *id = cid("k4x-term");
+    const char *id = ctr_unique_id("k4x-term");
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", TERM_COUNTER("init-term", 2, 9)));
-    assert_int_equal(ctr_create(&t, id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, id), 0);
+    ctr_create_start(&t, id, s);
     char buf[4096];
     read_until(id, "", "ready", buf, sizeof(buf));
     Grpc__Process *p = process_new(ARGS("sh", "-c", TERM_COUNTER("exec-term", 1, 7)));
@@ -132,11 +80,9 @@ static void test_sigterm_empty_exec_id_reaches_init_once(void **state)
 static void test_sigkill_empty_exec_id_kills_all(void **state)
 {
     (void)state;
-    const char *id = cid("k4x-kill");
+    const char *id = ctr_unique_id("k4x-kill");
     Grpc__Spec *s = spec_new(rootfs, ARGS("sleep", "1000"));
-    assert_int_equal(ctr_create(&t, id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, id), 0);
+    ctr_create_start(&t, id, s);
     Grpc__Process *p = process_new(ARGS("sleep", "1000"));
     assert_int_equal(ctr_exec(&t, id, "e-sleep", p), 0);
     process_free(p);
@@ -149,31 +95,13 @@ static void test_sigkill_empty_exec_id_kills_all(void **state)
     assert_int_equal(ctr_remove(&t, id), 0);
 }
 
-static void add_bind(Grpc__Spec *s, const char *dest, const char *src)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = strdup(dest);
-    m->type = strdup("bind");
-    m->source = strdup(src);
-    strv_add(&m->options, &m->n_options, "rbind");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
 /* One container with one storage, run to its end and removed; stdout in out. */
 static int run_with_storage(const char *id, const char *script, Grpc__Storage *st, char *out,
                             size_t size)
 {
     Grpc__Spec *spec = spec_new(rootfs, ARGS("sh", "-c", script));
-    add_bind(spec, "/vol", st->mount_point);
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)id;
-    req.exec_id = (char *)id;
-    req.oci = spec;
-    req.storages = &st;
-    req.n_storages = 1;
-    if (ctr_call(&t, "CreateContainer", &req.base, NULL, NULL) != 0)
+    spec_add_bind(spec, "/vol", st->mount_point, NULL);
+    if (ctr_create_with_storages(&t, id, spec, &st, 1) != 0)
         fail_msg("CreateContainer %s: %s", id, t.msg);
     spec_free(spec);
     assert_int_equal(ctr_start(&t, id), 0);
@@ -193,11 +121,13 @@ static void test_shared_storage_outlives_its_containers(void **state)
     snprintf(mp, sizeof(mp), "/run/kata-containers/sandbox/ephemeral/k4x-shared-%d", (int)getpid());
     Grpc__Storage *st = storage_new("ephemeral", "tmpfs", "tmpfs", mp);
     st->shared = true;
-    assert_int_equal(run_with_storage(cid("k4x-writer"), "echo kept > /vol/f", st, out,
+    assert_int_equal(run_with_storage(ctr_unique_id("k4x-writer"), "echo kept > /vol/f", st, out,
                                       sizeof(out)),
                      0);
     assert_int_equal(agent_mount_count(&agent, mp, "tmpfs"), 1);
-    assert_int_equal(run_with_storage(cid("k4x-reader"), "cat /vol/f", st, out, sizeof(out)), 0);
+    assert_int_equal(run_with_storage(ctr_unique_id("k4x-reader"), "cat /vol/f", st, out,
+                                      sizeof(out)),
+                     0);
     assert_string_equal(out, "kept\n");
     assert_int_equal(agent_mount_count(&agent, mp, "tmpfs"), 1);
     storage_free(st);
@@ -210,12 +140,7 @@ static void test_shared_storage_outlives_its_containers(void **state)
 static void test_guest_details_storage_handlers(void **state)
 {
     (void)state;
-    Grpc__GuestDetailsRequest req = GRPC__GUEST_DETAILS_REQUEST__INIT;
-    Grpc__GuestDetailsResponse *resp = NULL;
-    assert_int_equal(ctr_call(&t, "GetGuestDetails", &req.base,
-                              &grpc__guest_details_response__descriptor,
-                              (ProtobufCMessage **)&resp),
-                     0);
+    Grpc__GuestDetailsResponse *resp = ctr_guest_details(&t);
     const Grpc__AgentDetails *d = resp->agent_details;
     assert_non_null(d);
     static const char *const want[] = {"virtio-fs",     "9p",     "ephemeral",
@@ -239,13 +164,8 @@ static void test_guest_details_storage_handlers(void **state)
         snprintf(mp, sizeof(mp), "/run/kata-containers/k4x-later-%d", (int)getpid());
         Grpc__Storage *st = storage_new(later[i], "/dev/null", "erofs", mp);
         Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
-        Grpc__CreateContainerRequest cc = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-        cc.container_id = (char *)cid("k4x-later");
-        cc.exec_id = cc.container_id;
-        cc.oci = spec;
-        cc.storages = &st;
-        cc.n_storages = 1;
-        assert_int_equal(ctr_call(&t, "CreateContainer", &cc.base, NULL, NULL), 12);
+        assert_int_equal(ctr_create_with_storages(&t, ctr_unique_id("k4x-later"), spec, &st, 1),
+                         12);
         assert_non_null(strstr(t.msg, later[i]));
         assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
         spec_free(spec);
@@ -261,5 +181,6 @@ int main(void)
         cmocka_unit_test(test_shared_storage_outlives_its_containers),
         cmocka_unit_test(test_guest_details_storage_handlers),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "kata-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

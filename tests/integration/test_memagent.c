@@ -35,34 +35,6 @@
 
 static const char *rootfs;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host. */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[32];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 static void add_annotation(Grpc__Spec *s, const char *key, const char *value)
 {
     Grpc__Spec__AnnotationsEntry *a = malloc(sizeof(*a));
@@ -73,29 +45,9 @@ static void add_annotation(Grpc__Spec *s, const char *key, const char *value)
     s->annotations[s->n_annotations++] = a;
 }
 
-static void add_bind(Grpc__Spec *s, const char *src, const char *dest)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = xstrdup(dest);
-    m->type = xstrdup("bind");
-    m->source = xstrdup(src);
-    strv_add(&m->options, &m->n_options, "rbind");
-    strv_add(&m->options, &m->n_options, "rw");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
 static int copy_file(struct ctr *t, const char *path, uint32_t mode, const void *data, size_t len)
 {
-    Grpc__CopyFileRequest req = GRPC__COPY_FILE_REQUEST__INIT;
-    req.path = (char *)path;
-    req.file_size = (int64_t)len;
-    req.file_mode = mode;
-    req.dir_mode = 0755;
-    req.data.data = (uint8_t *)data;
-    req.data.len = len;
-    return ctr_call(t, "CopyFile", &req.base, NULL, NULL);
+    return ctr_copy_file(t, path, mode, (int64_t)len, 0, 0, 0, data, len);
 }
 
 /* GetDiagnosticData; returns the status, *data (malloc'ed) on success. */
@@ -120,7 +72,7 @@ static void run_with_log(struct ctr *t, const char *id, const char *source, bool
                          const char *script)
 {
     Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", script));
-    add_bind(s, source, TERM_DEST);
+    spec_add_bind(s, TERM_DEST, source, "rw");
     if (annotate)
         add_annotation(s, "io.kubernetes.container.terminationMessagePath", TERM_DEST);
     add_annotation(s, "io.kubernetes.cri.container-type", "container");
@@ -132,41 +84,45 @@ static void run_with_log(struct ctr *t, const char *id, const char *source, bool
     assert_int_equal(status, 0);
 }
 
+/* The runtime's part first: an empty log copied into the shared directory, named
+ * as the runtime names it (its path in src); then run_with_log. */
+static void run_with_new_log(struct ctr *t, const char *id, bool annotate, const char *script,
+                             char *src, size_t size)
+{
+    snprintf(src, size, SHARED "%s-0123abcd-termination-log", id);
+    assert_int_equal(copy_file(t, src, S_IFREG | 0666, NULL, 0), 0);
+    run_with_log(t, id, src, annotate, script);
+}
+
 static void test_termination_log(void **state)
 {
     (void)state;
     struct agent_proc agent;
     struct ctr t;
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    assert_int_equal(ctr_create_sandbox(&t, "kata-sandbox"), 0);
+    assert_int_equal(ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs), 0);
 
     char src[256];
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("term"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("term"), src, true, "printf 'exit reason: %s\\n' \"done\" > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("term"), true,
+                     "printf 'exit reason: %s\\n' \"done\" > " TERM_DEST, src, sizeof(src));
     char *data = NULL;
-    assert_int_equal(diag(&t, "termination_log", cid("term"), &data), 0);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("term"), &data), 0);
     assert_string_equal(data, "exit reason: done\n");
     free(data);
 
     /* Other log types are refused; the container is looked up after the type. */
-    assert_int_equal(diag(&t, "console", cid("term"), NULL), KA_STATUS_INVALID_ARGUMENT);
+    assert_int_equal(diag(&t, "console", ctr_unique_id("term"), NULL), KA_STATUS_INVALID_ARGUMENT);
     assert_non_null(strstr(t.msg, "unsupported diagnostic log_type"));
     assert_int_equal(diag(&t, "", "nope", NULL), KA_STATUS_INVALID_ARGUMENT);
     assert_int_equal(diag(&t, "termination_log", "nope", NULL), KA_STATUS_NOT_FOUND);
 
     /* Without the annotation there is no log to find (upstream: INTERNAL). */
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("plain"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("plain"), src, false, "echo hi > " TERM_DEST);
-    assert_int_equal(diag(&t, "termination_log", cid("plain"), NULL), KA_STATUS_INTERNAL);
+    run_with_new_log(&t, ctr_unique_id("plain"), false, "echo hi > " TERM_DEST, src, sizeof(src));
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("plain"), NULL), KA_STATUS_INTERNAL);
     assert_non_null(strstr(t.msg, "terminationMessagePath"));
 
-    assert_int_equal(ctr_remove(&t, cid("term")), 0);
-    assert_int_equal(ctr_remove(&t, cid("plain")), 0);
-    ctr_close(&t);
-    agent_stop(&agent);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("term")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("plain")), 0);
+    ctr_suite_teardown(&agent, &t);
 }
 
 /* What a container writes is bounded and made valid UTF-8; a source that is not a
@@ -176,28 +132,24 @@ static void test_termination_log_hostile(void **state)
     (void)state;
     struct agent_proc agent;
     struct ctr t;
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    assert_int_equal(ctr_create_sandbox(&t, "kata-sandbox"), 0);
+    assert_int_equal(ctr_suite_setup(&agent, &t, NULL, "kata-sandbox", &rootfs), 0);
 
     /* 1 MiB of 'x': the answer is Kubernetes' 4 KiB, not the whole file. */
     char src[256];
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("big"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("big"), src, true,
-                 "dd if=/dev/zero bs=1024 count=1024 2>/dev/null | tr '\\0' x > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("big"), true,
+                     "dd if=/dev/zero bs=1024 count=1024 2>/dev/null | tr '\\0' x > " TERM_DEST,
+                     src, sizeof(src));
     char *data = NULL;
-    assert_int_equal(diag(&t, "termination_log", cid("big"), &data), 0);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("big"), &data), 0);
     assert_int_equal(strlen(data), 4096);
     assert_int_equal(strspn(data, "x"), 4096);
     free(data);
 
     /* Bytes that are not UTF-8 would make the runtime's protobuf decoder reject the
      * whole answer: each invalid sequence comes back as U+FFFD. */
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("bin"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("bin"), src, true, "printf 'a\\377b\\303' > " TERM_DEST);
-    assert_int_equal(diag(&t, "termination_log", cid("bin"), &data), 0);
+    run_with_new_log(&t, ctr_unique_id("bin"), true, "printf 'a\\377b\\303' > " TERM_DEST, src,
+                     sizeof(src));
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("bin"), &data), 0);
     assert_string_equal(data, "a\xEF\xBF\xBD"
                               "b\xEF\xBF\xBD");
     free(data);
@@ -205,54 +157,51 @@ static void test_termination_log_hostile(void **state)
     /* The source replaced by a symlink to a file of the agent (the shadow file
      * here): refused, nothing of the target comes back. */
     char secret[256];
-    snprintf(secret, sizeof(secret), SHARED "%s-secret", cid("link"));
+    snprintf(secret, sizeof(secret), SHARED "%s-secret", ctr_unique_id("link"));
     assert_int_equal(copy_file(&t, secret, S_IFREG | 0600, "top secret", 10), 0);
-    snprintf(src, sizeof(src), SHARED "%s-0123abcd-termination-log", cid("link"));
-    assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("link"), src, true, "echo fine > " TERM_DEST);
+    run_with_new_log(&t, ctr_unique_id("link"), true, "echo fine > " TERM_DEST, src, sizeof(src));
     char host_path[PATH_MAX];
     snprintf(host_path, sizeof(host_path), "/proc/%d/root%s", (int)agent.pid, src);
     assert_int_equal(unlink(host_path), 0);
     assert_int_equal(symlink(secret, host_path), 0);
-    assert_int_not_equal(diag(&t, "termination_log", cid("link"), &data), 0);
+    assert_int_not_equal(diag(&t, "termination_log", ctr_unique_id("link"), &data), 0);
     assert_null(strstr(t.msg, "top secret"));
     /* A fifo there would block a plain read forever: refused at once. */
     assert_int_equal(unlink(host_path), 0);
     assert_int_equal(mkfifo(host_path, 0666), 0);
-    assert_int_not_equal(diag(&t, "termination_log", cid("link"), NULL), 0);
+    assert_int_not_equal(diag(&t, "termination_log", ctr_unique_id("link"), NULL), 0);
     assert_non_null(strstr(t.msg, "not a regular file"));
     /* Removed: reads as empty, as upstream (not written yet). */
     assert_int_equal(unlink(host_path), 0);
-    assert_int_equal(diag(&t, "termination_log", cid("link"), &data), 0);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("link"), &data), 0);
     assert_string_equal(data, "");
     free(data);
 
     /* A directory on the way swapped for a symlink (to a copy holding other text):
      * no component is followed, so that is refused too. */
     char dir[200], real[200], host_dir[PATH_MAX], host_real[PATH_MAX];
-    snprintf(dir, sizeof(dir), SHARED "%s-d", cid("dirlink"));
+    snprintf(dir, sizeof(dir), SHARED "%s-d", ctr_unique_id("dirlink"));
     snprintf(src, sizeof(src), "%s/termination-log", dir);
     assert_int_equal(copy_file(&t, dir, S_IFDIR | 0755, NULL, 0), 0);
     assert_int_equal(copy_file(&t, src, S_IFREG | 0666, NULL, 0), 0);
-    run_with_log(&t, cid("dirlink"), src, true, "echo from-the-container > " TERM_DEST);
-    assert_int_equal(diag(&t, "termination_log", cid("dirlink"), &data), 0);
+    run_with_log(&t, ctr_unique_id("dirlink"), src, true, "echo from-the-container > " TERM_DEST);
+    assert_int_equal(diag(&t, "termination_log", ctr_unique_id("dirlink"), &data), 0);
     assert_string_equal(data, "from-the-container\n");
     free(data);
-    snprintf(real, sizeof(real), SHARED "%s-elsewhere", cid("dirlink"));
+    snprintf(real, sizeof(real), SHARED "%s-elsewhere", ctr_unique_id("dirlink"));
     snprintf(host_dir, sizeof(host_dir), "/proc/%d/root%s", (int)agent.pid, dir);
     snprintf(host_real, sizeof(host_real), "/proc/%d/root%s", (int)agent.pid, real);
     assert_int_equal(rename(host_dir, host_real), 0);
     assert_int_equal(symlink(real, host_dir), 0);
-    assert_int_not_equal(diag(&t, "termination_log", cid("dirlink"), &data), 0);
+    assert_int_not_equal(diag(&t, "termination_log", ctr_unique_id("dirlink"), &data), 0);
     assert_non_null(strstr(t.msg, "symlink"));
     assert_true(agent_alive(&agent));
 
-    assert_int_equal(ctr_remove(&t, cid("dirlink")), 0);
-    assert_int_equal(ctr_remove(&t, cid("big")), 0);
-    assert_int_equal(ctr_remove(&t, cid("bin")), 0);
-    assert_int_equal(ctr_remove(&t, cid("link")), 0);
-    ctr_close(&t);
-    agent_stop(&agent);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("dirlink")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("big")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("bin")), 0);
+    assert_int_equal(ctr_remove(&t, ctr_unique_id("link")), 0);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static int memcg_set(struct ctr *t, bool set_disabled, bool disabled, int swappiness_max)
@@ -320,8 +269,7 @@ static void test_mem_agent_off(void **state)
                               NULL, NULL),
                      KA_STATUS_UNIMPLEMENTED);
     assert_false(log_has(&agent, "mem-agent started"));
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static void test_mem_agent_live_config(void **state)
@@ -348,8 +296,7 @@ static void test_mem_agent_live_config(void **state)
     assert_false(log_has(&agent, "compact enabled"));
     assert_int_equal(memcg_set(&t, false, false, -1), 0);
     assert_true(agent_alive(&agent));
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static uint64_t vmstat(const char *key)
@@ -391,23 +338,14 @@ static void test_compaction_runs(void **state)
     uint64_t after = vmstat("compact_migrate_scanned") + vmstat("compact_free_scanned");
     fprintf(stderr, "compaction scanned %llu pages\n", (unsigned long long)(after - scanned));
     assert_true(after >= scanned);
-    ctr_close(&t);
-    agent_stop(&agent);
+    ctr_suite_teardown(&agent, &t);
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "these tests need root\n");
-        return -1;
-    }
-    return 0;
+    rootfs = ctr_test_rootfs();
+    return rootfs ? 0 : -1;
 }
 
 int main(void)

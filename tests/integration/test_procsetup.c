@@ -36,101 +36,13 @@ static const char *rootfs;
 static char out[1 << 16];
 static int exec_seq;
 
-/* Container ids carry our pid: cgroup paths follow the ids and are shared by every
- * agent on this host, so two runs of this test at once must not meet there. */
-static const char *cid(const char *name)
-{
-    static struct {
-        const char *name;
-        char id[64];
-    } ids[32];
-    for (size_t i = 0; i < sizeof(ids) / sizeof(*ids); i++) {
-        if (ids[i].name && strcmp(ids[i].name, name) == 0)
-            return ids[i].id;
-        if (!ids[i].name) {
-            ids[i].name = name;
-            snprintf(ids[i].id, sizeof(ids[i].id), "%s-%d", name, (int)getpid());
-            return ids[i].id;
-        }
-    }
-    fail_msg("too many container names");
-    return NULL;
-}
-
-static void add_cap(Grpc__LinuxCapabilities *caps, const char *cap)
-{
-    strv_add(&caps->bounding, &caps->n_bounding, cap);
-    strv_add(&caps->effective, &caps->n_effective, cap);
-    strv_add(&caps->permitted, &caps->n_permitted, cap);
-}
-
-static void add_bind(Grpc__Spec *s, const char *dest, const char *src)
-{
-    Grpc__Mount *m = malloc(sizeof(*m));
-    grpc__mount__init(m);
-    m->destination = strdup(dest);
-    m->type = strdup("bind");
-    m->source = strdup(src);
-    strv_add(&m->options, &m->n_options, "rbind");
-    s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
-    s->mounts[s->n_mounts++] = m;
-}
-
 static void set_cwd(Grpc__Process *p, const char *cwd)
 {
     free(p->cwd);
     p->cwd = strdup(cwd);
 }
 
-static int group_setup(void **state)
-{
-    (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || access(rootfs, F_OK) != 0) {
-        fprintf(stderr, "KA_TEST_ROOTFS (%s) is missing\n", rootfs ? rootfs : "unset");
-        return -1;
-    }
-    if (geteuid() != 0) {
-        fprintf(stderr, "container tests need root\n");
-        return -1;
-    }
-    agent_start_isolated(&agent, NULL);
-    ctr_open(&t, &agent);
-    if (ctr_create_sandbox(&t, "procsetup-sandbox") != 0) {
-        fprintf(stderr, "CreateSandbox: %s\n", t.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    ctr_close(&t);
-    agent_stop(&agent);
-    return 0;
-}
-
-/* Create and start a long-running container (spec consumed). */
-static void start_container(const char *id, Grpc__Spec *s)
-{
-    if (ctr_create(&t, id, s) != 0)
-        fail_msg("create %s: %s", id, t.msg);
-    spec_free(s);
-    if (ctr_start(&t, id) != 0)
-        fail_msg("start %s: %s", id, t.msg);
-}
-
-static void kill_and_remove(const char *id)
-{
-    int status;
-    ctr_signal(&t, id, "", 9);
-    ctr_wait(&t, id, "", &status);
-    assert_int_equal(ctr_remove(&t, id), 0);
-}
-
-/* Exec args (proc given or built from them), read its stdout to out, wait; returns
- * the exit status, or -1000 - code when ExecProcess itself failed. */
+/* Exec args (with a tty, in cwd when given) into out: ctr_exec_collect's answer. */
 static int exec_in(const char *id, const char *const *args, bool tty, const char *cwd)
 {
     char eid[32];
@@ -139,15 +51,7 @@ static int exec_in(const char *id, const char *const *args, bool tty, const char
     p->terminal = tty;
     if (cwd)
         set_cwd(p, cwd);
-    int rc = ctr_exec(&t, id, eid, p);
-    process_free(p);
-    if (rc != 0)
-        return -1000 - rc;
-    ctr_read_all(&t, id, eid, false, out, sizeof(out));
-    int status = -1;
-    if (ctr_wait(&t, id, eid, &status) != 0)
-        fail_msg("wait for %s: %s", eid, t.msg);
-    return status;
+    return ctr_exec_collect(&t, id, eid, p, out, sizeof(out));
 }
 
 /* ---- sessions ------------------------------------------------------------------ */
@@ -173,7 +77,7 @@ static void test_init_has_own_session(void **state)
     for (int tty = 0; tty < 2; tty++) {
         Grpc__Spec *s = spec_new(rootfs, ARGS("sh", "-c", SHOW_SESSION));
         s->process->terminal = tty;
-        const char *id = cid(tty ? "init-sid-tty" : "init-sid");
+        const char *id = ctr_unique_id(tty ? "init-sid-tty" : "init-sid");
         assert_int_equal(ctr_run(&t, id, s, out, sizeof(out)), 0);
         spec_free(s);
         assert_own_session(out);
@@ -183,13 +87,13 @@ static void test_init_has_own_session(void **state)
 static void test_exec_has_own_session(void **state)
 {
     (void)state;
-    const char *id = cid("exec-sid");
-    start_container(id, spec_new(rootfs, ARGS("ka-payload", "sleep", "1000")));
+    const char *id = ctr_unique_id("exec-sid");
+    ctr_create_start(&t, id, spec_new(rootfs, ARGS("ka-payload", "sleep", "1000")));
     for (int tty = 0; tty < 2; tty++) {
         assert_int_equal(exec_in(id, ARGS("sh", "-c", SHOW_SESSION), tty, NULL), 0);
         assert_own_session(out);
     }
-    kill_and_remove(id);
+    ctr_kill_remove(&t, id);
 }
 
 /* ---- cwd ----------------------------------------------------------------------- */
@@ -200,8 +104,8 @@ static void expect_init_cwd_refused(const char *name, const char *cwd, bool host
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "cwd"));
     set_cwd(s->process, cwd);
     if (hostproc)
-        add_bind(s, "/hostproc", "/proc");
-    const char *id = cid(name);
+        spec_add_bind(s, "/hostproc", "/proc", NULL);
+    const char *id = ctr_unique_id(name);
     int rc = ctr_create(&t, id, s);
     spec_free(s);
     if (rc != INVALID_ARGUMENT)
@@ -244,9 +148,9 @@ static void test_init_cwd_out_of_root(void **state)
 static void expect_exec_cwd_refused(const char *name, const char *const *bad, size_t n)
 {
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "sleep", "1000"));
-    add_bind(s, "/hostproc", "/proc");
-    const char *id = cid(name);
-    start_container(id, s);
+    spec_add_bind(s, "/hostproc", "/proc", NULL);
+    const char *id = ctr_unique_id(name);
+    ctr_create_start(&t, id, s);
     for (size_t i = 0; i < n; i++) {
         int rc = exec_in(id, ARGS("ka-payload", "cwd"), false, bad[i]);
         if (rc != -1000 - INVALID_ARGUMENT)
@@ -256,7 +160,7 @@ static void expect_exec_cwd_refused(const char *name, const char *const *bad, si
     }
     assert_int_equal(exec_in(id, ARGS("ka-payload", "cwd"), false, "/tmp"), 0);
     assert_string_equal(out, "/tmp\n");
-    kill_and_remove(id);
+    ctr_kill_remove(&t, id);
 }
 
 static void test_exec_cwd_unreachable(void **state)
@@ -283,7 +187,7 @@ static void test_missing_cwd_created(void **state)
     char cwd[64];
     snprintf(cwd, sizeof(cwd), "/tmp/procsetup-%d/a/b", (int)getpid());
     set_cwd(s->process, cwd);
-    assert_int_equal(ctr_run(&t, cid("cwd-new"), s, out, sizeof(out)), 0);
+    assert_int_equal(ctr_run(&t, ctr_unique_id("cwd-new"), s, out, sizeof(out)), 0);
     spec_free(s);
     char want[80];
     snprintf(want, sizeof(want), "%s\n", cwd);
@@ -305,9 +209,9 @@ static void test_exec_joins_pinned_namespaces(void **state)
                  ARGS("unshare", "-u", "-m", "-n", "sh", "-c",
                       "hostname moved && mount -t tmpfs none /tmp && touch /tmp/moved-marker && "
                       "echo moved && exec ka-payload sleep 1000"));
-    add_cap(s->process->capabilities, "CAP_SYS_ADMIN");
-    const char *id = cid("ns-mover");
-    start_container(id, s);
+    caps_add(s->process->capabilities, "CAP_SYS_ADMIN");
+    const char *id = ctr_unique_id("ns-mover");
+    ctr_create_start(&t, id, s);
     /* Wait for the init to have moved. */
     size_t got = 0;
     out[0] = '\0';
@@ -340,7 +244,7 @@ static void test_exec_joins_pinned_namespaces(void **state)
     assert_int_equal(exec_in(id, ARGS("ka-payload", "ns", "net"), false, NULL), 0);
     if (!strstr(out, agent_net))
         fail_msg("exec's network namespace %s is not the agent's %s", out, agent_net);
-    kill_and_remove(id);
+    ctr_kill_remove(&t, id);
 }
 
 /* How many of the agent's fds hold a namespace ("mnt:[...]" and the like). */
@@ -372,13 +276,13 @@ static void test_pinned_namespaces_released(void **state)
 {
     (void)state;
     int before = agent_ns_fds();
-    const char *id = cid("ns-release");
-    start_container(id, spec_new(rootfs, ARGS("ka-payload", "sleep", "1000")));
+    const char *id = ctr_unique_id("ns-release");
+    ctr_create_start(&t, id, spec_new(rootfs, ARGS("ka-payload", "sleep", "1000")));
     assert_int_equal(exec_in(id, ARGS("true"), false, NULL), 0);
     int during = agent_ns_fds();
     if (during < before + 5) /* pid, mnt, ipc, uts, and cgroup where there is one */
         fail_msg("the agent holds %d namespace fds with the container, %d without", during, before);
-    kill_and_remove(id);
+    ctr_kill_remove(&t, id);
     assert_int_equal(agent_ns_fds(), before);
 }
 
@@ -396,7 +300,7 @@ static void test_exec_bounding_set_despite_forged_proc(void **state)
         ARGS("sh", "-c",
              "echo 5 > /tmp/five && mount --bind /tmp/five /proc/sys/kernel/cap_last_cap && "
              "cat /proc/sys/kernel/cap_last_cap && exec ka-payload sleep 1000"));
-    add_cap(s->process->capabilities, "CAP_SYS_ADMIN");
+    caps_add(s->process->capabilities, "CAP_SYS_ADMIN");
     Grpc__Mount *m = malloc(sizeof(*m));
     grpc__mount__init(m);
     m->destination = strdup("/tmp");
@@ -404,8 +308,8 @@ static void test_exec_bounding_set_despite_forged_proc(void **state)
     m->source = strdup("tmpfs");
     s->mounts = realloc(s->mounts, (s->n_mounts + 1) * sizeof(*s->mounts));
     s->mounts[s->n_mounts++] = m;
-    const char *id = cid("cap-forger");
-    start_container(id, s);
+    const char *id = ctr_unique_id("cap-forger");
+    ctr_create_start(&t, id, s);
     char said[64] = "";
     size_t got = 0;
     for (int i = 0; i < 50 && !strchr(said, '\n'); i++) {
@@ -422,20 +326,15 @@ static void test_exec_bounding_set_despite_forged_proc(void **state)
     Grpc__Process *p = process_new(ARGS("ka-payload", "status-field", "CapBnd"));
     Grpc__LinuxCapabilities *caps = malloc(sizeof(*caps));
     grpc__linux_capabilities__init(caps);
-    add_cap(caps, "CAP_CHOWN");
+    caps_add(caps, "CAP_CHOWN");
     p->capabilities = caps;
-    assert_int_equal(ctr_exec(&t, id, eid, p), 0);
-    process_free(p);
-    ctr_read_all(&t, id, eid, false, out, sizeof(out));
-    int status = -1;
-    assert_int_equal(ctr_wait(&t, id, eid, &status), 0);
-    assert_int_equal(status, 0);
+    assert_int_equal(ctr_exec_collect(&t, id, eid, p, out, sizeof(out)), 0);
     const char *v = strchr(out, ':');
     assert_non_null(v);
     unsigned long long bnd = strtoull(v + 1, NULL, 16);
     if (bnd != 1ULL) /* CAP_CHOWN is 0 */
         fail_msg("the exec's bounding set is %#llx, want CAP_CHOWN alone (0x1): %s", bnd, out);
-    kill_and_remove(id);
+    ctr_kill_remove(&t, id);
 }
 
 int main(void)
@@ -452,5 +351,6 @@ int main(void)
         cmocka_unit_test(test_pinned_namespaces_released),
         cmocka_unit_test(test_exec_bounding_set_despite_forged_proc),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    ctr_suite_fixtures(&agent, &t, &rootfs, "procsetup-sandbox");
+    return cmocka_run_group_tests(tests, ctr_group_setup, ctr_group_teardown);
 }

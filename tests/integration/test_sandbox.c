@@ -264,9 +264,7 @@ static void test_container_pipe_size(void **state)
     Grpc__Spec *spec =
         spec_new(rootfs,
                  ARGS("sh", "-c", "ka-payload write-bytes 524288 2>/dev/null; echo done >&2"));
-    assert_int_equal(ctr_create(&t, "pipes", spec), 0);
-    spec_free(spec);
-    assert_int_equal(ctr_start(&t, "pipes"), 0);
+    ctr_create_start(&t, "pipes", spec);
     int fd = raw_connect(&a);
     Grpc__ReadStreamRequest r = GRPC__READ_STREAM_REQUEST__INIT;
     r.container_id = (char *)"pipes";

@@ -38,13 +38,11 @@ static char out[1 << 16];
 static int group_setup(void **state)
 {
     (void)state;
-    rootfs = getenv("KA_TEST_ROOTFS");
-    if (!rootfs || geteuid() != 0 || !mkdtemp(scratch)) {
-        fprintf(stderr, "needs root and KA_TEST_ROOTFS\n");
+    rootfs = ctr_test_rootfs();
+    if (!rootfs || !have_loop_tools())
         return -1;
-    }
-    if (sh("command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null") != 0) {
-        fprintf(stderr, "needs mkfs.ext4 and losetup\n");
+    if (!mkdtemp(scratch)) {
+        perror(scratch);
         return -1;
     }
     return 0;
@@ -61,11 +59,7 @@ static int group_teardown(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (agent.pid > 0 && agent_alive(&agent)) {
-        kill(agent.pid, SIGKILL);
-        waitpid(agent.pid, NULL, 0);
-    }
-    agent.pid = 0;
+    agent_kill(&agent);
     for (int i = 0; i < n_loops; i++)
         sh("losetup -d %s 2>/dev/null", loops[i]);
     n_loops = 0;
@@ -108,23 +102,11 @@ static void bind_mount(Grpc__Spec *s, const char *dest, const char *src)
     s->mounts[s->n_mounts++] = m;
 }
 
-static int create_with(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st,
-                       size_t n)
-{
-    Grpc__CreateContainerRequest req = GRPC__CREATE_CONTAINER_REQUEST__INIT;
-    req.container_id = (char *)cid;
-    req.exec_id = (char *)cid;
-    req.oci = spec;
-    req.storages = st;
-    req.n_storages = n;
-    return ctr_call(t, "CreateContainer", &req.base, NULL, NULL);
-}
-
 /* create (with storages) + start + stdout + wait; the container is left to remove. */
 static int run_with(struct ctr *t, const char *cid, Grpc__Spec *spec, Grpc__Storage **st, size_t n)
 {
     out[0] = '\0';
-    if (create_with(t, cid, spec, st, n) != 0) {
+    if (ctr_create_with_storages(t, cid, spec, st, n) != 0) {
         fprintf(stderr, "CreateContainer %s: %s\n", cid, t->msg);
         return -1;
     }
@@ -360,7 +342,7 @@ static void test_overlay_rw_rootfs(void **state)
     snprintf(img, sizeof(img), "%s/new-file", rootfs);
     assert_int_not_equal(access(img, F_OK), 0);
     /* The same id again is still refused while the first one exists. */
-    assert_int_equal(create_with(&t, "ovlrw", spec, &st, 1), 6);
+    assert_int_equal(ctr_create_with_storages(&t, "ovlrw", spec, &st, 1), 6);
     assert_non_null(strstr(t.msg, "already exists"));
     assert_int_equal(ctr_remove(&t, "ovlrw"), 0);
     assert_int_equal(agent_mount_count(&agent, mp, NULL), 0);
@@ -431,7 +413,7 @@ static void test_hugetlbfs(void **state)
     strv_add(&st->options, &st->n_options, "pagesize=64Ki");
     strv_add(&st->options, &st->n_options, "size=1Mi");
     Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
-    assert_int_equal(create_with(&t, "huge", spec, &st, 1), 3);
+    assert_int_equal(ctr_create_with_storages(&t, "huge", spec, &st, 1), 3);
     assert_non_null(strstr(t.msg, "no 64 kB hugepages"));
     assert_int_equal(agent_mount_count(&agent, "/run/kata-containers/sandbox/huge64k", NULL), 0);
     spec_free(spec);
@@ -447,13 +429,13 @@ static void test_unknown_driver(void **state)
     start_sandbox(&t, NULL, 0);
     Grpc__Storage *st = storage_new("nfs-magic", "x", "nfs", "/run/kata-containers/sandbox/x");
     Grpc__Spec *spec = spec_new(rootfs, ARGS("true"));
-    assert_int_equal(create_with(&t, "unknown", spec, &st, 1), 3);
+    assert_int_equal(ctr_create_with_storages(&t, "unknown", spec, &st, 1), 3);
     assert_non_null(strstr(t.msg, "storage driver 'nfs-magic' is not supported"));
     storage_free(st);
     /* A disk at a PCI path that never comes: DEADLINE_EXCEEDED after the default
      * agent.hotplug_timeout (3 s). */
     st = storage_new("blk", "1f/1f/1f", "ext4", "/run/kata-containers/shared/containers/pci");
-    assert_int_equal(create_with(&t, "pci", spec, &st, 1), 4);
+    assert_int_equal(ctr_create_with_storages(&t, "pci", spec, &st, 1), 4);
     assert_non_null(strstr(t.msg, "timeout after 3s waiting for device 1f/1f/1f"));
     storage_free(st);
     spec_free(spec);
