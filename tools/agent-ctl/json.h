@@ -7,7 +7,11 @@
  * the top-level value but whitespace is an error. json-c's strict mode still takes
  * NaN and Infinity literals, which JSON has not: they are refused after the parse.
  * Integers are kept as int64/uint64, so every 64-bit value is exact (json-c 0.16
- * clamps literals beyond the 64-bit range to its ends; 0.17 refuses them). */
+ * clamps literals beyond the 64-bit range to its ends; 0.17 refuses them).
+ *
+ * Why json-c and not jansson: jansson's integers are long long, so a uint64 above
+ * 2^63 (a memory limit of 2^64-1) could be neither read from nor written as a JSON
+ * number, which kata-agent-ctl's output and ours use. */
 #ifndef KA_AGENT_CTL_JSON_H
 #define KA_AGENT_CTL_JSON_H
 
