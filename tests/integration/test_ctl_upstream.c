@@ -271,6 +271,15 @@ static void test_key_value_file_and_errors(void **state)
     assert_null(strstr(out, "SERVING"));
     assert_int_equal(ctl("connect", "-c", "Check"), 2);
     expect_in("no address", err, "--server-address");
+
+    /* kata-agent-ctl's builtins: echo, sleep, and quit, which skips the rest. */
+    rc = ctl("connect", "--server-address", agent.addr, "-c", "echo before  it", "-c", "sleep 20ms",
+             "-c", "Check", "-c", "quit", "-c", "NoSuchRpc");
+    if (rc != 0)
+        fail_msg("builtins: rc %d: %s", rc, err);
+    expect_in("echo", out, "before  it\n");
+    expect_in("Check after sleep", out, "SERVING");
+    assert_int_equal(ctl("connect", "--server-address", agent.addr, "-c", "sleep 2 days"), 2);
 }
 
 /* ---- upstream's examples ------------------------------------------------------ */

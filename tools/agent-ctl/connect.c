@@ -256,7 +256,55 @@ static int build_request(const ProtobufCMethodDescriptor *m, char *rest,
     return rc;
 }
 
-/* Run one -c on the connection. */
+/* kata-agent-ctl's builtin sleep: NUMBER with ns, us, ms, s, m or h (s when none). */
+static int builtin_sleep(const char *arg)
+{
+    static const struct {
+        const char *unit;
+        double ns;
+    } units[] = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6},  {"s", 1e9},
+                 {"", 1e9}, {"m", 60e9}, {"h", 3600e9}};
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    for (size_t i = 0; !errno && v >= 0 && end != arg && i < KA_ARRAY_SIZE(units); i++) {
+        if (strcmp(end, units[i].unit) != 0)
+            continue;
+        double ns = v * units[i].ns;
+        if (ns > 86400e9)
+            break;
+        uint64_t total = (uint64_t)ns;
+        struct timespec ts = {.tv_sec = (time_t)(total / 1000000000u),
+                              .tv_nsec = (long)(total % 1000000000u)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        return 0;
+    }
+    fprintf(stderr, "agent-ctl: sleep takes a duration up to a day: 500ms, 2s, 1m\n");
+    return CTL_EXIT_USAGE;
+}
+
+/* Builtins (kata-agent-ctl's): echo TEXT, sleep DURATION, quit (skip the rest).
+ * Returns 1 when name is not one, else 0 with *rc set (-1 for quit). */
+static int run_builtin(const char *name, const char *rest, int *rc)
+{
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    if (strcmp(name, "echo") == 0) {
+        printf("%s\n", rest);
+        fflush(stdout);
+        *rc = 0;
+    } else if (strcmp(name, "sleep") == 0) {
+        *rc = builtin_sleep(rest);
+    } else if (strcmp(name, "quit") == 0) {
+        *rc = -1;
+    } else {
+        return 1;
+    }
+    return 0;
+}
+
+/* Run one -c on the connection; -1 when it was quit. */
 static int run_command(struct ttrpc_client *c, const char *command, const struct connect_opts *o)
 {
     cleanup_free char *copy = ka_xstrdup(command);
@@ -266,6 +314,9 @@ static int run_command(struct ttrpc_client *c, const char *command, const struct
     char *rest = name + strcspn(name, " \t");
     if (*rest)
         *rest++ = '\0';
+    int rc;
+    if (run_builtin(name, rest, &rc) == 0)
+        return rc;
     const ProtobufCServiceDescriptor *svc = NULL;
     const ProtobufCMethodDescriptor *m = find_rpc(name, &svc);
     if (!m) {
@@ -273,7 +324,7 @@ static int run_command(struct ttrpc_client *c, const char *command, const struct
         return CTL_EXIT_USAGE;
     }
     ProtobufCMessage *req = NULL;
-    int rc = build_request(m, rest, o, &req);
+    rc = build_request(m, rest, o, &req);
     if (rc)
         return rc;
     if (o->show_requests) {
@@ -412,7 +463,7 @@ int ctl_cmd_connect(const struct ctl_global *g, int argc, char **argv)
         rc = run_command(&c, cmds[i], &o);
     ttrpc_client_close(&c);
     free(cmds);
-    return rc;
+    return rc < 0 ? 0 : rc; /* quit */
 }
 
 int ctl_cmd_examples(void)

@@ -36,7 +36,8 @@ int ctl_cmd_examples(void);
     "                           number, else a string). Without -n, container_id,\n"            \
     "                           sandbox_id and exec_id are generated when not given (one of\n"  \
     "                           each per run), and CreateContainer gets --bundle-dir's\n"       \
-    "                           config.json as its OCI spec\n"                                  \
+    "                           config.json as its OCI spec. Builtins: echo TEXT, sleep\n"      \
+    "                           DURATION (500ms, 2s), quit\n"                                   \
     "  examples                 show example command lines\n"
 
 #endif
