@@ -32,9 +32,12 @@ SUITE=trixie
 # (libc-dev-bin, rpcsvc-proto) are tools, not needed to link; libblkid-dev's
 # uuid-dev is not needed either (libblkid.a and blkid.pc do not use libuuid).
 # libc6 is not needed for -static, but lets `qemu-riscv64-static -L sysroot`
-# run a dynamically linked test binary if ever wanted.
+# run a dynamically linked test binary if ever wanted.  libjson-c-dev is for the
+# static agent-ctl in the initrd (libjson-c5 is its runtime, for the same reason as
+# libc6).
 RV_PKGS=(libc6-dev libc6 linux-libc-dev libcrypt-dev
-         libprotobuf-c-dev libmnl-dev libseccomp-dev libcap-dev libblkid-dev)
+         libprotobuf-c-dev libmnl-dev libseccomp-dev libcap-dev libblkid-dev
+         libjson-c-dev libjson-c5)
 # amd64 packages for the host linker: binutils-riscv64-linux-gnu bundles its own
 # libbfd/libctf; the rest is the NEEDED closure of its ld.bfd (checked below).
 HOST_PKGS=(binutils-riscv64-linux-gnu libc6 libgcc-s1 libjansson4 libsframe1 libzstd1 zlib1g)
@@ -155,7 +158,7 @@ if grep -E '=>' <<<"$deps" | grep -v -- "=> $H/" >&2; then
 fi
 ldver=$("$CACHE/bin/ld" --version) || die "bin/ld does not run"
 [[ ${ldver%%$'\n'*} == *" 2.4"[4-9]* ]] || die "bin/ld is not binutils 2.44+: ${ldver%%$'\n'*}"
-for f in crt1.o libc.a libprotobuf-c.a libmnl.a libseccomp.a libcap.a libblkid.a; do
+for f in crt1.o libc.a libprotobuf-c.a libmnl.a libseccomp.a libcap.a libblkid.a libjson-c.a; do
     [[ -f $CACHE/sysroot/usr/lib/riscv64-linux-gnu/$f ]] || die "sysroot lacks $f"
 done
 

@@ -244,6 +244,45 @@ check_config() {   # fragment .config
     fi
 }
 
+# Run a kernel make ("$@", output to $obj/build.log) and report progress while it runs,
+# since a first build is silent for minutes: the objects in $obj, of those the last
+# finished build had (kept in $count_file) when known, and the time taken. On a
+# terminal one status line is redrawn every 2 s; otherwise a line every 20 s.
+make_with_progress() {
+    local obj=$1 count_file=$2 pid n expected=0 pct elapsed every=20 last=0 rc=0
+    shift 2
+    [[ -t 2 ]] && every=2
+    [[ -f $count_file ]] && expected=$(<"$count_file")
+    [[ $expected =~ ^[0-9]+$ ]] || expected=0
+    local t0=$SECONDS
+    "$@" >"$obj/build.log" 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        elapsed=$((SECONDS - t0))
+        ((elapsed - last >= every)) || continue
+        last=$elapsed
+        n=$(find "$obj" -name '*.o' -type f 2>/dev/null | wc -l)
+        pct=""
+        ((expected > 0)) && pct=$(printf ' (%d%%)' $((n > expected ? 100 : n * 100 / expected)))
+        local msg
+        msg=$(printf 'make: %d%s objects%s, %dm%02ds' "$n" \
+              "$( ((expected > 0)) && printf ' of %d' "$expected")" "$pct" \
+              $((elapsed / 60)) $((elapsed % 60)))
+        if [[ -t 2 ]]; then
+            printf '\rkernel: [%4ds] %s\033[K' $((SECONDS - T0)) "$msg" >&2
+        else
+            step "$msg"
+        fi
+    done
+    wait "$pid" || rc=$?
+    [[ -t 2 ]] && ((last > 0)) && printf '\n' >&2
+    if ((rc == 0)); then
+        find "$obj" -name '*.o' -type f | wc -l >"$count_file"
+    fi
+    return "$rc"
+}
+
 build_source() {
     local src=$KC/src/$PKG_VER obj=$KC/build/$PKG_VER d kmake
     if [[ ! -f $src/extracted ]]; then
@@ -273,7 +312,7 @@ build_source() {
     check_config "$FRAGMENT" "$obj/.config"
 
     step "make -j$(nproc) Image (log: $obj/build.log)"
-    if ! "${kmake[@]}" -j"$(nproc)" Image >"$obj/build.log" 2>&1; then
+    if ! make_with_progress "$obj" "$KC/objects-$PKG_VER" "${kmake[@]}" -j"$(nproc)" Image; then
         tail -n 40 "$obj/build.log" >&2
         die "kernel build failed (log: $obj/build.log)"
     fi

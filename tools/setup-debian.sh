@@ -8,7 +8,7 @@ packages=(
     # native build
     cmake gcc make pkgconf file
     protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev protobuf-compiler
-    libmnl-dev libseccomp-dev libcap-dev libblkid-dev
+    libmnl-dev libseccomp-dev libcap-dev libblkid-dev libjson-c-dev
     # tests: cmocka, busybox for the container rootfs, clang + libFuzzer for fuzzing
     libcmocka-dev busybox-static clang libclang-rt-14-dev valgrind
     # static checks (tools/static-checks.sh): formatting and cppcheck

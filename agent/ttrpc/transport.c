@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/vm_sockets.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,12 @@ int ka_addr_parse(const char *text, struct ka_addr *addr, struct ka_error *err)
         return parse_vsock(text + 8, addr, err);
     if (strncmp(text, "unix://", 7) == 0) {
         addr->kind = KA_ADDR_UNIX;
-        if (text[7] != '/')
-            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
-                                       "unix address must be unix:///absolute/path");
+        /* unix://@NAME: the abstract socket NAME (unix(7)), as Kata's agent and
+         * kata-agent-ctl take it; kept as "@NAME" in path. */
+        if (text[7] != '/' && !(text[7] == '@' && text[8] != '\0'))
+            return ka_error_status_set(
+                err, KA_STATUS_INVALID_ARGUMENT,
+                "unix address must be unix:///absolute/path or unix://@name");
         return copy_path(addr->path, sizeof(addr->path), text + 7, "unix socket path", err);
     }
     if (strncmp(text, "serial://", 9) == 0) {
@@ -101,8 +105,15 @@ static int fill_sockaddr(const struct ka_addr *addr, struct sockaddr_storage *ss
     if (addr->kind == KA_ADDR_UNIX) {
         struct sockaddr_un *un = (struct sockaddr_un *)ss;
         un->sun_family = AF_UNIX;
-        memcpy(un->sun_path, addr->path, strlen(addr->path) + 1);
+        size_t n = strlen(addr->path);
+        memcpy(un->sun_path, addr->path, n + 1);
         *len = sizeof(*un);
+        if (addr->path[0] == '@') {
+            /* Abstract: a NUL, then the name, whose every byte counts, so the length
+             * must end exactly after it. */
+            un->sun_path[0] = '\0';
+            *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+        }
         return AF_UNIX;
     }
     return ka_error_set(err, EINVAL, "serial addresses are not sockets");
@@ -118,7 +129,7 @@ int ka_addr_listen(const struct ka_addr *addr, struct ka_error *err)
     cleanup_close int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return ka_error_set(err, errno, "socket(%s)", family == AF_VSOCK ? "AF_VSOCK" : "AF_UNIX");
-    if (family == AF_UNIX) {
+    if (family == AF_UNIX && addr->path[0] != '@') {
         /* A socket left behind by an earlier run would make bind fail; remove only a socket. */
         struct stat st;
         if (lstat(addr->path, &st) == 0 && S_ISSOCK(st.st_mode))

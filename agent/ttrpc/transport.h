@@ -1,6 +1,7 @@
 /* Where ttrpc is served or reached:
  *   vsock://CID:PORT     AF_VSOCK (CID -1 = any; the agent's default vsock://-1:1024)
  *   unix:///path         AF_UNIX stream socket (host-side tests)
+ *   unix://@name         AF_UNIX abstract socket "name" (as Kata's agent takes it)
  *   serial:///dev/vportNpM    a virtio-serial port by device path
  *   serial://NAME              a virtio-serial port by name (agent.channel.0), looked up in
  *                              /sys/class/virtio-ports/(star)/name since no udev makes

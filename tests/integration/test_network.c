@@ -157,40 +157,49 @@ static void sh_peer(const char *fmt, ...)
 }
 
 /* `ip -j ARGS` in the agent's namespace, parsed. */
-static struct json_value *ip_json(const char *args)
+static struct json_object *ip_json(const char *args)
 {
     static char out[1 << 17];
     if (run(out, sizeof(out), "nsenter --net=/proc/%d/ns/net ip -j %s", (int)fx.agent.pid, args) !=
         0)
         fail_msg("ip -j %s failed", args);
-    struct json_value *v = NULL;
+    struct json_object *v = NULL;
     struct ka_error err;
-    if (json_parse(out, strlen(out), &v, &err) < 0 || v->type != JSON_ARRAY)
+    if (ctl_json_parse(out, strlen(out), &v, &err) < 0 || !json_object_is_type(v, json_type_array))
         fail_msg("ip -j %s: %s", args, out);
     return v;
 }
 
-static const char *jstr(const struct json_value *o, const char *key)
+/* The member named key, or NULL. */
+static struct json_object *jget(struct json_object *o, const char *key)
 {
-    const struct json_value *v = json_object_get(o, key);
-    return v && v->type == JSON_STRING ? v->u.string.s : NULL;
+    struct json_object *v = NULL;
+    return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-static long jnum(const struct json_value *o, const char *key)
+static const char *jstr(struct json_object *o, const char *key)
 {
-    const struct json_value *v = json_object_get(o, key);
-    return v && v->type == JSON_NUMBER ? strtol(v->u.number.text, NULL, 10) : -1;
+    struct json_object *v = jget(o, key);
+    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-static bool jhas(const struct json_value *o, const char *key, const char *s)
+static long jnum(struct json_object *o, const char *key)
 {
-    const struct json_value *v = json_object_get(o, key);
-    if (!v || v->type != JSON_ARRAY)
+    struct json_object *v = jget(o, key);
+    return json_object_is_type(v, json_type_int) ? (long)json_object_get_int64(v) : -1;
+}
+
+static bool jhas(struct json_object *o, const char *key, const char *s)
+{
+    struct json_object *v = jget(o, key);
+    if (!json_object_is_type(v, json_type_array))
         return false;
-    for (size_t i = 0; i < v->u.array.n; i++)
-        if (v->u.array.items[i]->type == JSON_STRING &&
-            strcmp(v->u.array.items[i]->u.string.s, s) == 0)
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        struct json_object *item = json_object_array_get_idx(v, i);
+        if (json_object_is_type(item, json_type_string) &&
+            strcmp(json_object_get_string(item), s) == 0)
             return true;
+    }
     return false;
 }
 
@@ -203,9 +212,9 @@ struct link_info {
 static struct link_info link_info(const char *name)
 {
     struct link_info li = {0};
-    struct json_value *links = ip_json("link show");
-    for (size_t i = 0; i < links->u.array.n; i++) {
-        const struct json_value *l = links->u.array.items[i];
+    struct json_object *links = ip_json("link show");
+    for (size_t i = 0; i < json_object_array_length(links); i++) {
+        struct json_object *l = json_object_array_get_idx(links, i);
         const char *n = jstr(l, "ifname");
         if (!n || strcmp(n, name) != 0)
             continue;
@@ -215,7 +224,7 @@ static struct link_info link_info(const char *name)
         li.mtu = jnum(l, "mtu");
         snprintf(li.mac, sizeof(li.mac), "%s", jstr(l, "address") ? jstr(l, "address") : "");
     }
-    json_free(links);
+    json_object_put(links);
     return li;
 }
 
@@ -224,14 +233,14 @@ static const char *link_with_mac(const char *mac)
 {
     static char name[32];
     name[0] = '\0';
-    struct json_value *links = ip_json("link show");
-    for (size_t i = 0; i < links->u.array.n; i++) {
-        const struct json_value *l = links->u.array.items[i];
+    struct json_object *links = ip_json("link show");
+    for (size_t i = 0; i < json_object_array_length(links); i++) {
+        struct json_object *l = json_object_array_get_idx(links, i);
         const char *a = jstr(l, "address");
         if (a && strcasecmp(a, mac) == 0)
             snprintf(name, sizeof(name), "%s", jstr(l, "ifname"));
     }
-    json_free(links);
+    json_object_put(links);
     return name;
 }
 
@@ -260,18 +269,18 @@ static const char *addrs_of(const char *dev)
     char args[64], *lines[64];
     size_t n = 0;
     snprintf(args, sizeof(args), "addr show dev %s", dev);
-    struct json_value *links = ip_json(args);
-    assert_int_equal(links->u.array.n, 1);
-    const struct json_value *ai = json_object_get(links->u.array.items[0], "addr_info");
-    for (size_t i = 0; ai && i < ai->u.array.n && n < 64; i++) {
-        const struct json_value *a = ai->u.array.items[i];
+    struct json_object *links = ip_json(args);
+    assert_int_equal(json_object_array_length(links), 1);
+    struct json_object *ai = jget(json_object_array_get_idx(links, 0), "addr_info");
+    for (size_t i = 0; ai && i < json_object_array_length(ai) && n < 64; i++) {
+        struct json_object *a = json_object_array_get_idx(ai, i);
         if (jstr(a, "scope") && strcmp(jstr(a, "scope"), "link") == 0)
             continue;
         char line[80];
         snprintf(line, sizeof(line), "%s/%ld", jstr(a, "local"), jnum(a, "prefixlen"));
         lines[n++] = strdup(line);
     }
-    json_free(links);
+    json_object_put(links);
     join_sorted(lines, n, " ", out, sizeof(out));
     return out;
 }
@@ -282,14 +291,15 @@ static void wait_dad(const char *dev)
     char args[64];
     snprintf(args, sizeof(args), "-6 addr show dev %s", dev);
     for (int i = 0; i < 500; i++) {
-        struct json_value *links = ip_json(args);
+        struct json_object *links = ip_json(args);
         bool tentative = false;
-        const struct json_value *ai =
-            links->u.array.n ? json_object_get(links->u.array.items[0], "addr_info") : NULL;
-        for (size_t j = 0; ai && j < ai->u.array.n; j++)
-            if (json_object_get(ai->u.array.items[j], "tentative"))
+        struct json_object *ai = json_object_array_length(links)
+                                     ? jget(json_object_array_get_idx(links, 0), "addr_info")
+                                     : NULL;
+        for (size_t j = 0; ai && j < json_object_array_length(ai); j++)
+            if (jget(json_object_array_get_idx(ai, j), "tentative"))
                 tentative = true;
-        json_free(links);
+        json_object_put(links);
         if (!tentative)
             return;
         usleep(20000);
@@ -305,10 +315,10 @@ static const char *routes_of(int family, const char *dev)
     static char out[8192];
     char *lines[256];
     size_t n = 0;
-    struct json_value *rs =
+    struct json_object *rs =
         ip_json(family == 6 ? "-6 route show table main" : "-4 route show table main");
-    for (size_t i = 0; i < rs->u.array.n && n < 256; i++) {
-        const struct json_value *r = rs->u.array.items[i];
+    for (size_t i = 0; i < json_object_array_length(rs) && n < 256; i++) {
+        struct json_object *r = json_object_array_get_idx(rs, i);
         const char *d = jstr(r, "dev");
         if (dev && (!d || strcmp(d, dev) != 0))
             continue;
@@ -328,7 +338,7 @@ static const char *routes_of(int family, const char *dev)
             snprintf(line + o, sizeof(line) - (size_t)o, " onlink");
         lines[n++] = strdup(line);
     }
-    json_free(rs);
+    json_object_put(rs);
     join_sorted(lines, n, "\n", out, sizeof(out));
     return out;
 }
@@ -764,9 +774,9 @@ static void test_list(void **state)
     assert_int_equal(ctr_call(&fx.t, "ListInterfaces", &lreq.base, &grpc__interfaces__descriptor,
                               (ProtobufCMessage **)&list),
                      0);
-    struct json_value *links = ip_json("link show");
-    assert_int_equal(list->n_interfaces, links->u.array.n);
-    json_free(links);
+    struct json_object *links = ip_json("link show");
+    assert_int_equal(list->n_interfaces, json_object_array_length(links));
+    json_object_put(links);
     const Types__Interface *eth0 = find_iface(list, "eth0");
     assert_non_null(eth0);
     assert_string_equal(eth0->device, "eth0");
@@ -847,18 +857,19 @@ static const char *neighbors_of(const char *dev)
     char args[64], *lines[64];
     size_t n = 0;
     snprintf(args, sizeof(args), "neigh show dev %s", dev);
-    struct json_value *v = ip_json(args);
-    for (size_t i = 0; i < v->u.array.n && n < 64; i++) {
-        const struct json_value *e = v->u.array.items[i];
-        const struct json_value *st = json_object_get(e, "state");
+    struct json_object *v = ip_json(args);
+    for (size_t i = 0; i < json_object_array_length(v) && n < 64; i++) {
+        struct json_object *e = json_object_array_get_idx(v, i);
+        struct json_object *st = jget(e, "state");
         char line[160];
         snprintf(line, sizeof(line), "%s %s %s", jstr(e, "dst"),
                  jstr(e, "lladdr") ? jstr(e, "lladdr") : "-",
-                 st && st->type == JSON_ARRAY && st->u.array.n ? st->u.array.items[0]->u.string.s
-                                                               : "?");
+                 json_object_is_type(st, json_type_array) && json_object_array_length(st)
+                     ? json_object_get_string(json_object_array_get_idx(st, 0))
+                     : "?");
         lines[n++] = strdup(line);
     }
-    json_free(v);
+    json_object_put(v);
     join_sorted(lines, n, "\n", out, sizeof(out));
     return out;
 }

@@ -64,9 +64,9 @@ static void expect_error(const char *json, const char *want)
 static void expect_json_error(const char *json, size_t len, const char *want)
 {
     struct ka_error err = {0};
-    struct json_value *v = NULL;
-    if (json_parse(json, len, &v, &err) == 0) {
-        json_free(v);
+    struct json_object *v = NULL;
+    if (ctl_json_parse(json, len, &v, &err) == 0) {
+        json_object_put(v);
         fail_msg("JSON %.80s parsed, expected an error with '%s'", json, want);
     }
     assert_null(v);
@@ -324,7 +324,9 @@ static void test_maps(void **state)
     expect_error("{\"sizes\": {\"a\": -1}}", "field 'sizes[\"a\"]': -1 is out of range for uint64");
     expect_error("{\"by_id\": {\"x\": {}}}", "field 'by_id[\"x\"]': string is not a number");
     expect_error("{\"by_id\": {\"1\": {}, \"1e0\": {}}}", "field 'by_id': duplicate map key");
-    expect_error("{\"labels\": {\"k\": \"1\", \"k\": \"2\"}}", "field 'labels': duplicate map key");
+    /* The same key twice is one member to json-c (the last wins). */
+    cleanup_all_types AllTypes *same = parse_ok("{\"labels\": {\"k\": \"1\", \"k\": \"2\"}}");
+    assert_int_equal(same->n_labels, 1);
     expect_error("{\"by_flag\": {\"yes\": \"x\"}}", "map key must be \"true\" or \"false\"");
     expect_error("{\"labels\": {\"a\": null}}", "null is not allowed as a map value");
     expect_error("{\"by_id\": {\"1\": {\"bad\": 0}}}",
@@ -440,7 +442,10 @@ static void test_wrong_types(void **state)
     expect_error("{\"f_string\": \"a\\u0000b\"}", "field 'f_string': string contains a NUL");
     expect_error("{\"f_int32\": 1, \"fInt32\": 2}",
                  "field 'f_int32' given more than once in message pbjsontest.AllTypes");
-    expect_error("{\"f_int32\": 1, \"f_int32\": 1}", "given more than once");
+    /* The same key twice is one member to json-c (the last wins), as to most JSON
+     * libraries; the hand-written parser refused it. */
+    cleanup_all_types AllTypes *dup = parse_ok("{\"f_int32\": 1, \"f_int32\": 2}");
+    assert_int_equal(dup->f_int32, 2);
 }
 
 static void test_out_of_range(void **state)
@@ -453,16 +458,20 @@ static void test_out_of_range(void **state)
     expect_error("{\"f_uint32\": -1}", "field 'f_uint32': -1 is out of range for uint32");
     expect_error("{\"f_fixed32\": 4294967296}", "out of range for fixed32");
     expect_error("{\"f_int64\": \"9223372036854775808\"}", "out of range for int64");
-    expect_error("{\"f_sint64\": -9223372036854775809}", "out of range for sint64");
-    expect_error("{\"f_uint64\": 18446744073709551616}", "out of range for uint64");
+    /* Beyond 64 bits: exact as strings. json-c 0.16 clamps such number literals to
+     * the 64-bit ends (0.17 refuses them), so only the string forms are checked. */
+    expect_error("{\"f_sint64\": \"-9223372036854775809\"}", "out of range for sint64");
+    expect_error("{\"f_uint64\": \"18446744073709551616\"}", "out of range for uint64");
     expect_error("{\"f_fixed64\": 1e20}", "1e20 is out of range for fixed64");
-    expect_error("{\"f_uint64\": 1e999}", "out of range for uint64");
+    expect_error("{\"f_uint64\": \"1e999\"}", "out of range for uint64");
+    expect_error("{\"f_uint64\": 1e999}", "invalid JSON");
     expect_error("{\"f_int32\": 1.5}", "field 'f_int32': 1.5 is not an integer for int32");
     expect_error("{\"f_float\": 1e39}", "field 'f_float': 1e39 is out of range for float");
     expect_error("{\"f_double\": \"-1e400\"}", "-1e400 is out of range for double");
     expect_error("{\"f_double\": \"NaN\\u0000\"}", "field 'f_double': string is not a number");
     expect_error("{\"f_double\": \"nan\"}", "string is not a number");
-    expect_error("{\"r_double\": [1, 2e308]}", "field 'r_double[1]': 2e308 is out of range");
+    expect_error("{\"r_double\": [1, \"2e308\"]}", "field 'r_double[1]': 2e308 is out of range");
+    expect_error("{\"r_double\": [1, 2e308]}", "NaN, Infinity and numbers beyond double");
 }
 
 static void test_bad_base64(void **state)
@@ -487,126 +496,135 @@ static char *repeat(const char *prefix, char c, size_t n, const char *suffix)
     return s;
 }
 
+/* Malformed input is json-c's to find; what is checked here is that it is refused
+ * with an offset, and the bounds agent-ctl sets. */
 static void test_malformed_json(void **state)
 {
     (void)state;
     expect_error("{\"f_int32\": 1", "invalid JSON at offset 13: unexpected end of input");
-    expect_error("{\"f_string\": \"abc", "invalid JSON at offset 13: unterminated string");
+    expect_error("{\"f_string\": \"abc", "invalid JSON at offset 17: unexpected end of input");
     expect_error("", "invalid JSON at offset 0: unexpected end of input");
-    expect_error("{} x", "invalid JSON at offset 3: trailing characters after the JSON value");
-    expect_error("{}{}", "trailing characters");
-    expect_error("{\"a\" 1}", "invalid JSON at offset 5: unexpected character '1', expected ':'");
-    expect_error("{\"a\": 1,}",
-                 "invalid JSON at offset 8: unexpected character '}', expected a string key");
-    expect_error("{\"f_string\": \"\\ud800\"}", "invalid UTF-16 surrogate");
-    expect_error("{\"f_string\": \"\\udc00\\ud800\"}",
-                 "invalid UTF-16 surrogate: lone low surrogate");
-    expect_error("{\"f_string\": \"\\ud800\\u0041\"}", "invalid UTF-16 surrogate pair");
-    expect_error("{\"f_string\": \"\\ud800x\"}", "invalid UTF-16 surrogate");
+    expect_error("{} x", "invalid JSON at offset 3:");
+    expect_error("{}{}", "invalid JSON at offset 2:");
+    expect_error("{\"a\" 1}", "invalid JSON at offset 5:");
+    expect_error("{\"a\": 1,}", "invalid JSON at offset 8:");
+    expect_error("{\"f_string\": \"\xc3\"}", "invalid JSON at offset 14: invalid UTF-8");
 
     /* Depth bomb: refused at the limit, long before the end. */
     cleanup_free char *bomb = repeat("", '[', 100000, "");
     expect_error_desc(&pbjsontest__all_types__descriptor, bomb, 100000,
-                      "invalid JSON at offset 64: nesting deeper than 64 levels");
-    cleanup_free char *obomb = repeat("", '{', 100000, "");
-    expect_json_error(obomb, 100000, "expected a string key");
+                      "invalid JSON at offset 64: nesting too deep");
     cleanup_free char *nested = ka_xmalloc(100000 * 10);
     size_t n = 0;
     for (int i = 0; i < 100000; i++)
         n += (size_t)sprintf(nested + n, "{\"a\":");
-    expect_json_error(nested, n, "nesting deeper than 64 levels");
+    expect_json_error(nested, n, "nesting too deep");
 
-    /* A huge number literal is refused before any conversion. */
-    cleanup_free char *huge = repeat("{\"f_double\": ", '9', 100000, "}");
-    expect_error(huge, "invalid JSON at offset 13: number literal longer than 1024 bytes");
+    /* A huge number literal is json-c's to convert; a long one in a string is
+     * refused before strtod. */
+    cleanup_free char *huge = repeat("{\"f_double\": 1.", '1', 100000, "}");
+    cleanup_all_types AllTypes *h = parse_ok(huge);
+    assert_true(h->f_double > 1.1 && h->f_double < 1.2);
     cleanup_free char *huge_str = repeat("{\"f_int64\": \"", '9', 100000, "\"}");
-    expect_error(huge_str, "is out of range for int64");
+    expect_error(huge_str, "string is not a number");
     cleanup_free char *huge_dstr = repeat("{\"f_double\": \"0.", '1', 5000, "\"}");
-    expect_error(huge_dstr, "number is too long for double");
+    expect_error(huge_dstr, "string is not a number");
+    expect_error("{\"f_double\": \"Infinity \"}", "string is not a number");
+    expect_error("{\"f_double\": \"1.\"}", "string is not a number");
 }
 
 static void test_json_parser(void **state)
 {
     (void)state;
     struct ka_error err = {0};
-    cleanup_json struct json_value *v = NULL;
+    cleanup_json struct json_object *v = NULL;
     static const char text[] =
         " [true, false, null, -0.5e+3, \"\\ud83d\\ude00\\b\\f\\t\\r\", {}, [],"
-        " {\"k\": 1, \"k\": 2}] ";
-    assert_int_equal(json_parse(text, strlen(text), &v, &err), 0);
-    assert_int_equal(v->type, JSON_ARRAY);
-    assert_int_equal(v->u.array.n, 8);
-    assert_true(v->u.array.items[0]->u.boolean);
-    assert_int_equal(v->u.array.items[2]->type, JSON_NULL);
-    assert_string_equal(v->u.array.items[3]->u.number.text, "-0.5e+3");
-    assert_string_equal(v->u.array.items[4]->u.string.s, "\xf0\x9f\x98\x80\b\f\t\r");
-    assert_int_equal(v->u.array.items[4]->offset, 30);
-    /* Duplicate keys are kept; lookup finds the last. */
-    const struct json_value *obj = v->u.array.items[7];
-    assert_int_equal(obj->u.object.n, 2);
-    assert_string_equal(json_object_get(obj, "k")->u.number.text, "2");
-    assert_null(json_object_get(obj, "x"));
+        " {\"k\": 1, \"k\": 2}, 18446744073709551615, -9223372036854775808] ";
+    assert_int_equal(ctl_json_parse(text, strlen(text), &v, &err), 0);
+    assert_true(json_object_is_type(v, json_type_array));
+    assert_int_equal(json_object_array_length(v), 10);
+    assert_true(json_object_get_boolean(json_object_array_get_idx(v, 0)));
+    assert_null(json_object_array_get_idx(v, 2));
+    assert_string_equal(json_object_get_string(json_object_array_get_idx(v, 4)),
+                        "\xf0\x9f\x98\x80\b\f\t\r");
+    /* 64-bit integers are exact at both ends. */
+    assert_true(json_object_get_uint64(json_object_array_get_idx(v, 8)) == UINT64_MAX);
+    assert_true(json_object_get_int64(json_object_array_get_idx(v, 9)) == INT64_MIN);
 
     /* Scalars at the top level, as RFC 8259 allows. */
-    cleanup_json struct json_value *s = NULL;
-    assert_int_equal(json_parse("\"x\"", 3, &s, &err), 0);
+    cleanup_json struct json_object *s = NULL;
+    assert_int_equal(ctl_json_parse("\"x\"", 3, &s, &err), 0);
+    cleanup_json struct json_object *num = NULL;
+    assert_int_equal(ctl_json_parse("42", 2, &num, &err), 0);
+    assert_int_equal(json_object_get_int(num), 42);
+    cleanup_json struct json_object *nul = NULL;
+    assert_int_equal(ctl_json_parse(" null ", 6, &nul, &err), 0);
     /* Embedded NUL bytes keep their length. */
-    cleanup_json struct json_value *z = NULL;
-    assert_int_equal(json_parse("\"a\\u0000b\"", 10, &z, &err), 0);
-    assert_int_equal(z->u.string.len, 3);
+    cleanup_json struct json_object *z = NULL;
+    assert_int_equal(ctl_json_parse("\"a\\u0000b\"", 10, &z, &err), 0);
+    assert_int_equal(json_object_get_string_len(z), 3);
+    /* No NUL terminator is needed: the length bounds the parse. */
+    cleanup_json struct json_object *cut = NULL;
+    assert_int_equal(ctl_json_parse("123456", 3, &cut, &err), 0);
+    assert_int_equal(json_object_get_int(cut), 123);
 
-    /* Exactly JSON_MAX_DEPTH levels parse. */
+    /* Exactly JSON_MAX_DEPTH - 1 levels parse (json-c counts the value inside too). */
     cleanup_free char *deep = ka_xmalloc(2 * JSON_MAX_DEPTH + 1);
-    memset(deep, '[', JSON_MAX_DEPTH);
-    memset(deep + JSON_MAX_DEPTH, ']', JSON_MAX_DEPTH);
-    cleanup_json struct json_value *d = NULL;
-    assert_int_equal(json_parse(deep, 2 * JSON_MAX_DEPTH, &d, &err), 0);
+    memset(deep, '[', JSON_MAX_DEPTH - 1);
+    memset(deep + JSON_MAX_DEPTH - 1, ']', JSON_MAX_DEPTH - 1);
+    cleanup_json struct json_object *d = NULL;
+    assert_int_equal(ctl_json_parse(deep, 2 * (JSON_MAX_DEPTH - 1), &d, &err), 0);
+    memset(deep, '[', JSON_MAX_DEPTH + 1);
+    expect_json_error(deep, JSON_MAX_DEPTH + 1, "nesting too deep");
 
-    expect_json_error("01", 2, "offset 0: invalid number");
-    expect_json_error("1.", 2, "invalid number");
-    expect_json_error("1e", 2, "invalid number");
-    expect_json_error("-", 1, "invalid number");
-    expect_json_error(".5", 2, "unexpected character '.'");
-    expect_json_error("+1", 2, "unexpected character '+'");
-    expect_json_error("1.5.2", 5, "invalid number");
-    expect_json_error("tru", 3, "unexpected character 't'");
-    expect_json_error("nul", 3, "expected a value");
-    expect_json_error("truex", 5, "trailing characters");
-    expect_json_error("[1 2]", 5, "offset 3: unexpected character '2', expected ',' or ']'");
-    expect_json_error("[1,]", 4, "unexpected character ']', expected a value");
-    expect_json_error("\"a\nb\"", 5, "offset 2: unescaped control character 0x0a");
-    expect_json_error("\"\\x\"", 4, "offset 1: invalid escape sequence");
-    expect_json_error("\"\\u12\"", 6, "truncated \\u escape");
-    expect_json_error("\"\\u12g4\"", 8, "invalid \\u escape");
+    expect_json_error("01", 2, "invalid JSON at offset");
+    expect_json_error(".5", 2, "invalid JSON at offset");
+    expect_json_error("+1", 2, "invalid JSON at offset");
+    expect_json_error("tru", 3, "unexpected end of input");
+    expect_json_error("truex", 5, "invalid JSON at offset");
+    expect_json_error("[1 2]", 5, "invalid JSON at offset 3");
+    expect_json_error("[1,]", 4, "invalid JSON at offset 3");
+    expect_json_error("\"\\x\"", 4, "invalid JSON at offset");
+    expect_json_error("\"\\u12g4\"", 8, "invalid JSON at offset");
     expect_json_error("\"\xc3\"", 3, "offset 1: invalid UTF-8");
     expect_json_error("\"\xc0\xaf\"", 4, "invalid UTF-8");         /* overlong */
-    expect_json_error("\"\xed\xa0\x80\"", 5, "invalid UTF-8");     /* encoded surrogate */
     expect_json_error("\"\xf4\x90\x80\x80\"", 6, "invalid UTF-8"); /* above U+10FFFF */
-    expect_json_error("\xef\xbb\xbf{}", 5, "unexpected byte 0xef");
-    expect_json_error("[\"a\"\0]", 5, "unexpected byte 0x00");
-    expect_json_error("\"abc\\", 5, "unterminated string");
+    expect_json_error("\"\xed\xa0\x80\"", 5, "invalid UTF-8");     /* encoded surrogate */
+    expect_json_error("[\"a\"\0]", 5, "invalid JSON at offset");
+    expect_json_error("\"abc\\", 5, "unexpected end of input");
+    /* Not JSON, though json-c takes them even when strict. */
+    expect_json_error("NaN", 3, "NaN, Infinity and numbers beyond double are not JSON");
+    expect_json_error("[1, -Infinity]", 14, "NaN, Infinity");
+    expect_json_error("{\"a\": 1e400}", 12, "NaN, Infinity");
     /* The size cap is checked before any byte is read. */
-    expect_json_error("x", (size_t)JSON_MAX_INPUT_LEN + 1, "exceeds the 67108864 byte limit");
+    expect_json_error("x", (size_t)JSON_MAX_INPUT_LEN + 1, "input larger than 64 MiB");
 }
 
 static void test_json_writer(void **state)
 {
     (void)state;
-    cleanup_json struct json_value *obj = json_new_object();
-    cleanup_json struct json_value *arr = json_new_array();
-    json_array_append(arr, json_new_string("\x01\x1f\x7f\"\\/\xff\xc3\xa9", 9));
-    json_array_append(arr, json_new_number("-1.5e3"));
-    json_array_append(arr, json_new_bool(false));
-    json_array_append(arr, json_new_null());
-    json_object_append(obj, "a\nb", 3, take_ptr(arr));
-    cleanup_free char *out = json_write(obj, 0);
-    /* Invalid UTF-8 (0xff) becomes U+FFFD; control characters are escaped. */
-    assert_string_equal(out, "{\"a\\nb\":[\"\\u0001\\u001f\x7f\\\"\\\\/\xef\xbf\xbd\xc3\xa9\","
-                             "-1.5e3,false,null]}");
+    cleanup_json struct json_object *obj = ctl_json_ok(json_object_new_object());
+    struct json_object *arr = ctl_json_ok(json_object_new_array());
+    json_object_array_add(arr, ctl_json_string("\x01\x1f\x7f\"\\/\xff\xc3\xa9\xed\xa0\x80", 12));
+    json_object_array_add(arr, ctl_json_ok(json_object_new_double_s(-1500, "-1.5e3")));
+    json_object_array_add(arr, ctl_json_ok(json_object_new_boolean(false)));
+    json_object_array_add(arr, NULL);
+    json_object_array_add(arr, ctl_json_ok(json_object_new_object()));
+    json_object_object_add(obj, "a\nb", arr);
+    cleanup_free char *out = ctl_json_write(obj, false);
+    /* Invalid UTF-8 (0xff, an encoded surrogate) becomes U+FFFD; control characters
+     * are escaped; '/' is not. */
+    assert_string_equal(out, "{\"a\\nb\":[\"\\u0001\\u001f\x7f\\\"\\\\/\xef\xbf\xbd\xc3\xa9"
+                             "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\",-1.5e3,false,null,{}]}");
     /* And the result parses back. */
     struct ka_error err = {0};
-    cleanup_json struct json_value *back = NULL;
-    assert_int_equal(json_parse(out, strlen(out), &back, &err), 0);
+    cleanup_json struct json_object *back = NULL;
+    assert_int_equal(ctl_json_parse(out, strlen(out), &back, &err), 0);
+    /* Pretty output keeps empty containers on one line. */
+    cleanup_free char *pretty = ctl_json_write(obj, true);
+    assert_non_null(strstr(pretty, "  \"a\\nb\": [\n"));
+    assert_non_null(strstr(pretty, "    {}\n  ]"));
 }
 
 static Pbjsontest__Node *node_chain(int depth)

@@ -49,6 +49,25 @@ static void test_parse_unix_and_serial(void **state)
     longpath[208] = '\0';
     assert_true(ka_addr_parse(longpath, &a, &err) < 0); /* sun_path holds 108 bytes */
 
+    /* Abstract: "@name", bound without a file, reached by the same name only. */
+    assert_true(ka_addr_parse("unix://@", &a, &err) < 0);
+    char name[64];
+    snprintf(name, sizeof(name), "unix://@ka-test-transport-%d", (int)getpid());
+    assert_int_equal(ka_addr_parse(name, &a, &err), 0);
+    assert_int_equal(a.kind, KA_ADDR_UNIX);
+    assert_string_equal(a.path, name + 7);
+    int l = ka_addr_listen(&a, &err);
+    assert_true(l >= 0);
+    assert_int_equal(access(a.path, F_OK), -1);
+    int c = ka_addr_connect(&a, &err);
+    assert_true(c >= 0);
+    close(c);
+    struct ka_addr other;
+    snprintf(name, sizeof(name), "unix://@ka-test-transport-%d-x", (int)getpid());
+    assert_int_equal(ka_addr_parse(name, &other, &err), 0);
+    assert_true(ka_addr_connect(&other, &err) < 0); /* another name, another socket */
+    close(l);
+
     assert_int_equal(ka_addr_parse("serial:///dev/vport0p1", &a, &err), 0);
     assert_int_equal(a.kind, KA_ADDR_SERIAL);
     assert_string_equal(a.path, "/dev/vport0p1");

@@ -1,7 +1,11 @@
-/* agent-ctl: a command-line ttrpc client for the Kata agent (like Kata's
- * kata-agent-ctl). Any method of grpc.AgentService or grpc.Health can be called
- * with its request as JSON; the reply is printed as JSON. */
+/* agent-ctl: a command-line ttrpc client for the Kata agent. Any method of
+ * grpc.AgentService or grpc.Health can be called with its request as JSON; the
+ * reply is printed as JSON. Two command-line styles: our verbs (check, call, run,
+ * exec...) and kata-agent-ctl's `connect --server-address ADDR -c NAME...`
+ * (connect.c). */
+#include "connect.h"
 #include "core/util.h"
+#include "dial.h"
 #include "pbjson.h"
 #include "run.h"
 #include "ttrpc/client.h"
@@ -32,7 +36,7 @@ static void usage(FILE *out)
     fprintf(
         out,
         "Usage: agent-ctl [OPTIONS] COMMAND\n"
-        "Commands:\n"
+        "Commands (agent-ctl's own):\n"
         "  check                    grpc.Health/Check\n"
         "  version                  grpc.Health/Version\n"
         "  call METHOD [JSON]       call METHOD with a JSON request ({} when omitted;\n"
@@ -40,9 +44,12 @@ static void usage(FILE *out)
         "                           an AgentService method (CreateContainer) or\n"
         "                           Service/Method (grpc.Health/Check)\n"
         "  list                     list every method with its request and reply types\n" CTL_RUN_USAGE
-        "Options:\n"
-        "  -a, --addr ADDR          agent address: unix:///path or vsock://CID:PORT\n"
-        "                           (default $KATA_AGENT_ADDR)\n"
+        "Commands (kata-agent-ctl's):\n" CTL_CONNECT_USAGE "Options:\n"
+        "  -a, --addr ADDR          agent address (default $KATA_AGENT_ADDR): vsock://CID:PORT,\n"
+        "                           unix:///path, unix://@abstract-name, or hybrid vsock\n"
+        "                           hvsock:///path/to.sock:PORT (CONNECT PORT handshake)\n"
+        "  -l, --log-level LEVEL    trace, debug, info, warn, error or critical; at debug\n"
+        "                           and trace, connect shows each request on stderr\n"
         "  -n, --repeat N           send the call N times on one connection, up to 256\n"
         "                           in flight at once; print a summary\n"
         "  -t, --timeout SECONDS    give up waiting for a reply (default 60, 0 = never)\n"
@@ -148,13 +155,9 @@ static int connect_agent(const struct options *o, struct ttrpc_client *c)
         fprintf(stderr, "agent-ctl: no address: use --addr or KATA_AGENT_ADDR\n");
         return EXIT_USAGE;
     }
-    if (ttrpc_client_open(c, o->addr, &err) < 0) {
+    if (ctl_dial(c, o->addr, 0, o->timeout_s, &err) < 0) {
         fprintf(stderr, "agent-ctl: %s\n", err.msg);
         return EXIT_TRANSPORT;
-    }
-    if (o->timeout_s) {
-        struct timeval tv = {.tv_sec = (time_t)o->timeout_s};
-        setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     }
     return 0;
 }
@@ -248,23 +251,33 @@ static bool parse_ulong(const char *s, unsigned long *out)
     return true;
 }
 
+/* kata-agent-ctl's -l levels (slog's names). */
+static bool parse_level(const char *s, bool *show_requests)
+{
+    static const char *const levels[] = {"trace", "debug", "info", "warn", "error", "critical"};
+    for (size_t i = 0; i < KA_ARRAY_SIZE(levels); i++)
+        if (strcmp(s, levels[i]) == 0) {
+            *show_requests = i < 2;
+            return true;
+        }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"addr", required_argument, NULL, 'a'},
-        {"repeat", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},
-        {"defaults", no_argument, NULL, 'd'},
-        {"compact", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"addr", required_argument, NULL, 'a'},    {"repeat", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'}, {"defaults", no_argument, NULL, 'd'},
+        {"compact", no_argument, NULL, 'c'},       {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     struct options o = {.addr = getenv("KATA_AGENT_ADDR"),
                         .repeat = 1,
                         .timeout_s = 60,
                         .json_flags = PBJSON_PRETTY};
+    struct ctl_global g = {.show_requests = false};
     int opt;
-    while ((opt = getopt_long(argc, argv, "+a:n:t:dch", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+a:n:t:dcl:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'a':
             o.addr = optarg;
@@ -287,6 +300,13 @@ int main(int argc, char **argv)
         case 'c':
             o.json_flags &= ~PBJSON_PRETTY;
             break;
+        case 'l':
+            if (!parse_level(optarg, &g.show_requests)) {
+                fprintf(stderr, "agent-ctl: --log-level takes trace, debug, info, warn, error "
+                                "or critical\n");
+                return EXIT_USAGE;
+            }
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -307,6 +327,10 @@ int main(int argc, char **argv)
         return do_call(&o, "grpc.Health/Version", NULL);
     if (strcmp(cmd, "list") == 0 && nargs == 0)
         return do_list();
+    if (strcmp(cmd, "examples") == 0 && nargs == 0)
+        return ctl_cmd_examples();
+    if (strcmp(cmd, "connect") == 0)
+        return ctl_cmd_connect(&g, argc - optind, argv + optind);
     if (strcmp(cmd, "call") == 0 && (nargs == 1 || nargs == 2))
         return do_call(&o, argv[optind + 1], nargs == 2 ? argv[optind + 2] : NULL);
     /* run and exec parse their own options (run.c). */

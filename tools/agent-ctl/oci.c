@@ -54,19 +54,16 @@ static bool is_map_field(const ProtobufCFieldDescriptor *f)
 }
 
 static const ProtobufCFieldDescriptor *match_field(const ProtobufCMessageDescriptor *desc,
-                                                   const struct json_member *m)
+                                                   const char *key)
 {
-    if (strlen(m->key) != m->key_len) /* an embedded NUL names nothing */
-        return NULL;
-    if (desc == &grpc__spec__descriptor && strcmp(m->key, "ociVersion") == 0)
+    if (desc == &grpc__spec__descriptor && strcmp(key, "ociVersion") == 0)
         return protobuf_c_message_descriptor_get_field_by_name(desc, "Version");
     /* An exact name first, then the first case-insensitive match (as Go does). */
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(desc, m->key);
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, key);
     if (f)
         return f;
     for (unsigned i = 0; i < desc->n_fields; i++)
-        if (key_matches(desc->fields[i].name, m->key, m->key_len))
+        if (key_matches(desc->fields[i].name, key, strlen(key)))
             return &desc->fields[i];
     return NULL;
 }
@@ -94,82 +91,110 @@ static void note_dropped(const char *path, const char *key)
             path[0] ? "." : "", safe);
 }
 
-static void rename_message(struct json_value *v, const ProtobufCMessageDescriptor *desc,
-                           const char *path);
+static int rename_message(struct json_object **v, const ProtobufCMessageDescriptor *desc,
+                          const char *path, struct ka_error *err);
 
 /* The value of field f at path: recurse into messages, repeated messages and the
  * message values of maps; anything else stays for pbjson to check. */
-static void rename_field_value(struct json_value *v, const ProtobufCFieldDescriptor *f,
-                               const char *path)
+static int rename_field_value(struct json_object **v, const ProtobufCFieldDescriptor *f,
+                              const char *path, struct ka_error *err)
 {
     if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-        return;
+        return 0;
     char sub[OCI_PATH_MAX];
     if (is_map_field(f)) {
         /* Keys are data (annotation names, sysctl names): never renamed. */
         const ProtobufCFieldDescriptor *vf =
             &((const ProtobufCMessageDescriptor *)f->descriptor)->fields[1];
-        if (v->type != JSON_OBJECT || vf->type != PROTOBUF_C_TYPE_MESSAGE)
-            return;
-        for (size_t i = 0; i < v->u.object.n; i++) {
-            sub_path(sub, path, "[\"%.40s\"]", v->u.object.members[i].key);
-            rename_message(v->u.object.members[i].value, vf->descriptor, sub);
+        if (!json_object_is_type(*v, json_type_object) || vf->type != PROTOBUF_C_TYPE_MESSAGE)
+            return 0;
+        struct json_object_iterator it = json_object_iter_begin(*v);
+        struct json_object_iterator end = json_object_iter_end(*v);
+        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+            sub_path(sub, path, "[\"%.40s\"]", json_object_iter_peek_name(&it));
+            struct json_object *value = json_object_iter_peek_value(&it);
+            struct json_object *renamed = json_object_get(value);
+            if (rename_message(&renamed, vf->descriptor, sub, err) < 0) {
+                json_object_put(renamed);
+                return -1;
+            }
+            /* Replacing the value under the same key keeps the iteration valid. */
+            if (renamed != value &&
+                json_object_object_add(*v, json_object_iter_peek_name(&it), renamed) < 0)
+                ctl_json_ok(NULL);
+            else if (renamed == value)
+                json_object_put(renamed);
         }
-        return;
+        return 0;
     }
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        if (v->type != JSON_ARRAY)
-            return;
-        for (size_t i = 0; i < v->u.array.n; i++) {
+        if (!json_object_is_type(*v, json_type_array))
+            return 0;
+        for (size_t i = 0; i < json_object_array_length(*v); i++) {
             sub_path(sub, path, "[%zu]", i);
-            rename_message(v->u.array.items[i], f->descriptor, sub);
+            struct json_object *item = json_object_get(json_object_array_get_idx(*v, i));
+            if (rename_message(&item, f->descriptor, sub, err) < 0) {
+                json_object_put(item);
+                return -1;
+            }
+            json_object_array_put_idx(*v, i, item);
         }
-        return;
+        return 0;
     }
-    rename_message(v, f->descriptor, path);
+    return rename_message(v, f->descriptor, path, err);
 }
 
-static void rename_message(struct json_value *v, const ProtobufCMessageDescriptor *desc,
-                           const char *path)
+/* Replace *v (an object) by a new object whose keys are the proto field names;
+ * other values stay as they are (null is "absent"; other types are pbjson's to
+ * refuse). */
+static int rename_message(struct json_object **v, const ProtobufCMessageDescriptor *desc,
+                          const char *path, struct ka_error *err)
 {
-    if (v->type != JSON_OBJECT)
-        return; /* null is "absent"; other types are pbjson's to refuse */
-    size_t keep = 0;
-    for (size_t i = 0; i < v->u.object.n; i++) {
-        struct json_member m = v->u.object.members[i];
-        const ProtobufCFieldDescriptor *f = match_field(desc, &m);
+    if (!json_object_is_type(*v, json_type_object))
+        return 0;
+    cleanup_json struct json_object *out = ctl_json_ok(json_object_new_object());
+    json_object_object_foreach(*v, key, value)
+    {
+        const ProtobufCFieldDescriptor *f = match_field(desc, key);
         if (!f) {
-            note_dropped(path, m.key);
-            free(m.key);
-            json_free(m.value);
+            note_dropped(path, key);
             continue;
         }
+        /* Go's decoder would fill one field from two keys that both match it; the
+         * later would win, silently: say so instead. */
+        if (json_object_object_get_ex(out, f->name, NULL))
+            return ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT,
+                                       "config.json: %s%s%.64s: field %s given more than once",
+                                       path, path[0] ? "." : "", key, f->name);
         /* Notes name keys as config.json spells them: "process.user.umask". */
         char sub[OCI_PATH_MAX];
-        sub_path(sub, path, "%s%.64s", path[0] ? "." : "", m.key);
-        if (strcmp(m.key, f->name) != 0) {
-            free(m.key);
-            m.key = ka_xstrdup(f->name);
-            m.key_len = strlen(f->name);
+        sub_path(sub, path, "%s%.64s", path[0] ? "." : "", key);
+        struct json_object *renamed = json_object_get(value);
+        if (rename_field_value(&renamed, f, sub, err) < 0) {
+            json_object_put(renamed);
+            return -1;
         }
-        rename_field_value(m.value, f, sub);
-        v->u.object.members[keep++] = m;
+        if (json_object_object_add(out, f->name, renamed) < 0)
+            ctl_json_ok(NULL);
     }
-    v->u.object.n = keep;
+    json_object_put(*v);
+    *v = take_ptr(out);
+    return 0;
 }
 
 char *oci_config_to_kata_json(const char *text, size_t len, struct ka_error *err)
 {
-    cleanup_json struct json_value *root = NULL;
-    if (json_parse(text, len, &root, err) < 0)
+    cleanup_json struct json_object *root = NULL;
+    if (ctl_json_parse(text, len, &root, err) < 0)
         return NULL;
-    if (root->type != JSON_OBJECT) {
+    if (!json_object_is_type(root, json_type_object)) {
         ka_error_status_set(err, KA_STATUS_INVALID_ARGUMENT, "expected an object, got %s",
-                            json_type_name(root->type));
+                            ctl_json_type_name(root));
         return NULL;
     }
-    rename_message(root, &grpc__spec__descriptor, "");
-    return json_write(root, 0);
+    if (rename_message(&root, &grpc__spec__descriptor, "", err) < 0)
+        return NULL;
+    return ctl_json_write(root, false);
 }
 
 /* ---- the runtime's changes ------------------------------------------------ */

@@ -12,6 +12,9 @@
 #include "core/util.h"
 #include "json.h"
 
+/* A number inside a JSON string ("42", "1e3"): longer only costs time in strtod. */
+#define JSON_MAX_NUMBER_LEN 1024
+
 /* Every parse error is the caller's input being wrong. */
 #define bad_input(err, ...) ka_error_status_set((err), KA_STATUS_INVALID_ARGUMENT, __VA_ARGS__)
 
@@ -171,6 +174,10 @@ static const char *printable(const char *s, size_t len, char out[PRINTABLE_MAX +
 static int number_to_integer(const char *text, size_t len, bool *neg, uint64_t *mag,
                              const char **why)
 {
+    if (len == 0) {
+        *why = "not a number";
+        return -1;
+    }
     *neg = text[0] == '-';
     if (!memchr(text, '.', len) && !memchr(text, 'e', len) && !memchr(text, 'E', len)) {
         uint64_t m = 0;
@@ -210,23 +217,51 @@ static int number_to_integer(const char *text, size_t len, bool *neg, uint64_t *
     return 0;
 }
 
-/* The numeric text of v: a JSON number, or a string holding one. */
-static int numeric_text(const struct json_value *v, const char **text, size_t *len,
-                        struct ka_error *err)
+static bool is_number(struct json_object *v)
 {
-    if (v->type == JSON_NUMBER) {
-        *text = v->u.number.text;
-        *len = v->u.number.len;
+    return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
+}
+
+/* Whether s[0..len) (a json-c string, so NUL-terminated) is exactly one JSON number,
+ * as json-c reads it; values beyond double ("1e400") count, for the caller to call
+ * out of range. */
+static bool is_number_text(const char *s, size_t len)
+{
+    if (len == 0 || len > JSON_MAX_NUMBER_LEN || strlen(s) != len)
+        return false;
+    /* json-c skips whitespace around a value and reads NaN and Infinity; a JSON
+     * number starts with '-' or a digit and ends with a digit. */
+    bool starts_ok = s[0] == '-' || (s[0] >= '0' && s[0] <= '9');
+    if (!starts_ok || s[len - 1] < '0' || s[len - 1] > '9')
+        return false;
+    struct json_tokener *tok = json_tokener_new_ex(1);
+    if (!tok)
+        ctl_json_ok(NULL);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    /* The terminating NUL tells json-c the number ends there. */
+    cleanup_json struct json_object *v = json_tokener_parse_ex(tok, s, (int)len + 1);
+    bool whole = json_tokener_get_parse_end(tok) >= len;
+    json_tokener_free(tok);
+    return v && whole && is_number(v);
+}
+
+/* The numeric text of v: a JSON number, or a string holding one. For a number it
+ * is json-c's text: an integer in decimal, a fraction or exponent as written. */
+static int numeric_text(struct json_object *v, const char **text, size_t *len, struct ka_error *err)
+{
+    if (is_number(v)) {
+        *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+        *len = strlen(*text);
         return 0;
     }
-    if (v->type == JSON_STRING && json_is_number(v->u.string.s, v->u.string.len)) {
-        *text = v->u.string.s;
-        *len = v->u.string.len;
-        return 0;
-    }
-    if (v->type == JSON_STRING)
+    if (json_object_is_type(v, json_type_string)) {
+        *text = json_object_get_string(v);
+        *len = (size_t)json_object_get_string_len(v);
+        if (is_number_text(*text, *len))
+            return 0;
         return bad_input(err, "string is not a number");
-    return bad_input(err, "expected a number or numeric string, got %s", json_type_name(v->type));
+    }
+    return bad_input(err, "expected a number or numeric string, got %s", ctl_json_type_name(v));
 }
 
 struct int_limits {
@@ -254,7 +289,7 @@ static struct int_limits limits_of(ProtobufCType type)
 }
 
 /* Parse v as an integer of the given type; signed results in *s, unsigned in *u. */
-static int parse_integer(const struct json_value *v, ProtobufCType type, int64_t *s, uint64_t *u,
+static int parse_integer(struct json_object *v, ProtobufCType type, int64_t *s, uint64_t *u,
                          struct ka_error *err)
 {
     const char *text = NULL, *why = NULL;
@@ -278,7 +313,7 @@ static int parse_integer(const struct json_value *v, ProtobufCType type, int64_t
     return 0;
 }
 
-static int store_integer(const ProtobufCFieldDescriptor *f, const struct json_value *v, void *dst,
+static int store_integer(const ProtobufCFieldDescriptor *f, struct json_object *v, void *dst,
                          struct ka_error *err)
 {
     int64_t s = 0;
@@ -307,13 +342,14 @@ static int store_integer(const ProtobufCFieldDescriptor *f, const struct json_va
 }
 
 /* Compare with the length: "NaN\u0000x" is not "NaN". */
-static bool string_is(const struct json_value *v, const char *lit)
+static bool string_is(struct json_object *v, const char *lit)
 {
     size_t n = strlen(lit);
-    return v->type == JSON_STRING && v->u.string.len == n && memcmp(v->u.string.s, lit, n) == 0;
+    return json_object_is_type(v, json_type_string) && (size_t)json_object_get_string_len(v) == n &&
+           memcmp(json_object_get_string(v), lit, n) == 0;
 }
 
-static int store_floating(const ProtobufCFieldDescriptor *f, const struct json_value *v, void *dst,
+static int store_floating(const ProtobufCFieldDescriptor *f, struct json_object *v, void *dst,
                           struct ka_error *err)
 {
     bool is_float = f->type == PROTOBUF_C_TYPE_FLOAT;
@@ -331,12 +367,16 @@ static int store_floating(const ProtobufCFieldDescriptor *f, const struct json_v
     else {
         if (numeric_text(v, &text, &len, err) < 0)
             return -1;
-        if (len > JSON_MAX_NUMBER_LEN)
+        if (len <= JSON_MAX_NUMBER_LEN) {
+            memcpy(buf, text, len);
+            buf[len] = '\0';
+            /* strtof rounds once from decimal; going through double could round twice. */
+            d = is_float ? strtof(buf, NULL) : strtod(buf, NULL);
+        } else if (json_object_is_type(v, json_type_double)) {
+            d = json_object_get_double(v); /* a long literal json-c has converted */
+        } else {
             return bad_input(err, "number is too long for %s", type_name(f->type));
-        memcpy(buf, text, len);
-        buf[len] = '\0';
-        /* strtof rounds once from decimal; going through double could round twice. */
-        d = is_float ? strtof(buf, NULL) : strtod(buf, NULL);
+        }
         if (isinf(d))
             return bad_input(err, "%.40s%s is out of range for %s", text, len > 40 ? "..." : "",
                              type_name(f->type));
@@ -348,15 +388,15 @@ static int store_floating(const ProtobufCFieldDescriptor *f, const struct json_v
     return 0;
 }
 
-static int store_bool(const struct json_value *v, void *dst, struct ka_error *err)
+static int store_bool(struct json_object *v, void *dst, struct ka_error *err)
 {
-    if (v->type != JSON_BOOL)
-        return bad_input(err, "expected true or false, got %s", json_type_name(v->type));
-    *(protobuf_c_boolean *)dst = v->u.boolean;
+    if (!json_object_is_type(v, json_type_boolean))
+        return bad_input(err, "expected true or false, got %s", ctl_json_type_name(v));
+    *(protobuf_c_boolean *)dst = json_object_get_boolean(v);
     return 0;
 }
 
-static int store_enum(const ProtobufCFieldDescriptor *f, const struct json_value *v, void *dst,
+static int store_enum(const ProtobufCFieldDescriptor *f, struct json_object *v, void *dst,
                       struct ka_error *err)
 {
     const ProtobufCEnumDescriptor *ed = f->descriptor;
@@ -364,18 +404,20 @@ static int store_enum(const ProtobufCFieldDescriptor *f, const struct json_value
     uint64_t u = 0;
     char shown[PRINTABLE_MAX + 4];
 
-    if (v->type == JSON_STRING) {
+    if (json_object_is_type(v, json_type_string)) {
+        const char *name = json_object_get_string(v);
+        size_t len = (size_t)json_object_get_string_len(v);
         const ProtobufCEnumValue *ev = NULL;
-        if (strlen(v->u.string.s) == v->u.string.len)
-            ev = protobuf_c_enum_descriptor_get_value_by_name(ed, v->u.string.s);
+        if (strlen(name) == len)
+            ev = protobuf_c_enum_descriptor_get_value_by_name(ed, name);
         if (!ev)
-            return bad_input(err, "unknown value '%s' for enum %s",
-                             printable(v->u.string.s, v->u.string.len, shown), ed->name);
+            return bad_input(err, "unknown value '%s' for enum %s", printable(name, len, shown),
+                             ed->name);
         *(int *)dst = ev->value;
         return 0;
     }
-    if (v->type != JSON_NUMBER)
-        return bad_input(err, "expected an enum name or number, got %s", json_type_name(v->type));
+    if (!is_number(v))
+        return bad_input(err, "expected an enum name or number, got %s", ctl_json_type_name(v));
     /* proto3 enums are open: a number without a name is kept, as on the wire. */
     if (parse_integer(v, PROTOBUF_C_TYPE_ENUM, &s, &u, err) < 0)
         return -1;
@@ -383,14 +425,16 @@ static int store_enum(const ProtobufCFieldDescriptor *f, const struct json_value
     return 0;
 }
 
-static int store_string(const struct json_value *v, void *dst, struct ka_error *err)
+static int store_string(struct json_object *v, void *dst, struct ka_error *err)
 {
-    if (v->type != JSON_STRING)
-        return bad_input(err, "expected a string, got %s", json_type_name(v->type));
+    if (!json_object_is_type(v, json_type_string))
+        return bad_input(err, "expected a string, got %s", ctl_json_type_name(v));
+    const char *str = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
     /* protobuf-c strings are NUL-terminated: a \u0000 would silently cut them. */
-    if (strlen(v->u.string.s) != v->u.string.len)
+    if (strlen(str) != len)
         return bad_input(err, "string contains a NUL character");
-    *(char **)dst = ka_xstrndup(v->u.string.s, v->u.string.len);
+    *(char **)dst = ka_xstrndup(str, len);
     return 0;
 }
 
@@ -440,13 +484,14 @@ static size_t base64_decode(const char *s, size_t len, ProtobufCBinaryData *out)
     return 0;
 }
 
-static int store_bytes(const struct json_value *v, void *dst, struct ka_error *err)
+static int store_bytes(struct json_object *v, void *dst, struct ka_error *err)
 {
     ProtobufCBinaryData bd = {0, NULL};
-    if (v->type != JSON_STRING)
-        return bad_input(err, "expected a base64 string, got %s", json_type_name(v->type));
-    size_t bad = base64_decode(v->u.string.s, v->u.string.len, &bd);
-    if (bad > v->u.string.len)
+    if (!json_object_is_type(v, json_type_string))
+        return bad_input(err, "expected a base64 string, got %s", ctl_json_type_name(v));
+    size_t len = (size_t)json_object_get_string_len(v);
+    size_t bad = base64_decode(json_object_get_string(v), len, &bd);
+    if (bad > len)
         return bad_input(err, "invalid base64: bad length or padding");
     if (bad)
         return bad_input(err, "invalid base64 at character %zu", bad);
@@ -464,12 +509,12 @@ static ProtobufCMessage *new_message(const ProtobufCMessageDescriptor *desc)
     return m;
 }
 
-static int parse_message(const ProtobufCMessageDescriptor *desc, const struct json_value *v,
+static int parse_message(const ProtobufCMessageDescriptor *desc, struct json_object *v,
                          ProtobufCMessage **out, struct ka_error *err);
 
 /* Parse v as one value of f's type into dst. dst is written only on success, so a
  * failed value never leaves half a pointer for the free. */
-static int store_value(const ProtobufCFieldDescriptor *f, const struct json_value *v, void *dst,
+static int store_value(const ProtobufCFieldDescriptor *f, struct json_object *v, void *dst,
                        struct ka_error *err)
 {
     switch (f->type) {
@@ -494,7 +539,7 @@ static int store_value(const ProtobufCFieldDescriptor *f, const struct json_valu
 /* A singular field (plain, optional, required or oneof member); v is not null.
  * Errors from the value itself are not wrapped with the field name. */
 static int store_singular(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                          const struct json_value *v, struct ka_error *err)
+                          struct json_object *v, struct ka_error *err)
 {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     bool in_oneof = f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF;
@@ -517,7 +562,7 @@ static int store_singular(ProtobufCMessage *msg, const ProtobufCFieldDescriptor 
 }
 
 static int set_singular(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                        const struct json_value *v, struct ka_error *err)
+                        struct json_object *v, struct ka_error *err)
 {
     if (store_singular(msg, f, v, err) < 0)
         return ka_error_wrap(err, "field '%s'", f->name);
@@ -536,17 +581,18 @@ static void *attach_array(ProtobufCMessage *msg, const ProtobufCFieldDescriptor 
 }
 
 static int set_repeated(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                        const struct json_value *v, struct ka_error *err)
+                        struct json_object *v, struct ka_error *err)
 {
-    if (v->type != JSON_ARRAY)
+    if (!json_object_is_type(v, json_type_array))
         return bad_input(err, "field '%s': expected an array, got %s", f->name,
-                         json_type_name(v->type));
-    if (v->u.array.n == 0)
+                         ctl_json_type_name(v));
+    size_t n = json_object_array_length(v);
+    if (n == 0)
         return 0;
-    char *arr = attach_array(msg, f, v->u.array.n);
-    for (size_t i = 0; i < v->u.array.n; i++) {
-        const struct json_value *item = v->u.array.items[i];
-        if (item->type == JSON_NULL)
+    char *arr = attach_array(msg, f, n);
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *item = json_object_array_get_idx(v, i);
+        if (!item) /* json-c's null */
             return bad_input(err, "field '%s[%zu]': null is not allowed in a repeated field",
                              f->name, i);
         if (store_value(f, item, arr + i * elem_size(f->type), err) < 0)
@@ -557,19 +603,20 @@ static int set_repeated(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f
 
 /* Map keys are JSON strings; integer keys are their decimal text, bool keys
  * "true"/"false". */
-static int set_map_key(ProtobufCMessage *entry, const struct json_member *m, struct ka_error *err)
+static int set_map_key(ProtobufCMessage *entry, const char *name, struct ka_error *err)
 {
     const ProtobufCFieldDescriptor *kf = &entry->descriptor->fields[0];
-    struct json_value key = {.type = JSON_STRING, .u.string = {m->key, m->key_len}};
+    cleanup_json struct json_object *key = NULL;
 
     if (kf->type == PROTOBUF_C_TYPE_BOOL) {
-        bool is_true = m->key_len == 4 && memcmp(m->key, "true", 4) == 0;
-        if (!is_true && !(m->key_len == 5 && memcmp(m->key, "false", 5) == 0))
+        bool is_true = strcmp(name, "true") == 0;
+        if (!is_true && strcmp(name, "false") != 0)
             return bad_input(err, "map key must be \"true\" or \"false\"");
-        key.type = JSON_BOOL;
-        key.u.boolean = is_true;
+        key = ctl_json_ok(json_object_new_boolean(is_true));
+    } else {
+        key = ctl_json_ok(json_object_new_string(name));
     }
-    return store_singular(entry, kf, &key, err);
+    return store_singular(entry, kf, key, err);
 }
 
 static int map_key_cmp(const void *a, const void *b)
@@ -615,40 +662,43 @@ static int check_map_duplicates(const ProtobufCFieldDescriptor *f, ProtobufCMess
     return 0;
 }
 
-static int set_map_entry(ProtobufCMessage *entry, const struct json_member *m, struct ka_error *err)
+static int set_map_entry(ProtobufCMessage *entry, const char *key, struct json_object *value,
+                         struct ka_error *err)
 {
     const ProtobufCFieldDescriptor *vf = &entry->descriptor->fields[1];
-    if (set_map_key(entry, m, err) < 0)
+    if (set_map_key(entry, key, err) < 0)
         return -1;
-    if (m->value->type == JSON_NULL)
+    if (!value)
         return bad_input(err, "null is not allowed as a map value");
-    return store_singular(entry, vf, m->value, err);
+    return store_singular(entry, vf, value, err);
 }
 
-static int set_map(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                   const struct json_value *v, struct ka_error *err)
+static int set_map(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, struct json_object *v,
+                   struct ka_error *err)
 {
     char shown[PRINTABLE_MAX + 4];
-    if (v->type != JSON_OBJECT)
+    if (!json_object_is_type(v, json_type_object))
         return bad_input(err, "field '%s': expected an object for a map, got %s", f->name,
-                         json_type_name(v->type));
-    if (v->u.object.n == 0)
+                         ctl_json_type_name(v));
+    size_t n = (size_t)json_object_object_length(v), i = 0;
+    if (n == 0)
         return 0;
-    ProtobufCMessage **entries = attach_array(msg, f, v->u.object.n);
-    for (size_t i = 0; i < v->u.object.n; i++) {
-        const struct json_member *m = &v->u.object.members[i];
+    ProtobufCMessage **entries = attach_array(msg, f, n);
+    json_object_object_foreach(v, key, value)
+    {
         entries[i] = new_message(f->descriptor);
-        if (set_map_entry(entries[i], m, err) < 0)
+        if (set_map_entry(entries[i], key, value, err) < 0)
             return ka_error_wrap(err, "field '%s[\"%s\"]'", f->name,
-                                 printable(m->key, m->key_len, shown));
+                                 printable(key, strlen(key), shown));
+        i++;
     }
-    return check_map_duplicates(f, entries, v->u.object.n, err);
+    return check_map_duplicates(f, entries, n, err);
 }
 
 static int set_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                     const struct json_value *v, struct ka_error *err)
+                     struct json_object *v, struct ka_error *err)
 {
-    if (v->type == JSON_NULL) /* canonical mapping: null means the default */
+    if (!v) /* json-c's null; the canonical mapping: null means the default */
         return 0;
     if (is_map_field(f))
         return set_map(msg, f, v, err);
@@ -657,27 +707,29 @@ static int set_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
     return set_singular(msg, f, v, err);
 }
 
-static int parse_message(const ProtobufCMessageDescriptor *desc, const struct json_value *v,
+static int parse_message(const ProtobufCMessageDescriptor *desc, struct json_object *v,
                          ProtobufCMessage **out, struct ka_error *err)
 {
     char shown[PRINTABLE_MAX + 4];
-    if (v->type != JSON_OBJECT)
+    if (!json_object_is_type(v, json_type_object))
         return bad_input(err, "expected an object for message %s, got %s", desc->name,
-                         json_type_name(v->type));
+                         ctl_json_type_name(v));
     cleanup_pbmsg ProtobufCMessage *msg = new_message(desc);
     cleanup_free bool *seen = ka_xcalloc(desc->n_fields, sizeof(*seen));
 
-    for (size_t i = 0; i < v->u.object.n; i++) {
-        const struct json_member *m = &v->u.object.members[i];
-        const ProtobufCFieldDescriptor *f = find_field(desc, m->key, m->key_len);
+    /* json-c keeps the last of two members with the same key; the proto name and the
+     * JSON name of one field are two keys, caught here. */
+    json_object_object_foreach(v, key, value)
+    {
+        const ProtobufCFieldDescriptor *f = find_field(desc, key, strlen(key));
         if (!f)
             return bad_input(err, "unknown field '%s' in message %s",
-                             printable(m->key, m->key_len, shown), desc->name);
+                             printable(key, strlen(key), shown), desc->name);
         if (seen[f - desc->fields])
             return bad_input(err, "field '%s' given more than once in message %s", f->name,
                              desc->name);
         seen[f - desc->fields] = true;
-        if (set_field(msg, f, m->value, err) < 0)
+        if (set_field(msg, f, value, err) < 0)
             return -1;
     }
     *out = take_ptr(msg);
@@ -687,44 +739,51 @@ static int parse_message(const ProtobufCMessageDescriptor *desc, const struct js
 int pbjson_to_message(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
                       ProtobufCMessage **out, struct ka_error *err)
 {
-    cleanup_json struct json_value *root = NULL;
+    cleanup_json struct json_object *root = NULL;
     *out = NULL;
-    if (json_parse(json, len, &root, err) < 0)
+    if (ctl_json_parse(json, len, &root, err) < 0)
         return -1;
     return parse_message(desc, root, out, err);
 }
 
 /* ---- messages to JSON ---- */
 
-static struct json_value *integer_json(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static struct json_value *integer_json(const char *fmt, ...)
+/* Output state: the flags, and whether a message nested too deep (NULL is json-c's
+ * null, so it cannot also mean failure). */
+struct out_ctx {
+    unsigned flags;
+    bool too_deep;
+};
+
+static struct json_object *int_json(int64_t v)
 {
-    char buf[32];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    return json_new_number(buf);
+    return ctl_json_ok(json_object_new_int64(v));
+}
+
+static struct json_object *uint_json(uint64_t v)
+{
+    return ctl_json_ok(json_object_new_uint64(v));
 }
 
 /* The shortest "%.Ng" text that reads back as the same value, so 0.1f prints as
- * 0.1 rather than 0.100000001. */
-static struct json_value *floating_json(double d, bool is_float)
+ * 0.1 rather than 0.100000001; json-c writes a double given with its text as that
+ * text. */
+static struct json_object *floating_json(double d, bool is_float)
 {
     char buf[40];
     if (isnan(d))
-        return json_new_string("NaN", 3);
+        return ctl_json_string("NaN", 3);
     if (isinf(d))
-        return d > 0 ? json_new_string("Infinity", 8) : json_new_string("-Infinity", 9);
+        return d > 0 ? ctl_json_string("Infinity", 8) : ctl_json_string("-Infinity", 9);
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof(buf), "%.*g", prec, d);
         if (is_float ? strtof(buf, NULL) == (float)d : strtod(buf, NULL) == d)
             break;
     }
-    return json_new_number(buf);
+    return ctl_json_ok(json_object_new_double_s(d, buf));
 }
 
-static struct json_value *bytes_json(const ProtobufCBinaryData *bd)
+static struct json_object *bytes_json(const ProtobufCBinaryData *bd)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -742,115 +801,137 @@ static struct json_value *bytes_json(const ProtobufCBinaryData *bd)
         out[o++] = i + 1 < n ? alphabet[(chunk >> 6) & 63] : '=';
         out[o++] = i + 2 < n ? alphabet[chunk & 63] : '=';
     }
-    return json_new_string(out, o);
+    return ctl_json_string(out, o);
 }
 
-static struct json_value *enum_json(const ProtobufCFieldDescriptor *f, int value)
+static struct json_object *enum_json(const ProtobufCFieldDescriptor *f, int value)
 {
     const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, value);
     if (ev)
-        return json_new_string(ev->name, strlen(ev->name));
-    return integer_json("%d", value);
+        return ctl_json_string(ev->name, strlen(ev->name));
+    return int_json(value);
 }
 
-static struct json_value *message_json(const ProtobufCMessage *msg, unsigned flags, unsigned depth);
+static struct json_object *message_json(const ProtobufCMessage *msg, struct out_ctx *cx,
+                                        unsigned depth);
 
-/* One value of f's type stored at p; NULL only when nesting is too deep. */
-static struct json_value *value_json(const ProtobufCFieldDescriptor *f, const void *p,
-                                     unsigned flags, unsigned depth)
+/* One value of f's type stored at p (NULL is JSON null). */
+static struct json_object *value_json(const ProtobufCFieldDescriptor *f, const void *p,
+                                      struct out_ctx *cx, unsigned depth)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        return integer_json("%" PRId32, *(const int32_t *)p);
+        return int_json(*(const int32_t *)p);
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        return integer_json("%" PRIu32, *(const uint32_t *)p);
+        return int_json(*(const uint32_t *)p);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        return integer_json("%" PRId64, *(const int64_t *)p);
+        return int_json(*(const int64_t *)p);
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        return integer_json("%" PRIu64, *(const uint64_t *)p);
+        return uint_json(*(const uint64_t *)p);
     case PROTOBUF_C_TYPE_FLOAT:
         return floating_json(*(const float *)p, true);
     case PROTOBUF_C_TYPE_DOUBLE:
         return floating_json(*(const double *)p, false);
     case PROTOBUF_C_TYPE_BOOL:
-        return json_new_bool(*(const protobuf_c_boolean *)p);
+        return ctl_json_ok(json_object_new_boolean(*(const protobuf_c_boolean *)p));
     case PROTOBUF_C_TYPE_ENUM:
         return enum_json(f, *(const int *)p);
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)p;
-        return s ? json_new_string(s, strlen(s)) : json_new_string("", 0);
+        return s ? ctl_json_string(s, strlen(s)) : ctl_json_string("", 0);
     }
     case PROTOBUF_C_TYPE_BYTES:
         return bytes_json(p);
     case PROTOBUF_C_TYPE_MESSAGE: {
         const ProtobufCMessage *sub = *(ProtobufCMessage *const *)p;
-        return sub ? message_json(sub, flags, depth + 1) : json_new_null();
+        return sub ? message_json(sub, cx, depth + 1) : NULL;
     }
     }
-    return json_new_null();
+    return NULL;
 }
 
-/* The text of a map key, which JSON wants as a string. */
-static struct json_value *map_key_json(const ProtobufCMessage *entry, unsigned flags,
-                                       unsigned depth)
+/* The text of a map key, which JSON wants as a string, into buf (or a pointer to the
+ * entry's own string). */
+static const char *map_key_text(const ProtobufCMessage *entry, char buf[32])
 {
     const ProtobufCFieldDescriptor *kf = &entry->descriptor->fields[0];
     const void *p = member_at(entry, kf->offset);
-    if (kf->type == PROTOBUF_C_TYPE_STRING)
-        return value_json(kf, p, flags, depth);
-    if (kf->type == PROTOBUF_C_TYPE_BOOL)
-        return *(const protobuf_c_boolean *)p ? json_new_string("true", 4)
-                                              : json_new_string("false", 5);
-    /* Integers: reuse the number text as the key. */
-    cleanup_json struct json_value *num = value_json(kf, p, flags, depth);
-    return json_new_string(num->u.number.text, num->u.number.len);
+    switch (kf->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)p;
+        return s ? s : "";
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)p ? "true" : "false";
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        snprintf(buf, 32, "%" PRId64, *(const int64_t *)p);
+        return buf;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        snprintf(buf, 32, "%" PRIu64, *(const uint64_t *)p);
+        return buf;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        snprintf(buf, 32, "%" PRIu32, *(const uint32_t *)p);
+        return buf;
+    default:
+        snprintf(buf, 32, "%" PRId32, *(const int32_t *)p);
+        return buf;
+    }
 }
 
-static struct json_value *map_json(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                                   unsigned flags, unsigned depth)
+/* Add value under key; a key that is not UTF-8 gets U+FFFD like any string. */
+static void object_add(struct json_object *obj, const char *key, struct json_object *value)
+{
+    cleanup_json struct json_object *safe = ctl_json_string(key, strlen(key));
+    if (json_object_object_add(obj, json_object_get_string(safe), value) < 0)
+        ctl_json_ok(NULL);
+}
+
+static struct json_object *map_json(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                                    struct out_ctx *cx, unsigned depth)
 {
     size_t n = *repeated_count(msg, f);
     ProtobufCMessage *const *entries = *(ProtobufCMessage *const **)member_at(msg, f->offset);
-    cleanup_json struct json_value *obj = json_new_object();
+    cleanup_json struct json_object *obj = ctl_json_ok(json_object_new_object());
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !cx->too_deep; i++) {
         const ProtobufCMessage *e = entries[i];
         if (!e)
             continue;
         const ProtobufCFieldDescriptor *vf = &e->descriptor->fields[1];
         const void *vp = member_at(e, vf->offset);
-        struct json_value *val;
+        struct json_object *val;
         /* An absent message value is the empty message, as in the canonical mapping. */
         if (vf->type == PROTOBUF_C_TYPE_MESSAGE && !*(ProtobufCMessage *const *)vp)
-            val = json_new_object();
-        else if (!(val = value_json(vf, vp, flags, depth)))
-            return NULL;
-        cleanup_json struct json_value *key = map_key_json(e, flags, depth);
-        json_object_append(obj, key->u.string.s, key->u.string.len, val);
+            val = ctl_json_ok(json_object_new_object());
+        else
+            val = value_json(vf, vp, cx, depth);
+        char buf[32];
+        object_add(obj, map_key_text(e, buf), val);
     }
     return take_ptr(obj);
 }
 
-static struct json_value *repeated_json(const ProtobufCMessage *msg,
-                                        const ProtobufCFieldDescriptor *f, unsigned flags,
-                                        unsigned depth)
+static struct json_object *repeated_json(const ProtobufCMessage *msg,
+                                         const ProtobufCFieldDescriptor *f, struct out_ctx *cx,
+                                         unsigned depth)
 {
     size_t n = *repeated_count(msg, f);
     const char *arr = *(char *const *)member_at(msg, f->offset);
-    cleanup_json struct json_value *out = json_new_array();
+    cleanup_json struct json_object *out = ctl_json_ok(json_object_new_array_ext((int)n));
 
-    for (size_t i = 0; i < n; i++) {
-        struct json_value *item = value_json(f, arr + i * elem_size(f->type), flags, depth);
-        if (!item)
-            return NULL;
-        json_array_append(out, item);
-    }
+    for (size_t i = 0; i < n && !cx->too_deep; i++)
+        if (json_object_array_add(out, value_json(f, arr + i * elem_size(f->type), cx, depth)) < 0)
+            ctl_json_ok(NULL);
     return take_ptr(out);
 }
 
@@ -894,32 +975,33 @@ static bool field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescri
     return !is_zero_value(f, p);
 }
 
-static struct json_value *field_json(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-                                     unsigned flags, unsigned depth)
+static struct json_object *field_json(const ProtobufCMessage *msg,
+                                      const ProtobufCFieldDescriptor *f, struct out_ctx *cx,
+                                      unsigned depth)
 {
     if (is_map_field(f))
-        return map_json(msg, f, flags, depth);
+        return map_json(msg, f, cx, depth);
     if (f->label == PROTOBUF_C_LABEL_REPEATED)
-        return repeated_json(msg, f, flags, depth);
-    return value_json(f, member_at(msg, f->offset), flags, depth);
+        return repeated_json(msg, f, cx, depth);
+    return value_json(f, member_at(msg, f->offset), cx, depth);
 }
 
-static struct json_value *message_json(const ProtobufCMessage *msg, unsigned flags, unsigned depth)
+static struct json_object *message_json(const ProtobufCMessage *msg, struct out_ctx *cx,
+                                        unsigned depth)
 {
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
-    if (depth > PBJSON_MAX_DEPTH)
+    if (depth > PBJSON_MAX_DEPTH) {
+        cx->too_deep = true;
         return NULL;
-    cleanup_json struct json_value *obj = json_new_object();
+    }
+    cleanup_json struct json_object *obj = ctl_json_ok(json_object_new_object());
 
-    for (unsigned i = 0; i < desc->n_fields; i++) {
+    for (unsigned i = 0; i < desc->n_fields && !cx->too_deep; i++) {
         const ProtobufCFieldDescriptor *f = &desc->fields[i];
         bool unset_oneof = (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && !field_is_set(msg, f);
-        if (unset_oneof || (!(flags & PBJSON_EMIT_DEFAULTS) && !field_is_set(msg, f)))
+        if (unset_oneof || (!(cx->flags & PBJSON_EMIT_DEFAULTS) && !field_is_set(msg, f)))
             continue;
-        struct json_value *v = field_json(msg, f, flags, depth);
-        if (!v)
-            return NULL;
-        json_object_append(obj, f->name, strlen(f->name), v);
+        object_add(obj, f->name, field_json(msg, f, cx, depth));
     }
     return take_ptr(obj);
 }
@@ -928,8 +1010,9 @@ char *pbjson_from_message(const ProtobufCMessage *msg, unsigned flags)
 {
     if (!msg || !msg->descriptor)
         return NULL;
-    cleanup_json struct json_value *root = message_json(msg, flags, 1);
-    if (!root)
+    struct out_ctx cx = {.flags = flags};
+    cleanup_json struct json_object *root = message_json(msg, &cx, 1);
+    if (cx.too_deep)
         return NULL;
-    return json_write(root, (flags & PBJSON_PRETTY) ? JSON_WRITE_PRETTY : 0);
+    return ctl_json_write(root, flags & PBJSON_PRETTY);
 }

@@ -12,6 +12,7 @@
  * control calls), so the agent's replies always fit the socket buffer and the
  * blocking sends cannot deadlock against it. */
 #include "run.h"
+#include "dial.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,14 +70,11 @@ static int ctl_open(struct ctl *x, const struct ctl_conn_opts *o)
         fprintf(stderr, "agent-ctl: no address: use --addr or KATA_AGENT_ADDR\n");
         return CTL_EXIT_USAGE;
     }
-    if (ttrpc_client_open(&x->c, o->addr, &err) < 0) {
+    /* The timeout bounds the blocking unary calls; the stdio loop reads without
+     * blocking. */
+    if (ctl_dial(&x->c, o->addr, 0, o->timeout_s, &err) < 0) {
         fprintf(stderr, "agent-ctl: %s\n", err.msg);
         return CTL_EXIT_TRANSPORT;
-    }
-    /* Bounds the blocking unary calls; the stdio loop reads without blocking. */
-    if (o->timeout_s) {
-        struct timeval tv = {.tv_sec = (time_t)o->timeout_s};
-        setsockopt(x->c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     }
     x->timeout_nano = (int64_t)o->timeout_s * 1000000000LL;
     return 0;

@@ -17,7 +17,7 @@
 
 /* The global options run and exec use. */
 struct ctl_conn_opts {
-    const char *addr;        /* unix:///path or vsock://CID:PORT */
+    const char *addr;        /* any form dial.h takes */
     unsigned long timeout_s; /* for every call but the long polls and WaitProcess; 0 = none */
 };
 
