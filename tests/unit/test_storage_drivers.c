@@ -545,7 +545,7 @@ static void test_watchable_roots(void **state)
         struct ka_storage_ref *refs = NULL, *again = NULL;
         if (ka_storage_add(&st, &refs, &err) != 0)
             fail_msg("%s: %s", good[i], err.msg);
-        char root[256], key[256];
+        char root[256], key[sizeof(root) + 8]; /* room for "/cm/key" */
         snprintf(root, sizeof(root), "%s", good[i]);
         *strrchr(root, '/') = '\0';
         if (root[strlen(root) - 3] == '/')
