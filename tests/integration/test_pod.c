@@ -390,7 +390,8 @@ static void run_pod(bool systemd, bool share_pid)
      * emptyDir storage. The marker is spelt "app1-mark[e]r" when searched for, so
      * that the search does not find itself. */
     Grpc__Storage *empty = storage_new("ephemeral", "tmpfs", "tmpfs", p->empty_dir);
-    strv_add(&empty->options, &empty->n_options, "size=8388608");
+    /* The pod's fsGroup, as the Go runtime passes it (handleEphemeralStorage). */
+    strv_add(&empty->options, &empty->n_options, "fsgid=2000");
     spec = pod_spec(p, p->app1,
                     ARGS("sh", "-c",
                          "trap 'echo stopped > /dev/termination-log; exit 0' TERM; "
@@ -418,6 +419,8 @@ static void run_pod(bool systemd, bool share_pid)
     assert_true(cat_becomes(p, p->app2, "/cache/shared", "from-app1\n", 5000));
     assert_true(cat_becomes(p, p->app2, "/dev/shm/seg", "shm-app1\n", 5000));
     assert_int_equal(agent_mount_count(&p->a, p->empty_dir, "tmpfs"), 1);
+    assert_int_equal(exec_out(p, p->app1, ARGS("busybox", "stat", "-c", "%g %a", "/cache")), 0);
+    assert_string_equal(out, "2000 3777\n"); /* the fsGroup's, setgid */
 
     /* CRI's files from the shared directory. */
     assert_int_equal(exec_out(p, p->app1, ARGS("busybox", "cat", "/etc/hosts")), 0);
