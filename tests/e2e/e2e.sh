@@ -146,7 +146,7 @@ out=$(ctl call OnlineCPUMem '{}' && ctl call UpdateEphemeralMounts '{}') &&
 guest_sh() {
     { printf 'echo GUEST-SH-BEGIN; %s; echo GUEST-SH-END\n' "$1"; sleep 3; printf 'exit\n'; sleep 1; } |
         timeout 30 socat - "UNIX-CONNECT:$WORK/console.sock" 2>&1 | tr -d '\r' |
-        sed -n '/^GUEST-SH-BEGIN/,/^GUEST-SH-END/p' || true
+        sed -n '/GUEST-SH-BEGIN$/,/GUEST-SH-END$/p' || true
 }
 if [[ $FS == virtiofs ]]; then
     GS=/run/kata-containers/shared/containers
@@ -164,7 +164,7 @@ if [[ $FS == virtiofs ]]; then
         cg_mem=/sys/fs/cgroup/memory$pod_cg
         cg_limit=memory.limit_in_bytes
     fi
-    bindm() { echo "{\"destination\": \"$1\", \"type\": \"bind\", \"source\": \"$2\", \"options\": [\"rbind\", \"rprivate\", \"${3:-rw}\"]}, "; }
+    bindm() { echo ", {\"destination\": \"$1\", \"type\": \"bind\", \"source\": \"$2\", \"options\": [\"rbind\", \"rprivate\", \"${3:-rw}\"]}"; }
     empty_dir=/run/kata-containers/sandbox/ephemeral/cache
     cm_mp=$GS/watchable/pod-app2-0123-config
     for c in pod-app1 pod-app2; do
@@ -183,6 +183,7 @@ if [[ $FS == virtiofs ]]; then
         [[ -z ${3:-} ]] || rm -rf "${d:?}/$3"
     }
     cm_write ..2026_12_07_10_00_00.000000001 v1
+    # CRI's mounts come after the defaults (the /dev tmpfs would hide /dev/termination-log).
     pod_bundle() { # pod_bundle CID ARGS-JSON sandbox|container [EXTRA-MOUNTS]
         local pidns='{"type": "pid"}' mounts="" res="\"cpu\": {\"shares\": 2}"
         if [[ $3 == container ]]; then
@@ -194,8 +195,8 @@ if [[ $FS == virtiofs ]]; then
         fi
         local b
         b=$(bundle "$1" "$2")
-        sed -i -e "s|{\"destination\": \"/dev/shm\"[^}]*}|$(bindm /dev/shm /run/kata-containers/sandbox/shm | sed 's/, $//')|" \
-            -e "s|\"mounts\": \\[|\"mounts\": [$mounts|" \
+        sed -i -e "s|{\"destination\": \"/dev/shm\"[^}]*}|$(bindm /dev/shm /run/kata-containers/sandbox/shm | cut -c3-)|" \
+            -e "s|{\"destination\": \"/sys/fs/cgroup\"[^}]*}|&$mounts|" \
             -e "s|{\"type\": \"pid\"}|$pidns|" \
             -e "s|\"linux\": {|\"linux\": {\"cgroupsPath\": \"$(cgpath "$1")\", \"resources\": {$res},|" \
             -e "s|\"ociVersion\": \"1.0.2\",|&\n  \"annotations\": {\"io.kubernetes.cri.container-type\": \"$3\", \"io.kubernetes.cri.sandbox-id\": \"e2e\"},|" \
@@ -257,16 +258,17 @@ if [[ $FS == virtiofs ]]; then
     done
     check "pod: the configmap updated on the host is seen inside (after $((($(date +%s%N) - t0) / 1000000)) ms)" \
         "v2-updated" "$cm"
-    cg=$(guest_sh "busybox ls $cg_mem; busybox cat $cg_mem/pod-app1/$cg_limit")
-    check "pod: the containers' cgroups below the pod's ($pod_cg)" "pod-app1" "$cg"
-    check "pod: ... the pause's too" "e2e" "$cg"
-    check "pod: ... with the container's memory limit" "67108864" "$cg"
+    cg=$(guest_sh "for c in e2e pod-app1 pod-app2; do [ -d $cg_mem/\$c ] && echo CG-\$c; done; echo LIMIT=\$(busybox cat $cg_mem/pod-app1/$cg_limit)")
+    check "pod: the containers' cgroups below the pod's ($pod_cg)" "$(printf 'CG-pod-app1\nCG-pod-app2')" "$cg"
+    check "pod: ... the pause's too" "CG-e2e" "$cg"
+    check "pod: ... with the container's memory limit" "LIMIT=67108864" "$cg"
 
     # kubelet's StopContainer: SIGTERM to the init, wait, remove; then StopPodSandbox.
     for c in pod-app1 pod-app2; do
         ctl call SignalProcess "{\"container_id\": \"$c\", \"exec_id\": \"$c\", \"signal\": 15}" >/dev/null
-        check "pod: $c ends on SIGTERM (its trap ran)" '"status": 0' \
-            "$(ctl call WaitProcess "{\"container_id\": \"$c\", \"exec_id\": \"$c\"}" 2>&1)"
+        # (status 0 is the default value, which protobuf's JSON leaves out: "{}")
+        check "pod: $c ends on SIGTERM (its trap ran: exit 0)" '{}' \
+            "$(ctl call WaitProcess "{\"container_id\": \"$c\", \"exec_id\": \"$c\"}" 2>&1 | tr -d ' \n')"
         out=$(ctl call RemoveContainer "{\"container_id\": \"$c\"}" 2>&1) && ok "pod: $c removed" ||
             bad "pod: remove $c: $out"
     done
@@ -276,7 +278,7 @@ if [[ $FS == virtiofs ]]; then
         "$(ctl call WaitProcess '{"container_id": "e2e", "exec_id": "e2e"}' 2>&1)"
     out=$(ctl call RemoveContainer '{"container_id": "e2e"}' 2>&1) && ok "pod: pause removed" ||
         bad "pod: remove the pause: $out"
-    left=$(guest_sh "busybox grep -c -e ephemeral -e watchable -e pod-app /proc/mounts; busybox ls $cg_mem 2>&1; busybox cat /proc/[0-9]*/cmdline | busybox tr '\\0' ' ' | busybox grep -c -e 'app1-mark[e]r' -e 'ka-payload paus[e]'")
+    left=$(guest_sh "busybox grep -c -e ephemeral -e watchable/ -e pod-app /proc/mounts; busybox ls $cg_mem 2>&1; busybox cat /proc/[0-9]*/cmdline | busybox tr '\\0' ' ' | busybox grep -c -e 'app1-mark[e]r' -e 'ka-payload paus[e]'")
     check "pod: nothing left (no mount, no cgroup, no process)" "$(printf 'GUEST-SH-BEGIN\n0\n')" "$left"
     check "pod: ... the pod's cgroup is gone" "No such file" "$left"
     check "pod: ... no process" "$(printf '\n0\nGUEST-SH-END')" "$left"
