@@ -453,6 +453,10 @@ static void run_pod(bool systemd, bool share_pid)
     /* A SysV segment made in app1 is seen in app2. */
     assert_int_equal(exec_out(p, p->app1, ARGS("ka-payload", "sysv-shm", "create", "0x6b61")), 0);
     assert_int_equal(exec_out(p, p->app2, ARGS("ka-payload", "sysv-shm", "find", "0x6b61")), 0);
+    /* POSIX message queues: /dev/mqueue is the shared IPC namespace's. */
+    assert_int_equal(exec_out(p, p->app1, ARGS("busybox", "touch", "/dev/mqueue/ka-pod-q")), 0);
+    assert_int_equal(exec_out(p, p->app2, ARGS("busybox", "ls", "/dev/mqueue")), 0);
+    assert_string_equal(out, "ka-pod-q\n");
     const char *const seen_app1[] = {
         "sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'app1-mark[e]r'",
         NULL};
