@@ -100,7 +100,7 @@ static void put_file(const struct pod *p, const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
-static bool read_text(const char *path, char *buf, size_t size)
+static bool read_whole(const char *path, char *buf, size_t size)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -282,7 +282,7 @@ static unsigned long cg_number(const char *hier, const char *cg, const char *cid
 {
     char path[512], text[64];
     FMT(path, "/sys/fs/cgroup/%s%s/%s/%s", hier, cg, cid, file);
-    if (!read_text(path, text, sizeof(text)))
+    if (!read_whole(path, text, sizeof(text)))
         fail_msg("read %s: %s", path, strerror(errno));
     return strtoul(text, NULL, 10);
 }
@@ -484,7 +484,7 @@ static void run_pod(bool systemd, bool share_pid)
     assert_int_equal(cg_number("cpu", pod_cg, p->pause, "cpu.shares"), 2);
     char devs[4096], path[512];
     FMT(path, "/sys/fs/cgroup/devices%s/devices.list", pod_cg);
-    assert_true(read_text(path, devs, sizeof(devs)));
+    assert_true(read_whole(path, devs, sizeof(devs)));
     assert_null(strstr(devs, "a *:* rwm")); /* the pod parent is not wide open */
 
     /* Stop path: app1 first; its termination message reaches the host's file. */
@@ -492,7 +492,7 @@ static void run_pod(bool systemd, bool share_pid)
     char tlog[256], full[512];
     FMT(tlog, SHARED "/%s-0123456789abcdef-termination-log", p->app1);
     in_agent(p, tlog, full, sizeof(full));
-    assert_true(read_text(full, out, sizeof(out)));
+    assert_true(read_whole(full, out, sizeof(out)));
     assert_string_equal(out, "stopped\n");
     assert_int_equal(agent_mount_count(&p->a, p->empty_dir, "tmpfs"), 1); /* app2 holds it */
     assert_int_equal(exec_out(p, p->app2, ARGS("busybox", "cat", "/cache/shared")), 0);
@@ -510,11 +510,11 @@ static void run_pod(bool systemd, bool share_pid)
     /* Nothing of the pod left: no process, no container mount, no cgroup. */
     char children[256];
     FMT(path, "/proc/%d/task/%d/children", (int)p->a.pid, (int)p->a.pid);
-    assert_true(read_text(path, children, sizeof(children)));
+    assert_true(read_whole(path, children, sizeof(children)));
     assert_string_equal(children, "");
     char mi[512];
     FMT(mi, "/proc/%d/mountinfo", (int)p->a.pid);
-    assert_true(read_text(mi, out, sizeof(out)));
+    assert_true(read_whole(mi, out, sizeof(out)));
     assert_null(strstr(out, p->pause));
     assert_null(strstr(out, p->app1));
     assert_null(strstr(out, p->app2));
