@@ -417,6 +417,8 @@ static void run_pod(bool systemd, bool share_pid)
     if (create(p, p->app2, spec, st2, 2) != 0)
         fail_msg("create app2: %s", p->t.msg);
     spec_free(spec);
+    storage_free(empty);
+    storage_free(cm);
     assert_int_equal(ctr_start(&p->t, p->app2), 0);
 
     /* emptyDir and /dev/shm: what app1 wrote, read in app2; one emptyDir mount. */
