@@ -13,7 +13,9 @@
  *    configmap as a `watchable-bind` storage whose source kubelet updates the
  *    way its atomic writer does (a new timestamped directory, `..data` swapped);
  *  - kubelet's stop path: SIGTERM to the init (exec id = container id), wait,
- *    remove; the pause killed with SIGKILL to every process (empty exec id);
+ *    the termination message (in the host's file, and by GetDiagnosticData as a
+ *    4.x runtime reads it), remove; the pause killed with SIGKILL to every
+ *    process (empty exec id);
  *  - cgroupsPath as containerd writes it for the cgroupfs driver
  *    (/kubepods/burstable/pod<uid>/<id>) and for the systemd driver
  *    (slice:prefix:name, turned into a path as upstream does when the agent is
@@ -296,14 +298,24 @@ static bool cg_exists(const char *hier, const char *cg)
     return stat(path, &sb) == 0;
 }
 
-/* kubelet's StopContainer for an app container: SIGTERM to its init, wait, remove. */
-static void stop_app(struct pod *p, const char *cid)
+/* kubelet's StopContainer for an app container: SIGTERM to its init, wait, remove.
+ * Before the removal, the termination message as a 4.x runtime asks for it. */
+static void stop_app(struct pod *p, const char *cid, const char *message)
 {
     assert_int_equal(ctr_signal(&p->t, cid, cid, SIGTERM), 0);
     int status = -1;
     if (ctr_wait(&p->t, cid, cid, &status) != 0)
         fail_msg("wait %s: %s", cid, p->t.msg);
     assert_int_equal(status, 0); /* its TERM trap ran */
+    Grpc__GetDiagnosticDataRequest dr = GRPC__GET_DIAGNOSTIC_DATA_REQUEST__INIT;
+    dr.container_id = (char *)cid;
+    dr.log_type = (char *)"termination_log";
+    Grpc__GetDiagnosticDataResponse *diag = NULL;
+    if (ctr_call(&p->t, "GetDiagnosticData", &dr.base,
+                 &grpc__get_diagnostic_data_response__descriptor, (ProtobufCMessage **)&diag) != 0)
+        fail_msg("GetDiagnosticData %s: %s", cid, p->t.msg);
+    assert_string_equal(diag->data, message);
+    protobuf_c_message_free_unpacked(&diag->base, NULL);
     if (ctr_remove(&p->t, cid) != 0)
         fail_msg("remove %s: %s", cid, p->t.msg);
 }
@@ -494,7 +506,7 @@ static void run_pod(bool systemd, bool share_pid)
     assert_null(strstr(devs, "a *:* rwm")); /* the pod parent is not wide open */
 
     /* Stop path: app1 first; its termination message reaches the host's file. */
-    stop_app(p, p->app1);
+    stop_app(p, p->app1, "stopped\n");
     char tlog[256], full[512];
     FMT(tlog, SHARED "/%s-0123456789abcdef-termination-log", p->app1);
     in_agent(p, tlog, full, sizeof(full));
@@ -502,7 +514,7 @@ static void run_pod(bool systemd, bool share_pid)
     assert_string_equal(out, "stopped\n");
     assert_int_equal(agent_mount_count(&p->a, p->empty_dir, "tmpfs"), 1); /* app2 holds it */
     assert_int_equal(exec_out(p, p->app2, ARGS("busybox", "cat", "/cache/shared")), 0);
-    stop_app(p, p->app2);
+    stop_app(p, p->app2, "");
     assert_int_equal(agent_mount_count(&p->a, p->empty_dir, NULL), 0);
     assert_int_equal(agent_mount_count(&p->a, p->cm_mp, NULL), 0);
 
