@@ -190,7 +190,10 @@ static int mirror(struct ka_watchable *w, const char *src, const char *dst, int 
         return -errno;
     if (w->ifd >= 0 && inotify_add_watch(w->ifd, src, WATCH_MASK | IN_ONLYDIR) < 0)
         ka_log(KA_LOG_DEBUG, "storage", "inotify watch %s: %s", src, strerror(errno));
-    {
+    /* Symlinks after everything else: kubelet's atomic writer points "..data" at a
+     * new timestamped directory, and a reader of the copy must never find it
+     * pointing at a directory not copied yet, whatever order readdir gives. */
+    for (int links = 0; links < 2; links++) {
         cleanup_dir DIR *d = opendir(src);
         if (!d)
             return -errno;
@@ -202,8 +205,11 @@ static int mirror(struct ka_watchable *w, const char *src, const char *dst, int 
             if ((size_t)snprintf(s, sizeof(s), "%s/%s", src, de->d_name) >= sizeof(s) ||
                 (size_t)snprintf(t, sizeof(t), "%s/%s", dst, de->d_name) >= sizeof(t))
                 return -ENAMETOOLONG;
+            struct stat es;
+            if (lstat(s, &es) < 0 || S_ISLNK(es.st_mode) != (links == 1))
+                continue; /* gone meanwhile (the next refresh tidies up), or the other pass */
             int rc = mirror(w, s, t, depth + 1);
-            if (rc < 0 && rc != -ENOENT) /* gone meanwhile: the next event tidies up */
+            if (rc < 0 && rc != -ENOENT)
                 return rc;
         }
     }

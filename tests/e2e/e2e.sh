@@ -131,6 +131,159 @@ check "GetGuestDetails" '"init_daemon": true' "$(ctl call GetGuestDetails '{"mem
 out=$(ctl call OnlineCPUMem '{}' && ctl call UpdateEphemeralMounts '{}') &&
     ok "OnlineCPUMem and UpdateEphemeralMounts" || bad "OnlineCPUMem/UpdateEphemeralMounts: $out"
 
+# --- a Kubernetes pod, as CRI containerd and the Kata runtime drive it ---------------
+# The pause container first (the runtime always creates it first, and the sandbox's
+# pid namespace is the first container's), then two app containers in its IPC and
+# UTS namespaces with CRI's /etc/hosts, /etc/hostname, /etc/resolv.conf and
+# /dev/termination-log bound from files the runtime copied into the shared
+# directory, /dev/shm bound from the sandbox shm, a memory-backed emptyDir (one
+# `ephemeral` storage both carry) and a configmap (`watchable-bind`, its source
+# updated here the way kubelet's atomic writer does). cgroupsPath in containerd's
+# cgroupfs form on the v1 boot; the systemd driver's slice:prefix:name, with
+# shareProcessNamespace, on the v2 boot. Then kubelet's stop path, and nothing of
+# the pod may be left. Not on 9p: one pod per shared-fs kind is enough.
+# Commands as the guest's root, over the debug console on console.0.
+guest_sh() {
+    { printf 'echo GUEST-SH-BEGIN; %s; echo GUEST-SH-END\n' "$1"; sleep 3; printf 'exit\n'; sleep 1; } |
+        timeout 30 socat - "UNIX-CONNECT:$WORK/console.sock" 2>&1 | tr -d '\r' |
+        sed -n '/GUEST-SH-BEGIN$/,/GUEST-SH-END$/p' || true
+}
+if [[ $FS == virtiofs ]]; then
+    GS=/run/kata-containers/shared/containers
+    pod_uid=e2e0uid7
+    if [[ $CGV2 == cgroup-v2 ]]; then
+        pod_cg=/kubepods-burstable-pod$pod_uid.slice/cri-containerd # as the agent (init) makes it
+        cgpath() { echo "kubepods-burstable-pod$pod_uid.slice:cri-containerd:$1"; }
+        app_pidns='{"type": "pid", "path": "/proc/1/ns/pid"}' # shareProcessNamespace
+        cg_mem=/sys/fs/cgroup$pod_cg
+        cg_limit=memory.max
+    else
+        pod_cg=/kubepods/burstable/pod$pod_uid
+        cgpath() { echo "$pod_cg/$1"; }
+        app_pidns='{"type": "pid"}'
+        cg_mem=/sys/fs/cgroup/memory$pod_cg
+        cg_limit=memory.limit_in_bytes
+    fi
+    bindm() { echo ", {\"destination\": \"$1\", \"type\": \"bind\", \"source\": \"$2\", \"options\": [\"rbind\", \"rprivate\", \"${3:-rw}\"]}"; }
+    empty_dir=/run/kata-containers/sandbox/ephemeral/cache
+    cm_mp=$GS/watchable/pod-app2-0123-config
+    for c in pod-app1 pod-app2; do
+        printf '127.0.0.1\tlocalhost\n10.244.0.7\te2e-pod\n' >"$SHARED/$c-0123-hosts"
+        echo e2e-pod >"$SHARED/$c-0123-hostname"
+        echo "nameserver 10.96.0.10" >"$SHARED/$c-0123-resolv.conf"
+        : >"$SHARED/$c-0123-termination-log"
+    done
+    # kubelet's atomic writer: the data in a timestamped directory, ..data swapped
+    # to it by a rename, the old one removed; "key" links through ..data.
+    cm_write() { # cm_write STAMP VALUE [OLD-STAMP]
+        local d=$SHARED/pod-app2-0123-config
+        mkdir -p "$d/$1" && printf '%s' "$2" >"$d/$1/key"
+        ln -s "$1" "$d/..data_tmp" && mv -T "$d/..data_tmp" "$d/..data"
+        [[ -L $d/key ]] || ln -s ..data/key "$d/key"
+        [[ -z ${3:-} ]] || rm -rf "${d:?}/$3"
+    }
+    cm_write ..2026_12_07_10_00_00.000000001 v1
+    # CRI's mounts come after the defaults (the /dev tmpfs would hide /dev/termination-log).
+    pod_bundle() { # pod_bundle CID ARGS-JSON sandbox|container [EXTRA-MOUNTS]
+        local pidns='{"type": "pid"}' mounts="" res="\"cpu\": {\"shares\": 2}"
+        if [[ $3 == container ]]; then
+            pidns=$app_pidns
+            res="\"cpu\": {\"shares\": 512}, \"memory\": {\"limit\": 67108864}"
+            mounts="$(bindm /etc/hosts "$GS/$1-0123-hosts")$(bindm /etc/hostname "$GS/$1-0123-hostname")"
+            mounts+="$(bindm /etc/resolv.conf "$GS/$1-0123-resolv.conf" ro)"
+            mounts+="$(bindm /dev/termination-log "$GS/$1-0123-termination-log")$(bindm /cache "$empty_dir")${4:-}"
+        fi
+        local b
+        b=$(bundle "$1" "$2")
+        sed -i -e "s|{\"destination\": \"/dev/shm\"[^}]*}|$(bindm /dev/shm /run/kata-containers/sandbox/shm | cut -c3-)|" \
+            -e "s|{\"destination\": \"/sys/fs/cgroup\"[^}]*}|&$mounts|" \
+            -e "s|{\"type\": \"pid\"}|$pidns|" \
+            -e "s|\"linux\": {|\"linux\": {\"cgroupsPath\": \"$(cgpath "$1")\", \"resources\": {$res},|" \
+            -e "s|\"ociVersion\": \"1.0.2\",|&\n  \"annotations\": {\"io.kubernetes.cri.container-type\": \"$3\", \"io.kubernetes.cri.sandbox-id\": \"e2e\"},|" \
+            "$b/config.json"
+        echo "$b"
+    }
+    ephemeral="{\"driver\": \"ephemeral\", \"source\": \"tmpfs\", \"fstype\": \"tmpfs\",
+                \"options\": [\"size=8388608\"], \"mount_point\": \"$empty_dir\"}"
+    watchable="{\"driver\": \"watchable-bind\", \"source\": \"$GS/pod-app2-0123-config\",
+                \"fstype\": \"bind\", \"mount_point\": \"$cm_mp\"}"
+    b=$(pod_bundle e2e '["ka-payload", "pause"]' sandbox)
+    out=$(ctl run -d --guest-rootfs "$(guest_rootfs c1)" "$b" e2e 2>&1) &&
+        ok "pod: the pause container" || bad "pod: pause container: $out"
+    b=$(pod_bundle pod-app1 '["sh", "-c", "stop() { echo stopped >/dev/termination-log; exit 0; }; trap stop TERM; echo from-app1 >/cache/shared; echo shm-app1 >/dev/shm/seg; while :; do sleep 1; done # app1-marker"]' container)
+    out=$(ctl run -d --storage "$ephemeral" --guest-rootfs "$(guest_rootfs c1)" "$b" pod-app1 2>&1) &&
+        ok "pod: app container 1" || bad "pod: app container 1: $out"
+    b=$(pod_bundle pod-app2 '["sh", "-c", "stop() { exit 0; }; trap stop TERM; while :; do sleep 1; done"]' container \
+        "$(bindm /etc/config "$cm_mp" ro)")
+    out=$(ctl run -d --storage "$ephemeral" --storage "$watchable" --guest-rootfs "$(guest_rootfs c1)" "$b" pod-app2 2>&1) &&
+        ok "pod: app container 2 (the emptyDir again, a configmap)" || bad "pod: app container 2: $out"
+
+    nsids() { ctl exec "$1" -- sh -c 'hostname; for n in ipc uts pid; do readlink /proc/self/ns/$n; done' 2>&1 | tr '\n' ' '; }
+    read -r hp ipcp utsp pidp <<<"$(nsids e2e)"
+    read -r h1 ipc1 uts1 pid1 <<<"$(nsids pod-app1)"
+    read -r h2 ipc2 uts2 pid2 <<<"$(nsids pod-app2)"
+    [[ $hp == e2e-pod && $h1 == e2e-pod && $h2 == e2e-pod ]] &&
+        ok "pod: one hostname (UTS) in all three" || bad "pod: hostnames $hp $h1 $h2"
+    [[ $ipcp == ipc:* && $ipc1 == "$ipcp" && $ipc2 == "$ipcp" && $uts1 == "$utsp" && $uts2 == "$utsp" ]] &&
+        ok "pod: the IPC and UTS namespaces are the pause's" || bad "pod: ipc $ipcp $ipc1 $ipc2, uts $utsp $uts1 $uts2"
+    shm_out=$(ctl exec pod-app1 -- ka-payload sysv-shm create 0x6b61 2>&1 && ctl exec pod-app2 -- ka-payload sysv-shm find 0x6b61 2>&1)
+    check "pod: a SysV shm segment made in app 1 is found in app 2" "id=" "$shm_out"
+    seen=$(ctl exec pod-app2 -- sh -c "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'app1-mark[e]r'" 2>&1 || true)
+    if [[ $CGV2 == cgroup-v2 ]]; then
+        [[ $pid1 == "$pidp" && $pid2 == "$pidp" && $seen == 1 ]] &&
+            ok "pod: shareProcessNamespace: one pid namespace, app 1 seen from app 2" ||
+            bad "pod: shared pid namespace: $pidp $pid1 $pid2, seen=$seen"
+    else
+        [[ $pid1 != "$pidp" && $pid2 != "$pidp" && $pid1 != "$pid2" && $seen == 0 ]] &&
+            ok "pod: a pid namespace per container" || bad "pod: pid namespaces: $pidp $pid1 $pid2, seen=$seen"
+    fi
+    shared=""
+    for _ in 1 2 3 4 5; do
+        shared=$(ctl exec pod-app2 -- cat /cache/shared /dev/shm/seg 2>&1 || true)
+        [[ $shared == *shm-app1* ]] && break
+        sleep 1
+    done
+    check "pod: the emptyDir shared (app 1 wrote, app 2 reads)" "from-app1" "$shared"
+    check "pod: /dev/shm shared (the sandbox shm)" "shm-app1" "$shared"
+    check "pod: CRI's /etc/hosts, /etc/hostname, /etc/resolv.conf from the shared directory" \
+        "$(printf '10.244.0.7\te2e-pod\ne2e-pod\nnameserver 10.96.0.10')" \
+        "$(ctl exec pod-app1 -- cat /etc/hosts /etc/hostname /etc/resolv.conf 2>&1)"
+    check "pod: the configmap" "v1" "$(ctl exec pod-app2 -- cat /etc/config/key 2>&1)"
+    cm_write ..2026_12_07_10_01_00.000000002 v2-updated ..2026_12_07_10_00_00.000000001
+    t0=$(date +%s%N) cm=""
+    for _ in $(seq 1 20); do
+        cm=$(ctl exec pod-app2 -- cat /etc/config/key 2>&1 || true)
+        [[ $cm == v2-updated ]] && break
+        sleep 0.5
+    done
+    check "pod: the configmap updated on the host is seen inside (after $((($(date +%s%N) - t0) / 1000000)) ms)" \
+        "v2-updated" "$cm"
+    cg=$(guest_sh "for c in e2e pod-app1 pod-app2; do [ -d $cg_mem/\$c ] && echo CG-\$c; done; echo LIMIT=\$(busybox cat $cg_mem/pod-app1/$cg_limit)")
+    check "pod: the containers' cgroups below the pod's ($pod_cg)" "$(printf 'CG-pod-app1\nCG-pod-app2')" "$cg"
+    check "pod: ... the pause's too" "CG-e2e" "$cg"
+    check "pod: ... with the container's memory limit" "LIMIT=67108864" "$cg"
+
+    # kubelet's StopContainer: SIGTERM to the init, wait, remove; then StopPodSandbox.
+    for c in pod-app1 pod-app2; do
+        ctl call SignalProcess "{\"container_id\": \"$c\", \"exec_id\": \"$c\", \"signal\": 15}" >/dev/null
+        # (status 0 is the default value, which protobuf's JSON leaves out: "{}")
+        check "pod: $c ends on SIGTERM (its trap ran: exit 0)" '{}' \
+            "$(ctl call WaitProcess "{\"container_id\": \"$c\", \"exec_id\": \"$c\"}" 2>&1 | tr -d ' \n')"
+        out=$(ctl call RemoveContainer "{\"container_id\": \"$c\"}" 2>&1) && ok "pod: $c removed" ||
+            bad "pod: remove $c: $out"
+    done
+    check "pod: the termination message reached the host" "stopped" "$(cat "$SHARED/pod-app1-0123-termination-log")"
+    ctl call SignalProcess '{"container_id": "e2e", "exec_id": "", "signal": 9}' >/dev/null
+    check "pod: the pause ends on SIGKILL" '"status": 137' \
+        "$(ctl call WaitProcess '{"container_id": "e2e", "exec_id": "e2e"}' 2>&1)"
+    out=$(ctl call RemoveContainer '{"container_id": "e2e"}' 2>&1) && ok "pod: pause removed" ||
+        bad "pod: remove the pause: $out"
+    left=$(guest_sh "busybox grep -c -e ephemeral -e watchable/ -e pod-app /proc/mounts; busybox ls $cg_mem 2>&1; busybox cat /proc/[0-9]*/cmdline | busybox tr '\\0' ' ' | busybox grep -c -e 'app1-mark[e]r' -e 'ka-payload paus[e]'")
+    check "pod: nothing left (no mount, no cgroup, no process)" "$(printf 'GUEST-SH-BEGIN\n0\n')" "$left"
+    check "pod: ... the pod's cgroup is gone" "No such file" "$left"
+    check "pod: ... no process" "$(printf '\n0\nGUEST-SH-END')" "$left"
+fi
+
 # --- a container: stdout, stderr, exit code --------------------------------------------
 b=$(bundle c1 '["sh", "-c", "echo out-$(hostname); echo err >\&2; exit 3"]')
 set +e

@@ -691,6 +691,62 @@ static void test_placement_and_removal(void **state)
     spec_free(s);
 }
 
+/* A Kubernetes pod's cgroupsPath in both forms containerd writes (issue 14 item 7):
+ * the cgroupfs driver's /kubepods/burstable/pod<uid>/<id>, and the systemd driver's
+ * slice:prefix:name, which the agent (no systemd to ask when it is init) turns into
+ * /slice/prefix/name as upstream does. The pause and an app container share the
+ * pod-level parent, each with its own limit (v1: the v2 hierarchy of this hybrid
+ * host has no pids controller), and the parent goes with the last. */
+static void test_pod_cgroups_paths(void **state)
+{
+    (void)state;
+    SKIP_IF_NO_GROUP();
+    static const char *const forms[][2] = {
+        {"/kubepods/burstable/podu1/", "/kubepods/burstable/podu1"},
+        {"kubepods-burstable-podu2.slice:cri-containerd:",
+         "/kubepods-burstable-podu2.slice/cri-containerd"},
+    };
+    static const char *const ids[] = {"cg-pause", "cg-app"};
+    for (size_t f = 0; f < sizeof(forms) / sizeof(*forms); f++) {
+        const char *pod = forms[f][1];
+        for (size_t i = 0; i < 2; i++) {
+            Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
+            char path[256];
+            FMT(path, "%s%s", forms[f][0], ids[i]);
+            free(s->linux->cgroupspath);
+            s->linux->cgroupspath = strdup(path);
+            if (!v2) { /* this host's v2 hierarchy has no pids controller */
+                s->linux->resources = calloc(1, sizeof(*s->linux->resources));
+                grpc__linux_resources__init(s->linux->resources);
+                s->linux->resources->pids = calloc(1, sizeof(*s->linux->resources->pids));
+                grpc__linux_pids__init(s->linux->resources->pids);
+                s->linux->resources->pids->limit = (int64_t)(20 + i);
+            }
+            if (ctr_create(&t, ids[i], s) != 0 || ctr_start(&t, ids[i]) != 0)
+                fail_msg("%s under %s: %s", ids[i], path, t.msg);
+            spec_free(s);
+        }
+        for (size_t i = 0; i < 2; i++) {
+            char leaf[256], procs[256];
+            FMT(leaf, "%s/%s", pod, ids[i]);
+            assert_true(cg_dir_exists("pids", leaf));
+            assert_true(read_text(cgfile("pids", leaf, "cgroup.procs"), procs, sizeof(procs)));
+            assert_true(atoi(procs) > 0);
+            if (!v2)
+                assert_int_equal(cg_u64("pids", leaf, "pids.max"), 20 + i);
+        }
+        for (size_t i = 2; i-- > 0;) { /* the app, then the pause */
+            int status;
+            assert_int_equal(ctr_signal(&t, ids[i], "", SIGKILL), 0);
+            assert_int_equal(ctr_wait(&t, ids[i], "", &status), 0);
+            assert_int_equal(ctr_remove(&t, ids[i]), 0);
+            if (i == 1)
+                assert_true(cg_dir_exists("pids", pod)); /* the pause still holds it */
+        }
+        assert_true(wait_gone("pids", pod, 2000));
+    }
+}
+
 /* Processes the agent did not start are killed at removal and the cgroup goes. */
 /* The issue's done-when: removing 100 containers leaves no cgroup directory. */
 static void test_hundred_removed_leave_nothing(void **state)
@@ -1185,7 +1241,8 @@ int main(void)
         cmocka_unit_test(test_signal_all_in_cgroup),
         cmocka_unit_test(test_device_rules),
         cmocka_unit_test(test_seccomp),
-        cmocka_unit_test(test_destroy_releases_oom_wait),
+        cmocka_unit_test(test_pod_cgroups_paths),
+        cmocka_unit_test(test_destroy_releases_oom_wait), /* ends the agent: last */
     };
     int failed = cmocka_run_group_tests_name("cgroup v1", tests, v1_setup, group_teardown);
     failed += cmocka_run_group_tests_name("cgroup v2", tests, v2_setup, group_teardown);

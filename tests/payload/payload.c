@@ -34,6 +34,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -601,6 +602,21 @@ static int cmd_rlimit(int argc, char **argv)
     return 0;
 }
 
+/* A SysV shared memory segment: made in one container of a pod and found in
+ * another, it shows the two share an IPC namespace. */
+static int cmd_sysv_shm(int argc, char **argv)
+{
+    bool create = argc == 3 && strcmp(argv[1], "create") == 0;
+    if (argc != 3 || (!create && strcmp(argv[1], "find") != 0))
+        return usage_error("create|find KEY");
+    key_t key = (key_t)strtol(argv[2], NULL, 0);
+    int id = shmget(key, 4096, create ? IPC_CREAT | 0600 : 0);
+    if (id < 0)
+        return fail_errno(errno, "shmget", argv[2]);
+    printf("id=%d\n", id);
+    return 0;
+}
+
 static int cmd_hostname(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -1096,6 +1112,7 @@ static const struct command commands[] = {
     {"rlimit", cmd_rlimit, "[NAME]",
      "'soft hard' (unlimited or a number); no NAME: 'NAME soft hard' for all"},
     {"hostname", cmd_hostname, "", "gethostname()"},
+    {"sysv-shm", cmd_sysv_shm, "create|find KEY", "shmget KEY (IPC_CREAT with create): id=N"},
     {"write-bytes", cmd_write_bytes, "N [CHUNK]",
      "N pattern bytes to stdout in CHUNK (64K) writes; summary on stderr"},
     {"read-bytes", cmd_read_bytes, "[--verify]",

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -669,6 +670,66 @@ static void test_watchable_poll(void **state)
     ka_reactor_fini(&r);
 }
 
+/* kubelet's atomic writer on a configmap: the new data in a timestamped
+ * directory, "..data" swapped to it by a rename, the old directory removed, all
+ * between two refreshes. The copy must get the new directory before "..data"
+ * points at it (readdir on this tmpfs lists "..data" first), and drop the old one
+ * only after: a reader of key -> ..data/key never finds it missing. */
+static void test_watchable_kubelet_swap(void **state)
+{
+    (void)state;
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    ka_storage_init(&r);
+    assert_int_equal(mkdir(path_of("kcm"), 0755), 0);
+    assert_int_equal(mkdir(path_of("kcm/..2026_01"), 0755), 0);
+    write_file(path_of("kcm/..2026_01/key"), "v1");
+    assert_int_equal(symlink("..2026_01", path_of("kcm/..data")), 0);
+    assert_int_equal(symlink("..data/key", path_of("kcm/key")), 0);
+    struct ka_storage st = {.driver = "watchable-bind",
+                            .source = path_of("kcm"),
+                            .fstype = "bind",
+                            .mount_point = WROOT "/kcm"};
+    struct ka_storage_ref *refs = NULL;
+    assert_int_equal(ka_storage_add(&st, &refs, &err), 0);
+    assert_true(file_is(WROOT "/kcm/key", "v1"));
+
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    assert_true(in >= 0);
+    assert_true(inotify_add_watch(in, WROOT "/kcm", IN_CREATE | IN_MOVED_TO | IN_DELETE) >= 0);
+    /* The whole update while the reactor does not run: one refresh sees it all. */
+    assert_int_equal(mkdir(path_of("kcm/..2026_02"), 0755), 0);
+    write_file(path_of("kcm/..2026_02/key"), "v2");
+    assert_int_equal(symlink("..2026_02", path_of("kcm/..data_tmp")), 0);
+    assert_int_equal(rename(path_of("kcm/..data_tmp"), path_of("kcm/..data")), 0);
+    assert_int_equal(unlink(path_of("kcm/..2026_01/key")), 0);
+    assert_int_equal(rmdir(path_of("kcm/..2026_01")), 0);
+    assert_true(wait_copy(&r, WROOT "/kcm/key", "v2"));
+
+    int new_dir = -1, data = -1, old_gone = -1, n = 0;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t len = read(in, buf, sizeof(buf));
+    assert_true(len > 0);
+    for (char *p = buf; p < buf + len; n++) {
+        const struct inotify_event *ev = (const struct inotify_event *)p;
+        if (ev->len && strcmp(ev->name, "..2026_02") == 0 && (ev->mask & IN_CREATE))
+            new_dir = n;
+        if (ev->len && strcmp(ev->name, "..data") == 0 && (ev->mask & IN_MOVED_TO))
+            data = n;
+        if (ev->len && strcmp(ev->name, "..2026_01") == 0 && (ev->mask & IN_DELETE))
+            old_gone = n;
+        p += sizeof(*ev) + ev->len;
+    }
+    close(in);
+    if (new_dir < 0 || data < 0 || old_gone < 0 || !(new_dir < data && data < old_gone))
+        fail_msg("copy order: ..2026_02 made at event %d, ..data swapped at %d, ..2026_01 "
+                 "removed at %d",
+                 new_dir, data, old_gone);
+    ka_storage_release_all(&refs);
+    ka_reactor_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_watchable_poll),
         cmocka_unit_test(test_watchable_roots),
         cmocka_unit_test(test_watchable_dangling_symlink),
+        cmocka_unit_test(test_watchable_kubelet_swap),
         cmocka_unit_test(test_mount_point_check),
         cmocka_unit_test(test_mount_point_symlink),
         cmocka_unit_test(test_fs_group_swap_race),
