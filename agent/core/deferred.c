@@ -1,0 +1,130 @@
+/* Deferred start-up steps and the boot timeline; see deferred.h. */
+#include "core/deferred.h"
+
+#include "core/log.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static double clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+void ka_boot_mark(const char *step)
+{
+    static double last = -1;
+    double now = clock_ms(CLOCK_MONOTONIC);
+    if (!ka_log_enabled(KA_LOG_DEBUG)) {
+        last = now;
+        return;
+    }
+    /* The first mark counts from the process's start: /proc/self/stat's starttime
+     * is in clock ticks since boot, which is what CLOCK_BOOTTIME counts from too. */
+    double boot = clock_ms(CLOCK_BOOTTIME);
+    if (last < 0) {
+        FILE *f = fopen("/proc/self/stat", "re");
+        unsigned long long start = 0;
+        if (f && fscanf(f,
+                        "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+                        "%*d %*d %*d %*d %*d %*d %llu",
+                        &start) == 1) {
+            long hz = sysconf(_SC_CLK_TCK);
+            last = now - (boot - (double)start * 1e3 / (double)(hz > 0 ? hz : 100));
+        } else {
+            last = now;
+        }
+        if (f)
+            fclose(f);
+    }
+    char ms[32], since[32];
+    snprintf(ms, sizeof(ms), "%.1f", now - last);
+    snprintf(since, sizeof(since), "%.1f", boot);
+    ka_log_kv(KA_LOG_DEBUG, "boot", "boot step", "step", step, "ms", ms, "since_boot_ms", since,
+              NULL);
+    last = now;
+}
+
+void ka_deferred_init(struct ka_deferred *d)
+{
+    d->n = d->next = 0;
+    d->efd = -1;
+    d->watch.active = false;
+}
+
+static void run_step(struct ka_deferred_step *s)
+{
+    struct ka_error err;
+    ka_error_clear(&err);
+    if (s->fn(s->data, &err) < 0)
+        ka_log_kv(KA_LOG_WARN, "init", "deferred step failed, carrying on", "step", s->name,
+                  "error", err.msg, NULL);
+    ka_boot_mark(s->name);
+}
+
+void ka_deferred_add(struct ka_deferred *d, const char *name, ka_deferred_fn fn, void *data)
+{
+    struct ka_deferred_step s = {name, fn, data};
+    if (d->n == KA_DEFERRED_MAX) {
+        run_step(&s);
+        return;
+    }
+    d->steps[d->n++] = s;
+}
+
+bool ka_deferred_pending(const struct ka_deferred *d)
+{
+    return d->next < d->n;
+}
+
+static void stop_watch(struct ka_deferred *d)
+{
+    if (d->watch.active)
+        ka_reactor_del(&d->watch);
+    if (d->efd >= 0)
+        close(d->efd);
+    d->efd = -1;
+}
+
+void ka_deferred_finish(struct ka_deferred *d)
+{
+    /* d->next moves before the step runs: a step that ends up dispatching a request
+     * (it cannot today) must not run itself again. */
+    while (d->next < d->n)
+        run_step(&d->steps[d->next++]);
+    stop_watch(d);
+}
+
+/* Level-triggered on an eventfd that is never read: readable on every iteration
+ * until the last step, with whatever else is ready served in the same batches. */
+static void step_event(struct ka_watch *w, uint32_t events)
+{
+    (void)events;
+    struct ka_deferred *d = w->data;
+    if (d->next < d->n)
+        run_step(&d->steps[d->next++]);
+    if (d->next >= d->n)
+        stop_watch(d);
+}
+
+void ka_deferred_start(struct ka_deferred *d, struct ka_reactor *r)
+{
+    if (!ka_deferred_pending(d))
+        return;
+    struct ka_error err;
+    d->efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->efd < 0 || ka_reactor_add(r, &d->watch, d->efd, EPOLLIN, step_event, d, &err) < 0) {
+        ka_log(KA_LOG_WARN, "init", "cannot defer start-up steps; running them now");
+        ka_deferred_finish(d);
+    }
+}
+
+void ka_deferred_fini(struct ka_deferred *d)
+{
+    stop_watch(d);
+}

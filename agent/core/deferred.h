@@ -1,0 +1,56 @@
+/* Start-up work kept off the path to the first answer (issue 16).
+ *
+ * PID 1 set-up that no early request needs (cgroup hierarchies: an RCU grace period
+ * per v1 controller; hostname, lo, ptmx; the debug console, the log port) is queued
+ * here instead of run before the listener. Once the listener is up, the reactor runs
+ * one step per loop iteration (an eventfd kept readable while steps remain: no sleep,
+ * no polling), so Health is answered between steps. Any request that may need what
+ * the steps make runs the rest synchronously first (ka_deferred_finish, called by
+ * the dispatcher), so nothing is ever answered before what it needs is ready.
+ *
+ * The boot timeline: ka_boot_mark() logs, at debug level, each start-up step with
+ * its own duration and the time since the kernel started (CLOCK_BOOTTIME), so a
+ * guest console log shows where boot time goes (bench/boot.sh prints it). */
+#ifndef KA_CORE_DEFERRED_H
+#define KA_CORE_DEFERRED_H
+
+#include <stdbool.h>
+
+#include "core/error.h"
+#include "core/reactor.h"
+
+/* Log "boot step" with the step's name, the milliseconds since the previous mark
+ * (or since the process started, for the first one), and since the kernel booted. */
+void ka_boot_mark(const char *step);
+
+/* A step: returns < 0 with err filled on failure (logged, never fatal). */
+typedef int (*ka_deferred_fn)(void *data, struct ka_error *err);
+
+#define KA_DEFERRED_MAX 12
+
+struct ka_deferred_step {
+    const char *name;
+    ka_deferred_fn fn;
+    void *data;
+};
+
+struct ka_deferred {
+    struct ka_deferred_step steps[KA_DEFERRED_MAX];
+    unsigned n, next;
+    int efd;
+    struct ka_watch watch;
+};
+
+void ka_deferred_init(struct ka_deferred *d);
+/* Queue a step (in order); more than KA_DEFERRED_MAX is a programming error and
+ * runs the step at once instead. */
+void ka_deferred_add(struct ka_deferred *d, const char *name, ka_deferred_fn fn, void *data);
+/* Run the queued steps on the reactor, one per loop iteration. On failure to set
+ * that up (no eventfd), runs them all now: late is fine, never is not. */
+void ka_deferred_start(struct ka_deferred *d, struct ka_reactor *r);
+/* Run every step not run yet, now. */
+void ka_deferred_finish(struct ka_deferred *d);
+bool ka_deferred_pending(const struct ka_deferred *d);
+void ka_deferred_fini(struct ka_deferred *d);
+
+#endif
