@@ -22,6 +22,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+/* How long after the listener is up the deferred start-up steps begin when no call
+ * came first (a call starts them at once after it is answered). Short: it only
+ * matters for a host that does not call, e.g. one using only the debug console. */
+#define KA_DEFER_DELAY_MS 100
+
 struct flags {
     const char *server_addr;
     const char *log_level;
@@ -232,6 +237,7 @@ int main(int argc, char **argv)
      * otherwise reach each container child up to its close_range (a started agent
      * was seen passing fds 10 and 251 along). Before anything of ours is open. */
     ka_close_fds_from(STDERR_FILENO + 1);
+    ka_boot_mark("start");
     struct flags flags = {0};
     int rc = parse_flags(argc, argv, &flags);
     if (rc != 0)
@@ -286,7 +292,7 @@ int main(int argc, char **argv)
         goto fail;
     ka_boot_mark("listener");
     ka_log_kv(KA_LOG_INFO, "agent", "ttrpc server started", "address", a->cfg.server_addr, NULL);
-    ka_deferred_start(&a->later, &a->reactor);
+    ka_deferred_start(&a->later, &a->reactor, KA_DEFER_DELAY_MS);
     rc = ka_reactor_run(&a->reactor);
     goto out;
 

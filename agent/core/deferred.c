@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,33 +20,17 @@ void ka_boot_mark(const char *step)
 {
     static double last = -1;
     double now = clock_ms(CLOCK_MONOTONIC);
-    if (!ka_log_enabled(KA_LOG_DEBUG)) {
+    /* The first mark has no step before it: 0 ms, and when it happened. (For PID 1,
+     * /proc/self/stat's start time is the kernel's, long before /init was run.) */
+    if (last < 0)
         last = now;
-        return;
+    if (ka_log_enabled(KA_LOG_DEBUG)) {
+        char ms[32], since[32];
+        snprintf(ms, sizeof(ms), "%.1f", now - last);
+        snprintf(since, sizeof(since), "%.1f", clock_ms(CLOCK_BOOTTIME));
+        ka_log_kv(KA_LOG_DEBUG, "boot", "boot step", "step", step, "ms", ms, "since_boot_ms", since,
+                  NULL);
     }
-    /* The first mark counts from the process's start: /proc/self/stat's starttime
-     * is in clock ticks since boot, which is what CLOCK_BOOTTIME counts from too. */
-    double boot = clock_ms(CLOCK_BOOTTIME);
-    if (last < 0) {
-        FILE *f = fopen("/proc/self/stat", "re");
-        unsigned long long start = 0;
-        if (f && fscanf(f,
-                        "%*d (%*[^)]) %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
-                        "%*d %*d %*d %*d %*d %*d %llu",
-                        &start) == 1) {
-            long hz = sysconf(_SC_CLK_TCK);
-            last = now - (boot - (double)start * 1e3 / (double)(hz > 0 ? hz : 100));
-        } else {
-            last = now;
-        }
-        if (f)
-            fclose(f);
-    }
-    char ms[32], since[32];
-    snprintf(ms, sizeof(ms), "%.1f", now - last);
-    snprintf(since, sizeof(since), "%.1f", boot);
-    ka_log_kv(KA_LOG_DEBUG, "boot", "boot step", "step", step, "ms", ms, "since_boot_ms", since,
-              NULL);
     last = now;
 }
 
@@ -54,6 +38,7 @@ void ka_deferred_init(struct ka_deferred *d)
 {
     d->n = d->next = 0;
     d->efd = -1;
+    d->kicked = false;
     d->watch.active = false;
 }
 
@@ -100,8 +85,9 @@ void ka_deferred_finish(struct ka_deferred *d)
     stop_watch(d);
 }
 
-/* Level-triggered on an eventfd that is never read: readable on every iteration
- * until the last step, with whatever else is ready served in the same batches. */
+/* Level-triggered on a timerfd that is never read: once expired it stays readable,
+ * so a step runs on every iteration until the last one, with whatever else is ready
+ * served in the same batches. */
 static void step_event(struct ka_watch *w, uint32_t events)
 {
     (void)events;
@@ -112,16 +98,34 @@ static void step_event(struct ka_watch *w, uint32_t events)
         stop_watch(d);
 }
 
-void ka_deferred_start(struct ka_deferred *d, struct ka_reactor *r)
+static int arm(int fd, unsigned ms)
+{
+    /* 0 would disarm the timer: 1 ns is "now". */
+    struct itimerspec its = {
+        .it_value = {.tv_sec = ms / 1000, .tv_nsec = ms ? (long)(ms % 1000) * 1000000L : 1}};
+    return timerfd_settime(fd, 0, &its, NULL);
+}
+
+void ka_deferred_start(struct ka_deferred *d, struct ka_reactor *r, unsigned delay_ms)
 {
     if (!ka_deferred_pending(d))
         return;
     struct ka_error err;
-    d->efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (d->efd < 0 || ka_reactor_add(r, &d->watch, d->efd, EPOLLIN, step_event, d, &err) < 0) {
+    d->efd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (d->efd < 0 || arm(d->efd, delay_ms) < 0 ||
+        ka_reactor_add(r, &d->watch, d->efd, EPOLLIN, step_event, d, &err) < 0) {
         ka_log(KA_LOG_WARN, "init", "cannot defer start-up steps; running them now");
         ka_deferred_finish(d);
     }
+}
+
+void ka_deferred_kick(struct ka_deferred *d)
+{
+    if (d->kicked || !d->watch.active)
+        return;
+    d->kicked = true;
+    if (arm(d->efd, 0) < 0)
+        ka_deferred_finish(d);
 }
 
 void ka_deferred_fini(struct ka_deferred *d)

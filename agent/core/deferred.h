@@ -2,11 +2,14 @@
  *
  * PID 1 set-up that no early request needs (cgroup hierarchies: an RCU grace period
  * per v1 controller; hostname, lo, ptmx; the debug console, the log port) is queued
- * here instead of run before the listener. Once the listener is up, the reactor runs
- * one step per loop iteration (an eventfd kept readable while steps remain: no sleep,
- * no polling), so Health is answered between steps. Any request that may need what
- * the steps make runs the rest synchronously first (ka_deferred_finish, called by
- * the dispatcher), so nothing is ever answered before what it needs is ready.
+ * here instead of run before the listener. The reactor runs them one step per loop
+ * iteration (a timerfd left readable while steps remain: no sleep, no polling), from
+ * when the first call has been answered (ka_deferred_kick: the host's first Check
+ * does not wait behind a step) or a short delay after the listener is up, whichever
+ * comes first (the delay: a host that never calls still gets the debug console).
+ * Any request that may need what the steps make runs the rest synchronously first
+ * (ka_deferred_finish, called by the dispatcher), so nothing is ever answered
+ * before what it needs is ready.
  *
  * The boot timeline: ka_boot_mark() logs, at debug level, each start-up step with
  * its own duration and the time since the kernel started (CLOCK_BOOTTIME), so a
@@ -37,7 +40,8 @@ struct ka_deferred_step {
 struct ka_deferred {
     struct ka_deferred_step steps[KA_DEFERRED_MAX];
     unsigned n, next;
-    int efd;
+    int efd; /* a timerfd */
+    bool kicked;
     struct ka_watch watch;
 };
 
@@ -45,9 +49,12 @@ void ka_deferred_init(struct ka_deferred *d);
 /* Queue a step (in order); more than KA_DEFERRED_MAX is a programming error and
  * runs the step at once instead. */
 void ka_deferred_add(struct ka_deferred *d, const char *name, ka_deferred_fn fn, void *data);
-/* Run the queued steps on the reactor, one per loop iteration. On failure to set
- * that up (no eventfd), runs them all now: late is fine, never is not. */
-void ka_deferred_start(struct ka_deferred *d, struct ka_reactor *r);
+/* Run the queued steps on the reactor, one per loop iteration, from delay_ms on (or
+ * from a kick). On failure to set that up (no timerfd), runs them all now: late is
+ * fine, never is not. */
+void ka_deferred_start(struct ka_deferred *d, struct ka_reactor *r, unsigned delay_ms);
+/* Start the steps now rather than at the delay (once; no-op when not started). */
+void ka_deferred_kick(struct ka_deferred *d);
 /* Run every step not run yet, now. */
 void ka_deferred_finish(struct ka_deferred *d);
 bool ka_deferred_pending(const struct ka_deferred *d);

@@ -133,4 +133,7 @@ void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, si
     if (rc < 0)
         rpc_fail(call, &err);
     protobuf_c_message_free_unpacked(req, NULL);
+    /* The first call is answered (or parked): the start-up steps may go now. */
+    if (d->setup)
+        ka_deferred_kick(d->setup);
 }

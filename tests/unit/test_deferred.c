@@ -53,20 +53,43 @@ static void test_steps_run_one_per_iteration(void **state)
     queue_steps(&d, 3);
     assert_true(ka_deferred_pending(&d));
     assert_int_equal(norder, 0); /* queued, not run */
-    ka_deferred_start(&d, &r);
+    ka_deferred_start(&d, &r, 0);
     assert_int_equal(norder, 0); /* started, still not run: the loop runs them */
     for (int i = 1; i <= 3; i++) {
         assert_int_equal(ka_reactor_run_once(&r, 1000, &err), 1);
         assert_int_equal(norder, i);
     }
     assert_false(ka_deferred_pending(&d));
-    assert_int_equal(d.efd, -1); /* the eventfd is gone with the last step */
+    assert_int_equal(d.efd, -1); /* the timerfd is gone with the last step */
     /* Nothing is left on the loop: it would wait the whole timeout. */
     assert_int_equal(ka_reactor_run_once(&r, 0, &err), 0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(order[i], i);
         assert_int_equal(steps_run[i], 1);
     }
+    ka_deferred_fini(&d);
+    ka_reactor_fini(&r);
+}
+
+/* Started with a long delay, nothing runs until the kick; then one per iteration. */
+static void test_kick_starts_steps(void **state)
+{
+    (void)state;
+    struct ka_reactor r;
+    struct ka_error err;
+    assert_int_equal(ka_reactor_init(&r, &err), 0);
+    struct ka_deferred d;
+    queue_steps(&d, 2);
+    ka_deferred_start(&d, &r, 60 * 1000);
+    assert_int_equal(ka_reactor_run_once(&r, 50, &err), 0); /* nothing due */
+    assert_int_equal(norder, 0);
+    ka_deferred_kick(&d);
+    assert_int_equal(ka_reactor_run_once(&r, 1000, &err), 1);
+    assert_int_equal(norder, 1);
+    assert_int_equal(ka_reactor_run_once(&r, 1000, &err), 1);
+    assert_int_equal(norder, 2);
+    assert_false(ka_deferred_pending(&d));
+    ka_deferred_kick(&d); /* after the end: nothing */
     ka_deferred_fini(&d);
     ka_reactor_fini(&r);
 }
@@ -175,6 +198,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steps_run_one_per_iteration),
+        cmocka_unit_test(test_kick_starts_steps),
         cmocka_unit_test(test_no_call_before_its_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
