@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 char *ka_init_read_file(const char *path, size_t max, size_t *len)
@@ -61,10 +62,27 @@ static void step(int rc, const char *what, struct ka_error *one, int *first, str
     }
 }
 
+int ka_init_raise_nofile(struct ka_error *err)
+{
+    /* The kernel starts init with 1024 open files (of 4096 allowed); each container
+     * holds about a dozen fds in the agent (stdio pipes, pidfd, namespaces, cgroup),
+     * so the hundredth CreateContainer failed with EMFILE. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return ka_error_set(err, errno, "getrlimit NOFILE");
+    if (rl.rlim_cur >= rl.rlim_max)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return ka_error_set(err, errno, "setrlimit NOFILE");
+    return 0;
+}
+
 int ka_init_setup_early(const struct ka_config *cfg, struct ka_error *err)
 {
     struct ka_error one;
     int first = 0;
+    step(ka_init_raise_nofile(&one), "nofile", &one, &first, err);
 
     /* Modules first: a virtio driver built as a module (virtio_console for a serial
      * ttrpc channel, vsock, 9p, virtiofs) must be in before anything looks for it. */

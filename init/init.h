@@ -6,7 +6,7 @@
  *   ka_init_early_mounts()    step 2: proc, sys, dev, dev/shm, dev/pts, run; then make
  *                             sure fds 0-2 are open (on /dev/console, else /dev/null)
  *   (read the config: /proc/cmdline needs /proc)
- *   ka_init_setup_early(cfg)  modules, setsid + TIOCSCTTY, PATH
+ *   ka_init_setup_early(cfg)  open-file limit, modules, setsid + TIOCSCTTY, PATH
  *   ka_init_defer_rest(cfg)   queued (core/deferred.h), run once the listener is up or
  *                             before the first request that is not Health: cgroups
  *                             (step 4), /dev/ptmx, hostname (step 5), lo up (step 8)
@@ -126,7 +126,10 @@ int ka_init_lo_up(struct ka_error *err);
 
 #define KA_INIT_PATH "/bin:/sbin:/usr/bin:/usr/sbin"
 
-/* After the config is read, what must precede the listener: modules (a virtio
+/* Raise the soft RLIMIT_NOFILE to the hard one (1024 -> 4096 for a kernel's init). */
+int ka_init_raise_nofile(struct ka_error *err);
+
+/* After the config is read, what must precede the listener: the open-file limit, modules (a virtio
  * driver for the ttrpc channel may be one), setsid + TIOCSCTTY, PATH. The first error
  * is returned (and every one was logged). */
 int ka_init_setup_early(const struct ka_config *cfg, struct ka_error *err);
