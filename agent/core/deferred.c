@@ -16,6 +16,16 @@ static double clock_ms(clockid_t id)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The marks are kept and logged later (ka_boot_flush): a log line costs milliseconds
+ * on a guest's emulated UART, which would put the timeline's own cost on the path it
+ * measures. */
+#define BOOT_MARKS_MAX 32
+static struct boot_mark {
+    const char *step;
+    double ms, since_boot;
+} marks[BOOT_MARKS_MAX];
+static unsigned nmarks, nflushed;
+
 void ka_boot_mark(const char *step)
 {
     static double last = -1;
@@ -24,14 +34,22 @@ void ka_boot_mark(const char *step)
      * /proc/self/stat's start time is the kernel's, long before /init was run.) */
     if (last < 0)
         last = now;
-    if (ka_log_enabled(KA_LOG_DEBUG)) {
-        char ms[32], since[32];
-        snprintf(ms, sizeof(ms), "%.1f", now - last);
-        snprintf(since, sizeof(since), "%.1f", clock_ms(CLOCK_BOOTTIME));
-        ka_log_kv(KA_LOG_DEBUG, "boot", "boot step", "step", step, "ms", ms, "since_boot_ms", since,
-                  NULL);
-    }
+    if (nmarks < BOOT_MARKS_MAX)
+        marks[nmarks++] = (struct boot_mark){step, now - last, clock_ms(CLOCK_BOOTTIME)};
     last = now;
+}
+
+void ka_boot_flush(void)
+{
+    for (; nflushed < nmarks; nflushed++) {
+        if (!ka_log_enabled(KA_LOG_DEBUG))
+            continue;
+        char ms[32], since[32];
+        snprintf(ms, sizeof(ms), "%.1f", marks[nflushed].ms);
+        snprintf(since, sizeof(since), "%.1f", marks[nflushed].since_boot);
+        ka_log_kv(KA_LOG_DEBUG, "boot", "boot step", "step", marks[nflushed].step, "ms", ms,
+                  "since_boot_ms", since, NULL);
+    }
 }
 
 void ka_deferred_init(struct ka_deferred *d)
@@ -69,6 +87,7 @@ bool ka_deferred_pending(const struct ka_deferred *d)
 
 static void stop_watch(struct ka_deferred *d)
 {
+    ka_boot_flush(); /* the deferred steps are done, or no longer deferred */
     if (d->watch.active)
         ka_reactor_del(&d->watch);
     if (d->efd >= 0)

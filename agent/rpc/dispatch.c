@@ -133,7 +133,9 @@ void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, si
     if (rc < 0)
         rpc_fail(call, &err);
     protobuf_c_message_free_unpacked(req, NULL);
-    /* The first call is answered (or parked): the start-up steps may go now. */
+    /* The first call is answered (or parked): the start-up steps may go now, and the
+     * boot timeline so far can be logged. */
+    ka_boot_flush();
     if (d->setup)
         ka_deferred_kick(d->setup);
 }
