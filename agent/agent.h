@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "core/config.h"
+#include "core/deferred.h"
 #include "core/reactor.h"
 #include "rpc/dispatch.h"
 #include "sandbox/sandbox.h"
@@ -23,6 +24,8 @@ struct agent {
     bool init_mode; /* running as PID 1 */
     /* NULL unless agent.mem_agent_enable (memagent/memagent.h) */
     struct ka_mem_agent *mem_agent;
+    /* Start-up steps run after the listener is up (core/deferred.h). */
+    struct ka_deferred later;
 };
 
 #endif

@@ -22,6 +22,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+/* How long after the listener is up the deferred start-up steps begin when no call
+ * came first (a call starts them at once after it is answered). Short: it only
+ * matters for a host that does not call, e.g. one using only the debug console. */
+#define KA_DEFER_DELAY_MS 100
+
 struct flags {
     const char *server_addr;
     const char *log_level;
@@ -199,6 +204,32 @@ static void teardown_sandbox(struct agent *a)
     ka_children_fini();
 }
 
+/* Deferred start-up steps (core/deferred.h); each is never fatal. */
+static int start_logport(void *data, struct ka_error *err)
+{
+    struct agent *a = data;
+    /* From here on the log goes to agent.log_vport when set (buffered until the host
+     * connects); on failure it stays on the console. */
+    if (ka_logport_start(&a->reactor, &a->cfg, err) < 0)
+        return ka_error_wrap(err, "log port (logging to the console)");
+    return 0;
+}
+
+static int start_debug_console(void *data, struct ka_error *err)
+{
+    struct agent *a = data;
+    return ka_debug_console_start(&a->reactor, &a->cfg, err);
+}
+
+static int start_mem_agent(void *data, struct ka_error *err)
+{
+    struct agent *a = data;
+    /* Compaction runs in a child, so this needs the reaper. Upstream refuses to
+     * start when it fails; we run without it. */
+    a->mem_agent = ka_mem_agent_start(&a->reactor, &a->cfg.mem_agent, NULL, err);
+    return a->mem_agent ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     /* Nothing the launcher left open without CLOEXEC is ours: the agent takes no
@@ -206,6 +237,7 @@ int main(int argc, char **argv)
      * otherwise reach each container child up to its close_range (a started agent
      * was seen passing fds 10 and 251 along). Before anything of ours is open. */
     ka_close_fds_from(STDERR_FILENO + 1);
+    ka_boot_mark("start");
     struct flags flags = {0};
     int rc = parse_flags(argc, argv, &flags);
     if (rc != 0)
@@ -224,10 +256,15 @@ int main(int argc, char **argv)
     if (a->init_mode && ka_init_early_mounts(&err) < 0)
         ka_log(KA_LOG_ERROR, "init", "early mounts: %s", err.msg);
     load_config(a, &flags);
-    /* Modules, cgroups, ptmx, session, PATH, hostname, lo: each step logs its own
-     * failure and the rest still run. */
-    if (a->init_mode && ka_init_setup(&a->cfg, &err) < 0)
+    ka_boot_mark("early mounts and config");
+    /* Modules, session, PATH now; cgroups, ptmx, hostname, lo once the listener is up
+     * (or before the first request that needs them). Each step logs its own failure
+     * and the rest still run. */
+    ka_deferred_init(&a->later);
+    if (a->init_mode && ka_init_setup_early(&a->cfg, &err) < 0)
         ka_log(KA_LOG_WARN, "init", "init setup incomplete: %s", err.msg);
+    if (a->init_mode)
+        ka_init_defer_rest(&a->cfg, &a->later);
 
     rc = 1;
     if (ka_reactor_init(&a->reactor, &err) < 0)
@@ -236,32 +273,33 @@ int main(int argc, char **argv)
     /* Hotplugged devices; without it a device wait can only time out. Never fatal. */
     if (ka_uevent_listen(&a->reactor, &err) < 0)
         ka_log(KA_LOG_WARN, "uevent", "%s: device hotplug waits will time out", err.msg);
-    /* From here on the log goes to agent.log_vport when set (buffered until the host
-     * connects); on failure it stays on the console. */
-    if (ka_logport_start(&a->reactor, &a->cfg, &err) < 0)
-        ka_log(KA_LOG_ERROR, "logport", "%s; logging to the console", err.msg);
+    ka_boot_mark("uevent listener");
+    /* Deferred: until it runs the log goes to the console. */
+    ka_deferred_add(&a->later, "log port", start_logport, a);
     ka_log_kv(KA_LOG_INFO, "agent", "announce", "server_addr", a->cfg.server_addr, "init_mode",
               a->init_mode ? "true" : "false", "api_version", KA_API_VERSION, NULL);
     if (setup_signals(a, &err) < 0 || setup_sandbox(a, &err) < 0)
         goto fail;
-    /* Needs the reaper (setup_sandbox -> ka_children_init). Never fatal. */
-    if (ka_debug_console_start(&a->reactor, &a->cfg, &err) < 0)
-        ka_log(KA_LOG_WARN, "console", "%s", err.msg);
-    /* Needs the reaper too (compaction runs in a child). Never fatal; upstream
-     * refuses to start when it fails, we run without it. */
-    if (a->cfg.mem_agent.enable &&
-        !(a->mem_agent = ka_mem_agent_start(&a->reactor, &a->cfg.mem_agent, NULL, &err)))
-        ka_log(KA_LOG_ERROR, "mem-agent", "%s", err.msg);
+    ka_boot_mark("signals and reaper");
+    /* Both need the reaper (setup_sandbox -> ka_children_init); neither is needed
+     * by an early request, and the mem-agent reads the cgroups deferred above. */
+    ka_deferred_add(&a->later, "debug console", start_debug_console, a);
+    if (a->cfg.mem_agent.enable)
+        ka_deferred_add(&a->later, "mem-agent", start_mem_agent, a);
     rpc_dispatcher_init(&a->dispatcher, a);
+    a->dispatcher.setup = &a->later;
     if (rpc_register_all(&a->dispatcher, &err) < 0 || start_server(a, &err) < 0)
         goto fail;
+    ka_boot_mark("listener");
     ka_log_kv(KA_LOG_INFO, "agent", "ttrpc server started", "address", a->cfg.server_addr, NULL);
+    ka_deferred_start(&a->later, &a->reactor, KA_DEFER_DELAY_MS);
     rc = ka_reactor_run(&a->reactor);
     goto out;
 
 fail:
     ka_log(KA_LOG_CRITICAL, "agent", "%s", err.msg);
 out:
+    ka_deferred_fini(&a->later);
     ka_debug_console_stop();
     ka_mem_agent_stop(a->mem_agent);
     ttrpc_server_shutdown(&a->server);

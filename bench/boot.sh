@@ -3,12 +3,14 @@
 #
 # Usage: bench/boot.sh [options]      (as root; bench/run.sh calls it; see bench/README.md)
 #
-# Boot, alternated run by run (A, B, B0, A, B, B0, ...), every VM started by
+# Boot, alternated run by run (A, A2, B, B0, A, A2, B, B0, ...), every VM started by
 # image-builder/launch.sh with the same kernel, memory, devices and virtio-fs share:
 #   A   our initrd (/init = the agent): qemu start -> the agent answers Health (one
 #       Check sent as soon as qemu's socket exists; it waits in the virtio-serial port
 #       until the agent opens it), and qemu start -> the first stdout line of a
 #       container (CreateSandbox with the share, then `agent-ctl run` of `echo`)
+#   A2  the same as A with cgroup v2 only (systemd.unified_cgroup_hierarchy=1
+#       cgroup_no_v1=all, what runtime-rs passes)
 #   B   the same initrd with /init replaced by bench/trivial-init.c (an appended cpio
 #       overrides it): qemu start -> its marker on the console. A - B is the agent's
 #       own cost; the archive to unpack is the same
@@ -168,9 +170,9 @@ shutdown_vm() { # [wait]: stop qemu; wait: first give a guest that
 }
 fail() { echo "boot.sh: $*" >&2; [[ -f $TMP/console.log ]] && tail -n 20 "$TMP/console.log" >&2; exit 1; }
 
-run_agent() { # -> "health_us output_us"
+run_agent() { # [launch.sh args] -> "health_us output_us"
   local health output line now
-  boot "$TMP/initrd-agent.img" "$MEM"
+  boot "$TMP/initrd-agent.img" "$MEM" "$@"
   for ((i = 0; i < 1000; i++)); do [[ -S $TMP/agent.sock ]] && break; nap 0.005; done
   # One Check, sent at once: the request waits in the port until the agent opens it.
   ctl --timeout 60 check >/dev/null || fail "no Health answer"
@@ -183,6 +185,8 @@ run_agent() { # -> "health_us output_us"
   [[ $line == *" ka-container-output" ]] || fail "container output: '$line'"
   output=${line%% *}
   shutdown_vm
+  # The agent's boot timeline (agent.log=debug, launch.sh's default), kept per boot.
+  [[ $# -gt 0 ]] || cp "$TMP/console.log" "$TMP/console-agent-$r.log"
   echo "$health $output"
 }
 run_trivial() { # INITRD -> "marker_us"
@@ -207,14 +211,17 @@ run_trivial() { # INITRD -> "marker_us"
   echo "$t"
 }
 
-echo "boot.sh: $RUNS boots each, A (agent) / B (trivial /init, same initrd) / B0 (trivial /init alone) alternated, -m $MEM" >&2
+# A2: our agent with cgroup v2 only, as runtime-rs boots it.
+V2_CMDLINE="systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
+echo "boot.sh: $RUNS boots each, A (agent) / A2 (agent, cgroup v2) / B (trivial /init, same initrd) / B0 (trivial /init alone) alternated, -m $MEM" >&2
 lock
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= RUNS; r++)); do
   run_agent >>"$TMP/res-agent"
+  run_agent --cmdline "$V2_CMDLINE" >>"$TMP/res-agent-v2"
   run_trivial "$TMP/initrd-trivial.img" >>"$TMP/res-trivial"
   run_trivial "$TMP/initrd-bare.img" >>"$TMP/res-bare"
-  echo "  $r/$RUNS: A $(tail -n1 "$TMP/res-agent") B $(tail -n1 "$TMP/res-trivial") B0 $(tail -n1 "$TMP/res-bare") (µs)" >&2
+  echo "  $r/$RUNS: A $(tail -n1 "$TMP/res-agent") A2 $(tail -n1 "$TMP/res-agent-v2") B $(tail -n1 "$TMP/res-trivial") B0 $(tail -n1 "$TMP/res-bare") (µs)" >&2
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 unlock
@@ -239,7 +246,17 @@ if [[ $FOOTPRINT -eq 1 ]]; then
     done
     fail "no answer from the debug console"
   }
+  maps() { # STATE -> "STATE mapping kB ..." of the guest's PID 1: Rss by mapping (heap,
+    # anonymous, stack, the binary), to see what holds the footprint
+    local line out="$1"
+    echo "busybox awk '/^[0-9a-f]+-[0-9a-f]+ / {n = (\$6 == \"\") ? \"anon\" : \$6} /^Rss:/ {r[n] += \$2} END {for (n in r) if (r[n]) printf \"%s=%d \", n, r[n]; print \"KA-\" \"MAPS\"}' /proc/1/smaps" >&"$CON_IN"
+    while IFS= read -r -t 30 line <&"$CON_OUT"; do
+      [[ $line =~ ^(.*)KA-MAPS ]] && { echo "$out ${BASH_REMATCH[1]}"; return; }
+    done
+    fail "no answer from the debug console"
+  }
   read -r IDLE_RSS IDLE_PSS < <(smaps)
+  MAPS_IDLE=$(maps idle)
   coproc KBP { exec "$KB" agent "unix://$TMP/agent.sock" "$(qemu_pid)" "$GUEST_SHARED/fill/rootfs" /ka-bench no-sandbox {LOCKFD}>&-; }
   # shellcheck disable=SC2153  # KBP_PID is set by coproc
   KB_PID=$KBP_PID
@@ -249,8 +266,10 @@ if [[ $FOOTPRINT -eq 1 ]]; then
   kb "fill $FILL"
   FILL_S=$(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
   read -r FULL_RSS FULL_PSS < <(smaps)
+  MAPS_FULL=$(maps "$FILL-running")
   kb clear
   read -r AFTER_RSS AFTER_PSS < <(smaps)
+  MAPS_AFTER=$(maps after-removal)
   echo quit >&"$KB_IN"; wait "$KB_PID" 2>/dev/null || true; KB_PID=
   exec {CON_IN}>&-; kill "$CON_PID" 2>/dev/null || true; wait "$CON_PID" 2>/dev/null || true; CON_PID=
   shutdown_vm
@@ -268,12 +287,28 @@ stats() { # FILE COL -> "median min max" in ms
 }
 read -r HEALTH_MED HEALTH_MIN HEALTH_MAX < <(stats "$TMP/res-agent" 1)
 read -r OUTPUT_MED OUTPUT_MIN OUTPUT_MAX < <(stats "$TMP/res-agent" 2)
+read -r V2_HEALTH_MED V2_HEALTH_MIN V2_HEALTH_MAX < <(stats "$TMP/res-agent-v2" 1)
+read -r V2_OUTPUT_MED V2_OUTPUT_MIN V2_OUTPUT_MAX < <(stats "$TMP/res-agent-v2" 2)
 read -r TRIVIAL_MED TRIVIAL_MIN TRIVIAL_MAX < <(stats "$TMP/res-trivial" 1)
 read -r BARE_MED BARE_MIN BARE_MAX < <(stats "$TMP/res-bare" 1)
 # The agent's own cost: the median of the per-round differences A - B (each round's
 # pair ran back to back) next to the difference of the medians.
 paste "$TMP/res-agent" "$TMP/res-trivial" | awk '{print $1 - $3}' >"$TMP/res-diff"
 read -r COST_MED COST_MIN COST_MAX < <(stats "$TMP/res-diff" 1)
+paste "$TMP/res-agent-v2" "$TMP/res-trivial" | awk '{print $1 - $3}' >"$TMP/res-diff-v2"
+read -r V2_COST_MED V2_COST_MIN V2_COST_MAX < <(stats "$TMP/res-diff-v2" 1)
+
+# The timeline of the boot whose Health time is the median (the lower middle one for an
+# even count): the agent's "boot step" lines, each step's own ms and when it ended in ms
+# since the kernel started (CLOCK_BOOTTIME).
+MEDIAN_ROUND=$(awk '{print NR, $1}' "$TMP/res-agent" | sort -k2,2g | awk -v n="$RUNS" 'NR == int((n + 1) / 2) {print $1}')
+timeline() {
+  sed -n 's/.*"msg":"boot step".*"step":"\([^"]*\)","ms":"\([0-9.]*\)","since_boot_ms":"\([0-9.]*\)".*/\1|\2|\3/p' \
+    "$TMP/console-agent-$MEDIAN_ROUND.log" | awk -F'|' '
+    NR == 1 {printf "| kernel start → agent process start | | %.1f |\n", $3 - $2}
+    {printf "| %s | %.1f | %.1f |\n", $1, $2, $3}'
+}
+TIMELINE=$(timeline)
 
 {
   echo "Host load average before/after the boots: $LOAD_BEFORE / $LOAD_AFTER (TCG runs at the host's pace: a busy host slows every variant)."
@@ -282,19 +317,40 @@ read -r COST_MED COST_MIN COST_MAX < <(stats "$TMP/res-diff" 1)
   echo "|---|---:|---:|---:|"
   echo "| A: qemu start → our agent answers Health | $HEALTH_MED | $HEALTH_MIN | $HEALTH_MAX |"
   echo "| A: qemu start → first output of a container (\`echo\`) | $OUTPUT_MED | $OUTPUT_MIN | $OUTPUT_MAX |"
+  echo "| A2 (cgroup v2: $V2_CMDLINE): qemu start → Health | $V2_HEALTH_MED | $V2_HEALTH_MIN | $V2_HEALTH_MAX |"
+  echo "| A2: qemu start → first output of a container | $V2_OUTPUT_MED | $V2_OUTPUT_MIN | $V2_OUTPUT_MAX |"
   echo "| B: qemu start → trivial /init's marker (same initrd) | $TRIVIAL_MED | $TRIVIAL_MIN | $TRIVIAL_MAX |"
   echo "| B0: qemu start → trivial /init's marker (initrd with only it) | $BARE_MED | $BARE_MIN | $BARE_MAX |"
   echo "| **the agent's own cost, A(Health) − B, per round** | **$COST_MED** | $COST_MIN | $COST_MAX |"
+  echo "| **the agent's own cost with cgroup v2, A2(Health) − B, per round** | **$V2_COST_MED** | $V2_COST_MIN | $V2_COST_MAX |"
+  echo
+  if [[ -n $TIMELINE ]]; then
+    echo "The agent's boot timeline in the median boot (round $MEDIAN_ROUND; steps after \"listener\" run on the loop or before the first request that needs them):"
+    echo
+    echo "| step | ms | ends at, ms since the kernel started |"
+    echo "|---|---:|---:|"
+    echo "$TIMELINE"
+  else
+    echo "No boot timeline in the median boot's console log (an agent without ka_boot_mark, or not agent.log=debug)."
+  fi
   if [[ $FOOTPRINT -eq 1 ]]; then
     echo
     echo "Guest PID 1 (the agent), /proc/1/smaps_rollup, kB (-m $FILL_MEM): idle Rss $IDLE_RSS Pss $IDLE_PSS;"
     echo "$FILL running containers Rss $FULL_RSS Pss $FULL_PSS; after removing them Rss $AFTER_RSS Pss $AFTER_PSS."
+    echo
+    echo "Rss by mapping, kB (/proc/1/smaps):"
+    echo
+    echo '```'
+    printf '%s\n' "$MAPS_IDLE" "$MAPS_FULL" "$MAPS_AFTER"
+    echo '```'
   fi
 }
 if [[ -n $OUT ]]; then
   {
     for v in RUNS MEM FILL FILL_MEM FOOTPRINT HEALTH_MED HEALTH_MIN HEALTH_MAX OUTPUT_MED OUTPUT_MIN OUTPUT_MAX \
-             TRIVIAL_MED TRIVIAL_MIN TRIVIAL_MAX BARE_MED BARE_MIN BARE_MAX COST_MED COST_MIN COST_MAX; do
+             TRIVIAL_MED TRIVIAL_MIN TRIVIAL_MAX BARE_MED BARE_MIN BARE_MAX COST_MED COST_MIN COST_MAX \
+             V2_HEALTH_MED V2_HEALTH_MIN V2_HEALTH_MAX V2_OUTPUT_MED V2_OUTPUT_MIN V2_OUTPUT_MAX \
+             V2_COST_MED V2_COST_MIN V2_COST_MAX; do
       echo "BOOT_$v=${!v}"
     done
     if [[ $FOOTPRINT -eq 1 ]]; then

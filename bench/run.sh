@@ -299,6 +299,7 @@ OUT=$OUTDIR/results.md
     echo "| riscv64 guest (qemu TCG): qemu start → agent answers Health, ms (median of $BOOT_RUNS) vs trivial /init's marker | $BOOT_HEALTH_MED | $BOOT_TRIVIAL_MED | $(ratio "$BOOT_HEALTH_MED" "$BOOT_TRIVIAL_MED")x | $BOOT_HEALTH_MIN–$BOOT_HEALTH_MAX | $BOOT_TRIVIAL_MIN–$BOOT_TRIVIAL_MAX |"
     echo "| riscv64 guest: qemu start → first container output, ms (median of $BOOT_RUNS) vs trivial /init's marker | $BOOT_OUTPUT_MED | $BOOT_TRIVIAL_MED | $(ratio "$BOOT_OUTPUT_MED" "$BOOT_TRIVIAL_MED")x | $BOOT_OUTPUT_MIN–$BOOT_OUTPUT_MAX | |"
     echo "| riscv64 guest: **the agent's own boot cost** (Health − trivial /init, per round), ms | **$BOOT_COST_MED** | | | $BOOT_COST_MIN–$BOOT_COST_MAX | |"
+    echo "| riscv64 guest, cgroup v2: **the agent's own boot cost** (Health − trivial /init, per round), ms | **${BOOT_V2_COST_MED:-?}** | | | ${BOOT_V2_COST_MIN:-?}–${BOOT_V2_COST_MAX:-?} | |"
     if [[ $BOOT_FOOTPRINT -eq 1 ]]; then
       echo "| riscv64 guest: agent (PID 1) RSS / PSS, MiB, idle (sandbox, no container) | $(mib $((GUEST_IDLE_RSS * 1024))) / $(mib $((GUEST_IDLE_PSS * 1024))) | | | | |"
       echo "| riscv64 guest: agent RSS / PSS, MiB, $BOOT_FILL running containers | $(mib $((GUEST_FULL_RSS * 1024))) / $(mib $((GUEST_FULL_PSS * 1024))) | | | | |"

@@ -2,6 +2,7 @@
 #include "init/init.h"
 #include "init/internal.h"
 
+#include "core/deferred.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 char *ka_init_read_file(const char *path, size_t max, size_t *len)
@@ -60,24 +62,81 @@ static void step(int rc, const char *what, struct ka_error *one, int *first, str
     }
 }
 
-int ka_init_setup(const struct ka_config *cfg, struct ka_error *err)
+int ka_init_raise_nofile(struct ka_error *err)
+{
+    /* The kernel starts init with 1024 open files (of 4096 allowed); each container
+     * holds about a dozen fds in the agent (stdio pipes, pidfd, namespaces, cgroup),
+     * so the hundredth CreateContainer failed with EMFILE. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return ka_error_set(err, errno, "getrlimit NOFILE");
+    if (rl.rlim_cur >= rl.rlim_max)
+        return 0;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return ka_error_set(err, errno, "setrlimit NOFILE");
+    return 0;
+}
+
+int ka_init_setup_early(const struct ka_config *cfg, struct ka_error *err)
 {
     struct ka_error one;
     int first = 0;
+    step(ka_init_raise_nofile(&one), "nofile", &one, &first, err);
 
     /* Modules first: a virtio driver built as a module (virtio_console for a serial
      * ttrpc channel, vsock, 9p, virtiofs) must be in before anything looks for it. */
     step(ka_init_load_modules_at("", cfg, ka_module_finit, NULL, &one), "modules", &one, &first,
          err);
-    step(ka_init_cgroups_at("", "/proc/cgroups", cfg->unified_cgroup_hierarchy, NULL, &one),
-         "cgroups", &one, &first, err);
-    step(ka_init_ptmx_at("", &one), "ptmx", &one, &first, err);
+    ka_boot_mark("modules");
     ka_init_console_tty();
     if (setenv("PATH", KA_INIT_PATH, 1) < 0)
         step(ka_error_set(&one, errno, "setenv PATH"), "path", &one, &first, err);
-    step(ka_init_hostname_at("", &one), "hostname", &one, &first, err);
-    step(ka_init_lo_up(&one), "lo", &one, &first, err);
     return first;
+}
+
+static int defer_cgroups(void *data, struct ka_error *err)
+{
+    const struct ka_config *cfg = data;
+    return ka_init_cgroups_at("", "/proc/cgroups", cfg->unified_cgroup_hierarchy, NULL, err);
+}
+
+static int defer_ptmx(void *data, struct ka_error *err)
+{
+    (void)data;
+    return ka_init_ptmx_at("", err);
+}
+
+static int defer_hostname(void *data, struct ka_error *err)
+{
+    (void)data;
+    return ka_init_hostname_at("", err);
+}
+
+static int defer_lo(void *data, struct ka_error *err)
+{
+    (void)data;
+    return ka_init_lo_up(err);
+}
+
+void ka_init_defer_rest(const struct ka_config *cfg, struct ka_deferred *d)
+{
+    /* Cgroups first: the steps run in order, and they are what CreateContainer waits
+     * on most often. */
+    ka_deferred_add(d, "cgroups", defer_cgroups, (void *)cfg);
+    ka_deferred_add(d, "ptmx", defer_ptmx, NULL);
+    ka_deferred_add(d, "hostname", defer_hostname, NULL);
+    ka_deferred_add(d, "lo", defer_lo, NULL);
+}
+
+int ka_init_setup(const struct ka_config *cfg, struct ka_error *err)
+{
+    struct ka_deferred d;
+    ka_deferred_init(&d);
+    int rc = ka_init_setup_early(cfg, err);
+    ka_init_defer_rest(cfg, &d);
+    ka_deferred_finish(&d);
+    return rc;
 }
 
 void ka_init_power_off(void)

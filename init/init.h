@@ -6,8 +6,10 @@
  *   ka_init_early_mounts()    step 2: proc, sys, dev, dev/shm, dev/pts, run; then make
  *                             sure fds 0-2 are open (on /dev/console, else /dev/null)
  *   (read the config: /proc/cmdline needs /proc)
- *   ka_init_setup(cfg)        modules, cgroups (step 4), /dev/ptmx, setsid + TIOCSCTTY,
- *                             PATH, hostname (step 5), lo up (step 8)
+ *   ka_init_setup_early(cfg)  open-file limit, modules, setsid + TIOCSCTTY, PATH
+ *   ka_init_defer_rest(cfg)   queued (core/deferred.h), run once the listener is up or
+ *                             before the first request that is not Health: cgroups
+ *                             (step 4), /dev/ptmx, hostname (step 5), lo up (step 8)
  *   ...serve...
  *   ka_init_power_off()       sync + reboot(RB_POWER_OFF); PID 1 never exits
  *
@@ -38,6 +40,7 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "core/deferred.h"
 #include "core/error.h"
 #include "core/kmod.h"
 
@@ -123,9 +126,21 @@ int ka_init_lo_up(struct ka_error *err);
 
 #define KA_INIT_PATH "/bin:/sbin:/usr/bin:/usr/sbin"
 
-/* After the config is read: modules, cgroups, /dev/ptmx, setsid + TIOCSCTTY, PATH,
- * hostname, lo up. Every step runs even when an earlier one failed; the first error
+/* Raise the soft RLIMIT_NOFILE to the hard one (1024 -> 4096 for a kernel's init). */
+int ka_init_raise_nofile(struct ka_error *err);
+
+/* After the config is read, what must precede the listener: the open-file limit, modules (a virtio
+ * driver for the ttrpc channel may be one), setsid + TIOCSCTTY, PATH. The first error
  * is returned (and every one was logged). */
+int ka_init_setup_early(const struct ka_config *cfg, struct ka_error *err);
+
+/* Queue what no early request needs (core/deferred.h), in this order: cgroups,
+ * /dev/ptmx, hostname, lo up. Failures are logged when the steps run. cfg must
+ * outlive the steps. */
+void ka_init_defer_rest(const struct ka_config *cfg, struct ka_deferred *d);
+
+/* Both at once, nothing deferred (every step runs even when an earlier one failed;
+ * the first error of the early part is returned). */
 int ka_init_setup(const struct ka_config *cfg, struct ka_error *err);
 
 /* sync() then reboot(RB_POWER_OFF). Never returns: if the reboot is refused it

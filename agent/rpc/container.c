@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -370,6 +371,11 @@ static void container_destroy(struct ka_container *c)
     }
     ka_spec_free(c->spec); /* frees the struct too */
     free(c);
+    /* The last container is gone: what the containers held (specs, processes, storage
+     * and cgroup state, many small blocks) is free but resident, since free() only
+     * gives back the heap's top. Hand the free pages in the middle back too. */
+    if (!sb->containers)
+        malloc_trim(0);
 }
 
 static bool has_live_procs(const struct ka_container *c)

@@ -8,6 +8,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "core/deferred.h"
 #include "core/error.h"
 #include "ttrpc/server.h"
 
@@ -42,6 +43,8 @@ struct rpc_dispatcher {
     const uint8_t *cur_payload;
     size_t cur_len;
     struct rpc_device_gate *replaying; /* set while a parked call is run again */
+    /* Start-up steps still queued (may be NULL): run before any call but Health's. */
+    struct ka_deferred *setup;
 };
 
 void rpc_dispatcher_init(struct rpc_dispatcher *d, struct agent *agent);

@@ -43,14 +43,21 @@ static void queue_unlink(struct ka_stream *s, struct ttrpc_call *call)
         s->tail = call->park_prev;
 }
 
-/* Watch the fd only while someone waits on it: an idle pipe must not wake the loop
- * (a read end whose writers are gone reports EPOLLHUP for ever). */
+/* Stdin is watched only while a write waits on it: an idle pipe must not wake the loop.
+ * Output is watched edge-triggered from the first read that had to wait until the
+ * stream is closed: a read that finds the pipe empty parks without an epoll_ctl, and
+ * the next write to the pipe (or the writers' hang-up, reported once, not for ever)
+ * wakes it. That was two epoll_ctl per parked ReadStdout (a third of the calls when
+ * streaming); a wake-up with no read waiting costs a handler call that does nothing.
+ * A cancelled read (its host gone) unwatches, see cancel_req. */
 static void update_watch(struct ka_stream *s)
 {
     bool want = s->head != NULL && s->fd >= 0;
+    if (!s->is_input && s->watch.active)
+        return;
     if (want && !s->watch.active) {
         struct ka_error err;
-        uint32_t ev = s->is_input ? EPOLLOUT : EPOLLIN;
+        uint32_t ev = s->is_input ? EPOLLOUT : EPOLLIN | EPOLLET;
         if (ka_reactor_add(s->reactor, &s->watch, s->fd, ev, stream_event, s, &err) < 0) {
             /* An fd epoll cannot take (a regular file) is always ready: serve later reads
              * without the loop. Fail the waiters rather than hang them. */
@@ -79,6 +86,10 @@ static void cancel_req(struct ttrpc_call *call)
     struct stream_req *rq = call->park_data;
     struct ka_stream *s = rq->stream;
     finish(s, call);
+    /* The reader went away (its host or connection is gone): nobody may come back,
+     * so stop watching rather than be woken by each write. */
+    if (!s->head && s->watch.active)
+        ka_reactor_del(&s->watch);
     update_watch(s);
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -637,6 +638,24 @@ static void test_config_keys(void **state)
     assert_string_equal(c.debug_console_port, "console.0");
 }
 
+/* The soft open-file limit goes up to the hard one (a kernel's init starts at 1024
+ * of 4096, which 100 containers exceed). */
+static void test_raise_nofile(void **state)
+{
+    (void)state;
+    struct rlimit saved, rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = rl.rlim_max > 64 ? 64 : rl.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    struct ka_error err;
+    assert_int_equal(ka_init_raise_nofile(&err), 0);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(rl.rlim_cur == rl.rlim_max);
+    assert_int_equal(ka_init_raise_nofile(&err), 0); /* already there: nothing to do */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
 int main(void)
 {
     /* Expected warnings (missing modules, failed loads) stay out of the test output
@@ -666,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_modules_whole_step),
         cmocka_unit_test(test_module_finit_errors),
         cmocka_unit_test(test_config_keys),
+        cmocka_unit_test(test_raise_nofile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
