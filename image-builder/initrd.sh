@@ -35,8 +35,8 @@ source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/build.sh"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
-agent=$IB_SRC/build/riscv64/kata-agent
-ctl=$IB_SRC/build/riscv64/agent-ctl
+agent=$IB_SRC/build/$IB_PRESET/kata-agent
+ctl=$IB_SRC/build/$IB_PRESET/agent-ctl
 busybox="" kdir="" hostname=kata shell_init=0 out=""
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -53,7 +53,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 [[ -n $out ]] || { usage >&2; exit 2; }
-[[ -x $agent ]] || ib_die "agent '$agent' not found (cmake --preset riscv64 && cmake --build --preset riscv64)"
+[[ -x $agent ]] || ib_die "agent '$agent' not found (cmake --preset $IB_PRESET && cmake --build --preset $IB_PRESET)"
 [[ -x $ctl ]] || ib_die "agent-ctl '$ctl' not found"
 [[ -n $busybox ]] || busybox=$(ib_busybox)
 ib_need cpio cpio
