@@ -49,6 +49,7 @@ IB_NAME=${IB_NAME:-$(basename "$0" .sh)}
 # file) build for it: riscv64, x86_64 or aarch64.
 # IB_DEB_ARCH is Debian's name for it, IB_PRESET the CMake preset of its static
 # agent, IB_FILE_RE what file(1) says about its binaries.
+# shellcheck disable=SC2034  # read by the step scripts that source this file
 ib_set_arch() {   # ARCH
     IB_ARCH=$1
     case $IB_ARCH in

@@ -81,7 +81,8 @@ step() { printf 'kernel: [%4ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
 die() { df_die "$@"; }
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$SELF"; exit "${1:-0}"; }
 
-MODE=source FORCE=0 OUTDIR= ARCH=riscv64
+MODE=source FORCE=0 OUTDIR=
+ARCH=riscv64
 while (($#)); do
     case $1 in
         --debian) MODE=debian ;;

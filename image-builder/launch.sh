@@ -182,7 +182,7 @@ PY
         log "no KVM for $arch on this host ($(uname -m)): TCG (the runtime would use accel=kvm)"
     fi
     log "the agent channel is the virtio-serial port agent.channel.0, not vsock" \
-        "(no vhost-vsock here); the console is ttyS0, not hvc0"
+        "(no vhost-vsock here); the console is $console, not hvc0"
 }
 
 # The kernel command line the runtime of the configuration would give, with this
@@ -204,14 +204,14 @@ kata_cmdline() {
             p+=(quiet)
             [[ -z $image ]] || p+=(systemd.show_status=false)
         fi
-        p+=(console=ttyS0 panic=1 "nr_cpus=$maxcpus")
+        p+=("console=$console" panic=1 "nr_cpus=$maxcpus")
         [[ $kc_disable_guest_selinux != true ]] || p+=(selinux=0)
     else
         # runtime-rs kernel_param.rs (4.1)
         p+=(reboot=k panic=1 systemd.unit=kata-containers.target systemd.mask=systemd-networkd.service
             systemd.mask=systemd-networkd.socket)
         [[ $dbg == 0 ]] || p+=(agent.log_vport=1025)
-        p+=(${root[@]+"${root[@]}"} console=ttyS0)
+        p+=(${root[@]+"${root[@]}"} "console=$console")
         [[ $dbg == 1 ]] || p+=(quiet)
     fi
     # kata_agent.go KataAgentKernelParams
@@ -282,9 +282,9 @@ fi
 # Per architecture: the qemu, its machine (Kata's machine type for the arch) and the
 # firmware options, and where image-builder/build.sh --arch put the guest.
 case $arch in
-riscv64) qemu_bin=qemu-system-riscv64 machine=virt mach_args=(-bios default) qemu_pkg=qemu-system-misc ;;
-x86_64) qemu_bin=qemu-system-x86_64 machine=q35 mach_args=() qemu_pkg=qemu-system-x86 ;;
-aarch64) qemu_bin=qemu-system-aarch64 machine=virt,gic-version=3 mach_args=(-cpu max) qemu_pkg=qemu-system-arm ;;
+riscv64) qemu_bin=qemu-system-riscv64 machine=virt mach_args=(-bios default) qemu_pkg=qemu-system-misc console=ttyS0 ;;
+x86_64) qemu_bin=qemu-system-x86_64 machine=q35 mach_args=() qemu_pkg=qemu-system-x86 console=ttyS0 ;;
+aarch64) qemu_bin=qemu-system-aarch64 machine=virt,gic-version=3 mach_args=(-cpu max) qemu_pkg=qemu-system-arm console=ttyAMA0 ;;
 *) die "--arch takes riscv64, x86_64 or aarch64" ;;
 esac
 [[ $arch == riscv64 ]] || GUEST=$IB_SRC/build/guest-$arch
@@ -348,7 +348,7 @@ trap 'exit 143' TERM
 if [[ -n $kata_config ]]; then
     cmdline=$(kata_cmdline)
 else
-    cmdline="console=ttyS0 panic=1"
+    cmdline="console=$console panic=1"
     [[ $debug == 1 ]] || cmdline+=" quiet"
     cmdline+=" agent.server_addr=serial://agent.channel.0 agent.log=debug"
     [[ -z $console_sock && -z $serial_sock ]] || cmdline+=" agent.debug_console"
@@ -438,7 +438,7 @@ else
 fi
 
 log "$qemu_bin -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ initrd $initrd}," \
-    "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, ttyS0 on $serial_sock}${shared:+, $shared over $fs}"
+    "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, $console on $serial_sock}${shared:+, $shared over $fs}"
 log "cmdline: $cmdline"
 t0=$(now)
 [[ -z $t0_file ]] || echo "$t0" >"$t0_file"
