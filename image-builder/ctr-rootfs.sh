@@ -55,6 +55,29 @@ build_payload_x86_64() {
     echo "$dir/ka-payload"
 }
 
+# The payload for aarch64: as the aarch64 preset builds the agent (Debian 13 arm64
+# sysroot, Debian 12's cross gcc and linker; see cmake/aarch64-linux-gnu.cmake).
+build_payload_aarch64() {
+    local src=$IB_SRC/tests/payload/payload.c dir=$IB_CACHE/payload-aarch64 sr lib inc key
+    ib_need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+    bash "$IB_SRC/cmake/fetch-sysroot-arm64.sh" "$IB_CACHE_ROOT" >&2
+    sr=$IB_CACHE_ROOT/sysroot-aarch64 lib=$IB_CACHE_ROOT/sysroot-aarch64/usr/lib/aarch64-linux-gnu
+    inc=$(aarch64-linux-gnu-gcc -print-file-name=include)
+    local -a cmd=(aarch64-linux-gnu-gcc --sysroot="$sr" -nostdinc -isystem "$inc"
+        -isystem "$sr/usr/include/aarch64-linux-gnu" -isystem "$sr/usr/include"
+        -std=gnu11 -Os -DNDEBUG -Wall -Wextra -Werror -Ulinux -D_GNU_SOURCE
+        -static -B"$lib/" -L"$lib" -s)
+    key=$(ib_key "$src" "$sr/.stamp" "$(aarch64-linux-gnu-gcc --version | head -n1)" "${cmd[@]}")
+    if ! ib_stamp_ok "$dir/ka-payload" "$key"; then
+        mkdir -p "$dir"
+        ib_log "compiling tests/payload/payload.c for aarch64"
+        "${cmd[@]}" -o "$dir/ka-payload.tmp" "$src" -lm
+        mv -f "$dir/ka-payload.tmp" "$dir/ka-payload"
+        ib_stamp_write "$dir/ka-payload" "$key"
+    fi
+    echo "$dir/ka-payload"
+}
+
 # The payload, cross-compiled like the agent (static glibc from the Debian 13
 # sysroot, whose linker is binutils 2.44; see cmake/riscv64-linux-gnu.cmake).
 build_payload() {

@@ -19,6 +19,8 @@ packages=(
     flex bison bc libelf-dev kmod qemu-system-misc cpio e2fsprogs gzip socat
     # the x86_64 guest (image-builder/build.sh --arch x86_64): q35 under TCG
     qemu-system-x86
+    # the aarch64 guest (build.sh --arch aarch64): cross gcc, qemu virt under TCG
+    gcc-aarch64-linux-gnu qemu-system-arm
     # the Kata install tree: its tarball (zstd) and the configuration test (tomllib)
     zstd python3
     # interop tests and benchmarks: containerd's Go ttrpc, built offline
