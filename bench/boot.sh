@@ -76,7 +76,7 @@ case $ARCH in
   *) echo "boot.sh: --arch takes riscv64, x86_64 or aarch64" >&2; exit 2;;
 esac
 for t in "qemu-system-$ARCH" socat cpio gzip "$CC_TRIVIAL"; do
-  command -v $t >/dev/null || { echo "boot.sh: no $t (see image-builder/README.md for the packages)" >&2; exit 1; }
+  command -v "$t" >/dev/null || { echo "boot.sh: no $t (see image-builder/README.md for the packages)" >&2; exit 1; }
 done
 CTL=$BUILD_DIR/agent-ctl
 [[ -x $CTL ]] || { echo "boot.sh: no $CTL: cmake --preset native && cmake --build --preset native" >&2; exit 1; }
