@@ -4,9 +4,10 @@
 # Usage: initrd.sh [--agent BIN] [--agent-ctl BIN] [--busybox BIN] [--kernel-dir KDIR]
 #                  [--hostname NAME] [--shell-init] OUT.img
 #
-#   --agent      static riscv64 kata-agent (default build/riscv64/kata-agent)
-#   --agent-ctl  static riscv64 agent-ctl (default build/riscv64/agent-ctl)
-#   --busybox    static riscv64 busybox (default: Debian 13's busybox-static, cached)
+#   --agent      static kata-agent (default build/<preset>/kata-agent: riscv64, or the
+#                preset of IB_ARCH as build.sh --arch sets it, e.g. x86_64-static)
+#   --agent-ctl  static agent-ctl (default build/<preset>/agent-ctl)
+#   --busybox    static busybox (default: Debian 13's busybox-static for IB_ARCH, cached)
 #   --kernel-dir a modular kernel as kernel.sh --debian makes it: the modules named in
 #                KDIR/modules.list and their dependencies go to /lib/modules/<ver>/
 #                (as they are, with a modules.dep for them and modules.builtin) and

@@ -22,7 +22,7 @@
 #
 # Contents (the units and anything else under rootfs/ in the checkout are copied
 # as they are):
-#   /usr/bin/kata-agent, /usr/bin/agent-ctl     static riscv64, stripped
+#   /usr/bin/kata-agent, /usr/bin/agent-ctl     static (riscv64, or IB_ARCH), stripped
 #   /bin/busybox + every applet link (busybox --list-full)
 #   /usr/lib/systemd/system/kata-agent.service, kata-containers.target
 #   /etc/systemd/system/basic.target.wants/kata-containers.target -> the target
