@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Boot time and guest footprint of our agent in the riscv64 guest under qemu (TCG).
+# Boot time and guest footprint of our agent in the guest (riscv64 by default; --arch x86_64|aarch64) under qemu (TCG).
 #
 # Usage: bench/boot.sh [options]      (as root; bench/run.sh calls it; see bench/README.md)
 #
@@ -25,7 +25,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 
 BUILD_DIR=$ROOT/build/native
-GUEST=${KA_GUEST_DIR:-$ROOT/build/guest}
+GUEST=${KA_GUEST_DIR:-}
+ARCH=riscv64
 RUNS=5
 MEM=512
 FILL=100
@@ -44,7 +45,9 @@ Usage: bench/boot.sh [options]         (as root)
   --fill-mem MB     guest RAM for the footprint boot (default $FILL_MEM)
   --no-footprint    boot times only
   --build-dir DIR   native build with agent-ctl and kabench (default build/native)
-  --guest-dir DIR   image-builder output (default build/guest, or \$KA_GUEST_DIR);
+  --arch A          the guest's architecture: riscv64 (default), x86_64, aarch64
+                    (image-builder/build.sh --arch A, launch.sh --arch A)
+  --guest-dir DIR   image-builder output (default build/guest[-A], or \$KA_GUEST_DIR);
                     image-builder/build.sh --out DIR makes it when it is missing
   --out FILE        also write the results as shell assignments (for bench/run.sh)
 The boots, then the footprint boot, hold $LOCK (flock), as the e2e tests do.
@@ -60,6 +63,7 @@ while [[ $# -gt 0 ]]; do
     --no-footprint) FOOTPRINT=0; shift;;
     --build-dir) BUILD_DIR=$2; shift 2;;
     --guest-dir) GUEST=$2; shift 2;;
+    --arch) ARCH=$2; shift 2;;
     --out) OUT=$2; shift 2;;
     -h|--help) usage; exit 0;;
     *) echo "boot.sh: unknown option $1" >&2; usage >&2; exit 2;;
@@ -67,8 +71,14 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ && $FILL =~ ^[0-9]+$ ]] || { echo "boot.sh: --runs and --fill take numbers" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "boot.sh: run as root (virtiofsd)" >&2; exit 1; }
-for t in qemu-system-riscv64 socat cpio gzip riscv64-linux-gnu-gcc; do
-  command -v $t >/dev/null || { echo "boot.sh: no $t (see image-builder/README.md for the packages)" >&2; exit 1; }
+case $ARCH in
+  riscv64) GUEST=${GUEST:-$ROOT/build/guest} CC_TRIVIAL=riscv64-linux-gnu-gcc ;;
+  x86_64) GUEST=${GUEST:-$ROOT/build/guest-x86_64} CC_TRIVIAL=gcc ;;
+  aarch64) GUEST=${GUEST:-$ROOT/build/guest-aarch64} CC_TRIVIAL=aarch64-linux-gnu-gcc ;;
+  *) echo "boot.sh: --arch takes riscv64, x86_64 or aarch64" >&2; exit 2;;
+esac
+for t in "qemu-system-$ARCH" socat cpio gzip "$CC_TRIVIAL"; do
+  command -v "$t" >/dev/null || { echo "boot.sh: no $t (see image-builder/README.md for the packages)" >&2; exit 1; }
 done
 CTL=$BUILD_DIR/agent-ctl
 [[ -x $CTL ]] || { echo "boot.sh: no $CTL: cmake --preset native && cmake --build --preset native" >&2; exit 1; }
@@ -78,7 +88,7 @@ fi
 if [[ ! -f $GUEST/Image || ! -f $GUEST/initrd.img || ! -x $GUEST/ctr-rootfs/bin/busybox ||
       ! -x $GUEST/bin/virtiofsd ]]; then
   echo "boot.sh: guest images missing in $GUEST; image-builder/build.sh --out $GUEST" >&2
-  "$ROOT/image-builder/build.sh" --out "$GUEST" >&2
+  "$ROOT/image-builder/build.sh" --arch "$ARCH" --out "$GUEST" >&2
 fi
 
 TMP=$(mktemp -d /tmp/ka-boot.XXXXXX)
@@ -106,14 +116,27 @@ cp "$CTL" "$TMP/agent-ctl"; CTL=$TMP/agent-ctl
 
 # ---- the trivial /init, static riscv64 with the flags of cmake/riscv64-linux-gnu.cmake
 # (Debian 13's static glibc, linked by binutils 2.44; see image-builder/ctr-rootfs.sh) ----
+# (x86_64: the host gcc and Debian 12's static glibc, as the x86_64-static preset;
+# aarch64: the arm64 sysroot, as cmake/aarch64-linux-gnu.cmake) ----
 CACHE=${KATA_AGENT_CACHE:-$HOME/.cache/kata-agent-c}
-bash "$ROOT/cmake/fetch-sysroot.sh" "$CACHE" >&2
-SR=$CACHE/sysroot LIB=$CACHE/sysroot/usr/lib/riscv64-linux-gnu
 mkdir -p "$TMP/trivial"
-riscv64-linux-gnu-gcc --sysroot="$SR" -nostdinc -isystem "$(riscv64-linux-gnu-gcc -print-file-name=include)" \
-  -isystem "$SR/usr/include/riscv64-linux-gnu" -isystem "$SR/usr/include" \
-  -std=gnu11 -Os -Wall -Wextra -Werror -static -B"$LIB/" -L"$LIB" -B"$CACHE/bin/" -s \
-  -o "$TMP/trivial/init" "$HERE/trivial-init.c"
+if [[ $ARCH == riscv64 ]]; then
+  bash "$ROOT/cmake/fetch-sysroot.sh" "$CACHE" >&2
+  SR=$CACHE/sysroot LIB=$CACHE/sysroot/usr/lib/riscv64-linux-gnu
+  riscv64-linux-gnu-gcc --sysroot="$SR" -nostdinc -isystem "$(riscv64-linux-gnu-gcc -print-file-name=include)" \
+    -isystem "$SR/usr/include/riscv64-linux-gnu" -isystem "$SR/usr/include" \
+    -std=gnu11 -Os -Wall -Wextra -Werror -static -B"$LIB/" -L"$LIB" -B"$CACHE/bin/" -s \
+    -o "$TMP/trivial/init" "$HERE/trivial-init.c"
+elif [[ $ARCH == aarch64 ]]; then
+  bash "$ROOT/cmake/fetch-sysroot-arm64.sh" "$CACHE" >&2
+  SR=$CACHE/sysroot-aarch64 LIB=$CACHE/sysroot-aarch64/usr/lib/aarch64-linux-gnu
+  aarch64-linux-gnu-gcc --sysroot="$SR" -nostdinc -isystem "$(aarch64-linux-gnu-gcc -print-file-name=include)" \
+    -isystem "$SR/usr/include/aarch64-linux-gnu" -isystem "$SR/usr/include" \
+    -std=gnu11 -Os -Wall -Wextra -Werror -static -B"$LIB/" -L"$LIB" -s \
+    -o "$TMP/trivial/init" "$HERE/trivial-init.c"
+else
+  gcc -std=gnu11 -Os -Wall -Wextra -Werror -static -s -o "$TMP/trivial/init" "$HERE/trivial-init.c"
+fi
 # newc cpio, gzip: the kernel unpacks concatenated archives in order, a later file
 # replacing an earlier one of the same name.
 (cd "$TMP/trivial" && echo init | cpio -o -H newc --owner 0:0 --quiet | gzip -n) >"$TMP/trivial.cpio.gz"
@@ -153,7 +176,7 @@ unlock() { flock -u "$LOCKFD"; }
 boot() { # INITRD MEM [launch.sh args]: start the VM in the background
   local initrd=$1 mem=$2; shift 2
   rm -f "$TMP/console.log" "$TMP/t0"
-  "$LAUNCH" --agent-sock "$TMP/agent.sock" --shared "$SHARED" --kernel "$TMP/Image" \
+  "$LAUNCH" --arch "$ARCH" --virtiofsd "$GUEST/bin/virtiofsd" --agent-sock "$TMP/agent.sock" --shared "$SHARED" --kernel "$TMP/Image" \
     --initrd "$initrd" --mem "$mem" --log "$TMP/console.log" --pidfile "$PIDFILE" \
     --background --t0-file "$TMP/t0" --ctl "$CTL" "$@" {LOCKFD}>&- {NAPFD}>&- 2>"$TMP/launch.log" ||
     { cat "$TMP/launch.log" >&2; exit 1; }
@@ -313,7 +336,7 @@ TIMELINE=$(timeline)
 {
   echo "Host load average before/after the boots: $LOAD_BEFORE / $LOAD_AFTER (TCG runs at the host's pace: a busy host slows every variant)."
   echo
-  echo "| boot (qemu-system-riscv64 TCG, -smp 1 -m $MEM), ms | median | min | max |"
+  echo "| boot (qemu-system-$ARCH TCG, -smp 1 -m $MEM), ms | median | min | max |"
   echo "|---|---:|---:|---:|"
   echo "| A: qemu start → our agent answers Health | $HEALTH_MED | $HEALTH_MIN | $HEALTH_MAX |"
   echo "| A: qemu start → first output of a container (\`echo\`) | $OUTPUT_MED | $OUTPUT_MIN | $OUTPUT_MAX |"

@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# image-builder/build.sh: the riscv64 guest for qemu `virt`, in one command.
+# image-builder/build.sh: the guest for qemu, in one command: riscv64 for `virt`
+# (default), x86_64 for `q35`, aarch64 for `virt`.
 #
-# Usage: image-builder/build.sh [--debian-kernel | --kernel-dir DIR] [--out DIR]
+# Usage: image-builder/build.sh [--arch riscv64|x86_64|aarch64]
+#                               [--debian-kernel | --kernel-dir DIR] [--out DIR]
 #                               [--agent-init yes|no] [--shell-init] [--no-agent-build]
 #
-#   --debian-kernel   Debian 13's riscv64 kernel plus the modules the guest needs
+#   --arch A          the guest's architecture (default riscv64): the kernel from
+#                     kernel/kata-A.conf, the agent from the CMake preset riscv64,
+#                     x86_64-static or aarch64, busybox and the payload for A;
+#                     outputs in build/guest (riscv64) or build/guest-A
+#   --debian-kernel   (riscv64 only) Debian 13's riscv64 kernel plus the modules the guest needs
 #                     (quick; the default is the project's own kernel, built in)
 #   --kernel-dir DIR  use a ready kernel directory laid out as kernel.sh makes it
 #                     (DIR/Image, and for a modular kernel DIR/modules/lib/modules/<ver>/
 #                     and DIR/modules.list) instead of running kernel.sh
-#   --out DIR         output directory (default: build/guest in the checkout)
+#   --out DIR         output directory (default: build/guest[-A] in the checkout)
 #   --agent-init      rootfs.img: yes = /sbin/init is the agent (default), no = the
 #                     agent is a service (systemd units; busybox init stands in here)
 #   --shell-init      debugging aid: the initrd's /init is a busybox script that does
 #                     the PID 1 mounts and module loading itself, then execs the agent
 #                     (see initrd.sh); the default /init is the agent binary
-#   --no-agent-build  use build/riscv64 as it is (skip `cmake --build --preset riscv64`)
+#   --no-agent-build  use the preset's build directory as it is (skip `cmake --build`)
 #
 # Steps (each prints what it does and is a no-op when its inputs are unchanged):
 #   kernel      image-builder/kernel.sh [--debian] OUT/kernel[-debian] -> OUT/Image
@@ -39,6 +45,21 @@ IB_CACHE_ROOT=${KATA_AGENT_CACHE:-$HOME/.cache/kata-agent-c}
 IB_CACHE=$IB_CACHE_ROOT/image
 IB_SUITE=trixie   # Debian 13
 IB_NAME=${IB_NAME:-$(basename "$0" .sh)}
+# The guest's architecture, exported by main() so the step scripts (which source this
+# file) build for it: riscv64, x86_64 or aarch64.
+# IB_DEB_ARCH is Debian's name for it, IB_PRESET the CMake preset of its static
+# agent, IB_FILE_RE what file(1) says about its binaries.
+# shellcheck disable=SC2034  # read by the step scripts that source this file
+ib_set_arch() {   # ARCH
+    IB_ARCH=$1
+    case $IB_ARCH in
+    riscv64) IB_DEB_ARCH=riscv64 IB_PRESET=riscv64 IB_FILE_RE='RISC-V' ;;
+    x86_64) IB_DEB_ARCH=amd64 IB_PRESET=x86_64-static IB_FILE_RE='x86-64' ;;
+    aarch64) IB_DEB_ARCH=arm64 IB_PRESET=aarch64 IB_FILE_RE='ARM aarch64' ;;
+    *) printf '%s: arch %s: riscv64, x86_64 or aarch64\n' "$IB_NAME" "$IB_ARCH" >&2; exit 2 ;;
+    esac
+}
+ib_set_arch "${IB_ARCH:-riscv64}"
 
 ib_log() { printf '%s: %s\n' "$IB_NAME" "$*" >&2; }
 ib_die() { ib_log "ERROR: $*"; exit 1; }
@@ -119,26 +140,35 @@ ib_debs() {
     exec {lockfd}>&-
 }
 
-# Debian 13's static riscv64 busybox (1.37), cached; prints its path.
+# Debian 13's static busybox (1.37) for IB_ARCH, cached; prints its path.
 ib_busybox() {
-    ib_debs riscv64 "$IB_CACHE/busybox-riscv64" busybox-static
-    local b
+    local b dir=$IB_CACHE/busybox-$IB_ARCH
+    ib_debs "$IB_DEB_ARCH" "$dir" busybox-static
     for b in usr/bin/busybox bin/busybox; do
-        [[ -x $IB_CACHE/busybox-riscv64/$b ]] && { echo "$IB_CACHE/busybox-riscv64/$b"; return; }
+        [[ -x $dir/$b ]] && { echo "$dir/$b"; return; }
     done
     ib_die "busybox-static .deb has no busybox binary"
 }
 
-# Run a riscv64 static binary on the host (for `busybox --list`, `ka-payload list`).
+# Run a static IB_ARCH binary on the host (for `busybox --list`, `ka-payload list`):
+# directly when the host is that arch, else under qemu-user.
 ib_run_rv() {
-    ib_need qemu-riscv64-static qemu-user-static
-    qemu-riscv64-static "$@"
+    if [[ $(uname -m) == "$IB_ARCH" ]]; then
+        "$@"
+    else
+        ib_need "qemu-$IB_ARCH-static" qemu-user-static
+        "qemu-$IB_ARCH-static" "$@"
+    fi
 }
 
-# Strip a riscv64 ELF into OUT (Debian 12's strip handles the final executables).
+# Strip an IB_ARCH ELF into OUT (Debian 12's strip handles the final executables).
 ib_strip() {   # IN OUT
-    ib_need riscv64-linux-gnu-strip binutils-riscv64-linux-gnu
-    riscv64-linux-gnu-strip -o "$2" "$1"
+    if [[ $(uname -m) == "$IB_ARCH" ]]; then
+        strip -o "$2" "$1"
+    else
+        ib_need "$IB_ARCH-linux-gnu-strip" "binutils-$IB_ARCH-linux-gnu"
+        "$IB_ARCH-linux-gnu-strip" -o "$2" "$1"
+    fi
 }
 
 # ---------------------------------------------------------------------------------
@@ -233,10 +263,11 @@ ib_module_inputs() {
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
 main() {
-    local debian_kernel=0 kernel_dir="" out="$IB_SRC/build/guest" agent_init=yes
+    local debian_kernel=0 kernel_dir="" out="" agent_init=yes
     local shell_init=0 agent_build=1
     while [[ $# -gt 0 ]]; do
         case $1 in
+        --arch) ib_set_arch "${2:?--arch riscv64|x86_64|aarch64}"; shift ;;
         --debian-kernel) debian_kernel=1 ;;
         --kernel-dir) kernel_dir=$(realpath -e -- "${2:?--kernel-dir DIR}"); shift ;;
         --out) out=${2:?--out DIR}; shift ;;
@@ -249,6 +280,13 @@ main() {
         shift
     done
     [[ $agent_init == yes || $agent_init == no ]] || ib_die "--agent-init takes yes or no"
+    # The step scripts source this file: they build for the same arch.
+    export IB_ARCH
+    [[ $IB_ARCH == riscv64 || $debian_kernel == 0 ]] || ib_die "--debian-kernel is riscv64 only"
+    if [[ -z $out ]]; then
+        out=$IB_SRC/build/guest
+        [[ $IB_ARCH == riscv64 ]] || out+=-$IB_ARCH
+    fi
     mkdir -p "$out"
     out=$(realpath -- "$out")
     local t0 t kdir
@@ -269,30 +307,31 @@ main() {
             "$IB_DIR/kernel.sh" --debian "$kdir"
         else
             kdir=$out/kernel
-            ib_log "== kernel: kernel.sh $kdir"
-            "$IB_DIR/kernel.sh" "$kdir"
+            ib_log "== kernel: kernel.sh --arch $IB_ARCH $kdir"
+            "$IB_DIR/kernel.sh" --arch "$IB_ARCH" "$kdir"
         fi
     fi
     [[ -f $kdir/Image ]] || ib_die "$kdir/Image is missing"
     ln -sfn "$(realpath --relative-to="$out" "$kdir/Image")" "$out/Image"
     took[kernel]=$(ib_since "$t")
 
-    # 2. The static riscv64 agent and agent-ctl.
+    # 2. The static agent and agent-ctl for the arch.
     t=$(ib_now)
+    local bdir=$IB_SRC/build/$IB_PRESET
     if [[ $agent_build == 1 ]]; then
         ib_need cmake cmake
-        if [[ ! -f $IB_SRC/build/riscv64/CMakeCache.txt ]]; then
-            ib_log "== agent: cmake --preset riscv64"
-            (cd "$IB_SRC" && cmake --preset riscv64 >&2)
+        if [[ ! -f $bdir/CMakeCache.txt ]]; then
+            ib_log "== agent: cmake --preset $IB_PRESET"
+            (cd "$IB_SRC" && cmake --preset "$IB_PRESET" >&2)
         fi
-        ib_log "== agent: cmake --build --preset riscv64"
-        (cd "$IB_SRC" && cmake --build --preset riscv64 -- --no-print-directory >&2) ||
-            ib_die "the riscv64 build failed (see above); --no-agent-build uses build/riscv64 as it is"
+        ib_log "== agent: cmake --build --preset $IB_PRESET"
+        (cd "$IB_SRC" && cmake --build --preset "$IB_PRESET" -- --no-print-directory >&2) ||
+            ib_die "the $IB_PRESET build failed (see above); --no-agent-build uses build/$IB_PRESET as it is"
     else
-        ib_log "== agent: using build/riscv64 as it is"
+        ib_log "== agent: using build/$IB_PRESET as it is"
     fi
-    local agent=$IB_SRC/build/riscv64/kata-agent ctl=$IB_SRC/build/riscv64/agent-ctl
-    [[ -x $agent && -x $ctl ]] || ib_die "build/riscv64/{kata-agent,agent-ctl} missing"
+    local agent=$bdir/kata-agent ctl=$bdir/agent-ctl
+    [[ -x $agent && -x $ctl ]] || ib_die "build/$IB_PRESET/{kata-agent,agent-ctl} missing"
     took[agent]=$(ib_since "$t")
 
     # 3. Images.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# image-builder/ctr-rootfs.sh: a riscv64 container rootfs for end-to-end tests.
+# image-builder/ctr-rootfs.sh: a container rootfs for end-to-end tests, for IB_ARCH
+# (riscv64 unless build.sh --arch set it; the text below says riscv64 for short).
 #
 # Usage: ctr-rootfs.sh [--busybox BIN] [--payload BIN] OUTDIR
 #
@@ -37,9 +38,50 @@ out=$(realpath -m -- "$out")
 make_rootfs=$IB_SRC/tests/rootfs/make-rootfs.sh
 [[ -f $make_rootfs ]] || ib_die "$make_rootfs is missing"
 
+# The payload for x86_64: the host gcc and Debian 12's static glibc, as the
+# x86_64-static preset builds the agent.
+build_payload_x86_64() {
+    local src=$IB_SRC/tests/payload/payload.c dir=$IB_CACHE/payload-x86_64 key
+    ib_need gcc gcc
+    local -a cmd=(gcc -std=gnu11 -Os -DNDEBUG -Wall -Wextra -Werror -Ulinux -D_GNU_SOURCE -static -s)
+    key=$(ib_key "$src" "$(gcc --version | head -n1)" "${cmd[@]}")
+    if ! ib_stamp_ok "$dir/ka-payload" "$key"; then
+        mkdir -p "$dir"
+        ib_log "compiling tests/payload/payload.c for x86_64 (static)"
+        "${cmd[@]}" -o "$dir/ka-payload.tmp" "$src" -lm
+        mv -f "$dir/ka-payload.tmp" "$dir/ka-payload"
+        ib_stamp_write "$dir/ka-payload" "$key"
+    fi
+    echo "$dir/ka-payload"
+}
+
+# The payload for aarch64: as the aarch64 preset builds the agent (Debian 13 arm64
+# sysroot, Debian 12's cross gcc and linker; see cmake/aarch64-linux-gnu.cmake).
+build_payload_aarch64() {
+    local src=$IB_SRC/tests/payload/payload.c dir=$IB_CACHE/payload-aarch64 sr lib inc key
+    ib_need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+    bash "$IB_SRC/cmake/fetch-sysroot-arm64.sh" "$IB_CACHE_ROOT" >&2
+    sr=$IB_CACHE_ROOT/sysroot-aarch64 lib=$IB_CACHE_ROOT/sysroot-aarch64/usr/lib/aarch64-linux-gnu
+    inc=$(aarch64-linux-gnu-gcc -print-file-name=include)
+    local -a cmd=(aarch64-linux-gnu-gcc --sysroot="$sr" -nostdinc -isystem "$inc"
+        -isystem "$sr/usr/include/aarch64-linux-gnu" -isystem "$sr/usr/include"
+        -std=gnu11 -Os -DNDEBUG -Wall -Wextra -Werror -Ulinux -D_GNU_SOURCE
+        -static -B"$lib/" -L"$lib" -s)
+    key=$(ib_key "$src" "$sr/.stamp" "$(aarch64-linux-gnu-gcc --version | head -n1)" "${cmd[@]}")
+    if ! ib_stamp_ok "$dir/ka-payload" "$key"; then
+        mkdir -p "$dir"
+        ib_log "compiling tests/payload/payload.c for aarch64"
+        "${cmd[@]}" -o "$dir/ka-payload.tmp" "$src" -lm
+        mv -f "$dir/ka-payload.tmp" "$dir/ka-payload"
+        ib_stamp_write "$dir/ka-payload" "$key"
+    fi
+    echo "$dir/ka-payload"
+}
+
 # The payload, cross-compiled like the agent (static glibc from the Debian 13
 # sysroot, whose linker is binutils 2.44; see cmake/riscv64-linux-gnu.cmake).
 build_payload() {
+    [[ $IB_ARCH == riscv64 ]] || { "build_payload_$IB_ARCH"; return; }
     local src=$IB_SRC/tests/payload/payload.c dir=$IB_CACHE/payload sr lib inc key
     ib_need riscv64-linux-gnu-gcc gcc-riscv64-linux-gnu
     bash "$IB_SRC/cmake/fetch-sysroot.sh" "$IB_CACHE_ROOT" >&2
@@ -72,20 +114,24 @@ fi
 ib_stamp_clear "$out"
 
 # make-rootfs.sh runs "$busybox --list" and "$payload list" and copies both files
-# in: give it wrappers that run the riscv64 binaries under qemu-user, then put the
-# real binaries in place of the copied wrappers.
-ib_need qemu-riscv64-static qemu-user-static
+# in: give it wrappers that run the binaries (under qemu-user for another arch), then
+# put the real binaries in place of the copied wrappers.
+runner=""
+if [[ $(uname -m) != "$IB_ARCH" ]]; then
+    runner=qemu-$IB_ARCH-static
+    ib_need "$runner" qemu-user-static
+fi
 wrap=$(mktemp -d)
 trap 'rm -rf -- "$wrap"' EXIT
 for w in busybox:"$busybox" ka-payload:"$payload"; do
-    printf '#!/bin/sh\nexec qemu-riscv64-static %q "$@"\n' "${w#*:}" >"$wrap/${w%%:*}"
+    printf '#!/bin/sh\nexec %s %q "$@"\n' "$runner" "${w#*:}" >"$wrap/${w%%:*}"
     chmod 0755 "$wrap/${w%%:*}"
 done
 KA_BUSYBOX=$wrap/busybox bash "$make_rootfs" "$out" "$wrap/ka-payload"
 install -m 0755 -- "$busybox" "$out/bin/busybox"
 install -m 0755 -- "$payload" "$out/usr/bin/ka-payload"
-file -b "$out/bin/busybox" "$out/usr/bin/ka-payload" 2>/dev/null | grep -qv 'RISC-V' &&
-    ib_die "the rootfs binaries are not riscv64"
+file -b "$out/bin/busybox" "$out/usr/bin/ka-payload" 2>/dev/null | grep -qv "$IB_FILE_RE" &&
+    ib_die "the rootfs binaries are not $IB_ARCH"
 ib_stamp_write "$out" "$key"
 ib_log "wrote $out: $(ib_size "$out") ($(find "$out" | wc -l) entries; busybox $(ib_size "$busybox")," \
     "ka-payload $(ib_size "$payload"))"

@@ -4,9 +4,10 @@
 # Usage: initrd.sh [--agent BIN] [--agent-ctl BIN] [--busybox BIN] [--kernel-dir KDIR]
 #                  [--hostname NAME] [--shell-init] OUT.img
 #
-#   --agent      static riscv64 kata-agent (default build/riscv64/kata-agent)
-#   --agent-ctl  static riscv64 agent-ctl (default build/riscv64/agent-ctl)
-#   --busybox    static riscv64 busybox (default: Debian 13's busybox-static, cached)
+#   --agent      static kata-agent (default build/<preset>/kata-agent: riscv64, or the
+#                preset of IB_ARCH as build.sh --arch sets it, e.g. x86_64-static)
+#   --agent-ctl  static agent-ctl (default build/<preset>/agent-ctl)
+#   --busybox    static busybox (default: Debian 13's busybox-static for IB_ARCH, cached)
 #   --kernel-dir a modular kernel as kernel.sh --debian makes it: the modules named in
 #                KDIR/modules.list and their dependencies go to /lib/modules/<ver>/
 #                (as they are, with a modules.dep for them and modules.builtin) and
@@ -35,8 +36,8 @@ source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/build.sh"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
-agent=$IB_SRC/build/riscv64/kata-agent
-ctl=$IB_SRC/build/riscv64/agent-ctl
+agent=$IB_SRC/build/$IB_PRESET/kata-agent
+ctl=$IB_SRC/build/$IB_PRESET/agent-ctl
 busybox="" kdir="" hostname=kata shell_init=0 out=""
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -53,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 [[ -n $out ]] || { usage >&2; exit 2; }
-[[ -x $agent ]] || ib_die "agent '$agent' not found (cmake --preset riscv64 && cmake --build --preset riscv64)"
+[[ -x $agent ]] || ib_die "agent '$agent' not found (cmake --preset $IB_PRESET && cmake --build --preset $IB_PRESET)"
 [[ -x $ctl ]] || ib_die "agent-ctl '$ctl' not found"
 [[ -n $busybox ]] || busybox=$(ib_busybox)
 ib_need cpio cpio

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The riscv64 guest kernel for qemu `-machine virt`.
+# The guest kernel: riscv64 for qemu `-machine virt` (default), x86_64 for
+# `-machine q35`, aarch64 for `-machine virt`.
 #
-# Usage: image-builder/kernel.sh [--debian] [--force] OUTDIR
+# Usage: image-builder/kernel.sh [--arch riscv64|x86_64|aarch64] [--debian] [--force] OUTDIR
+#
+# --arch: the fragment is image-builder/kernel/kata-<arch>.conf and the compiler
+#   <arch>-linux-gnu-gcc (x86_64's is the host gcc); the kernel image (bzImage on
+#   x86_64) is installed as OUTDIR/Image for every arch.  Results and build trees of
+#   other arches carry the arch in their names (out/source-x86_64-<key>,
+#   build/<version>-x86_64); riscv64's keep theirs.  --debian is riscv64 only.
 #
 # Default: build Linux from Debian 13's linux-source-6.12 (the arch-all .deb that
 #   carries the source tarball, Debian patches applied) with Debian 12's
@@ -65,7 +72,6 @@ DEB_MODULES=(virtio_mmio virtio_pci virtio_console
 
 SELF=$(realpath "${BASH_SOURCE[0]}")
 HERE=$(dirname "$SELF")
-FRAGMENT=$HERE/kernel/kata-riscv64.conf
 DF_TAG=kernel
 # shellcheck source=SCRIPTDIR/../cmake/debian-fetch.sh
 source "$HERE/../cmake/debian-fetch.sh"
@@ -76,9 +82,11 @@ die() { df_die "$@"; }
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$SELF"; exit "${1:-0}"; }
 
 MODE=source FORCE=0 OUTDIR=
+ARCH=riscv64
 while (($#)); do
     case $1 in
         --debian) MODE=debian ;;
+        --arch) ARCH=${2:?--arch riscv64|x86_64|aarch64}; shift ;;
         --force) FORCE=1 ;;
         -h|--help) usage 0 ;;
         -*) echo "kernel.sh: unknown option $1" >&2; usage 2 >&2 ;;
@@ -88,15 +96,27 @@ while (($#)); do
 done
 [[ -n $OUTDIR ]] || usage 2 >&2
 
+# Per architecture: the kernel's ARCH, the cross prefix, the make target and its file,
+# and the name results and build trees get (riscv64's keep their historic names).
+case $ARCH in
+    riscv64) KARCH=riscv CROSS_DEFAULT=riscv64-linux-gnu- KTARGET=Image TAG= ;;
+    x86_64) KARCH=x86_64 CROSS_DEFAULT=x86_64-linux-gnu- KTARGET=bzImage TAG=-x86_64 ;;
+    aarch64) KARCH=arm64 CROSS_DEFAULT=aarch64-linux-gnu- KTARGET=Image TAG=-aarch64 ;;
+    *) die "--arch: riscv64, x86_64 or aarch64, not '$ARCH'" ;;
+esac
+[[ $ARCH == riscv64 || $MODE == source ]] || die "--debian is riscv64 only"
+FRAGMENT=$HERE/kernel/kata-$ARCH.conf
+[[ -f $FRAGMENT ]] || die "no kernel fragment $FRAGMENT"
+
 need() {   # command package...
     local missing=() c
     for c in "$@"; do command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}"); done
     ((${#missing[@]} == 0)) || die "missing host tools; apt-get install ${missing[*]}"
 }
-CROSS_COMPILE=${KATA_KERNEL_CROSS_COMPILE:-riscv64-linux-gnu-}
+CROSS_COMPILE=${KATA_KERNEL_CROSS_COMPILE:-$CROSS_DEFAULT}
 if [[ $MODE == source ]]; then
     need curl:curl xz:xz-utils dpkg-deb:dpkg make:make gcc:gcc flex:flex bison:bison bc:bc \
-         "${CROSS_COMPILE}gcc:gcc-riscv64-linux-gnu"
+         "${CROSS_COMPILE}gcc:gcc-${CROSS_COMPILE%-}"
     [[ -f /usr/include/libelf.h ]] || die "missing host tools; apt-get install libelf-dev"
 else
     need curl:curl xz:xz-utils dpkg-deb:dpkg depmod:kmod modprobe:kmod
@@ -134,8 +154,10 @@ fragment $(df_sha256 "$FRAGMENT")
 cc $("${CROSS_COMPILE}gcc" --version | head -n1)
 ld $("${CROSS_COMPILE}ld" --version | head -n1)"
 fi
+[[ $ARCH == riscv64 ]] || KEY_TEXT+="
+arch $ARCH"
 KEY=$(sha256sum <<<"$KEY_TEXT" | cut -c1-16)
-OUT=$KC/out/$MODE-$KEY
+OUT=$KC/out/$MODE$TAG-$KEY
 
 # Copy a finished result into OUTDIR (only the files this script owns), unless it is
 # already there, so that an unchanged kernel keeps its timestamps.
@@ -182,13 +204,15 @@ fi
 rm -rf "$OUT.new" "$KC/tmp"
 trap 'rm -rf "$OUT.new" "$KC/tmp"' EXIT
 
-# Keep the current and the three most recently used results of this mode.
+# Keep the current and the three most recently used results of this mode and arch.
 prune_out() {
     local d
     while IFS= read -r d; do
         step "prune $d"; rm -rf "$d"
-    done < <(for d in "$KC/out/$MODE"-*; do
-                 [[ -d $d && $d != *.new && $d != "$OUT" ]] && stat -c '%Y %n' "$d"
+    done < <(for d in "$KC/out/$MODE$TAG"-*; do
+                 [[ -d $d && $d != *.new && $d != "$OUT" ]] || continue
+                 # riscv64's "source-KEY" must not match another arch's "source-x86_64-KEY".
+                 [[ -n $TAG || ${d#"$KC/out/$MODE"-} != *-* ]] && stat -c '%Y %n' "$d"
              done | sort -rn | tail -n +4 | cut -d' ' -f2-)
 }
 # Drop other versions of the package's .debs.
@@ -284,10 +308,10 @@ make_with_progress() {
 }
 
 build_source() {
-    local src=$KC/src/$PKG_VER obj=$KC/build/$PKG_VER d kmake
+    local src=$KC/src/$PKG_VER obj=$KC/build/$PKG_VER$TAG d kmake
     if [[ ! -f $src/extracted ]]; then
         for d in "$KC"/src/* "$KC"/build/*; do
-            [[ -e $d && $d != "$src" && $d != "$obj" ]] || continue
+            [[ -e $d && $d != "$src" && $d != "$KC/build/$PKG_VER"* ]] || continue
             step "prune ${d#"$KC/"}"; rm -rf "$d"
         done
         step "extract $SRC_TARBALL ($PKG $PKG_VER)"
@@ -299,26 +323,27 @@ build_source() {
     fi
     mkdir -p "$obj"
     # Reproducible: no build user/host/time in the image (the time is the tarball's).
-    kmake=(make -C "$src/linux" O="$obj" ARCH=riscv CROSS_COMPILE="$CROSS_COMPILE"
+    kmake=(make -C "$src/linux" O="$obj" ARCH="$KARCH" CROSS_COMPILE="$CROSS_COMPILE"
            KBUILD_BUILD_USER=kata KBUILD_BUILD_HOST=kata-agent-c KBUILD_BUILD_VERSION=1
            KBUILD_BUILD_TIMESTAMP="$(date -u -R -r "$src/linux/Makefile")")
 
     step "configure: allnoconfig + ${FRAGMENT#"$HERE/"}"
     # -n: allnoconfig with the fragment as KCONFIG_ALLCONFIG (everything else off).
-    (cd "$src/linux" && ARCH=riscv CROSS_COMPILE=$CROSS_COMPILE \
+    (cd "$src/linux" && ARCH=$KARCH CROSS_COMPILE=$CROSS_COMPILE \
         scripts/kconfig/merge_config.sh -n -O "$obj" "$FRAGMENT") >"$obj/config.log" 2>&1 ||
         { tail -n 30 "$obj/config.log" >&2; die "merge_config.sh failed (log: $obj/config.log)"; }
     step "check: every option of the fragment is in .config"
     check_config "$FRAGMENT" "$obj/.config"
 
-    step "make -j$(nproc) Image (log: $obj/build.log)"
-    if ! make_with_progress "$obj" "$KC/objects-$PKG_VER" "${kmake[@]}" -j"$(nproc)" Image; then
+    step "make -j$(nproc) $KTARGET (log: $obj/build.log)"
+    if ! make_with_progress "$obj" "$KC/objects-$PKG_VER$TAG" "${kmake[@]}" -j"$(nproc)" "$KTARGET"; then
         tail -n 40 "$obj/build.log" >&2
         die "kernel build failed (log: $obj/build.log)"
     fi
     grep -E 'warning:' "$obj/build.log" | head -n 20 | sed 's/^/kernel: build /' >&2 || true
 
-    cp "$obj/arch/riscv/boot/Image" "$OUT.new/Image"
+    # Every arch's image is installed as Image: launch.sh and build.sh take one name.
+    cp "$obj/arch/${KARCH%_64}/boot/$KTARGET" "$OUT.new/Image"
     cp "$obj/.config" "$OUT.new/config"
     {
         manifest_head

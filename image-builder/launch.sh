@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# image-builder/launch.sh: boot the riscv64 guest under qemu (TCG) the way the Kata
+# image-builder/launch.sh: boot the guest under qemu (TCG) the way the Kata
 # runtime would, with the agent's ttrpc channel on a virtio-serial port.
 #
 # Usage:
-#   launch.sh --agent-sock PATH [--console-sock PATH] [--shared DIR] [--fs virtiofs|9p]
+#   launch.sh [--arch riscv64|x86_64|aarch64] --agent-sock PATH [--console-sock PATH] [--shared DIR] [--fs virtiofs|9p]
 #             [--kernel Image --initrd initrd.img | --image rootfs.img [--init PATH]]
 #             [--mem MB] [--smp N] [--cmdline EXTRA] [--debug] [--log FILE] [--serial-sock PATH]
 #             [--pidfile F --background] [--wait-ready SECONDS] [--ctl AGENT-CTL]
 #             [--virtiofsd PATH] [--qemu-arg ARG]... [--t0-file F] [--kata-config FILE]
 #   launch.sh --stop --pidfile F
 #
+#   --arch A        the guest's architecture (default riscv64): riscv64 boots
+#                   qemu-system-riscv64 -machine virt, x86_64 qemu-system-x86_64
+#                   -machine q35, aarch64 qemu-system-aarch64 -machine virt -cpu max
+#                   (GICv3); the defaults of --kernel/--initrd/--virtiofsd come from
+#                   build/guest (riscv64) or build/guest-A (image-builder/build.sh --arch A)
 #   --kata-config FILE  boot what a Kata runtime configuration file describes (the
 #                   files image-builder/package.sh generates, for the Go runtime or
 #                   runtime-rs): [hypervisor.qemu] path, kernel, initrd or image (with
@@ -71,7 +76,7 @@
 set -euo pipefail
 IB_DIR=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
 IB_SRC=$(dirname "$IB_DIR")
-GUEST=$IB_SRC/build/guest
+GUEST=$IB_SRC/build/guest   # per --arch below
 
 log() { printf 'launch: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -146,7 +151,8 @@ PY
     log "kata config $f ($which)"
     [[ -n $kc_initrd && -z $kc_image || -z $kc_initrd && -n $kc_image ]] ||
         die "$f: exactly one of initrd and image must be set"
-    [[ $kc_machine_type == virt ]] || die "$f: machine_type '$kc_machine_type': riscv64 has only virt"
+    [[ $kc_machine_type == "${machine%%,*}" ]] ||
+        die "$f: machine_type '$kc_machine_type': $arch boots ${machine%%,*} here"
     [[ -n $kc_path ]] || die "$f: no hypervisor path"
     qemu_bin=$kc_path
     if [[ -z $kernel && -z $initrd && -z $image ]]; then
@@ -155,7 +161,7 @@ PY
         log "--kernel/--initrd/--image given: the configuration's guest is not used"
     fi
     if [[ -n $image && -n $kc_image && $kc_disable_image_nvdimm != true ]]; then
-        die "$f: an image needs disable_image_nvdimm = true on riscv64 (virt has no NVDIMM)"
+        die "$f: an image needs disable_image_nvdimm = true (this launcher attaches no NVDIMM)"
     fi
     mem=${mem:-$kc_default_memory} smp=${smp:-${kc_default_vcpus%.*}}
     case $kc_shared_fs in
@@ -163,20 +169,20 @@ PY
     virtio-9p) fs=9p ;;
     *) die "$f: shared_fs '$kc_shared_fs' is not virtio-fs or virtio-9p" ;;
     esac
-    if [[ $(uname -m) == riscv64 ]]; then
+    if [[ $(uname -m) == "$arch" ]]; then
         virtiofsd=${virtiofsd:-$kc_virtio_fs_daemon}
     elif [[ -n $shared && $fs == virtiofs ]]; then
         log "this host is $(uname -m): the configuration's virtiofsd ($kc_virtio_fs_daemon) is for" \
-            "riscv64; using the host's, ${virtiofsd:-$GUEST/bin/virtiofsd}"
+            "$arch; using the host's, ${virtiofsd:-$GUEST/bin/virtiofsd}"
     fi
     kc_accel=()
-    if [[ $(uname -m) == riscv64 && -w /dev/kvm ]]; then
+    if [[ $(uname -m) == "$arch" && -w /dev/kvm ]]; then
         kc_accel=(-accel kvm -cpu host)
     else
-        log "no KVM for riscv64 on this host ($(uname -m)): TCG (the runtime would use accel=kvm)"
+        log "no KVM for $arch on this host ($(uname -m)): TCG (the runtime would use accel=kvm)"
     fi
     log "the agent channel is the virtio-serial port agent.channel.0, not vsock" \
-        "(no vhost-vsock here); the console is ttyS0, not hvc0"
+        "(no vhost-vsock here); the console is $console, not hvc0"
 }
 
 # The kernel command line the runtime of the configuration would give, with this
@@ -198,14 +204,14 @@ kata_cmdline() {
             p+=(quiet)
             [[ -z $image ]] || p+=(systemd.show_status=false)
         fi
-        p+=(console=ttyS0 panic=1 "nr_cpus=$maxcpus")
+        p+=("console=$console" panic=1 "nr_cpus=$maxcpus")
         [[ $kc_disable_guest_selinux != true ]] || p+=(selinux=0)
     else
         # runtime-rs kernel_param.rs (4.1)
         p+=(reboot=k panic=1 systemd.unit=kata-containers.target systemd.mask=systemd-networkd.service
             systemd.mask=systemd-networkd.socket)
         [[ $dbg == 0 ]] || p+=(agent.log_vport=1025)
-        p+=(${root[@]+"${root[@]}"} console=ttyS0)
+        p+=(${root[@]+"${root[@]}"} "console=$console")
         [[ $dbg == 1 ]] || p+=(quiet)
     fi
     # kata_agent.go KataAgentKernelParams
@@ -226,8 +232,10 @@ kata_cmdline() {
 agent_sock="" console_sock="" serial_sock="" shared="" fs=virtiofs kernel="" initrd="" image="" init=""
 mem="" smp="" extra="" debug=0 logf="" pidfile="" background=0 wait_ready="" stop=0
 ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base="" t0_file="" kata_config=""
+arch=riscv64
 while [[ $# -gt 0 ]]; do
     case $1 in
+    --arch) arch=${2:?}; shift ;;
     --agent-sock) agent_sock=${2:?}; shift ;;
     --console-sock) console_sock=${2:?}; shift ;;
     --serial-sock) serial_sock=${2:?}; shift ;;
@@ -262,7 +270,7 @@ if [[ $stop == 1 ]]; then
     [[ -f $pidfile ]] || { log "no pid file $pidfile: nothing to stop"; exit 0; }
     qpid=$(pidfile_get qemu "$pidfile") vpid=$(pidfile_get virtiofsd "$pidfile")
     rundir=$(pidfile_get rundir "$pidfile")
-    stop_pid "$qpid" qemu-system-riscv64 qemu
+    stop_pid "$qpid" qemu-system- qemu
     [[ -z $vpid ]] || stop_pid "$vpid" virtiofsd virtiofsd
     [[ -n $rundir && -d $rundir && $rundir == */ka-vm.* ]] && rm -rf -- "$rundir"
     rm -f -- "$pidfile"
@@ -271,13 +279,21 @@ if [[ $stop == 1 ]]; then
 fi
 
 [[ -n $agent_sock ]] || { usage >&2; exit 2; }
-qemu_bin=qemu-system-riscv64
+# Per architecture: the qemu, its machine (Kata's machine type for the arch) and the
+# firmware options, and where image-builder/build.sh --arch put the guest.
+case $arch in
+riscv64) qemu_bin=qemu-system-riscv64 machine=virt mach_args=(-bios default) qemu_pkg=qemu-system-misc console=ttyS0 ;;
+x86_64) qemu_bin=qemu-system-x86_64 machine=q35 mach_args=() qemu_pkg=qemu-system-x86 console=ttyS0 ;;
+aarch64) qemu_bin=qemu-system-aarch64 machine=virt,gic-version=3 mach_args=(-cpu max) qemu_pkg=qemu-system-arm console=ttyAMA0 ;;
+*) die "--arch takes riscv64, x86_64 or aarch64" ;;
+esac
+[[ $arch == riscv64 ]] || GUEST=$IB_SRC/build/guest-$arch
 [[ -z $kata_config ]] || read_kata_config "$kata_config"
 mem=${mem:-512} smp=${smp:-1}
 [[ $fs == virtiofs || $fs == 9p ]] || die "--fs takes virtiofs or 9p"
 [[ $background == 0 || -n $pidfile ]] || die "--background needs --pidfile"
 [[ $mem =~ ^[0-9]+$ && $smp =~ ^[0-9]+$ ]] || die "--mem and --smp take numbers"
-command -v "$qemu_bin" >/dev/null || die "qemu-system-riscv64 not found: install qemu-system-misc"
+command -v "$qemu_bin" >/dev/null || die "$qemu_bin not found: install $qemu_pkg"
 if [[ -n $image ]]; then
     [[ -f $image ]] || die "image $image not found"
 else
@@ -298,7 +314,7 @@ if [[ -n $shared ]]; then
     fi
 fi
 if [[ -n $pidfile ]]; then
-    if [[ -f $pidfile ]] && pid_is "$(pidfile_get qemu "$pidfile")" qemu-system-riscv64; then
+    if [[ -f $pidfile ]] && pid_is "$(pidfile_get qemu "$pidfile")" "$qemu_bin"; then
         die "$pidfile: qemu $(pidfile_get qemu "$pidfile") still runs (launch.sh --stop --pidfile $pidfile)"
     fi
     pidfile=$(realpath -m -- "$pidfile")
@@ -318,7 +334,7 @@ qpid="" vpid=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [[ -z $qpid ]] || stop_pid "$qpid" qemu-system-riscv64 qemu
+    [[ -z $qpid ]] || stop_pid "$qpid" "$qemu_bin" qemu
     [[ -z $vpid ]] || stop_pid "$vpid" virtiofsd virtiofsd
     rm -rf -- "$rundir"
     [[ -z $pidfile ]] || rm -f -- "$pidfile"
@@ -332,7 +348,7 @@ trap 'exit 143' TERM
 if [[ -n $kata_config ]]; then
     cmdline=$(kata_cmdline)
 else
-    cmdline="console=ttyS0 panic=1"
+    cmdline="console=$console panic=1"
     [[ $debug == 1 ]] || cmdline+=" quiet"
     cmdline+=" agent.server_addr=serial://agent.channel.0 agent.log=debug"
     [[ -z $console_sock && -z $serial_sock ]] || cmdline+=" agent.debug_console"
@@ -340,7 +356,7 @@ else
     [[ -z $console_sock ]] || cmdline+=" agent.debug_console_port=console.0"
 fi
 
-args=(-machine virt -bios default -nodefaults -display none -no-reboot
+args=(-machine "$machine" ${mach_args[@]+"${mach_args[@]}"} -nodefaults -display none -no-reboot
       -m "${mem}M" -smp "$smp" -kernel "$kernel")
 [[ -z $kata_config ]] || args+=("${kc_accel[@]}")
 [[ -z $initrd ]] || args+=(-initrd "$initrd")
@@ -422,7 +438,7 @@ else
 fi
 
 log "$qemu_bin -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ initrd $initrd}," \
-    "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, ttyS0 on $serial_sock}${shared:+, $shared over $fs}"
+    "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, $console on $serial_sock}${shared:+, $shared over $fs}"
 log "cmdline: $cmdline"
 t0=$(now)
 [[ -z $t0_file ]] || echo "$t0" >"$t0_file"

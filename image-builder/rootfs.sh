@@ -22,7 +22,7 @@
 #
 # Contents (the units and anything else under rootfs/ in the checkout are copied
 # as they are):
-#   /usr/bin/kata-agent, /usr/bin/agent-ctl     static riscv64, stripped
+#   /usr/bin/kata-agent, /usr/bin/agent-ctl     static (riscv64, or IB_ARCH), stripped
 #   /bin/busybox + every applet link (busybox --list-full)
 #   /usr/lib/systemd/system/kata-agent.service, kata-containers.target
 #   /etc/systemd/system/basic.target.wants/kata-containers.target -> the target
@@ -37,8 +37,8 @@ source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/build.sh"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
-agent=$IB_SRC/build/riscv64/kata-agent
-ctl=$IB_SRC/build/riscv64/agent-ctl
+agent=$IB_SRC/build/$IB_PRESET/kata-agent
+ctl=$IB_SRC/build/$IB_PRESET/agent-ctl
 busybox="" kdir="" agent_init=yes hostname=kata size="" out=""
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -58,7 +58,7 @@ done
 [[ -n $out ]] || { usage >&2; exit 2; }
 [[ $agent_init == yes || $agent_init == no ]] || ib_die "--agent-init takes yes or no"
 [[ -z $size || $size =~ ^[0-9]+$ ]] || ib_die "--size takes MiB"
-[[ -x $agent ]] || ib_die "agent '$agent' not found (cmake --preset riscv64 && cmake --build --preset riscv64)"
+[[ -x $agent ]] || ib_die "agent '$agent' not found (cmake --preset $IB_PRESET && cmake --build --preset $IB_PRESET)"
 [[ -x $ctl ]] || ib_die "agent-ctl '$ctl' not found"
 [[ -n $busybox ]] || busybox=$(ib_busybox)
 PATH=$PATH:/sbin:/usr/sbin

@@ -17,6 +17,10 @@ packages=(
     gcc-riscv64-linux-gnu qemu-user-static xz-utils curl ca-certificates util-linux
     # the guest: kernel build, Debian kernel modules, qemu, initrd and image tools
     flex bison bc libelf-dev kmod qemu-system-misc cpio e2fsprogs gzip socat
+    # the x86_64 guest (image-builder/build.sh --arch x86_64): q35 under TCG
+    qemu-system-x86
+    # the aarch64 guest (build.sh --arch aarch64): cross gcc, qemu virt under TCG
+    gcc-aarch64-linux-gnu qemu-system-arm
     # the Kata install tree: its tarball (zstd) and the configuration test (tomllib)
     zstd python3
     # interop tests and benchmarks: containerd's Go ttrpc, built offline
