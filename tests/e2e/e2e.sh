@@ -411,7 +411,9 @@ check "the host is still served (Health over the agent channel)" '"status": "SER
 
 # --- DestroySandbox powers the VM off ----------------------------------------------
 out=$(ctl call DestroySandbox 2>&1) && ok "DestroySandbox answered" || bad "DestroySandbox: $out"
-qpid=$(cat "$PIDFILE" 2>/dev/null || echo 0)
+# The pidfile is "qemu PID / virtiofsd PID / rundir DIR" lines: the qemu line's pid.
+qpid=$(awk '$1 == "qemu" { print $2 }' "$PIDFILE" 2>/dev/null)
+[[ $qpid =~ ^[0-9]+$ ]] || bad "no qemu pid in $PIDFILE"
 for _ in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
 if kill -0 "$qpid" 2>/dev/null; then bad "the VM did not power off"; else ok "the VM powered off"; rm -f "$PIDFILE"; fi
 grep -q "Kernel panic" "$WORK/console.log" && bad "kernel panic in the guest" || ok "no kernel panic"
