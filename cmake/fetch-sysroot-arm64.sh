@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The aarch64 sysroot for cmake/aarch64-linux-gnu.cmake: Debian 13 (trixie) arm64
 # packages extracted into CACHE_DIR/sysroot-aarch64, as cmake/fetch-sysroot.sh does for
-# riscv64 (same package list, same index and checks through cmake/debian-fetch.sh).
+# riscv64 (the same package list, cmake/sysroot-packages.sh, and the same index and
+# checks through cmake/debian-fetch.sh).
 # Debian 12 has arm64, but its libmnl-dev has no libmnl.a; trixie's has all five .a.
 # No host linker is fetched: Debian 12's aarch64-linux-gnu-ld 2.40 links trixie's
 # arm64 libc.a (the relocations that crash it are riscv64's).
@@ -10,16 +11,17 @@
 set -euo pipefail
 
 SCRIPT_VERSION=1
-PKGS=(libc6-dev libc6 linux-libc-dev libcrypt-dev
-      libprotobuf-c-dev libmnl-dev libseccomp-dev libcap-dev libblkid-dev)
 CACHE=${1:?usage: fetch-sysroot-arm64.sh CACHE_DIR}
 SELF=$(realpath "${BASH_SOURCE[0]}")
+# shellcheck source=SCRIPTDIR/sysroot-packages.sh
+source "$(dirname "$SELF")/sysroot-packages.sh"
+PKGS=("${SYSROOT_PKGS[@]}")
 DF_TAG=fetch-sysroot-arm64
 # shellcheck source=SCRIPTDIR/debian-fetch.sh
 source "$(dirname "$SELF")/debian-fetch.sh"
 
 DEST=$CACHE/sysroot-aarch64
-STAMP_KEY="v$SCRIPT_VERSION $(cat "$SELF" "$(dirname "$SELF")/debian-fetch.sh" | sha256sum | cut -d' ' -f1)"
+STAMP_KEY="v$SCRIPT_VERSION $(cat "$SELF" "$(dirname "$SELF")/debian-fetch.sh" "$(dirname "$SELF")/sysroot-packages.sh" | sha256sum | cut -d' ' -f1)"
 stamp_ok() { [[ -f $DEST/.stamp && $(<"$DEST/.stamp") == "$STAMP_KEY" ]]; }
 stamp_ok && exit 0
 
@@ -43,7 +45,7 @@ while IFS= read -r -d '' link; do
     [[ $target == /* ]] || continue
     ln -sfn "$(realpath -s -m --relative-to="$(dirname "$link")" "$DEST.new$target")" "$link"
 done < <(find "$DEST.new" -type l -print0)
-for f in crt1.o libc.a libprotobuf-c.a libmnl.a libseccomp.a libcap.a libblkid.a; do
+for f in "${SYSROOT_LIBS[@]}"; do
     [[ -f $DEST.new/usr/lib/aarch64-linux-gnu/$f ]] || df_die "sysroot lacks $f"
 done
 echo "$STAMP_KEY" >"$DEST.new/.stamp"

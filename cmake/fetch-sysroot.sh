@@ -28,16 +28,10 @@ set -euo pipefail
 SCRIPT_VERSION=1
 SUITE=trixie
 
-# riscv64 packages extracted into the sysroot.  libc6-dev's other dependencies
-# (libc-dev-bin, rpcsvc-proto) are tools, not needed to link; libblkid-dev's
-# uuid-dev is not needed either (libblkid.a and blkid.pc do not use libuuid).
-# libc6 is not needed for -static, but lets `qemu-riscv64-static -L sysroot`
-# run a dynamically linked test binary if ever wanted.  libjson-c-dev is for the
-# static agent-ctl in the initrd (libjson-c5 is its runtime, for the same reason as
-# libc6).
-RV_PKGS=(libc6-dev libc6 linux-libc-dev libcrypt-dev
-         libprotobuf-c-dev libmnl-dev libseccomp-dev libcap-dev libblkid-dev
-         libjson-c-dev libjson-c5)
+# riscv64 packages extracted into the sysroot: cmake/sysroot-packages.sh.
+# shellcheck source=SCRIPTDIR/sysroot-packages.sh
+source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/sysroot-packages.sh"
+RV_PKGS=("${SYSROOT_PKGS[@]}")
 # amd64 packages for the host linker: binutils-riscv64-linux-gnu bundles its own
 # libbfd/libctf; the rest is the NEEDED closure of its ld.bfd (checked below).
 HOST_PKGS=(binutils-riscv64-linux-gnu libc6 libgcc-s1 libjansson4 libsframe1 libzstd1 zlib1g)
@@ -53,7 +47,7 @@ die() { df_die "$@"; }
 
 # The stamp key changes whenever this script (package lists, flags, version) or the
 # shared fetch helpers change.
-STAMP_KEY="v$SCRIPT_VERSION $SUITE $(cat "$SELF" "$(dirname "$SELF")/debian-fetch.sh" | sha256sum | cut -d' ' -f1)"
+STAMP_KEY="v$SCRIPT_VERSION $SUITE $(cat "$SELF" "$(dirname "$SELF")/debian-fetch.sh" "$(dirname "$SELF")/sysroot-packages.sh" | sha256sum | cut -d' ' -f1)"
 stamp_ok() {
     [[ -f $CACHE/stamp && $(<"$CACHE/stamp") == "$STAMP_KEY" &&
        -x $CACHE/bin/ld && -d $CACHE/sysroot/usr/include ]]
@@ -158,7 +152,7 @@ if grep -E '=>' <<<"$deps" | grep -v -- "=> $H/" >&2; then
 fi
 ldver=$("$CACHE/bin/ld" --version) || die "bin/ld does not run"
 [[ ${ldver%%$'\n'*} == *" 2.4"[4-9]* ]] || die "bin/ld is not binutils 2.44+: ${ldver%%$'\n'*}"
-for f in crt1.o libc.a libprotobuf-c.a libmnl.a libseccomp.a libcap.a libblkid.a libjson-c.a; do
+for f in "${SYSROOT_LIBS[@]}"; do
     [[ -f $CACHE/sysroot/usr/lib/riscv64-linux-gnu/$f ]] || die "sysroot lacks $f"
 done
 
