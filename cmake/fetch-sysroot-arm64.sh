@@ -11,7 +11,8 @@ set -euo pipefail
 
 SCRIPT_VERSION=1
 PKGS=(libc6-dev libc6 linux-libc-dev libcrypt-dev
-      libprotobuf-c-dev libmnl-dev libseccomp-dev libcap-dev libblkid-dev)
+      libprotobuf-c-dev libmnl-dev libseccomp-dev libcap-dev libblkid-dev
+      libjson-c-dev libjson-c5)
 CACHE=${1:?usage: fetch-sysroot-arm64.sh CACHE_DIR}
 SELF=$(realpath "${BASH_SOURCE[0]}")
 DF_TAG=fetch-sysroot-arm64
@@ -43,7 +44,7 @@ while IFS= read -r -d '' link; do
     [[ $target == /* ]] || continue
     ln -sfn "$(realpath -s -m --relative-to="$(dirname "$link")" "$DEST.new$target")" "$link"
 done < <(find "$DEST.new" -type l -print0)
-for f in crt1.o libc.a libprotobuf-c.a libmnl.a libseccomp.a libcap.a libblkid.a; do
+for f in crt1.o libc.a libprotobuf-c.a libmnl.a libseccomp.a libcap.a libblkid.a libjson-c.a; do
     [[ -f $DEST.new/usr/lib/aarch64-linux-gnu/$f ]] || df_die "sysroot lacks $f"
 done
 echo "$STAMP_KEY" >"$DEST.new/.stamp"
