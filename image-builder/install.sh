@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# install.sh: install the kata-agent-c riscv64 guest (kernel, initrd, image, agent,
+# install.sh: install the kata-agent-c guest (kernel, initrd, image, agent,
 # virtiofsd and the Kata runtime configurations) under a prefix, or remove it.
 #
 # Usage: install.sh [--tarball FILE] [--prefix DIR] [--destdir DIR] [--force]
 #        install.sh --uninstall [--prefix DIR] [--destdir DIR]
 #
-#   --tarball FILE  kata-agent-c-static-<ver>-riscv64.tar.zst (default: the tree this
+#   --tarball FILE  kata-agent-c-static-<ver>-<arch>.tar.zst (default: the tree this
 #                   script sits in, i.e. an unpacked tarball's opt/kata/; from a
-#                   checkout, build/kata-static/'s tarball)
+#                   checkout, build/kata-static/'s riscv64 tarball)
 #   --prefix DIR    where it lives at run time (default /opt/kata): the configuration
 #                   files are generated for it
 #   --destdir DIR   stage under DIR/PREFIX instead (for packaging); the files still
@@ -95,6 +95,11 @@ else
 fi
 manifest=$src/share/kata-agent-c/manifest
 version=$(awk '$1 == "version" { print $2 }' "$manifest")
+# The tree's own kata-config.sh generates for its arch (passed only when not riscv64, the
+# default, so that a tree from before --arch still installs).
+arch=$(awk '$1 == "arch" { print $2 }' "$manifest")
+archopt=()
+[[ ${arch:-riscv64} == riscv64 ]] || archopt=(--arch "$arch")
 
 # Check every file against the manifest, and that nothing unlisted or unsafe is there.
 # (The configuration files are generated for the prefix below, never copied: an
@@ -111,7 +116,7 @@ while read -r p; do
 done <"$work/paths"
 
 # --- generate the configurations for this prefix ----------------------------------------
-"$src/share/kata-agent-c/kata-config.sh" --template "$src/share/kata-agent-c/configuration-qemu.toml.in" \
+"$src/share/kata-agent-c/kata-config.sh" ${archopt[@]+"${archopt[@]}"} --template "$src/share/kata-agent-c/configuration-qemu.toml.in" \
     --version "$version" --prefix "$prefix" "$work/defaults"
 (cd "$work/defaults" && find . \( -type f -o -type l \) -printf 'share/defaults/kata-containers/%P\n') | LC_ALL=C sort >"$work/configs"
 { cat "$work/copy" "$work/configs"; echo share/kata-agent-c/installed; } | LC_ALL=C sort -u >"$work/new-list"

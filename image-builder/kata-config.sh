@@ -2,7 +2,8 @@
 # image-builder/kata-config.sh: the Kata runtime configuration files for this guest,
 # from the one template, for a given install prefix.
 #
-# Usage: kata-config.sh [--template FILE] [--version V] --prefix PREFIX OUTDIR
+# Usage: kata-config.sh [--arch riscv64|x86_64|aarch64] [--template FILE] [--version V]
+#                      --prefix PREFIX OUTDIR
 #
 # Writes, under OUTDIR (the prefix's share/defaults/kata-containers/):
 #   configuration-qemu.toml                          Go runtime, initrd (the default)
@@ -11,19 +12,23 @@
 #   runtime-rs/configuration-qemu-runtime-rs-image.toml  runtime-rs, disk image
 #   configuration.toml, runtime-rs/configuration.toml    links to the initrd files
 #
-# Template lines starting with #@go@, #@rs@, #@initrd@ or #@image@ are kept (marker
-# removed) only in the files of that runtime or variant; @PREFIX@, @VERSION@ and
-# @VARIANT@ are replaced. --template defaults to image-builder/kata/ in a checkout,
-# or configuration-qemu.toml.in beside this script in an installed tree; --version
-# to the template's neighbour VERSION file or the checkout's CMakeLists.txt.
+# Template lines starting with #@go@, #@rs@, #@initrd@, #@image@, #@riscv64@, #@x86_64@
+# or #@aarch64@ are kept (marker removed) only in the files of that runtime, variant or
+# architecture; @PREFIX@, @VERSION@, @VARIANT@, @ARCH@ and the architecture's values
+# (below: Kata 4.1.0's arch/*-options.mk) are replaced. --arch defaults to riscv64 (or the
+# "arch" line of the template's neighbour manifest in an installed tree). --template
+# defaults to image-builder/kata/ in a checkout, or configuration-qemu.toml.in beside
+# this script in an installed tree; --version to the template's neighbour VERSION file
+# or the checkout's CMakeLists.txt.
 set -euo pipefail
 here=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 die() { printf 'kata-config: ERROR: %s\n' "$*" >&2; exit 1; }
 
-template="" version="" prefix=""
+template="" version="" prefix="" arch=""
 while [[ $# -gt 0 ]]; do
     case $1 in
+    --arch) arch=${2:?}; shift ;;
     --template) template=${2:?}; shift ;;
     --version) version=${2:?}; shift ;;
     --prefix) prefix=${2:?}; shift ;;
@@ -54,21 +59,55 @@ if [[ -z $version ]]; then
     fi
 fi
 [[ -n $version ]] || die "no version (--version V)"
+if [[ -z $arch && -f $(dirname "$template")/manifest ]]; then
+    arch=$(awk '$1 == "arch" { print $2 }' "$(dirname "$template")/manifest")
+fi
+arch=${arch:-riscv64}
+
+# Each architecture's values as Kata 4.1.0 builds them (src/runtime/arch/<goarch>-options.mk,
+# src/runtime-rs/arch/<arch>-options.mk, the Makefiles' KERNELTYPE and
+# DEFSTATICRESOURCEMGMT_QEMU): machine type, qemu, CPU features, the Go runtime's and
+# runtime-rs' KERNELPARAMS and MACHINEACCELERATORS, the kernel's name (Kata calls a
+# compressed kernel vmlinuz.container: x86_64's is a bzImage here, the ELF vmlinux
+# upstream ships cannot boot through qemu -kernel without PVH), and whether the VM is
+# sized at start (no CPU/memory hotplug on riscv64 and aarch64 `virt`).
+cgv2="cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1"
+case $arch in
+riscv64) machine=virt qemu=qemu-system-riscv64 cpu_features="" go_params="" rs_params=$cgv2
+    go_accel="" rs_accel="" kernel=vmlinux.container static=true ;;
+x86_64) machine=q35 qemu=qemu-system-x86_64 cpu_features=pmu=off go_params=$cgv2 rs_params=$cgv2
+    go_accel="" rs_accel="" kernel=vmlinuz.container static=false ;;
+aarch64) machine=virt qemu=qemu-system-aarch64 cpu_features=pmu=off go_params=$cgv2 rs_params=$cgv2
+    go_accel="" rs_accel=usb=off,gic-version=host kernel=vmlinux.container static=true ;;
+*) die "--arch $arch: riscv64, x86_64 or aarch64" ;;
+esac
 
 # gen RUNTIME VARIANT FILE
 gen() {
     mkdir -p "$(dirname "$3")"
-    awk -v rt="$1" -v var="$2" -v prefix="$prefix" -v version="$version" '
+    local params=$go_params accel=$go_accel
+    [[ $1 == go ]] || params=$rs_params accel=$rs_accel
+    awk -v rt="$1" -v var="$2" -v prefix="$prefix" -v version="$version" -v arch="$arch" \
+        -v machine="$machine" -v qemu="$qemu" -v cpu_features="$cpu_features" -v params="$params" \
+        -v accel="$accel" -v kernel="$kernel" -v static="$static" '
         {
             line = $0
-            while (match(line, /^#@(go|rs|initrd|image)@/)) {
+            while (match(line, /^#@(go|rs|initrd|image|riscv64|x86_64|aarch64)@/)) {
                 m = substr(line, 3, RLENGTH - 3)
-                if (m != rt && m != var) next
+                if (m != rt && m != var && m != arch) next
                 line = substr(line, RLENGTH + 1)
             }
             gsub(/@PREFIX@/, prefix, line)
             gsub(/@VERSION@/, version, line)
             gsub(/@VARIANT@/, var, line)
+            gsub(/@ARCH@/, arch, line)
+            gsub(/@MACHINETYPE@/, machine, line)
+            gsub(/@QEMU@/, qemu, line)
+            gsub(/@CPUFEATURES@/, cpu_features, line)
+            gsub(/@KERNELPARAMS@/, params, line)
+            gsub(/@MACHINEACCELERATORS@/, accel, line)
+            gsub(/@KERNEL@/, kernel, line)
+            gsub(/@STATICRESOURCEMGMT@/, static, line)
             print line
         }' "$template" >"$3.tmp"
     mv -- "$3.tmp" "$3"

@@ -8,6 +8,7 @@
 #             [--mem MB] [--smp N] [--cmdline EXTRA] [--debug] [--log FILE] [--serial-sock PATH]
 #             [--pidfile F --background] [--wait-ready SECONDS] [--ctl AGENT-CTL]
 #             [--virtiofsd PATH] [--qemu-arg ARG]... [--t0-file F] [--kata-config FILE]
+#             [--accel kvm|tcg]
 #   launch.sh --stop --pidfile F
 #
 #   --arch A        the guest's architecture (default riscv64): riscv64 boots
@@ -19,18 +20,20 @@
 #                   files image-builder/package.sh generates, for the Go runtime or
 #                   runtime-rs): [hypervisor.qemu] path, kernel, initrd or image (with
 #                   root=/dev/vda1 read-only, as the runtime attaches an image without
-#                   NVDIMM), machine_type (virt), default_memory, default_vcpus,
+#                   NVDIMM), machine_type (virt or q35), default_memory, default_vcpus,
 #                   kernel_params, enable_debug, shared_fs, virtio_fs_daemon and its
 #                   cache and extra args, and [agent.kata] enable_debug and
 #                   debug_console_enabled, with the kernel parameters the runtime adds
 #                   itself (kata_agent.go, qemu*.go; runtime-rs kernel_param.rs). What
 #                   differs from a real runtime, and is logged: the agent stays on the
 #                   virtio-serial port (no vhost-vsock here), the console is ttyS0
-#                   rather than hvc0, TCG replaces KVM unless this is a riscv64 host
-#                   with /dev/kvm, and on another architecture the host's virtiofsd
-#                   (--virtiofsd, default build/guest/bin/virtiofsd) replaces the
-#                   configuration's riscv64 one. Explicit --kernel, --initrd, --image,
-#                   --mem, --smp and --virtiofsd win over the file.
+#                   (ttyAMA0 on aarch64) rather than hvc0, TCG replaces KVM unless the
+#                   host is of --arch's architecture and has /dev/kvm, and on another
+#                   architecture the host's virtiofsd (--virtiofsd, default
+#                   build/guest[-A]/bin/virtiofsd) replaces the configuration's. An
+#                   x86_64 or aarch64 configuration needs --arch (its qemu and
+#                   machine_type must be that architecture's). Explicit --kernel,
+#                   --initrd, --image, --mem, --smp and --virtiofsd win over the file.
 #
 #   --agent-sock    unix socket (qemu is the server) behind the virtio-serial port
 #                   agent.channel.0; the agent serves ttrpc there
@@ -67,6 +70,10 @@
 #                   "agent ready after X.XX s" (from qemu's start); exit 1 if it never
 #                   answers (the qemu is stopped then)
 #   --qemu-arg ARG  one more qemu argument (repeat as needed)
+#   --accel kvm|tcg with --kata-config: KVM (default when the host is of --arch's
+#                   architecture and /dev/kvm is there, as the runtime) or TCG (where
+#                   /dev/kvm exists but does not run guests, e.g. a nested host; the
+#                   end-to-end tests use it). Without --kata-config it is always TCG.
 #   --t0-file F     write the time qemu is started (date +%s.%N) to F, for boot-time
 #                   measurements from qemu's start (bench/boot.sh)
 #
@@ -154,6 +161,8 @@ PY
     [[ $kc_machine_type == "${machine%%,*}" ]] ||
         die "$f: machine_type '$kc_machine_type': $arch boots ${machine%%,*} here"
     [[ -n $kc_path ]] || die "$f: no hypervisor path"
+    [[ $(basename -- "$kc_path") == "$qemu_bin" ]] ||
+        die "$f: qemu $kc_path is not $arch's $qemu_bin (--arch)"
     qemu_bin=$kc_path
     if [[ -z $kernel && -z $initrd && -z $image ]]; then
         kernel=$kc_kernel initrd=$kc_initrd image=$kc_image
@@ -176,8 +185,12 @@ PY
             "$arch; using the host's, ${virtiofsd:-$GUEST/bin/virtiofsd}"
     fi
     kc_accel=()
-    if [[ $(uname -m) == "$arch" && -w /dev/kvm ]]; then
+    if [[ $accel == tcg ]]; then
+        log "--accel tcg: TCG (the runtime would use accel=kvm)"
+    elif [[ $(uname -m) == "$arch" && -w /dev/kvm ]]; then
         kc_accel=(-accel kvm -cpu host)
+    elif [[ $accel == kvm ]]; then
+        die "--accel kvm: no KVM for $arch on this host ($(uname -m), /dev/kvm)"
     else
         log "no KVM for $arch on this host ($(uname -m)): TCG (the runtime would use accel=kvm)"
     fi
@@ -195,8 +208,16 @@ kata_cmdline() {
     local -a root=()
     [[ -z $image ]] || root=(root=/dev/vda1 "rootflags=data=ordered,errors=remount-ro ro" "rootfstype=$kc_rootfs_type")
     if [[ $kc_runtime == go ]]; then
-        # qemu_riscv64.go, qemu_arch_base.go, qemu.go (4.1)
-        p+=(numa=off ${root[@]+"${root[@]}"})
+        # qemu_<arch>.go's kernelParams, then qemu_arch_base.go's and qemu.go's (4.1)
+        local -a archp=()
+        case $arch in
+        riscv64) archp=(numa=off) ;;
+        x86_64) archp=(tsc=reliable no_timer_check rcupdate.rcu_expedited=1 i8042.direct=1
+                       i8042.dumbkbd=1 i8042.nopnp=1 i8042.noaux=1 noreplace-smp reboot=k
+                       cryptomgr.notests net.ifnames=0 pci=lastbus=0) ;;
+        aarch64) archp=(iommu.passthrough=0) ;;
+        esac
+        p+=("${archp[@]}" ${root[@]+"${root[@]}"})
         if [[ $dbg == 1 ]]; then
             p+=(debug)
             [[ -z $image ]] || p+=(systemd.show_status=true systemd.log_level=debug)
@@ -232,7 +253,7 @@ kata_cmdline() {
 agent_sock="" console_sock="" serial_sock="" shared="" fs=virtiofs kernel="" initrd="" image="" init=""
 mem="" smp="" extra="" debug=0 logf="" pidfile="" background=0 wait_ready="" stop=0
 ctl=$IB_SRC/build/native/agent-ctl virtiofsd="" qemu_extra=() base="" t0_file="" kata_config=""
-arch=riscv64
+arch=riscv64 accel=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --arch) arch=${2:?}; shift ;;
@@ -257,6 +278,7 @@ while [[ $# -gt 0 ]]; do
     --virtiofsd) virtiofsd=${2:?}; shift ;;
     --qemu-arg) qemu_extra+=("${2?}"); shift ;;
     --t0-file) t0_file=${2:?}; shift ;;
+    --accel) accel=${2:?}; shift; [[ $accel == kvm || $accel == tcg ]] || die "--accel takes kvm or tcg" ;;
     --kata-config) kata_config=${2:?}; shift ;;
     --stop) stop=1 ;;
     -h | --help) usage; exit 0 ;;
@@ -437,7 +459,7 @@ else
     args+=(-serial stdio)
 fi
 
-log "$qemu_bin -smp $smp -m ${mem}M,${image:+ image $image}${initrd:+ initrd $initrd}," \
+log "$qemu_bin -smp $smp -m ${mem}M, kernel $kernel,${image:+ image $image}${initrd:+ initrd $initrd}," \
     "agent on $agent_sock${console_sock:+, console.0 on $console_sock}${serial_sock:+, $console on $serial_sock}${shared:+, $shared over $fs}"
 log "cmdline: $cmdline"
 t0=$(now)

@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # image-builder/package.sh: the guest as a Kata install tree and a release tarball.
 #
-# Usage: image-builder/package.sh [--no-build] [--guest DIR] [--out DIR] [BUILD-OPTION]...
+# Usage: image-builder/package.sh [--arch riscv64|x86_64|aarch64] [--no-build] [--guest DIR]
+#                                 [--out DIR] [BUILD-OPTION]...
 #
+#   --arch A     the guest's architecture (default riscv64); passed on to build.sh
 #   --no-build   use --guest as it is (default: run build.sh first, a no-op when
 #                everything is up to date; other options are passed on to it, e.g.
 #                --no-agent-build)
-#   --guest DIR  build.sh's output (default build/guest)
-#   --out DIR    default build/kata-static
+#   --guest DIR  build.sh's output (default build/guest, or build/guest-A)
+#   --out DIR    default build/kata-static (riscv64) or build/kata-static-A
 #
 # Makes, in the layout of Kata's own static release (kata-static-<ver>-<arch>.tar.zst,
 # everything under /opt/kata):
-#   OUT/tree/opt/kata/                             the install tree (below)
-#   OUT/kata-agent-c-static-<ver>-riscv64.tar.zst  that tree, ./opt/kata/...
-#   OUT/kata-agent-c-static-<ver>-riscv64.manifest a copy of its manifest
+#   OUT/tree/opt/kata/                           the install tree (below)
+#   OUT/kata-agent-c-static-<ver>-<A>.tar.zst    that tree, ./opt/kata/...
+#   OUT/kata-agent-c-static-<ver>-<A>.manifest   a copy of its manifest
 #
 #   bin/kata-agent                        the static agent (for osbuilder's AGENT_SOURCE_BIN)
-#   libexec/virtiofsd                     Debian 13's riscv64 virtiofsd, run through its own
+#   libexec/virtiofsd                     Debian 13's virtiofsd for A, run through its own
 #   libexec/virtiofsd.d/                  loader and libraries (needs nothing from the host)
 #   share/kata-containers/
-#     vmlinux-<kver>, vmlinux.container ->  the kernel (riscv64 boots the flat Image)
+#     vmlinux-<kver>, vmlinux.container ->  the kernel (riscv64 and aarch64 boot the flat
+#                                           Image, which Kata names vmlinux)
+#     vmlinuz-<kver>, vmlinuz.container ->  x86_64: the bzImage (Kata's name for a
+#                                           compressed kernel; the configuration names it)
 #     kata-agent-c-<ver>.initrd, kata-containers-initrd.img ->   /init = the agent
 #     kata-agent-c-<ver>.image, kata-containers.img ->           ext4 in partition 1,
 #                                                                /sbin/init = the agent
@@ -35,7 +40,6 @@ IB_NAME=package
 source "$(dirname "$(realpath "${BASH_SOURCE[0]}")")/build.sh"
 
 PREFIX=/opt/kata
-ARCH=riscv64
 
 # A 512-byte MBR with one Linux partition from sector 2048 over SECTORS sectors, as
 # osbuilder's images have (the runtime boots them with root=/dev/vda1). Written by
@@ -55,16 +59,26 @@ write_mbr() {   # FILE SECTORS
     } >>"$f"
 }
 
-# The riscv64 virtiofsd with its loader and the libraries it needs (DT_NEEDED,
-# transitively) into DIR/virtiofsd.d, and DIR/virtiofsd, a wrapper the runtime
-# runs like the binary. Prints the virtiofsd package version.
+# Debian 13's virtiofsd for IB_ARCH with its loader and the libraries it needs
+# (DT_NEEDED, transitively) into DIR/virtiofsd.d, and DIR/virtiofsd, a wrapper the
+# runtime runs like the binary. Prints the virtiofsd package version.
 install_virtiofsd() {   # DIR
-    local dir=$1 root=$IB_CACHE/virtiofsd-riscv64 lib bin ld=ld-linux-riscv64-lp64d.so.1 n f
-    ib_need riscv64-linux-gnu-readelf binutils-riscv64-linux-gnu
-    ib_debs riscv64 "$root" virtiofsd libc6 libcap-ng0 libseccomp2 libgcc-s1
-    lib=$root/usr/lib/riscv64-linux-gnu
+    local dir=$1 root=$IB_CACHE/virtiofsd-$IB_DEB_ARCH lib bin ld readelf n f
+    case $IB_ARCH in
+    riscv64) ld=ld-linux-riscv64-lp64d.so.1 readelf=riscv64-linux-gnu-readelf ;;
+    x86_64) ld=ld-linux-x86-64.so.2 readelf=readelf ;;
+    aarch64) ld=ld-linux-aarch64.so.1 readelf=readelf ;;
+    esac
+    if [[ $readelf == readelf ]]; then
+        ib_need readelf binutils
+    else
+        ib_need "$readelf" "binutils-${readelf%-readelf}"
+    fi
+    # The same package list as virtiofsd.sh's: for amd64 both share one extraction.
+    ib_debs "$IB_DEB_ARCH" "$root" virtiofsd libc6 libcap-ng0 libseccomp2 libgcc-s1
+    lib=$root/usr/lib/$IB_ARCH-linux-gnu
     bin=$root/usr/libexec/virtiofsd
-    [[ -x $bin ]] || ib_die "no usr/libexec/virtiofsd in Debian's riscv64 virtiofsd"
+    [[ -x $bin ]] || ib_die "no usr/libexec/virtiofsd in Debian's $IB_DEB_ARCH virtiofsd"
     mkdir -p "$dir/virtiofsd.d"
     cp -- "$bin" "$dir/virtiofsd.d/virtiofsd"
     cp -L -- "$lib/$ld" "$dir/virtiofsd.d/$ld"
@@ -73,7 +87,7 @@ install_virtiofsd() {   # DIR
     while [[ ${#todo[@]} -gt 0 ]]; do
         f=${todo[0]}
         todo=("${todo[@]:1}")
-        for n in $(riscv64-linux-gnu-readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+        for n in $("$readelf" -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
             [[ -z ${seen[$n]:-} && $n != "$ld" ]] || continue
             seen[$n]=1
             [[ -f $lib/$n ]] || ib_die "virtiofsd needs $n, not in the packages"
@@ -83,20 +97,21 @@ install_virtiofsd() {   # DIR
     done
     # shellcheck disable=SC2016  # the wrapper's own variables
     printf '%s\n' '#!/bin/sh' \
-        '# kata-agent-c: Debian 13 virtiofsd for riscv64, run with its own loader and' \
+        "# kata-agent-c: Debian 13 virtiofsd for $IB_ARCH, run with its own loader and" \
         '# libraries (glibc 2.39 or later), so it needs nothing from the host.' \
         'd=$(dirname "$(readlink -f "$0")")/virtiofsd.d' \
-        'exec "$d/ld-linux-riscv64-lp64d.so.1" --inhibit-cache --library-path "$d" "$d/virtiofsd" "$@"' \
+        "exec \"\$d/$ld\" --inhibit-cache --library-path \"\$d\" \"\$d/virtiofsd\" \"\$@\"" \
         >"$dir/virtiofsd"
     chmod 0755 "$dir/virtiofsd" "$dir/virtiofsd.d/virtiofsd" "$dir/virtiofsd.d/$ld"
     awk '$1 == "virtiofsd" { print $3 }' "$root/.manifest"
 }
 
 main() {
-    local build=1 guest=$IB_SRC/build/guest out=$IB_SRC/build/kata-static
+    local build=1 guest="" out="" arch=riscv64
     local -a bargs=()
     while [[ $# -gt 0 ]]; do
         case $1 in
+        --arch) arch=${2:?--arch riscv64|x86_64|aarch64}; shift ;;
         --no-build) build=0 ;;
         --guest) guest=${2:?--guest DIR}; shift ;;
         --out) out=${2:?--out DIR}; shift ;;
@@ -105,22 +120,34 @@ main() {
         esac
         shift
     done
+    ib_set_arch "$arch"
+    ARCH=$IB_ARCH
+    local sfx=""
+    [[ $ARCH == riscv64 ]] || sfx=-$ARCH
+    guest=${guest:-$IB_SRC/build/guest$sfx} out=${out:-$IB_SRC/build/kata-static$sfx}
     if [[ $build == 1 ]]; then
-        "$IB_DIR/build.sh" --out "$guest" ${bargs[@]+"${bargs[@]}"}
+        "$IB_DIR/build.sh" --arch "$ARCH" --out "$guest" ${bargs[@]+"${bargs[@]}"}
     elif [[ ${#bargs[@]} -gt 0 ]]; then
         usage >&2
         exit 2
     fi
     ib_need zstd zstd
-    local version agent=$IB_SRC/build/riscv64/kata-agent.stripped kver f
+    local version agent=$IB_SRC/build/$IB_PRESET/kata-agent.stripped kver f kname=vmlinux
     version=$(sed -n 's/^project(kata-agent-c VERSION \([0-9.]*\).*/\1/p' "$IB_SRC/CMakeLists.txt")
     [[ -n $version ]] || ib_die "no project VERSION in CMakeLists.txt"
     for f in Image initrd.img rootfs.img; do
         [[ -f $guest/$f ]] || ib_die "$guest/$f is missing (run image-builder/build.sh)"
     done
-    [[ -x $agent ]] || ib_die "$agent is missing (cmake --build --preset riscv64)"
-    kver=$(grep -a -o -m1 'Linux version [0-9][^ ]*' "$guest/Image" | head -n1 | cut -d' ' -f3)
-    [[ -n $kver ]] || ib_die "no 'Linux version' string in $guest/Image"
+    [[ -x $agent ]] || ib_die "$agent is missing (cmake --build --preset $IB_PRESET)"
+    if [[ $ARCH == x86_64 ]]; then
+        # A bzImage: its version is in the setup header, not a "Linux version" string.
+        ib_need file file
+        kname=vmlinuz
+        kver=$(file -L -b "$guest/Image" | sed -n 's/.*bzImage, version \([0-9][^ ]*\).*/\1/p')
+    else
+        kver=$(grep -a -o -m1 'Linux version [0-9][^ ]*' "$guest/Image" | head -n1 | cut -d' ' -f3)
+    fi
+    [[ -n $kver ]] || ib_die "no kernel version found in $guest/Image"
     mkdir -p "$out"
     out=$(realpath -- "$out")
     local name=kata-agent-c-static-$version-$ARCH
@@ -134,8 +161,8 @@ main() {
     install -m 0755 "$agent" "$root/bin/kata-agent"
     local vfsd_ver
     vfsd_ver=$(install_virtiofsd "$root/libexec")
-    install -m 0644 "$(realpath "$guest/Image")" "$kc/vmlinux-$kver"
-    ln -s "vmlinux-$kver" "$kc/vmlinux.container"
+    install -m 0644 "$(realpath "$guest/Image")" "$kc/$kname-$kver"
+    ln -s "$kname-$kver" "$kc/$kname.container"
     install -m 0644 "$guest/initrd.img" "$kc/kata-agent-c-$version.initrd"
     ln -s "kata-agent-c-$version.initrd" "$kc/kata-containers-initrd.img"
     # The image: rootfs.img (ext4) as partition 1 behind a 1 MiB MBR header, sparse.
@@ -147,7 +174,7 @@ main() {
     dd if="$guest/rootfs.img" of="$img" bs=1M seek=1 conv=sparse,notrunc status=none
     chmod 0644 "$img"
     ln -s "kata-agent-c-$version.image" "$kc/kata-containers.img"
-    "$IB_DIR/kata-config.sh" --version "$version" --prefix "$PREFIX" "$root/share/defaults/kata-containers"
+    "$IB_DIR/kata-config.sh" --arch "$ARCH" --version "$version" --prefix "$PREFIX" "$root/share/defaults/kata-containers"
     install -m 0755 "$IB_DIR/install.sh" "$IB_DIR/kata-config.sh" "$root/share/kata-agent-c/"
     install -m 0644 "$IB_DIR/kata/configuration-qemu.toml.in" "$root/share/kata-agent-c/"
     echo "$version" >"$root/share/kata-agent-c/VERSION"
@@ -155,10 +182,10 @@ main() {
     # The manifest: versions, then every file and link (paths relative to the prefix).
     local busybox_ver agent_rev m=$root/share/kata-agent-c/manifest
     ib_busybox >/dev/null
-    busybox_ver=$(awk '$1 == "busybox-static" { print $3 }' "$IB_CACHE/busybox-riscv64/.manifest")
+    busybox_ver=$(awk '$1 == "busybox-static" { print $3 }' "$IB_CACHE/busybox-$IB_ARCH/.manifest")
     agent_rev=$(git -C "$IB_SRC" describe --always --dirty 2>/dev/null || echo unknown)
     {
-        echo "# kata-agent-c riscv64 guest for Kata Containers; paths relative to the prefix"
+        echo "# kata-agent-c $ARCH guest for Kata Containers; paths relative to the prefix"
         echo "name kata-agent-c"
         echo "version $version"
         echo "arch $ARCH"

@@ -3,17 +3,20 @@
 parses them (TOML) and checked against what the runtimes read.
 
 Usage:
-  test_kata_config.py --generate          run image-builder/kata-config.sh into a
-                                          temporary directory and check its four files
+  test_kata_config.py --generate          run image-builder/kata-config.sh --arch A into
+                                          a temporary directory for each of riscv64,
+                                          x86_64 and aarch64 and check its four files
   test_kata_config.py --installed PREFIX  check the files of a tree install.sh put at
-                                          PREFIX, and that every path they name exists
-                                          in that tree
+                                          PREFIX (its arch from the tree's manifest),
+                                          and that every path they name exists in
+                                          that tree
 
 Checks: only sections and keys the runtime of that file reads (the Go runtime's
 src/runtime/pkg/katautils/config.go at both 3.3.0 and 4.1.0; runtime-rs'
-src/libs/kata-types/src/config/ at 4.1.0); exactly one of initrd and image; riscv64's
-values (machine virt, qemu-system-riscv64, runtime-rs' cgroup v2 parameters, no
-NVDIMM for an image); virtio-fs with a daemon the file also lists as valid.
+src/libs/kata-types/src/config/ at 4.1.0); exactly one of initrd and image; the
+architecture's values as Kata 4.1.0 has them (machine type, qemu, CPU features, kernel
+parameters, machine accelerators, the kernel's name and kind, no NVDIMM for an image);
+virtio-fs with a daemon the file also lists as valid.
 """
 import os
 import subprocess
@@ -67,7 +70,41 @@ RS_KEYS = {
     | {"name", "hypervisor_name", "agent_name"},
 }
 
-QEMU = "/usr/bin/qemu-system-riscv64"
+CGV2 = ["cgroup_no_v1=all", "systemd.unified_cgroup_hierarchy=1"]
+
+
+def is_riscv64_image(head):
+    return head[56:60] == b"RSC\x05"
+
+
+def is_arm64_image(head):
+    return head[56:60] == b"ARM\x64"
+
+
+def is_bzimage(head):
+    return head[0x202:0x206] == b"HdrS"
+
+
+# Each architecture's values: upstream 4.1.0's src/runtime/arch/{riscv64,amd64,arm64}-options.mk
+# and src/runtime-rs/arch/{riscv64gc,x86_64,aarch64}-options.mk (MACHINETYPE, QEMUCMD,
+# CPUFEATURES, KERNELPARAMS, MACHINEACCELERATORS), the Makefiles' DEFSTATICRESOURCEMGMT_QEMU;
+# the kernel's name as Kata's build-kernel.sh installs it (vmlinux for an uncompressed
+# Image, vmlinuz for x86_64's bzImage).
+ARCHES = {
+    "riscv64": {"machine": "virt", "qemu": "/usr/bin/qemu-system-riscv64", "cpu_features": "",
+                "params": {"go": [], "rs": CGV2}, "accel": {"go": "", "rs": ""},
+                "kernel": "vmlinux.container", "kind": ("a riscv64 Image", is_riscv64_image),
+                "static": True},
+    "x86_64": {"machine": "q35", "qemu": "/usr/bin/qemu-system-x86_64", "cpu_features": "pmu=off",
+               "params": {"go": CGV2, "rs": CGV2}, "accel": {"go": "", "rs": ""},
+               "kernel": "vmlinuz.container", "kind": ("an x86 bzImage", is_bzimage),
+               "static": False},
+    "aarch64": {"machine": "virt", "qemu": "/usr/bin/qemu-system-aarch64", "cpu_features": "pmu=off",
+                "params": {"go": CGV2, "rs": CGV2},
+                "accel": {"go": "", "rs": "usb=off,gic-version=host"},
+                "kernel": "vmlinux.container", "kind": ("an arm64 Image", is_arm64_image),
+                "static": True},
+}
 FILES = {
     # relative to share/defaults/kata-containers: (runtime, variant)
     "configuration-qemu.toml": ("go", "initrd"),
@@ -87,9 +124,10 @@ def check(cond, what):
         failures.append(what)
 
 
-def check_file(path, runtime, variant, prefix, installed):
-    name = os.path.relpath(path, os.path.join(prefix, "share/defaults/kata-containers")) \
-        if installed else os.path.basename(path)
+def check_file(path, runtime, variant, prefix, installed, arch):
+    a = ARCHES[arch]
+    name = arch + ": " + (os.path.relpath(path, os.path.join(prefix, "share/defaults/kata-containers"))
+                          if installed else os.path.basename(path))
     with open(path, "rb") as f:
         text = f.read()
     cfg = tomllib.loads(text.decode())
@@ -114,9 +152,20 @@ def check_file(path, runtime, variant, prefix, installed):
           f"{name}: the {variant} variant")
     if has_image:
         check(h.get("disable_image_nvdimm") is True,
-              f"{name}: an image goes on virtio-blk (riscv64 virt has no NVDIMM)")
-    check(h.get("machine_type") == "virt", f"{name}: machine_type virt")
-    check(h.get("path") == QEMU, f"{name}: qemu is {QEMU}")
+              f"{name}: an image goes on virtio-blk (the image has no NVDIMM/DAX layout)")
+    check(h.get("machine_type") == a["machine"], f"{name}: machine_type {a['machine']}")
+    check(h.get("path") == a["qemu"], f"{name}: qemu is {a['qemu']}")
+    check(h.get("cpu_features") == a["cpu_features"],
+          f"{name}: cpu_features '{a['cpu_features']}'")
+    check(h.get("machine_accelerators") == a["accel"][runtime],
+          f"{name}: machine_accelerators '{a['accel'][runtime]}'")
+    check(h.get("kernel") == f"{prefix}/share/kata-containers/{a['kernel']}",
+          f"{name}: the kernel is {a['kernel']}")
+    check(h.get("image" if has_image else "initrd") == prefix + "/share/kata-containers/"
+          + ("kata-containers.img" if has_image else "kata-containers-initrd.img"),
+          f"{name}: the {'image' if has_image else 'initrd'} is Kata's default name")
+    check(cfg["runtime"].get("static_sandbox_resource_mgmt") is a["static"],
+          f"{name}: static_sandbox_resource_mgmt {a['static']}")
     check(h.get("path") in h.get("valid_hypervisor_paths", []),
           f"{name}: qemu is in valid_hypervisor_paths")
     check(h.get("shared_fs") == "virtio-fs", f"{name}: shared_fs virtio-fs")
@@ -131,14 +180,12 @@ def check_file(path, runtime, variant, prefix, installed):
     check(isinstance(sections["agent"].get("debug_console_enabled"), bool),
           f"{name}: debug_console_enabled is there to turn on")
     params = h.get("kernel_params", "").split()
+    check(params == a["params"][runtime],
+          f"{name}: the {runtime} runtime's {arch} KERNELPARAMS ({a['params'][runtime]})")
     if runtime == "rs":
-        check("cgroup_no_v1=all" in params and "systemd.unified_cgroup_hierarchy=1" in params,
-              f"{name}: runtime-rs' riscv64 kernel params select cgroup v2")
         r = sections["runtime"]
         check((r.get("name"), r.get("hypervisor_name"), r.get("agent_name"))
               == ("virt_container", "qemu", "kata"), f"{name}: runtime-rs names qemu and kata")
-    else:
-        check(not params, f"{name}: the Go runtime's riscv64 KERNELPARAMS is empty")
     if not installed:
         return
     # Every path in the file exists in the installed tree (qemu is the host's).
@@ -148,8 +195,8 @@ def check_file(path, runtime, variant, prefix, installed):
         check(p.startswith(prefix + "/") and inside and os.path.isfile(p),
               f"{name}: {p} exists in the tree")
     with open(h["kernel"], "rb") as f:
-        k = f.read(64)
-    check(k[56:60] == b"RSC\x05", f"{name}: the kernel is a riscv64 Image")
+        k = f.read(1024)
+    check(a["kind"][1](k), f"{name}: the kernel is {a['kind'][0]}")
     if has_initrd:
         with open(h["initrd"], "rb") as f:
             check(f.read(2) == b"\x1f\x8b", f"{name}: the initrd is a gzip'd cpio")
@@ -162,27 +209,37 @@ def check_file(path, runtime, variant, prefix, installed):
     check(os.access(h["virtio_fs_daemon"], os.X_OK), f"{name}: virtiofsd is executable")
 
 
+def generate(arch):
+    with tempfile.TemporaryDirectory() as tmp:
+        prefix = "/opt/kata"
+        cmd = [os.path.join(SRC, "image-builder/kata-config.sh"), "--prefix", prefix, tmp]
+        if arch != "riscv64":   # riscv64 is the default, and stays so
+            cmd[1:1] = ["--arch", arch]
+        subprocess.run(cmd, check=True)
+        found = sorted(os.path.relpath(os.path.join(d, f), tmp)
+                       for d, _, fs in os.walk(tmp) for f in fs)
+        links = {"configuration.toml": "configuration-qemu.toml",
+                 "runtime-rs/configuration.toml": "configuration-qemu-runtime-rs.toml"}
+        check(found == sorted(list(FILES) + list(links)),
+              f"{arch}: kata-config.sh writes the four files and two links ({found})")
+        for link, dest in links.items():
+            check(os.readlink(os.path.join(tmp, link)) == dest,
+                  f"{arch}: {link} (a runtime's default name) -> {dest}")
+        for rel, (rt, var) in FILES.items():
+            check_file(os.path.join(tmp, rel), rt, var, prefix, installed=False, arch=arch)
+
+
 def main():
     args = sys.argv[1:]
     if args == ["--generate"]:
-        with tempfile.TemporaryDirectory() as tmp:
-            prefix = "/opt/kata"
-            subprocess.run([os.path.join(SRC, "image-builder/kata-config.sh"), "--prefix", prefix,
-                            tmp], check=True)
-            found = sorted(os.path.relpath(os.path.join(d, f), tmp)
-                           for d, _, fs in os.walk(tmp) for f in fs)
-            links = {"configuration.toml": "configuration-qemu.toml",
-                     "runtime-rs/configuration.toml": "configuration-qemu-runtime-rs.toml"}
-            check(found == sorted(list(FILES) + list(links)),
-                  f"kata-config.sh writes the four files and two links ({found})")
-            for link, dest in links.items():
-                check(os.readlink(os.path.join(tmp, link)) == dest,
-                      f"{link} (a runtime's default name) -> {dest}")
-            for rel, (rt, var) in FILES.items():
-                check_file(os.path.join(tmp, rel), rt, var, prefix, installed=False)
+        for arch in ARCHES:
+            generate(arch)
     elif len(args) == 2 and args[0] == "--installed":
         prefix = os.path.abspath(args[1])
         base = os.path.join(prefix, "share/defaults/kata-containers")
+        with open(os.path.join(prefix, "share/kata-agent-c/manifest")) as f:
+            arch = next(line.split()[1] for line in f if line.startswith("arch "))
+        check(arch in ARCHES, f"the tree's manifest names its arch ({arch})")
         for link in ("configuration.toml", "runtime-rs/configuration.toml"):
             p = os.path.join(base, link)
             check(os.path.islink(p) and os.path.isfile(p), f"{link} is installed (a link)")
@@ -190,7 +247,7 @@ def main():
             p = os.path.join(base, rel)
             check(os.path.isfile(p), f"{rel} is installed")
             if os.path.isfile(p):
-                check_file(p, rt, var, prefix, installed=True)
+                check_file(p, rt, var, prefix, installed=True, arch=arch)
     else:
         sys.exit(__doc__)
     print(f"{len(failures)} failed")
