@@ -78,6 +78,27 @@ void rpc_fail(struct ttrpc_call *call, const struct ka_error *err)
     ttrpc_call_fail(call, status, err->msg);
 }
 
+static void free_request(void *request)
+{
+    protobuf_c_message_free_unpacked(request, NULL);
+}
+
+/* What a decoded request costs besides its struct: its bytes and strings are copies
+ * of their encoding, so the encoded length bounds them; the rest is allocator
+ * overhead for the few blocks a request of a handful of fields has. */
+#define RPC_KEPT_OVERHEAD 256
+
+bool rpc_keep_request(struct rpc_dispatcher *d, struct ttrpc_call *call,
+                      const ProtobufCMessage *request)
+{
+    if (d->cur_call != call || !d->cur_request || d->cur_request != request)
+        return false;
+    size_t bytes = d->cur_len + request->descriptor->sizeof_message + RPC_KEPT_OVERHEAD;
+    ttrpc_call_hold(call, d->cur_request, bytes, free_request);
+    d->cur_request = NULL;
+    return true;
+}
+
 static const struct rpc_service *find_service(const struct rpc_dispatcher *d, const char *name)
 {
     for (unsigned i = 0; i < d->nservices; i++)
@@ -125,14 +146,24 @@ void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, si
     ka_error_clear(&err);
     const uint8_t *outer_payload = d->cur_payload;
     size_t outer_len = d->cur_len;
+    struct ttrpc_call *outer_call = d->cur_call;
+    ProtobufCMessage *outer_request = d->cur_request;
     d->cur_payload = payload;
     d->cur_len = len;
+    d->cur_call = call;
+    d->cur_request = req;
     int rc = fn(d->agent, call, req, &err);
+    /* The call may be answered and gone by now: whether the request was kept is
+     * known here, not from the call. */
+    bool kept = d->cur_request == NULL;
     d->cur_payload = outer_payload;
     d->cur_len = outer_len;
+    d->cur_call = outer_call;
+    d->cur_request = outer_request;
     if (rc < 0)
         rpc_fail(call, &err);
-    protobuf_c_message_free_unpacked(req, NULL);
+    if (!kept)
+        protobuf_c_message_free_unpacked(req, NULL);
     /* The first call is answered (or parked): the start-up steps may go now, and the
      * boot timeline so far can be logged. */
     ka_boot_flush();

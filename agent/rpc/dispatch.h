@@ -16,7 +16,8 @@ struct agent;
 
 /* A handler answers the call itself (rpc_reply), parks it, or returns a negative
  * value with err filled, and the dispatcher answers with err's status. The request
- * is freed when the handler returns: a parked call copies what it needs. */
+ * is freed when the handler returns, unless the handler keeps it with the call
+ * (rpc_keep_request); otherwise a parked call copies what it needs. */
 typedef int (*rpc_handler_fn)(struct agent *agent, struct ttrpc_call *call,
                               const ProtobufCMessage *request, struct ka_error *err);
 
@@ -42,6 +43,9 @@ struct rpc_dispatcher {
      * keep a copy and be run again later (rpc/devices.h). */
     const uint8_t *cur_payload;
     size_t cur_len;
+    /* Its call and decoded message; cur_request is NULL once rpc_keep_request took it. */
+    struct ttrpc_call *cur_call;
+    ProtobufCMessage *cur_request;
     struct rpc_device_gate *replaying; /* set while a parked call is run again */
     /* Start-up steps still queued (may be NULL): run before any call but Health's. */
     struct ka_deferred *setup;
@@ -63,6 +67,14 @@ void rpc_dispatch(void *ctx, struct ttrpc_call *call, const uint8_t *payload, si
 void rpc_reply(struct ttrpc_call *call, const ProtobufCMessage *reply);
 /* Answer a call with err's status and message, logging it once. */
 void rpc_fail(struct ttrpc_call *call, const struct ka_error *err);
+
+/* For a handler that must keep using its decoded request after it returns (WriteStdin
+ * into a full pipe): the request stays with the call, not copied, until the call is
+ * answered, failed or cancelled, and counts against the connection's and the server's
+ * memory bounds meanwhile (ttrpc_call_hold). False when request is not the one being
+ * dispatched for call (a programming error; nothing is kept). */
+bool rpc_keep_request(struct rpc_dispatcher *d, struct ttrpc_call *call,
+                      const ProtobufCMessage *request);
 
 /* Register every service the agent serves. */
 int rpc_register_all(struct rpc_dispatcher *d, struct ka_error *err);

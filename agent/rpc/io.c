@@ -44,58 +44,6 @@ static int read_stderr(struct agent *a, struct ttrpc_call *call, const ProtobufC
     return read_stream(a, call, m, true, err);
 }
 
-static bool read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (unsigned shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
-    }
-    return false;
-}
-
-/* Where the bytes of field `number` (length-delimited; the last one, as protobuf-c
- * takes it) are in an encoded message. False when the encoding is not walkable. */
-static bool find_bytes_field(const uint8_t *p, size_t len, uint32_t number, const uint8_t **data,
-                             size_t *data_len)
-{
-    const uint8_t *end = p + len;
-    *data = NULL;
-    *data_len = 0;
-    while (p < end) {
-        uint64_t key, n;
-        if (!read_varint(&p, end, &key))
-            return false;
-        switch (key & 7) {
-        case 0: /* varint */
-            if (!read_varint(&p, end, &n))
-                return false;
-            break;
-        case 1: /* fixed64 */
-        case 5: /* fixed32 */
-            n = (key & 7) == 1 ? 8 : 4;
-            if ((size_t)(end - p) < n)
-                return false;
-            p += n;
-            break;
-        case 2:
-            if (!read_varint(&p, end, &n) || (uint64_t)(end - p) < n)
-                return false;
-            if (key >> 3 == number) {
-                *data = p;
-                *data_len = (size_t)n;
-            }
-            p += n;
-            break;
-        default:
-            return false;
-        }
-    }
-    return true;
-}
-
 static int write_stdin(struct agent *a, struct ttrpc_call *call, const ProtobufCMessage *m,
                        struct ka_error *err)
 {
@@ -106,22 +54,10 @@ static int write_stdin(struct agent *a, struct ttrpc_call *call, const ProtobufC
     /* What the pipe does not take at once must wait, up to 4 MiB per call. Rather than
      * copy it, keep the request itself with the call: the server counts it against its
      * budget and stops reading this connection while it holds too much, so a host
-     * writing to a process that never reads cannot grow the agent without bound. The
-     * decoded message here is freed when we return, so point into the kept payload. */
-    static uint32_t data_field;
-    if (!data_field)
-        data_field =
-            protobuf_c_message_descriptor_get_field_by_name(&grpc__write_stream_request__descriptor,
-                                                            "data")
-                ->id;
-    size_t plen;
-    const uint8_t *payload = ttrpc_call_hold_payload(call, &plen);
-    const uint8_t *data;
-    size_t len;
-    if (!payload || !find_bytes_field(payload, plen, data_field, &data, &len) ||
-        len != req->data.len)
-        return ka_error_status_set(err, KA_STATUS_INTERNAL, "WriteStdin: request data not kept");
-    ka_stream_write(&p->in, call, data, len);
+     * writing to a process that never reads cannot grow the agent without bound. */
+    if (!rpc_keep_request(&a->dispatcher, call, m))
+        return ka_error_status_set(err, KA_STATUS_INTERNAL, "WriteStdin: request not kept");
+    ka_stream_write(&p->in, call, req->data.data, req->data.len);
     return 0;
 }
 

@@ -65,7 +65,7 @@ void ka_stream_read(struct ka_stream *s, struct ttrpc_call *call, uint32_t len,
                     enum ka_stream_reader reader);
 /* WriteStdin: answer with the length once all of it is written. What the pipe does
  * not take at once waits with the call, uncopied: data must stay valid until the call
- * is answered or cancelled (the handler keeps its request: ttrpc_call_hold_payload). */
+ * is answered or cancelled (the handler keeps its request with the call). */
 void ka_stream_write(struct ka_stream *s, struct ttrpc_call *call, const uint8_t *data, size_t len);
 /* The process is gone: readers get what is left, then EOF (after at most
  * KA_STREAM_DRAIN_MS for writers that still hold the pipe). */

@@ -66,7 +66,7 @@ struct ttrpc_conn {
     /* The memory budget: what this connection has charged, and parts of it. */
     size_t charged;
     size_t rx_charged; /* the decoder's buffer, and a frame being handled */
-    size_t held;       /* requests kept by parked calls */
+    size_t held;       /* bytes kept with calls (ttrpc_call_hold) */
 };
 
 static void conn_event(struct ka_watch *w, uint32_t events);
@@ -177,14 +177,25 @@ static void conn_drop_pending(struct ttrpc_conn *c)
     c->pending_off = c->pending_len = 0;
 }
 
-/* Free a call and what it holds; the caller has unlinked it. */
+struct ttrpc_hold {
+    struct ttrpc_hold *next;
+    void *obj;
+    size_t bytes;
+    void (*release)(void *obj);
+};
+
+/* Free a call and release what it holds; the caller has unlinked it. The one place
+ * where held objects go, whether the call was answered, failed or cancelled. */
 static void call_free(struct ttrpc_call *call)
 {
-    if (call->held_request) {
-        struct ttrpc_conn *c = call->conn;
-        c->held -= call->held_bytes;
-        uncharge(c, call->held_bytes);
-        ttrpc__request__free_unpacked(call->held_request, NULL);
+    struct ttrpc_conn *c = call->conn;
+    while (call->holds) {
+        struct ttrpc_hold *h = call->holds;
+        call->holds = h->next;
+        c->held -= h->bytes;
+        uncharge(c, h->bytes);
+        h->release(h->obj);
+        free(h);
     }
     free(call);
 }
@@ -426,13 +437,15 @@ static void call_unlink(struct ttrpc_call *call)
     c->ncalls--;
 }
 
+/* The answer is encoded before the call goes: the reply or message may point into
+ * what the call holds. */
 void ttrpc_call_reply(struct ttrpc_call *call, const ProtobufCMessage *reply)
 {
     struct ttrpc_conn *c = call->conn;
     uint32_t stream_id = call->stream_id;
+    struct out_frame *f = build_response(stream_id, KA_STATUS_OK, NULL, reply);
     call_unlink(call);
     call_free(call);
-    struct out_frame *f = build_response(stream_id, KA_STATUS_OK, NULL, reply);
     if (!f) {
         send_status(c, stream_id, KA_STATUS_RESOURCE_EXHAUSTED,
                     "response larger than the 4 MiB ttrpc limit");
@@ -511,9 +524,6 @@ void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrp
 void ttrpc_call_fail(struct ttrpc_call *call, enum ka_status status, const char *message)
 {
     struct ttrpc_conn *c = call->conn;
-    uint32_t stream_id = call->stream_id;
-    call_unlink(call);
-    call_free(call);
     /* An overlong message would make the frame oversize; cut it rather than lose it. */
     char cut[4096];
     if (message && strlen(message) >= sizeof(cut)) {
@@ -521,7 +531,11 @@ void ttrpc_call_fail(struct ttrpc_call *call, enum ka_status status, const char 
         cut[sizeof(cut) - 1] = '\0';
         message = cut;
     }
-    send_status(c, stream_id, status, message);
+    struct out_frame *f = build_response(call->stream_id, status, message, NULL);
+    call_unlink(call);
+    call_free(call);
+    if (f)
+        conn_send(c, f);
 }
 
 void ttrpc_call_park(struct ttrpc_call *call, ttrpc_cancel_fn cancel, void *data)
@@ -530,22 +544,13 @@ void ttrpc_call_park(struct ttrpc_call *call, ttrpc_cancel_fn cancel, void *data
     call->park_data = data;
 }
 
-const uint8_t *ttrpc_call_hold_payload(struct ttrpc_call *call, size_t *len)
+void ttrpc_call_hold(struct ttrpc_call *call, void *obj, size_t bytes, void (*release)(void *obj))
 {
-    struct ttrpc_conn *c = call->conn;
-    struct ttrpc_server *s = c->server;
-    if (s->dispatching != call || !s->dispatching_request)
-        return NULL;
-    Ttrpc__Request *req = s->dispatching_request;
-    if (!call->held_request) {
-        call->held_request = req;
-        call->held_bytes = sizeof(*req) + req->payload.len;
-        s->request_held = true;
-        c->held += call->held_bytes;
-        charge(c, call->held_bytes);
-    }
-    *len = req->payload.len;
-    return req->payload.data;
+    struct ttrpc_hold *h = ka_xmalloc(sizeof(*h));
+    *h = (struct ttrpc_hold){.next = call->holds, .obj = obj, .bytes = bytes, .release = release};
+    call->holds = h;
+    call->conn->held += bytes;
+    charge(call->conn, bytes);
 }
 
 static struct ttrpc_call *find_call(struct ttrpc_conn *c, uint32_t stream_id)
@@ -601,16 +606,8 @@ static void handle_request(struct ttrpc_conn *c, const struct ttrpc_frame *fr)
     c->calls = call;
     c->ncalls++;
     struct ttrpc_server *s = c->server;
-    s->dispatching = call;
-    s->dispatching_request = req;
-    s->request_held = false;
     s->dispatch(s->dispatch_ctx, call, req->payload.data, req->payload.len);
-    bool held = s->request_held; /* the call may be gone: ask the server, not the call */
-    s->dispatching = NULL;
-    s->dispatching_request = NULL;
-    s->request_held = false;
-    if (!held)
-        ttrpc__request__free_unpacked(req, NULL);
+    ttrpc__request__free_unpacked(req, NULL);
 }
 
 /* ---- input ------------------------------------------------------------------- */

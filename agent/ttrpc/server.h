@@ -39,8 +39,8 @@
  * Receive buffers grow with the bytes that arrive (frame.h), not with what a header
  *   claims.
  * TTRPC_BUDGET for all connections together: receive buffers, bytes read but not yet
- *   decoded, queued output (frames as allocated) and requests kept by parked calls
- *   (ttrpc_call_hold_payload). Once the total passes it, a connection buffering more
+ *   decoded, queued output (frames as allocated) and objects kept with parked calls
+ *   (ttrpc_call_hold). Once the total passes it, a connection buffering more
  *   than TTRPC_CONN_RESERVE is not read (EPOLLIN off) until the total is back under
  *   TTRPC_BUDGET_RESUME. Nothing is dropped: a frame half read stays half read. The
  *   reserve keeps small calls (Health, the shim's usual traffic) served meanwhile.
@@ -67,6 +67,7 @@
 struct ttrpc_server;
 struct ttrpc_conn;
 struct ttrpc_call;
+struct ttrpc_hold;
 struct out_frame;
 
 typedef void (*ttrpc_cancel_fn)(struct ttrpc_call *call);
@@ -83,9 +84,8 @@ struct ttrpc_call {
     void *park_data;
     /* Free for the owner of a parked call to chain it into a wait list. */
     struct ttrpc_call *park_next, *park_prev;
-    /* The decoded request kept by ttrpc_call_hold_payload, and what it counts for. */
-    void *held_request;
-    size_t held_bytes;
+    /* Objects kept with the call by ttrpc_call_hold, released when it is freed. */
+    struct ttrpc_hold *holds;
 };
 
 /* Called once per request. payload is only valid during the call. */
@@ -114,10 +114,6 @@ struct ttrpc_server {
     int kick_fd;
     struct ka_watch kick_watch;
     bool kicked;
-    /* The request being dispatched, for ttrpc_call_hold_payload. */
-    struct ttrpc_call *dispatching;
-    void *dispatching_request;
-    bool request_held;
 };
 
 void ttrpc_server_init(struct ttrpc_server *s, struct ka_reactor *r, ttrpc_dispatch_fn dispatch,
@@ -154,11 +150,11 @@ void ttrpc_bytes_reply_send(struct ttrpc_call *call, uint32_t field, struct ttrp
 void ttrpc_bytes_reply_drop(struct ttrpc_bytes_reply *r);
 /* Keep the call for a later answer; cancel runs if the connection goes first. */
 void ttrpc_call_park(struct ttrpc_call *call, ttrpc_cancel_fn cancel, void *data);
-/* For a handler that must keep using its request's bytes after it returns (WriteStdin
- * into a full pipe): the decoded request is kept with the call instead of being copied,
- * and counts against the connection (TTRPC_HELD_MAX) and the server's budget until the
- * call is answered or cancelled. Returns the payload as the dispatch function got it
- * (the same bytes), valid until then; NULL when called outside the dispatch of call. */
-const uint8_t *ttrpc_call_hold_payload(struct ttrpc_call *call, size_t *len);
+/* Keep obj with the call until it is answered, failed or cancelled, then release(obj)
+ * (after the answer is encoded and after the park's cancel function). For a handler
+ * that must keep using memory after it returns (WriteStdin into a full pipe keeps its
+ * decoded request rather than copying the data): bytes count against the connection
+ * (TTRPC_HELD_MAX) and the server's budget meanwhile. A call may hold several. */
+void ttrpc_call_hold(struct ttrpc_call *call, void *obj, size_t bytes, void (*release)(void *obj));
 
 #endif

@@ -751,6 +751,60 @@ static void test_stdin_never_read(void **state)
     agent_ok();
 }
 
+/* Large writes to a process that never reads: the requests kept by the parked calls
+ * count against the connection (TTRPC_HELD_MAX, 8 MiB), so past it the connection is
+ * not read, and a Health behind the writes waits until the writes are answered. */
+static void test_stdin_held_bound_pauses_connection(void **state)
+{
+    (void)state;
+    const char *cid = ctr_unique_id("c-held");
+    start_pause(cid);
+    int fd = raw_connect(&agent);
+    size_t len = 3u << 20;
+    uint8_t *data = calloc(1, len);
+    Grpc__WriteStreamRequest w = GRPC__WRITE_STREAM_REQUEST__INIT;
+    w.container_id = (char *)cid;
+    w.exec_id = (char *)"";
+    w.data.data = data;
+    w.data.len = len;
+    uint8_t *buf = malloc(len + 256);
+    size_t n = grpc__write_stream_request__pack(&w, buf);
+    /* 9 MiB: the third passes the mark once it is kept. (A fourth would block this
+     * sender, as the agent reads no more of it.) */
+    enum { WRITES = 3 };
+    for (uint32_t i = 0; i < WRITES; i++)
+        raw_send_request(fd, 2 * i + 1, "grpc.AgentService", "WriteStdin", buf, n);
+    raw_send_request(fd, 1001, "grpc.Health", "Check", NULL, 0);
+    free(buf);
+    free(data);
+    /* Not a timing claim: nothing at all comes while the writes are held. */
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 1000), 0);
+    /* Another connection is served meanwhile. */
+    int h = raw_connect(&agent);
+    raw_send_request(h, 1, "grpc.Health", "Check", NULL, 0);
+    expect_status(h, 1, 0, NULL);
+    close(h);
+    /* The process goes: the held writes fail, and then the rest is read and answered. */
+    int status;
+    expect(ctr_signal(&t, cid, "", SIGKILL), 0, "kill");
+    expect(ctr_wait(&t, cid, "", &status), 0, "wait");
+    bool health = false;
+    for (int i = 0; i < WRITES + 1; i++) {
+        uint32_t sid;
+        int code;
+        assert_int_equal(raw_recv_response(fd, &sid, &code, NULL, 0), 0);
+        if (sid == 1001) {
+            assert_int_equal(code, 0);
+            health = true;
+        }
+    }
+    assert_true(health);
+    close(fd);
+    expect(ctr_remove(&t, cid), 0, "remove");
+    agent_ok();
+}
+
 /* ---- resource limits ------------------------------------------------------------------------ */
 
 static bool have_controller(const char *name)
@@ -821,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_disconnect_while_parked),
         cmocka_unit_test(test_client_never_reads),
         cmocka_unit_test(test_stdin_never_read),
+        cmocka_unit_test(test_stdin_held_bound_pauses_connection),
         cmocka_unit_test(test_forkbomb_with_pids_limit),
         cmocka_unit_test(test_memhog_over_limit),
     };

@@ -92,6 +92,32 @@ static void test_stdin_round_trip(void **state)
     assert_int_equal(ctr_remove(&t, "c-cat"), 0);
 }
 
+/* One WriteStdin of 3 MiB: the pipe takes 64 KiB, the rest waits with the parked call
+ * while the process reads, and must arrive intact (the agent keeps the request's own
+ * bytes for it, not a copy, until the call is answered). */
+static void test_stdin_large_write_delivered(void **state)
+{
+    (void)state;
+    const char *id = ctr_unique_id("c-bigin");
+    Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "read-bytes", "--verify"));
+    ctr_create_start(&t, id, s);
+    /* read-bytes' pattern: byte i is PATTERN[i % 61] (tests/payload). */
+    static const char pattern[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxy";
+    size_t len = 3u << 20;
+    char *data = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        data[i] = pattern[i % (sizeof(pattern) - 1)];
+    assert_int_equal(ctr_write(&t, id, "", data, len), 0);
+    free(data);
+    assert_int_equal(ctr_close_stdin(&t, id, ""), 0);
+    ctr_read_all(&t, id, "", false, out, sizeof(out));
+    assert_string_equal(out, "3145728\npattern=ok\n");
+    int status;
+    assert_int_equal(ctr_wait(&t, id, "", &status), 0);
+    assert_int_equal(status, 0);
+    assert_int_equal(ctr_remove(&t, id), 0);
+}
+
 static void test_tty_and_window_size(void **state)
 {
     (void)state;
@@ -494,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_signal_exit_is_128_plus),
         cmocka_unit_test(test_stdout_and_stderr_apart),
         cmocka_unit_test(test_stdin_round_trip),
+        cmocka_unit_test(test_stdin_large_write_delivered),
         cmocka_unit_test(test_tty_and_window_size),
         cmocka_unit_test(test_exec_joins_init_namespaces),
         cmocka_unit_test(test_signal_reaches_all_processes),
