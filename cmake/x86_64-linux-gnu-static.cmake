@@ -10,16 +10,8 @@
 # pkgcfg_lib_MNL_mnl, the cache entry FindPkgConfig would otherwise fill with
 # bookworm's libmnl.so.  Cache dir as cmake/riscv64-linux-gnu.cmake.
 
-if(NOT KA_CACHE_DIR)
-  if(DEFINED ENV{KATA_AGENT_CACHE} AND NOT "$ENV{KATA_AGENT_CACHE}" STREQUAL "")
-    set(_ka_cache "$ENV{KATA_AGENT_CACHE}")
-  else()
-    set(_ka_cache "$ENV{HOME}/.cache/kata-agent-c")
-  endif()
-  set(KA_CACHE_DIR "${_ka_cache}" CACHE PATH "Cache for Debian 13's libmnl.a")
-  unset(_ka_cache)
-endif()
-list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES KA_CACHE_DIR)
+include("${CMAKE_CURRENT_LIST_DIR}/cross-common.cmake")
+ka_toolchain_cache_dir("Cache for Debian 13's libmnl.a")
 
 if(NOT pkgcfg_lib_MNL_mnl)
   execute_process(

@@ -17,50 +17,16 @@ CGV2=${2:-}
 extra_cmdline=(--cmdline agent.debug_console_vport=1026)
 [[ $CGV2 != cgroup-v2 ]] || extra_cmdline+=(--cmdline agent.unified_cgroup_hierarchy=1)
 
-WORK=$(mktemp -d /tmp/ka-e2e.XXXXXX)
-SHARED=$WORK/shared
-PIDFILE=$WORK/qemu.pid
-passed=0 failed=0
-
-cleanup() {
-    if [[ -f $PIDFILE ]]; then
-        "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true
-    fi
-    if [[ $failed -gt 0 && -f $WORK/console.log ]]; then
-        echo "--- guest console (last 40 lines)"
-        tail -n 40 "$WORK/console.log"
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-# check NAME WANT GOT: GOT must contain WANT
-check() {
-    if [[ $3 == *"$2"* ]]; then ok "$1"; else bad "$1: wanted '$2', got '$3'"; fi
-}
-ctl() { timeout 120 "$CTL" --addr "unix://$WORK/agent.sock" "$@"; }
+# shellcheck source=tests/e2e/lib.sh
+. "$SRC/tests/e2e/lib.sh"
+e2e_setup e2e
 
 # --- the shared directory, laid out as the Kata runtime lays it out --------------
-# <shared>/<cid>/rootfs on the host is /run/kata-containers/shared/containers/<cid>/rootfs
-# in the guest.
+# <shared>/<cid>/rootfs on the host is guest_rootfs <cid> in the guest.
 for cid in c1 c2 c3 c4; do
     mkdir -p "$SHARED/$cid"
     cp -a "$GUEST/ctr-rootfs" "$SHARED/$cid/rootfs"
 done
-guest_rootfs() { echo "/run/kata-containers/shared/containers/$1/rootfs"; }
-
-bundle() { # bundle CID ARGS-JSON [TERMINAL] [MEMORY-LIMIT-BYTES] [CPU-QUOTA]
-    mkdir -p "$WORK/bundle-$1"
-    local resources=""
-    [[ -z ${4:-} ]] || resources="\"resources\": {\"memory\": {\"limit\": $4}${5:+, \"cpu\": {\"quota\": $5, \"period\": 100000\}}},"
-    sed -e "s|\"args\": \\[\"sh\"\\]|\"args\": $2|" \
-        -e "s|\"terminal\": false|\"terminal\": ${3:-false}|" \
-        -e "s|\"linux\": {|\"linux\": {$resources|" \
-        "$SRC/tools/agent-ctl/examples/config.json" > "$WORK/bundle-$1/config.json"
-    echo "$WORK/bundle-$1"
-}
 
 # --- disks (the virtio-fs run): the way the runtime hands block devices over -------
 # rp1 (00:10.0): a cold-plugged virtio-blk disk behind a PCIe root port holding a
@@ -100,11 +66,8 @@ monitor() { printf '%s\n' "$@" | timeout 10 socat - "UNIX-CONNECT:$WORK/monitor.
 
 # --- boot --------------------------------------------------------------------------
 echo "e2e: booting the guest ($FS${CGV2:+, $CGV2})"
-launch_out=$("$SRC/image-builder/launch.sh" "${extra_cmdline[@]}" --agent-sock "$WORK/agent.sock" \
-    --kernel "$GUEST/Image" --initrd "$GUEST/initrd.img" \
-    --console-sock "$WORK/console.sock" --shared "$SHARED" --fs "$FS" \
-    --log "$WORK/console.log" --pidfile "$PIDFILE" --background --wait-ready 120 \
-    --ctl "$CTL" 2>&1) || { echo "$launch_out"; bad "boot"; exit 1; }
+launch_vm boot "${extra_cmdline[@]}" --kernel "$GUEST/Image" --initrd "$GUEST/initrd.img" \
+    --console-sock "$WORK/console.sock" --shared "$SHARED" --fs "$FS" --wait-ready 120 || exit 1
 ready=$(grep -o 'agent ready after [0-9.]* s' <<<"$launch_out" || true)
 echo "e2e: boot to ready ${ready#agent ready after }"
 ok "boot: $ready"
@@ -411,11 +374,7 @@ check "the host is still served (Health over the agent channel)" '"status": "SER
 
 # --- DestroySandbox powers the VM off ----------------------------------------------
 out=$(ctl call DestroySandbox 2>&1) && ok "DestroySandbox answered" || bad "DestroySandbox: $out"
-# The pidfile is "qemu PID / virtiofsd PID / rundir DIR" lines: the qemu line's pid.
-qpid=$(awk '$1 == "qemu" { print $2 }' "$PIDFILE" 2>/dev/null)
-[[ $qpid =~ ^[0-9]+$ ]] || bad "no qemu pid in $PIDFILE"
-for _ in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
-if kill -0 "$qpid" 2>/dev/null; then bad "the VM did not power off"; else ok "the VM powered off"; rm -f "$PIDFILE"; fi
+expect_power_off "" 100 && rm -f "$PIDFILE"
 grep -q "Kernel panic" "$WORK/console.log" && bad "kernel panic in the guest" || ok "no kernel panic"
 
 echo "e2e ($FS): $passed passed, $failed failed"

@@ -12,8 +12,6 @@
 # Needs: image-builder/build.sh [--arch A] done (build/guest or build/guest-A), that
 # arch's agent build (build/riscv64, build/x86_64-static, build/aarch64),
 # build/native/agent-ctl.
-# The helpers (ok, bad, check, bundle) are small copies of tests/e2e/e2e.sh's, which
-# runs its whole test when sourced.
 # shellcheck disable=SC2015,SC2016  # `A && ok || bad` as in e2e.sh; $(...) meant for the guest
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,37 +26,11 @@ GUEST=${KA_GUEST_DIR:-$SRC/build/guest$sfx}
 CTL=${KA_AGENT_CTL_BIN:-$SRC/build/native/agent-ctl}
 VERSION=$(sed -n 's/^project(kata-agent-c VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
 
-WORK=$(mktemp -d /tmp/ka-install.XXXXXX)
+# shellcheck source=tests/e2e/lib.sh
+. "$SRC/tests/e2e/lib.sh"
+e2e_setup install
 OUT=$WORK/pkg
 PREFIX=$WORK/opt/kata
-SHARED=$WORK/shared
-PIDFILE=$WORK/qemu.pid
-passed=0 failed=0
-
-cleanup() {
-    if [[ -f $PIDFILE ]]; then
-        "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true
-    fi
-    if [[ $failed -gt 0 && -f $WORK/console.log ]]; then
-        echo "--- guest console (last 40 lines)"
-        tail -n 40 "$WORK/console.log"
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-check() { # check NAME WANT GOT: GOT must contain WANT
-    if [[ $3 == *"$2"* ]]; then ok "$1"; else bad "$1: wanted '$2', got '$3'"; fi
-}
-ctl() { timeout 120 "$CTL" --addr "unix://$WORK/agent.sock" "$@"; }
-bundle() { # bundle CID ARGS-JSON
-    mkdir -p "$WORK/bundle-$1"
-    sed -e "s|\"args\": \\[\"sh\"\\]|\"args\": $2|" \
-        "$SRC/tools/agent-ctl/examples/config.json" >"$WORK/bundle-$1/config.json"
-    echo "$WORK/bundle-$1"
-}
 
 # --- the tarball --------------------------------------------------------------------
 out=$("$SRC/image-builder/package.sh" --arch "$ARCH" --no-build --guest "$GUEST" --out "$OUT" 2>&1) ||
@@ -105,15 +77,13 @@ CONF=$PREFIX/share/defaults/kata-containers
 mkdir -p "$SHARED"
 launch_out="" ctr_out=""
 boot() { # boot NAME CONFIG LAUNCH-WANT CONTAINER-ARGS-JSON CONTAINER-WANT
-    local name=$1 conf=$2 cid=c-$1 qpid
+    local name=$1 conf=$2 cid=c-$1
     echo "install: booting through $(basename "$conf")"
     rm -rf "${SHARED:?}/$cid"
     mkdir -p "$SHARED/$cid"
     cp -a "$GUEST/ctr-rootfs" "$SHARED/$cid/rootfs"
-    launch_out=$("$SRC/image-builder/launch.sh" --arch "$ARCH" --accel tcg --kata-config "$conf" --agent-sock "$WORK/agent.sock" \
-        --shared "$SHARED" --log "$WORK/console.log" --pidfile "$PIDFILE" --background \
-        --wait-ready 120 --ctl "$CTL" --cmdline agent.log=debug 2>&1) ||
-        { echo "$launch_out"; bad "$name: boot"; return; }
+    launch_vm "$name: boot" --arch "$ARCH" --accel tcg --kata-config "$conf" \
+        --shared "$SHARED" --wait-ready 120 --cmdline agent.log=debug || return 0
     ok "$name: boot ($(grep -o 'agent ready after [0-9.]* s' <<<"$launch_out"))"
     check "$name: the launcher boots the configuration's guest" "$3" "$launch_out"
     check "$name: Health" '"status": "SERVING"' "$(ctl check)"
@@ -123,13 +93,11 @@ boot() { # boot NAME CONFIG LAUNCH-WANT CONTAINER-ARGS-JSON CONTAINER-WANT
         ok "$name: CreateSandbox with the virtio-fs share" || bad "$name: CreateSandbox: $out"
     local b
     b=$(bundle "$cid" "$4")
-    ctr_out=$(ctl run --guest-rootfs "/run/kata-containers/shared/containers/$cid/rootfs" "$b" "$cid" 2>&1 || true)
+    ctr_out=$(ctl run --guest-rootfs "$(guest_rootfs "$cid")" "$b" "$cid" 2>&1 || true)
     check "$name: a container runs" "$5" "$ctr_out"
     out=$(ctl call DestroySandbox 2>&1) && ok "$name: DestroySandbox" || bad "$name: DestroySandbox: $out"
-    qpid=$(awk '$1 == "qemu" { print $2 }' "$PIDFILE" 2>/dev/null || echo 0)
-    for _ in $(seq 1 100); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$qpid" 2>/dev/null; then bad "$name: the VM did not power off"; else ok "$name: the VM powered off"; fi
-    "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true
+    expect_power_off "$name: " 100 || true
+    stop_vm
     if grep -q "Kernel panic" "$WORK/console.log"; then bad "$name: kernel panic"; fi
 }
 if [[ $ARCH == riscv64 ]]; then
