@@ -97,8 +97,8 @@ static void test_kick_starts_steps(void **state)
 /* ---- the gate in the dispatcher -------------------------------------------------- */
 
 struct seen {
-    const char *method;
-    int steps_done; /* how many of the queued steps had run when the handler ran */
+    char method[TTRPC_MAX_NAME + 1]; /* a copy: the call is freed once it is answered */
+    int steps_done;                  /* how many of the queued steps had run when the handler ran */
 };
 static struct seen seen[8];
 static int nseen;
@@ -110,7 +110,7 @@ static int record(struct agent *agent, struct ttrpc_call *call, const ProtobufCM
     (void)agent;
     (void)req;
     (void)err;
-    seen[nseen].method = call->method;
+    snprintf(seen[nseen].method, sizeof(seen[nseen].method), "%s", call->method);
     seen[nseen].steps_done = steps_run[0] + steps_run[1] + steps_run[2];
     nseen++;
     rpc_reply(call, NULL);
