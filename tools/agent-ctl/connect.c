@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,22 +55,11 @@ static const ProtobufCMethodDescriptor *find_rpc(const char *name,
     return NULL;
 }
 
+/* 32 hex digits, as kata-agent-ctl generates container and sandbox ids. */
 static void random_id(char out[33])
 {
     uint8_t b[16];
-    size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) { /* no getrandom: time and pid are enough to be unique here */
-            uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-            for (size_t i = got; i < sizeof(b); i++)
-                b[i] = (uint8_t)(t >> (8 * (i % 8)));
-            break;
-        }
-        got += (size_t)n;
-    }
+    ctl_random_bytes(b, sizeof(b));
     for (size_t i = 0; i < sizeof(b); i++)
         snprintf(out + 2 * i, 3, "%02x", b[i]);
 }

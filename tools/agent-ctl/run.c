@@ -761,25 +761,30 @@ int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv)
 
 /* ---- exec ----------------------------------------------------------------------- */
 
-/* A random UUID (version 4), as the runtime picks for each exec. */
-static void new_exec_id(char out[37])
+void ctl_random_bytes(uint8_t *b, size_t len)
 {
-    uint8_t b[16];
     size_t got = 0;
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom(b + got, len - got, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) { /* no getrandom: time and pid are enough to be unique here */
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t v = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)getpid();
-            for (size_t i = got; i < sizeof(b); i++, v = v * 6364136223846793005ULL + 1)
+            for (size_t i = got; i < len; i++, v = v * 6364136223846793005ULL + 1)
                 b[i] = (uint8_t)(v >> 56);
-            break;
+            return;
         }
         got += (size_t)n;
     }
+}
+
+/* A random UUID (version 4), as the runtime picks for each exec. */
+static void new_exec_id(char out[37])
+{
+    uint8_t b[16];
+    ctl_random_bytes(b, sizeof(b));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],

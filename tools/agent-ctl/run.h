@@ -5,6 +5,7 @@
 #define KA_AGENT_CTL_RUN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -23,6 +24,8 @@ struct ctl_conn_opts {
 
 /* argv[0] is the command name ("run", "exec"); the rest are its own options and
  * operands. Return the process's exit status (0-255) or a CTL_EXIT_* code. */
+/* len bytes from getrandom (time and pid mixed when it is unavailable): ids only. */
+void ctl_random_bytes(uint8_t *b, size_t len);
 int ctl_cmd_run(const struct ctl_conn_opts *o, int argc, char **argv);
 int ctl_cmd_exec(const struct ctl_conn_opts *o, int argc, char **argv);
 
