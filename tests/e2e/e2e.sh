@@ -15,7 +15,10 @@ CGV2=${2:-}
 # The debug console also on vsock port 1026: a listener of PID 1 that a container in
 # the guest must not reach (see "only the host" below).
 extra_cmdline=(--cmdline agent.debug_console_vport=1026)
-[[ $CGV2 != cgroup-v2 ]] || extra_cmdline+=(--cmdline agent.unified_cgroup_hierarchy=1)
+# cgroup v2 also runs the mem-agent (its periods at their 10-minute defaults until the
+# memcg check below shortens them through MemAgentMemcgSet).
+[[ $CGV2 != cgroup-v2 ]] ||
+    extra_cmdline+=(--cmdline agent.unified_cgroup_hierarchy=1 --cmdline agent.mem_agent_enable=1)
 
 # shellcheck source=tests/e2e/lib.sh
 . "$SRC/tests/e2e/lib.sh"
@@ -285,6 +288,30 @@ if [[ $CGV2 == cgroup-v2 ]]; then
     check "paused: an exec is refused" "FAILED_PRECONDITION (9)" "$(ctl exec c2 -- id 2>&1 || true)"
     out=$(ctl call ResumeContainer '{"container_id": "c2"}' 2>&1) && ok "ResumeContainer" || bad "ResumeContainer: $out"
     check "exec after resume" "uid=0" "$(ctl exec c2 -- id 2>&1)"
+    # The mem-agent's memcg reclaim on the real kernel: 16 MiB of a file on the share
+    # read into c2's page cache (charged to its cgroup), then a 1 s period with no
+    # aging wait set through MemAgentMemcgSet; the agent's memory.reclaim writes must
+    # take the cgroup's file pages down. The period goes back to disabled afterwards.
+    head -c 16777216 /dev/urandom >"$SHARED/c2/rootfs/pagecache.bin"
+    file_kb() { ctl exec c2 -- sh -c "${1:-true}; grep '^file ' /sys/fs/cgroup/memory.stat" 2>&1 |
+        awk '/^file /{print int($2 / 1024)}'; }
+    before=$(file_kb 'cat /pagecache.bin >/dev/null')
+    [[ -n $before && $before -ge 16384 ]] && ok "mem-agent: 16 MiB read into c2's page cache (file ${before} kB)" ||
+        bad "mem-agent: page cache after reading 16 MiB: '${before}' kB"
+    out=$(ctl call MemAgentMemcgSet '{"disabled": false, "period_secs": 1, "eviction_run_aging_count_min": 1}' 2>&1) &&
+        ok "MemAgentMemcgSet: a 1 s period" || bad "MemAgentMemcgSet: $out"
+    after=$before
+    for _ in $(seq 1 20); do
+        sleep 1
+        after=$(file_kb)
+        [[ -n $after && $after -lt 4096 ]] && break
+    done
+    [[ -n $after && $after -lt 4096 ]] &&
+        ok "mem-agent: memory.reclaim took c2's file pages from ${before} kB to ${after} kB" ||
+        bad "mem-agent: c2's file pages still ${after} kB (were ${before})"
+    out=$(ctl call MemAgentMemcgSet '{"disabled": true}' 2>&1) && ok "MemAgentMemcgSet: disabled again" ||
+        bad "MemAgentMemcgSet disabled: $out"
+    rm -f "$SHARED/c2/rootfs/pagecache.bin"
 else
     check "an exec is placed in the container's cgroup" ":/c2" "$(ctl exec c2 -- cat /proc/self/cgroup 2>&1)"
     check "cgroup v1 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1)"

@@ -17,11 +17,13 @@ e2e_setup() {
 stop_vm() { "$SRC/image-builder/launch.sh" --stop --pidfile "$PIDFILE" >/dev/null 2>&1 || true; }
 
 # A failed run shows the end of the guest console: the first thing to read.
+# (Also a run stopped by set -e: a failed agent-ctl call outside a check.)
 e2e_cleanup() {
+    local rc=$?
     if [[ -f $PIDFILE ]]; then
         stop_vm
     fi
-    if [[ $failed -gt 0 && -f $WORK/console.log ]]; then
+    if [[ ($failed -gt 0 || $rc != 0) && -f $WORK/console.log ]]; then
         echo "--- guest console (last 40 lines)"
         tail -n 40 "$WORK/console.log"
     fi
