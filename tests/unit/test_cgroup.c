@@ -757,6 +757,23 @@ static void test_device_base_per_container(void **state)
                         n_defaults * sizeof(defaults_before[0]));
 }
 
+/* A program the kernel's verifier refuses (R0 read before it is set): the load is
+ * tried without the verifier's log, and the log is fetched only to explain the
+ * refusal, which the error carries. As root only (BPF_PROG_LOAD needs CAP_BPF). */
+static void test_device_bpf_refusal_explained(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    struct bpf_insn bad[] = {{.code = BPF_JMP | BPF_EXIT}};
+    struct ka_error err = {0};
+    assert_true(ka_devices_bpf_attach("/nonexistent-cgroup", bad, 1, -1, &err) < 0);
+    if (err.errnum == EPERM)
+        skip();
+    assert_int_equal(err.errnum, EACCES);
+    assert_non_null(strstr(err.msg, "R0 !read_ok"));
+}
+
 /* ---- from protobuf ----------------------------------------------------------------------------- */
 
 static void test_resources_from_proto(void **state)
@@ -860,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_create_v2_enables_controllers),
         cmocka_unit_test(test_device_rules_v1),
         cmocka_unit_test(test_device_bpf_program),
+        cmocka_unit_test(test_device_bpf_refusal_explained),
         cmocka_unit_test(test_device_base_per_container),
         cmocka_unit_test(test_paths_overlap),
         cmocka_unit_test(test_create_notes_what_it_made),
