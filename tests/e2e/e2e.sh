@@ -268,7 +268,9 @@ check "exec" "uid=1000" "$(ctl exec -u 1000:1000 c2 -- id 2>&1)"
 check "exec with a tty" "tty" "$(ctl exec -t c2 -- ka-payload isatty 0 2>&1)"
 check "exec sees the init's pid namespace" "1 root" "$(ctl exec c2 -- ps -o pid,user,comm 2>&1 | grep sleep | sed 's/^ *//')"
 if [[ $CGV2 == cgroup-v2 ]]; then
-    check "cgroup v2 in the guest" "cgroup2" "$(ctl exec c2 -- cat /proc/self/mountinfo 2>&1)"
+    mi=$(ctl exec c2 -- cat /proc/self/mountinfo 2>&1)
+    check "cgroup v2 in the guest" "cgroup2" "$mi"
+    check "... mounted favouring dynamic modifications (no RCU wait per cgroup move)" "favordynmods" "$mi"
     check "cgroup v2 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory.max 2>&1)"
     check "cgroup v2 cpu quota in effect" "50000 100000" "$(ctl exec c2 -- cat /sys/fs/cgroup/cpu.max 2>&1)"
     out=$(ctl call UpdateContainer '{"container_id": "c2", "resources": {"Pids": {"Limit": 16}}}' 2>&1) &&
@@ -315,6 +317,8 @@ if [[ $CGV2 == cgroup-v2 ]]; then
 else
     check "an exec is placed in the container's cgroup" ":/c2" "$(ctl exec c2 -- cat /proc/self/cgroup 2>&1)"
     check "cgroup v1 memory limit in effect" "67108864" "$(ctl exec c2 -- cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1)"
+    check "cgroup v1 hierarchies favour dynamic modifications (no RCU wait per cgroup move)" "favordynmods" \
+        "$(ctl exec c2 -- grep ' cgroup ' /proc/self/mountinfo 2>&1)"
 fi
 ctl call SignalProcess '{"container_id": "c2", "signal": 9}' >/dev/null
 check "WaitProcess after SIGKILL" '"status": 137' "$(ctl call WaitProcess '{"container_id": "c2"}')"
