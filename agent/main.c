@@ -156,24 +156,14 @@ static int start_server(struct agent *a, struct ka_error *err)
  * MS_MOVE + chroot instead. */
 static bool root_is_initramfs(void)
 {
-    cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[1024];
-    while (f && fgets(line, sizeof(line), f)) {
-        char mnt[512], fstype[64];
-        if (sscanf(line, "%*s %*s %*s %*s %511s", mnt) != 1 || strcmp(mnt, "/") != 0)
-            continue;
-        const char *sep = strstr(line, " - ");
-        if (sep && sscanf(sep + 3, "%63s", fstype) == 1)
-            return strcmp(fstype, "rootfs") == 0;
-    }
-    return false;
+    char fstype[64];
+    return ka_init_mount_fstype("/", fstype, sizeof(fstype)) == 1 && strcmp(fstype, "rootfs") == 0;
 }
 
 static int setup_sandbox(struct agent *a, struct ka_error *err)
 {
     ka_sandbox_init(&a->sandbox, a, &a->reactor);
     a->sandbox.container_pipe_size = a->cfg.container_pipe_size;
-    a->sandbox.no_pivot = root_is_initramfs();
     a->sandbox.own_pid_ns_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
     if (a->sandbox.own_pid_ns_fd < 0)
         return ka_error_set(err, errno, "open /proc/self/ns/pid");
@@ -221,6 +211,25 @@ static int start_debug_console(void *data, struct ka_error *err)
     return ka_debug_console_start(&a->reactor, &a->cfg, err);
 }
 
+static int start_uevent_listener(void *data, struct ka_error *err)
+{
+    struct agent *a = data;
+    /* Hotplugged devices; without it a device wait can only time out. */
+    if (ka_uevent_listen(&a->reactor, err) < 0)
+        return ka_error_wrap(err, "device hotplug waits will time out");
+    return 0;
+}
+
+/* Read from mountinfo, which costs a boot milliseconds (deferred: no early request
+ * spawns a container). */
+static int find_root_kind(void *data, struct ka_error *err)
+{
+    (void)err;
+    struct agent *a = data;
+    a->sandbox.no_pivot = root_is_initramfs();
+    return 0;
+}
+
 static int start_mem_agent(void *data, struct ka_error *err)
 {
     struct agent *a = data;
@@ -238,6 +247,10 @@ int main(int argc, char **argv)
      * was seen passing fds 10 and 251 along). Before anything of ours is open. */
     ka_close_fds_from(STDERR_FILENO + 1);
     ka_boot_mark("start");
+    /* PID 1's start-up lines wait for the first answer (core/log.h); released by
+     * ka_boot_flush, by the first deferred step, or by an error line. */
+    if (getpid() == 1)
+        ka_log_hold();
     struct flags flags = {0};
     int rc = parse_flags(argc, argv, &flags);
     if (rc != 0)
@@ -269,18 +282,24 @@ int main(int argc, char **argv)
     rc = 1;
     if (ka_reactor_init(&a->reactor, &err) < 0)
         goto fail;
-    ka_storage_init(&a->reactor); /* watchable-bind refreshes run on the loop */
-    /* Hotplugged devices; without it a device wait can only time out. Never fatal. */
-    if (ka_uevent_listen(&a->reactor, &err) < 0)
-        ka_log(KA_LOG_WARN, "uevent", "%s: device hotplug waits will time out", err.msg);
-    ka_boot_mark("uevent listener");
-    /* Deferred: until it runs the log goes to the console. */
-    ka_deferred_add(&a->later, "log port", start_logport, a);
     ka_log_kv(KA_LOG_INFO, "agent", "announce", "server_addr", a->cfg.server_addr, "init_mode",
               a->init_mode ? "true" : "false", "api_version", KA_API_VERSION, NULL);
+    /* The channel first: opening a virtio-serial port tells the host, and its first
+     * request travels in while the rest is set up (under TCG that delivery took
+     * ms). Nothing is read before the loop runs, when everything below is ready. */
+    if (start_server(a, &err) < 0)
+        goto fail;
+    ka_boot_mark("listener");
+    ka_storage_init(&a->reactor); /* watchable-bind refreshes run on the loop */
+    /* Deferred: no Health waits for a device, and a device that arrives before the
+     * listener is found in sysfs, where every device wait looks first. */
+    ka_deferred_add(&a->later, "uevent listener", start_uevent_listener, a);
+    /* Deferred: until it runs the log goes to the console. */
+    ka_deferred_add(&a->later, "log port", start_logport, a);
     if (setup_signals(a, &err) < 0 || setup_sandbox(a, &err) < 0)
         goto fail;
     ka_boot_mark("signals and reaper");
+    ka_deferred_add(&a->later, "root fs kind", find_root_kind, a);
     /* Both need the reaper (setup_sandbox -> ka_children_init); neither is needed
      * by an early request, and the mem-agent reads the cgroups deferred above. */
     ka_deferred_add(&a->later, "debug console", start_debug_console, a);
@@ -288,9 +307,9 @@ int main(int argc, char **argv)
         ka_deferred_add(&a->later, "mem-agent", start_mem_agent, a);
     rpc_dispatcher_init(&a->dispatcher, a);
     a->dispatcher.setup = &a->later;
-    if (rpc_register_all(&a->dispatcher, &err) < 0 || start_server(a, &err) < 0)
+    if (rpc_register_all(&a->dispatcher, &err) < 0)
         goto fail;
-    ka_boot_mark("listener");
+    ka_boot_mark("dispatcher");
     ka_log_kv(KA_LOG_INFO, "agent", "ttrpc server started", "address", a->cfg.server_addr, NULL);
     ka_deferred_start(&a->later, &a->reactor, KA_DEFER_DELAY_MS);
     rc = ka_reactor_run(&a->reactor);
@@ -299,6 +318,7 @@ int main(int argc, char **argv)
 fail:
     ka_log(KA_LOG_CRITICAL, "agent", "%s", err.msg);
 out:
+    ka_log_release();
     ka_deferred_fini(&a->later);
     ka_debug_console_stop();
     ka_mem_agent_stop(a->mem_agent);

@@ -95,6 +95,12 @@ int ka_init_setup_early(const struct ka_config *cfg, struct ka_error *err)
     return first;
 }
 
+static int defer_mounts(void *data, struct ka_error *err)
+{
+    (void)data;
+    return ka_init_late_mounts(err);
+}
+
 static int defer_cgroups(void *data, struct ka_error *err)
 {
     const struct ka_config *cfg = data;
@@ -121,8 +127,9 @@ static int defer_lo(void *data, struct ka_error *err)
 
 void ka_init_defer_rest(const struct ka_config *cfg, struct ka_deferred *d)
 {
-    /* Cgroups first: the steps run in order, and they are what CreateContainer waits
-     * on most often. */
+    /* /dev/shm, /dev/pts, /run, then cgroups: the steps run in order, and these are
+     * what CreateSandbox and CreateContainer wait on most often (ptmx needs /dev/pts). */
+    ka_deferred_add(d, "mounts", defer_mounts, NULL);
     ka_deferred_add(d, "cgroups", defer_cgroups, (void *)cfg);
     ka_deferred_add(d, "ptmx", defer_ptmx, NULL);
     ka_deferred_add(d, "hostname", defer_hostname, NULL);

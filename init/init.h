@@ -3,13 +3,14 @@
  * The agent calls these only when getpid() == 1 (an initrd's /init, or
  * init=/usr/bin/kata-agent). Under systemd none of it runs: systemd did it all.
  *
- *   ka_init_early_mounts()    step 2: proc, sys, dev, dev/shm, dev/pts, run; then make
- *                             sure fds 0-2 are open (on /dev/console, else /dev/null)
+ *   ka_init_early_mounts()    step 2, what the listener needs: proc, sys, dev; then
+ *                             make sure fds 0-2 are open (on /dev/console, else /dev/null)
  *   (read the config: /proc/cmdline needs /proc)
  *   ka_init_setup_early(cfg)  open-file limit, modules, setsid + TIOCSCTTY, PATH
  *   ka_init_defer_rest(cfg)   queued (core/deferred.h), run once the listener is up or
- *                             before the first request that is not Health: cgroups
- *                             (step 4), /dev/ptmx, hostname (step 5), lo up (step 8)
+ *                             before the first request that is not Health: the rest of
+ *                             step 2 (dev/shm, dev/pts, run: ka_init_late_mounts),
+ *                             cgroups (step 4), /dev/ptmx, hostname (step 5), lo up (step 8)
  *   ...serve...
  *   ka_init_power_off()       sync + reboot(RB_POWER_OFF); PID 1 never exits
  *
@@ -46,19 +47,27 @@
 
 /* ---- mounts (init/mounts.c) ------------------------------------------------------ */
 
-/* §5.1 step 2, in order, each target made with mkdir -p first; a mount already
+/* §5.1 step 2 (early: proc, sys, dev; late: dev/shm, dev/pts, run; the table
+ * function: all six under a root), in order, each target made with mkdir -p first; a mount already
  * present with the same fstype is skipped; a devtmpfs failure is only logged. Then
  * fds 0, 1 and 2 are made valid (a kernel that found no /dev/console leaves them
  * closed, and the first open() would become "stdout"). */
 int ka_init_early_mounts(struct ka_error *err);
+int ka_init_late_mounts(struct ka_error *err);
 
 /* The mount table under root ("" = /). Returns the first failure (devtmpfs aside);
  * *mounted (may be NULL) gets how many mounts were made, not counting skipped ones. */
 int ka_init_mount_table_at(const char *root, unsigned *mounted, struct ka_error *err);
 
-/* Is something of fstype mounted exactly on path (per /proc/self/mountinfo)?
- * Returns 1 yes, 0 no, -errno when mountinfo cannot be read. */
+/* Is something of fstype mounted exactly on path? By statx's mount-root attribute
+ * and statfs's magic (devtmpfs reads as tmpfs there), or /proc/self/mountinfo for a
+ * kernel before 5.8 or a type without a known magic. Returns 1 yes, 0 no, -errno
+ * when it cannot be told. */
 int ka_init_is_mounted(const char *path, const char *fstype);
+
+/* The fstype of the first mount on exactly path in /proc/self/mountinfo: 1 and
+ * fstype filled, 0 when nothing is mounted there, -errno. */
+int ka_init_mount_fstype(const char *path, char *fstype, size_t size);
 
 /* Replace <root>/dev/ptmx with a symlink to pts/ptmx (the devpts instance's own
  * ptmx, so ptys come from the /dev/pts we mounted). */

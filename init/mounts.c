@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 struct init_mount {
@@ -21,19 +23,23 @@ struct init_mount {
     unsigned long flags;
     /* Only logged: a kernel without devtmpfs still has the initrd's own /dev. */
     bool may_fail;
+    /* Not needed before the first answer (ka_init_late_mounts, a deferred step). */
+    bool late;
 };
 
 /* The Rust agent's INIT_ROOTFS_MOUNTS, in its order: /dev/shm and /dev/pts go inside
  * the devtmpfs, so they come after it. devpts gets no options: as upstream, its ptmx
  * keeps mode 000, which only root (the agent, the debug shell) needs. */
 static const struct init_mount mount_table[] = {
-    {"proc", "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, false},
-    {"sysfs", "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, false},
-    {"devtmpfs", "dev", "/dev", MS_NOSUID, true},
-    {"tmpfs", "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV, false},
-    {"devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, false},
-    {"tmpfs", "tmpfs", "/run", MS_NOSUID | MS_NODEV, false},
+    {"proc", "proc", "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, false, false},
+    {"sysfs", "sysfs", "/sys", MS_NOSUID | MS_NODEV | MS_NOEXEC, false, false},
+    {"devtmpfs", "dev", "/dev", MS_NOSUID, true, false},
+    {"tmpfs", "tmpfs", "/dev/shm", MS_NOSUID | MS_NODEV, false, true},
+    {"devpts", "devpts", "/dev/pts", MS_NOSUID | MS_NOEXEC, false, true},
+    {"tmpfs", "tmpfs", "/run", MS_NOSUID | MS_NODEV, false, true},
 };
+
+enum which_mounts { ALL_MOUNTS, EARLY_MOUNTS, LATE_MOUNTS };
 
 int ka_init_path(char *out, size_t size, const char *root, const char *path)
 {
@@ -82,7 +88,22 @@ static void unescape_octal(char *s)
     *w = '\0';
 }
 
-int ka_init_is_mounted(const char *path, const char *fstype)
+/* The n-th space-separated field of a line (cut in place), or NULL. */
+static char *field(char *line, unsigned n)
+{
+    char *p = line;
+    for (unsigned i = 0; i < n && p; i++) {
+        p = strchr(p, ' ');
+        if (p)
+            p++;
+    }
+    if (!p)
+        return NULL;
+    p[strcspn(p, " \n")] = '\0';
+    return p;
+}
+
+int ka_init_mount_fstype(const char *path, char *fstype, size_t size)
 {
     cleanup_file FILE *f = fopen("/proc/self/mountinfo", "re");
     if (!f)
@@ -90,27 +111,82 @@ int ka_init_is_mounted(const char *path, const char *fstype)
     cleanup_free char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) > 0) {
-        /* id parent major:minor root mount-point options [optional...] - fstype source super */
-        char mnt[PATH_MAX];
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+        /* id parent major:minor root mount-point options [optional...] - fstype source super.
+         * The separator is found before the fields are cut. */
+        char *sep = strstr(line, " - ");
+        char *mnt = field(line, 4);
+        if (!sep || !mnt)
             continue;
         unescape_octal(mnt);
         if (strcmp(mnt, path) != 0)
             continue;
-        const char *sep = strstr(line, " - ");
-        char type[64];
-        if (sep && sscanf(sep + 3, "%63s", type) == 1 && strcmp(type, fstype) == 0)
-            return 1;
+        char *type = field(sep + 3, 0);
+        if (!type || strlen(type) >= size)
+            continue;
+        memcpy(fstype, type, strlen(type) + 1);
+        return 1;
     }
     return 0;
 }
 
-int ka_init_mount_table_at(const char *root, unsigned *mounted, struct ka_error *err)
+/* The superblock magic of the file systems asked about here (statfs's f_type). */
+static bool fstype_magic(const char *fstype, unsigned long *magic, unsigned long *alt)
+{
+    static const struct {
+        const char *name;
+        unsigned long magic, alt;
+    } table[] = {
+        {"proc", PROC_SUPER_MAGIC, PROC_SUPER_MAGIC},
+        {"sysfs", SYSFS_MAGIC, SYSFS_MAGIC},
+        /* shmem-backed, or ramfs in a kernel without CONFIG_TMPFS */
+        {"devtmpfs", TMPFS_MAGIC, RAMFS_MAGIC},
+        {"tmpfs", TMPFS_MAGIC, TMPFS_MAGIC},
+        {"devpts", DEVPTS_SUPER_MAGIC, DEVPTS_SUPER_MAGIC},
+        {"cgroup", CGROUP_SUPER_MAGIC, CGROUP_SUPER_MAGIC},
+        {"cgroup2", CGROUP2_SUPER_MAGIC, CGROUP2_SUPER_MAGIC},
+    };
+    for (size_t i = 0; i < KA_ARRAY_SIZE(table); i++) {
+        if (strcmp(table[i].name, fstype) == 0) {
+            *magic = table[i].magic;
+            *alt = table[i].alt;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* statx says whether a path is the root of a mount (5.8+), statfs what is mounted
+ * there: two syscalls instead of reading and parsing mountinfo, which under TCG cost
+ * the boot milliseconds per early mount (the scanf code run for the first time,
+ * then the whole table per mount). mountinfo stays for what statfs cannot name. */
+int ka_init_is_mounted(const char *path, const char *fstype)
+{
+    unsigned long magic, alt;
+    struct statx stx;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : -errno; /* nothing there */
+    if (fstype_magic(fstype, &magic, &alt) && (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) {
+        if (!(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+            return 0;
+        struct statfs sfs;
+        if (statfs(path, &sfs) < 0)
+            return -errno;
+        return (unsigned long)sfs.f_type == magic || (unsigned long)sfs.f_type == alt;
+    }
+    char type[64];
+    int rc = ka_init_mount_fstype(path, type, sizeof(type));
+    return rc == 1 ? strcmp(type, fstype) == 0 : rc;
+}
+
+static int mount_entries(const char *root, enum which_mounts which, unsigned *mounted,
+                         struct ka_error *err)
 {
     int first = 0;
     unsigned count = 0;
     for (size_t i = 0; i < KA_ARRAY_SIZE(mount_table); i++) {
         const struct init_mount *m = &mount_table[i];
+        if ((which == EARLY_MOUNTS && m->late) || (which == LATE_MOUNTS && !m->late))
+            continue;
         char target[PATH_MAX];
         if (ka_init_path(target, sizeof(target), root, m->target) < 0) {
             if (!first)
@@ -159,11 +235,21 @@ static void ensure_std_fds(void)
     }
 }
 
+int ka_init_mount_table_at(const char *root, unsigned *mounted, struct ka_error *err)
+{
+    return mount_entries(root, ALL_MOUNTS, mounted, err);
+}
+
 int ka_init_early_mounts(struct ka_error *err)
 {
-    int rc = ka_init_mount_table_at("", NULL, err);
+    int rc = mount_entries("", EARLY_MOUNTS, NULL, err);
     ensure_std_fds();
     return rc;
+}
+
+int ka_init_late_mounts(struct ka_error *err)
+{
+    return mount_entries("", LATE_MOUNTS, NULL, err);
 }
 
 int ka_init_ptmx_at(const char *root, struct ka_error *err)

@@ -26,9 +26,17 @@ static struct boot_mark {
 } marks[BOOT_MARKS_MAX];
 static unsigned nmarks, nflushed;
 
+static double last_mark_ms = -1;
+
+void ka_boot_mark_restart(void)
+{
+    if (last_mark_ms >= 0)
+        last_mark_ms = clock_ms(CLOCK_MONOTONIC);
+}
+
 void ka_boot_mark(const char *step)
 {
-    static double last = -1;
+    double last = last_mark_ms;
     double now = clock_ms(CLOCK_MONOTONIC);
     /* The first mark has no step before it: 0 ms, and when it happened. (For PID 1,
      * /proc/self/stat's start time is the kernel's, long before /init was run.) */
@@ -36,11 +44,12 @@ void ka_boot_mark(const char *step)
         last = now;
     if (nmarks < BOOT_MARKS_MAX)
         marks[nmarks++] = (struct boot_mark){step, now - last, clock_ms(CLOCK_BOOTTIME)};
-    last = now;
+    last_mark_ms = now;
 }
 
 void ka_boot_flush(void)
 {
+    ka_log_release(); /* the start-up lines PID 1 held, first */
     for (; nflushed < nmarks; nflushed++) {
         if (!ka_log_enabled(KA_LOG_DEBUG))
             continue;
@@ -62,6 +71,9 @@ void ka_deferred_init(struct ka_deferred *d)
 
 static void run_step(struct ka_deferred_step *s)
 {
+    ka_log_release(); /* no longer on the path to the first answer */
+    /* A step's own duration, not the idle loop before it. */
+    ka_boot_mark_restart();
     struct ka_error err;
     ka_error_clear(&err);
     if (s->fn(s->data, &err) < 0)

@@ -27,7 +27,11 @@
 /* Note a step: its name, the milliseconds since the previous mark (0 for the first),
  * and since the kernel booted. The first 32 are kept. */
 void ka_boot_mark(const char *step);
-/* Log the marks not logged yet as "boot step" lines (debug level). */
+/* The next mark's duration counts from now, not from the previous mark (a deferred
+ * step: the loop may have idled between). */
+void ka_boot_mark_restart(void);
+/* Release the held start-up log (ka_log_hold), then log the marks not logged yet as
+ * "boot step" lines (debug level). */
 void ka_boot_flush(void);
 
 /* A step: returns < 0 with err filled on failure (logged, never fatal). */

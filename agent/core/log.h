@@ -33,6 +33,15 @@ void ka_log_set_fd(int fd);
 typedef void (*ka_log_sink_fn)(void *data, const char *line, size_t len);
 void ka_log_set_sink(ka_log_sink_fn fn, void *data);
 
+/* Hold this process's lines (a forked child's are written as before) until
+ * ka_log_release: PID 1 holds its start-up lines until the first call is answered,
+ * since formatting and writing a line to an emulated UART costs milliseconds that the
+ * host's first request would wait for. Each line keeps the time it was logged. Lines
+ * that do not fit in the hold buffer (16 KiB), and any error line, release what is
+ * held and are written at once. */
+void ka_log_hold(void);
+void ka_log_release(void);
+
 /* Extra "key":"value" pairs: pass them as alternating key, value strings ending
  * with NULL, e.g. ka_log_kv(KA_LOG_INFO, "rpc", "request", "method", m, NULL). */
 void ka_log_kv(enum ka_log_level level, const char *subsystem, const char *msg, ...)

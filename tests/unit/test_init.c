@@ -126,8 +126,24 @@ static int mount_table_child(void *arg)
         char p[PATH_MAX];
         pathf(p, "%s%s", root, want[i].path);
         CHECK(ka_init_is_mounted(p, want[i].fstype) == 1);
+        /* mountinfo, parsed by hand, agrees with statx + statfs */
+        char type[64];
+        CHECK(ka_init_mount_fstype(p, type, sizeof(type)) == 1);
+        CHECK(strcmp(type, want[i].fstype) == 0);
     }
     char p[PATH_MAX];
+    /* Not a mount point, or another type there. */
+    CHECK(ka_init_is_mounted(root, "tmpfs") == 0);
+    char type[64];
+    CHECK(ka_init_mount_fstype(root, type, sizeof(type)) == 0);
+    pathf(p, "%s/proc", root);
+    CHECK(ka_init_is_mounted(p, "sysfs") == 0);
+    /* A mount point whose name mountinfo escapes (\040 for the space). */
+    pathf(p, "%s/run/with space", root);
+    CHECK(mkdir(p, 0755) == 0 && mount("tmpfs", p, "tmpfs", 0, NULL) == 0);
+    CHECK(ka_init_mount_fstype(p, type, sizeof(type)) == 1 && strcmp(type, "tmpfs") == 0);
+    CHECK(ka_init_is_mounted(p, "tmpfs") == 1);
+    CHECK(umount(p) == 0);
     pathf(p, "%s/proc/self/stat", root);
     CHECK(access(p, R_OK) == 0); /* a real proc */
     pathf(p, "%s/dev/null", root);
@@ -160,8 +176,8 @@ static void test_mount_table(void **state)
     rm_rf(root); /* the mounts died with the child's namespace */
 }
 
-/* The real entry point, in a private namespace: /proc, /sys and /dev are already
- * there (skipped), /run may get a tmpfs; closed std fds come back. */
+/* The real entry points, in a private namespace: /proc, /sys and /dev are already
+ * there (skipped), closed std fds come back; then the late ones, /run may get a tmpfs. */
 static int early_mounts_child(void *arg)
 {
     (void)arg;
@@ -171,6 +187,8 @@ static int early_mounts_child(void *arg)
     CHECK(ka_init_early_mounts(&err) == 0);
     CHECK(fcntl(STDIN_FILENO, F_GETFD) >= 0);
     CHECK(ka_init_is_mounted("/proc", "proc") == 1);
+    /* the rest (a deferred step in the agent) */
+    CHECK(ka_init_late_mounts(&err) == 0);
     CHECK(ka_init_is_mounted("/dev/pts", "devpts") == 1);
     CHECK(ka_init_is_mounted("/run", "tmpfs") == 1);
     return 0;
