@@ -970,8 +970,19 @@ static void snoop_one(int pid, const struct stat *own_root, const char *marker, 
         target[len > 0 ? len : 0] = '\0';
         /* A file of this container's own tree is nothing new; anything else is. */
         struct stat got_st, path_st;
-        bool own = target[0] == '/' && fstat(got, &got_st) == 0 && stat(target, &path_st) == 0 &&
+        bool have_st = fstat(got, &got_st) == 0;
+        bool own = target[0] == '/' && have_st && stat(target, &path_st) == 0 &&
                    got_st.st_dev == path_st.st_dev && got_st.st_ino == path_st.st_ino;
+        /* Or the directory a mount of this container covers (its /proc, held open by
+         * the set-up child to mount onto): a directory whose parent is this root. */
+        if (!own && have_st && S_ISDIR(got_st.st_mode)) {
+            int parent = openat(got, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            struct stat parent_st;
+            own = parent >= 0 && fstat(parent, &parent_st) == 0 &&
+                  parent_st.st_dev == own_root->st_dev && parent_st.st_ino == own_root->st_ino;
+            if (parent >= 0)
+                close(parent);
+        }
         printf("fd pid=%d comm=%s fd=%d own=%d target=%s\n", pid, comm, fd, own, target);
         (*taken)++;
         close(got);
