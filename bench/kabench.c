@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -446,14 +447,16 @@ static int agent_main(char **argv)
 
 static int time_main(char **argv)
 {
+    /* stderr kept in memory, to be shown if the command fails (a bare status says
+     * nothing about why crun refused a host). */
+    int errfd = memfd_create("kabench-stderr", MFD_CLOEXEC);
     long long t0 = now_us();
     pid_t pid = fork();
     if (pid == 0) {
-        int null = open("/dev/null", 1);
-        if (null >= 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
             dup2(null, 1);
-            dup2(null, 2);
-        }
+        dup2(errfd >= 0 ? errfd : null, 2);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -464,8 +467,14 @@ static int time_main(char **argv)
     long long t1 = now_us();
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "kabench: %s failed (status %d)\n", argv[0], st);
+        char msg[4096];
+        ssize_t n = errfd >= 0 ? pread(errfd, msg, sizeof(msg) - 1, 0) : -1;
+        if (n > 0)
+            fprintf(stderr, "kabench: its stderr: %.*s\n", (int)n, msg);
         return 1;
     }
+    if (errfd >= 0)
+        close(errfd);
     printf("%lld %lld\n", t1 - t0, tv_us(ru.ru_utime) + tv_us(ru.ru_stime));
     return 0;
 }
