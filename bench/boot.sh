@@ -3,7 +3,8 @@
 #
 # Usage: bench/boot.sh [options]      (as root; bench/run.sh calls it; see bench/README.md)
 #
-# Boot, alternated run by run (A, A2, B, B0, A, A2, B, B0, ...), every VM started by
+# Boot, alternated run by run (A, A2, B, B0, then A2, B, B0, A: the order rotates each
+# round), every VM started by
 # image-builder/launch.sh with the same kernel, memory, devices and virtio-fs share:
 #   A   our initrd (/init = the agent): qemu start -> the agent answers Health (one
 #       Check sent as soon as qemu's socket exists; it waits in the virtio-serial port
@@ -39,7 +40,7 @@ MARKER='ka-trivial-init: up'
 usage() {
   cat <<EOF
 Usage: bench/boot.sh [options]         (as root)
-  --runs N          boots per variant, alternated A/B/B0 (default $RUNS)
+  --runs N          boots per variant, alternated A/A2/B/B0, rotated per round (default $RUNS)
   --mem MB          guest RAM for the boot runs (default $MEM, launch.sh's default)
   --fill N          running containers for the loaded footprint (default $FILL)
   --fill-mem MB     guest RAM for the footprint boot (default $FILL_MEM)
@@ -239,11 +240,19 @@ V2_CMDLINE="systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all"
 echo "boot.sh: $RUNS boots each, A (agent) / A2 (agent, cgroup v2) / B (trivial /init, same initrd) / B0 (trivial /init alone) alternated, -m $MEM" >&2
 lock
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+# The order rotates each round (A A2 B B0, A2 B B0 A, ...), so that no variant always
+# boots right after the same one: with A always first, A − B read 47 ms and A2 − B
+# 23 ms for the same binary (15 rounds); rotated, 44 and 36 (12 rounds).
+run_variant() {
+  case $1 in
+    0) run_agent >>"$TMP/res-agent" ;;
+    1) run_agent --cmdline "$V2_CMDLINE" >>"$TMP/res-agent-v2" ;;
+    2) run_trivial "$TMP/initrd-trivial.img" >>"$TMP/res-trivial" ;;
+    3) run_trivial "$TMP/initrd-bare.img" >>"$TMP/res-bare" ;;
+  esac
+}
 for ((r = 1; r <= RUNS; r++)); do
-  run_agent >>"$TMP/res-agent"
-  run_agent --cmdline "$V2_CMDLINE" >>"$TMP/res-agent-v2"
-  run_trivial "$TMP/initrd-trivial.img" >>"$TMP/res-trivial"
-  run_trivial "$TMP/initrd-bare.img" >>"$TMP/res-bare"
+  for ((v = 0; v < 4; v++)); do run_variant $(((r - 1 + v) % 4)); done
   echo "  $r/$RUNS: A $(tail -n1 "$TMP/res-agent") A2 $(tail -n1 "$TMP/res-agent-v2") B $(tail -n1 "$TMP/res-trivial") B0 $(tail -n1 "$TMP/res-bare") (µs)" >&2
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
