@@ -351,7 +351,7 @@ static void cmd_stream(const char *bytes)
     char cid[64];
     snprintf(cid, sizeof(cid), "kb-stream-%d", ++seq);
     create(cid, (const char *const[]){"/usr/bin/ka-payload", "write-bytes", bytes, NULL});
-    long long c0 = total_cpu_us(), t0 = now_us();
+    long long c0 = total_cpu_us(), t0 = now_us(), self0 = rusage_us(RUSAGE_SELF);
     start(cid);
     unsigned long long total = 0;
     for (;;) {
@@ -367,11 +367,12 @@ static void cmd_stream(const char *bytes)
         protobuf_c_message_free_unpacked(&r->base, NULL);
     }
     int st = wait_proc(cid, "");
-    long long t1 = now_us(), c1 = total_cpu_us();
+    long long t1 = now_us(), c1 = total_cpu_us(), self1 = rusage_us(RUSAGE_SELF);
     remove_ctr(cid);
     if (st != 0)
         die("payload exited %s", "non-zero");
-    printf("%lld %lld %llu\n", t1 - t0, c1 - c0, total);
+    /* wall, CPU of all (agent, its writer, this client), bytes, this client's CPU */
+    printf("%lld %lld %llu %lld\n", t1 - t0, c1 - c0, total, self1 - self0);
 }
 
 static void cmd_fill(int n)

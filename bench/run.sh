@@ -276,6 +276,7 @@ read -r sr_med sr_min sr_max _ < <(stats "$TMP/start-runc" 1); read -r _ _ _ sr_
 read -r eo_med eo_min eo_max _ < <(stats "$TMP/exec-ours" 1); read -r _ _ _ eo_cpu < <(stats "$TMP/exec-ours" 2)
 read -r ec_med ec_min ec_max _ < <(stats "$TMP/exec-crun" 1); read -r _ _ _ ec_cpu < <(stats "$TMP/exec-crun" 2)
 read -r to_med to_min to_max _ < <(stats "$TMP/stream-ours" 1); read -r _ _ _ to_cpu < <(stats "$TMP/stream-ours" 2)
+read -r _ _ _ to_client_cpu < <(stats "$TMP/stream-ours" 4)
 read -r tp_med tp_min tp_max _ < <(stats "$TMP/stream-pipe" 1); read -r _ _ _ tp_cpu < <(stats "$TMP/stream-pipe" 2)
 
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
@@ -303,6 +304,7 @@ OUT=$OUTDIR/results.md
   echo "| exec \`true\`, CPU ms per run vs \`crun exec\` | $(ms "$eo_cpu") | $(ms "$ec_cpu") | $(ratio "$eo_cpu" "$ec_cpu")x | | |"
   echo "| streaming $(mib "$STREAM_BYTES") MiB, GB/s (median of $STREAM_ROUNDS) vs raw pipe | $(gbps "$to_med") | $(gbps "$tp_med") | **$(ratio "$tp_med" "$to_med")x** | $(gbps "$to_max")–$(gbps "$to_min") | $(gbps "$tp_max")–$(gbps "$tp_min") |"
   echo "| streaming, CPU s per GiB vs raw pipe | $(awk -v c="$to_cpu" -v b="$STREAM_BYTES" 'BEGIN {printf "%.2f", c/1e6*1073741824/b}') | $(awk -v c="$tp_cpu" -v b="$STREAM_BYTES" 'BEGIN {printf "%.2f", c/1e6*1073741824/b}') | $(ratio "$to_cpu" "$tp_cpu")x | | |"
+  echo "| ... of which the agent and the writer / the client (kabench: ttrpc and protobuf decoding), CPU s per GiB | $(awk -v c="$to_cpu" -v k="$to_client_cpu" -v b="$STREAM_BYTES" 'BEGIN {printf "%.2f / %.2f", (c-k)/1e6*1073741824/b, k/1e6*1073741824/b}') | | | | |"
   if [[ -n $RV_SIZE ]]; then
     echo "| static riscv64 binary, stripped, MB vs upstream Rust agent (published, not measured here) | $(awk -v v="$RV_SIZE" 'BEGIN {printf "%.2f", v/1e6}') | 14.8–23 | $(awk -v v="$RV_SIZE" 'BEGIN {printf "%.2f–%.2f", v/23e6, v/14.8e6}')x | | |"
   fi
