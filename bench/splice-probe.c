@@ -143,8 +143,8 @@ static void server(int sock, int in, int splice_mode)
             /* header and data in one send: the header written into a private pipe,
              * the data spliced behind it, the pair spliced to the socket */
             static int priv[2] = {-1, -1};
-            if (priv[0] < 0 && (pipe2(priv, O_CLOEXEC) < 0 ||
-                                fcntl(priv[1], F_SETPIPE_SZ, 256 * 1024) < 0))
+            if (priv[0] < 0 &&
+                (pipe2(priv, O_CLOEXEC) < 0 || fcntl(priv[1], F_SETPIPE_SZ, 256 * 1024) < 0))
                 die("private pipe");
             if (write(priv[1], &len, 4) != 4)
                 die("write header");

@@ -436,11 +436,42 @@ static int mount_bind(int rootfd, const struct ka_mount *m, unsigned long flags,
  * combined controllers (cpu -> cpu,cpuacct); read-only by remount. This is
  * rustjail's mount_cgroups; the per-hierarchy paths are read from
  * /proc/self/cgroup, as crun does, since the caller is already in its cgroups. */
-struct hierarchy_query {
-    const char *controllers; /* "cpu,cpuacct" or "name=systemd" from /proc/self/cgroup */
+/* The v1 hierarchies the agent sees, read from mountinfo once per container, not
+ * once per hierarchy (twelve reads and parses were part of the 16 ms a v1 container's
+ * /sys/fs/cgroup took in a TCG guest). */
+struct cgroup_mount {
     char *mountpoint;
     char *root;
+    char *superopts;
 };
+
+struct cgroup_mounts {
+    struct cgroup_mount *v;
+    size_t n;
+};
+
+static int collect_cgroup_mount(const struct mountinfo *mi, void *data)
+{
+    struct cgroup_mounts *all = data;
+    if (strcmp(mi->fstype, "cgroup") != 0)
+        return 0;
+    all->v = ka_xrealloc(all->v, (all->n + 1) * sizeof(*all->v));
+    all->v[all->n++] = (struct cgroup_mount){ka_xstrdup(mi->mountpoint), ka_xstrdup(mi->root),
+                                             ka_xstrdup(mi->superopts)};
+    return 0;
+}
+
+static void cgroup_mounts_free(struct cgroup_mounts *all)
+{
+    for (size_t i = 0; i < all->n; i++) {
+        free(all->v[i].mountpoint);
+        free(all->v[i].root);
+        free(all->v[i].superopts);
+    }
+    free(all->v);
+    all->v = NULL;
+    all->n = 0;
+}
 
 static bool superopts_have(const char *superopts, const char *opt, size_t len)
 {
@@ -455,35 +486,34 @@ static bool superopts_have(const char *superopts, const char *opt, size_t len)
     return false;
 }
 
-static int find_hierarchy(const struct mountinfo *mi, void *data)
+/* The first hierarchy (in mountinfo's order) with every one of controllers ("cpu,cpuacct"
+ * or "name=systemd", from /proc/self/cgroup), or NULL. */
+static const struct cgroup_mount *find_hierarchy(const struct cgroup_mounts *all,
+                                                 const char *controllers)
 {
-    struct hierarchy_query *q = data;
-    if (strcmp(mi->fstype, "cgroup") != 0)
-        return 0;
-    for (const char *p = q->controllers; *p;) {
-        size_t l = strcspn(p, ",");
-        if (!superopts_have(mi->superopts, p, l))
-            return 0;
-        p += l;
-        if (*p == ',')
-            p++;
+    for (size_t i = 0; i < all->n; i++) {
+        bool every = true;
+        for (const char *p = controllers; *p && every;) {
+            size_t l = strcspn(p, ",");
+            every = superopts_have(all->v[i].superopts, p, l);
+            p += l;
+            if (*p == ',')
+                p++;
+        }
+        if (every)
+            return &all->v[i];
     }
-    q->mountpoint = ka_xstrdup(mi->mountpoint);
-    q->root = ka_xstrdup(mi->root);
-    return 1;
+    return NULL;
 }
 
-static int bind_cgroup_hierarchy(int dirfd, const char *dest, const char *controllers,
-                                 const char *cgpath, unsigned long flags, struct ka_error *err)
+static int bind_cgroup_hierarchy(int dirfd, const char *dest, const struct cgroup_mounts *all,
+                                 const char *controllers, const char *cgpath, unsigned long flags,
+                                 struct ka_error *err)
 {
-    struct hierarchy_query q = {.controllers = controllers};
-    int ret = mountinfo_each(find_hierarchy, &q, err);
-    cleanup_free char *mountpoint = q.mountpoint;
-    cleanup_free char *root = q.root;
-    if (ret < 0)
-        return ret;
-    if (!mountpoint)
+    const struct cgroup_mount *h = find_hierarchy(all, controllers);
+    if (!h)
         return 0; /* listed but not mounted in the agent: nothing to show */
+    const char *mountpoint = h->mountpoint, *root = h->root;
     /* The hierarchy may be mounted from a subtree; our cgroup must be inside it. */
     if (!path_under(cgpath, root))
         return 0;
@@ -513,8 +543,7 @@ static int bind_cgroup_hierarchy(int dirfd, const char *dest, const char *contro
     cleanup_close int top = openat(dirfd, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (top < 0)
         return ka_error_set(err, errno, "mount cgroup on %s: open %s", dest, base);
-    ret = remount_bind(top, rflags, base, err);
-    if (ret < 0)
+    if (remount_bind(top, rflags, base, err) < 0)
         return ka_error_wrap(err, "mount cgroup on %s", dest);
 
     for (const char *p = controllers; *p;) {
@@ -549,6 +578,12 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
     if (!f)
         return ka_error_set(err, errno, "mount cgroup on %s: open /proc/self/cgroup",
                             m->destination);
+    struct cgroup_mounts all = {0};
+    int ret = mountinfo_each(collect_cgroup_mount, &all, err);
+    if (ret < 0) {
+        cgroup_mounts_free(&all);
+        return ret;
+    }
     cleanup_free char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -564,10 +599,13 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
         *cgpath++ = '\0';
         if (controllers[0] == '\0')
             continue; /* "0::/..." is the v2 hierarchy of a hybrid host */
-        int ret = bind_cgroup_hierarchy(dir, m->destination, controllers, cgpath, flags, err);
+        ret = bind_cgroup_hierarchy(dir, m->destination, &all, controllers, cgpath, flags, err);
         if (ret < 0)
-            return ret;
+            break;
     }
+    cgroup_mounts_free(&all);
+    if (ret < 0)
+        return ret;
     if (flags & MS_RDONLY)
         return remount_bind(dir, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, m->destination, err);
     return 0;
