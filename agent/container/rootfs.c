@@ -574,16 +574,14 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
     if (dir < 0)
         return ka_error_wrap(err, "mount cgroup on %s", m->destination);
 
+    __attribute__((cleanup(cgroup_mounts_free))) struct cgroup_mounts all = {0};
+    int ret = mountinfo_each(collect_cgroup_mount, &all, err);
+    if (ret < 0)
+        return ret;
     cleanup_file FILE *f = fopen("/proc/self/cgroup", "re");
     if (!f)
         return ka_error_set(err, errno, "mount cgroup on %s: open /proc/self/cgroup",
                             m->destination);
-    struct cgroup_mounts all = {0};
-    int ret = mountinfo_each(collect_cgroup_mount, &all, err);
-    if (ret < 0) {
-        cgroup_mounts_free(&all);
-        return ret;
-    }
     cleanup_free char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -601,11 +599,8 @@ static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, uns
             continue; /* "0::/..." is the v2 hierarchy of a hybrid host */
         ret = bind_cgroup_hierarchy(dir, m->destination, &all, controllers, cgpath, flags, err);
         if (ret < 0)
-            break;
+            return ret;
     }
-    cgroup_mounts_free(&all);
-    if (ret < 0)
-        return ret;
     if (flags & MS_RDONLY)
         return remount_bind(dir, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, m->destination, err);
     return 0;
