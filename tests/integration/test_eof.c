@@ -245,9 +245,7 @@ static void lifecycle(enum rule rule, const char *name)
     const char *bad;
     Grpc__Spec *s =
         spec_new(rootfs, ARGS("sh", "-c", "echo init-out; echo init-err >&2; read x; exit 0"));
-    assert_int_equal(ctr_create(&t, c_id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, c_id), 0);
+    ctr_create_start(&t, c_id, s);
 
     Grpc__Process *p = process_new(
         ARGS("sh", "-c", "echo exec-out; ka-payload write-bytes 100000 >&2 2>/dev/null"));
@@ -303,9 +301,7 @@ static void test_drain_after_exit(void **state)
     (void)state;
     const char *c_id = cid("drain");
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    assert_int_equal(ctr_create(&t, c_id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, c_id), 0);
+    ctr_create_start(&t, c_id, s);
     for (int r = 0; r < 2; r++) {
         enum rule rule = r ? RULE_UNTIL_EMPTY : RULE_UNTIL_ERROR;
         char eid[16], out[256], err[256], why[256];
@@ -339,9 +335,7 @@ static void test_drain_is_bounded(void **state)
     (void)state;
     const char *c_id = cid("bound");
     Grpc__Spec *s = spec_new(rootfs, ARGS("ka-payload", "pause"));
-    assert_int_equal(ctr_create(&t, c_id, s), 0);
-    spec_free(s);
-    assert_int_equal(ctr_start(&t, c_id), 0);
+    ctr_create_start(&t, c_id, s);
     for (int r = 0; r < 2; r++) {
         enum rule rule = r ? RULE_UNTIL_EMPTY : RULE_UNTIL_ERROR;
         char eid[16], out[256], why[256];

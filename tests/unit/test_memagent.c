@@ -428,6 +428,35 @@ static void run_for(struct ka_reactor *r, int ms)
         }                                                          \
     } while (0)
 
+static struct ka_mem_agent *start_on_tree(struct ka_reactor *r, struct ka_mem_agent_config *c)
+{
+    static char proc[128], cg[128];
+    snprintf(proc, sizeof(proc), "%s/proc", tree);
+    snprintf(cg, sizeof(cg), "%s/cg", tree);
+    struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
+    struct ka_error err;
+    struct ka_mem_agent *ma = ka_mem_agent_start(r, c, &paths, &err);
+    assert_non_null(ma);
+    return ma;
+}
+
+/* Defaults with compaction off and eviction after aging quiet periods. */
+static struct ka_mem_agent_config memcg_only(uint64_t aging)
+{
+    struct ka_mem_agent_config c;
+    ka_mem_agent_config_defaults(&c);
+    c.compact.disabled = true;
+    c.memcg.eviction_run_aging_count_min = aging;
+    return c;
+}
+
+static void stop_on_tree(struct ka_reactor *r, struct ka_mem_agent *ma)
+{
+    ka_mem_agent_stop(ma);
+    ka_reactor_fini(r);
+    drop_tree();
+}
+
 static void test_engine_reclaims_and_compacts(void **state)
 {
     (void)state;
@@ -442,12 +471,7 @@ static void test_engine_reclaims_and_compacts(void **state)
     ka_mem_agent_config_defaults(&c);
     c.enable = true;
     c.memcg.eviction_run_aging_count_min = 1;
-    char proc[128], cg[128];
-    snprintf(proc, sizeof(proc), "%s/proc", tree);
-    snprintf(cg, sizeof(cg), "%s/cg", tree);
-    struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
-    struct ka_mem_agent *ma = ka_mem_agent_start(&r, &c, &paths, &err);
-    assert_non_null(ma);
+    struct ka_mem_agent *ma = start_on_tree(&r, &c);
     struct ka_mem_agent_stats st;
     RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 3 && st.compactions >= 1, 5000);
     run_for(&r, 100); /* the child's exit, and no write more */
@@ -497,18 +521,6 @@ static void test_engine_reclaims_and_compacts(void **state)
     drop_tree();
 }
 
-static struct ka_mem_agent *start_on_tree(struct ka_reactor *r, struct ka_mem_agent_config *c)
-{
-    static char proc[128], cg[128];
-    snprintf(proc, sizeof(proc), "%s/proc", tree);
-    snprintf(cg, sizeof(cg), "%s/cg", tree);
-    struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
-    struct ka_error err;
-    struct ka_mem_agent *ma = ka_mem_agent_start(r, c, &paths, &err);
-    assert_non_null(ma);
-    return ma;
-}
-
 static void psi_total(const char *rel, unsigned long long total)
 {
     char text[256];
@@ -529,11 +541,8 @@ static void test_engine_pressure_holds_reclaim(void **state)
     struct ka_reactor r;
     struct ka_error err;
     assert_int_equal(ka_reactor_init(&r, &err), 0);
-    struct ka_mem_agent_config c;
-    ka_mem_agent_config_defaults(&c);
-    c.compact.disabled = true;
+    struct ka_mem_agent_config c = memcg_only(2);
     c.memcg.period_secs = 1;
-    c.memcg.eviction_run_aging_count_min = 2;
     struct ka_mem_agent *ma = start_on_tree(&r, &c);
     struct ka_mem_agent_stats st;
     RUN_UNTIL(&r, ma, st, st.memcg_runs >= 1, 2000); /* the first sample, aging 1 */
@@ -549,9 +558,7 @@ static void test_engine_pressure_holds_reclaim(void **state)
     RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 3, 3000);
     assert_int_equal(st.memcg_runs, 3);
     assert_int_equal(st.reclaim_writes, 3);
-    ka_mem_agent_stop(ma);
-    ka_reactor_fini(&r);
-    drop_tree();
+    stop_on_tree(&r, ma);
 }
 
 /* Pressure rising during an eviction stops it between two writes. */
@@ -565,10 +572,7 @@ static void test_engine_pressure_stops_eviction(void **state)
     struct ka_reactor r;
     struct ka_error err;
     assert_int_equal(ka_reactor_init(&r, &err), 0);
-    struct ka_mem_agent_config c;
-    ka_mem_agent_config_defaults(&c);
-    c.compact.disabled = true;
-    c.memcg.eviction_run_aging_count_min = 1;
+    struct ka_mem_agent_config c = memcg_only(1);
     struct ka_mem_agent *ma = start_on_tree(&r, &c);
     struct ka_mem_agent_stats st;
     RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 5, 3000);
@@ -582,9 +586,7 @@ static void test_engine_pressure_stops_eviction(void **state)
     ka_mem_agent_get_stats(ma, &st);
     assert_true(st.reclaim_writes <= before + 1);
     assert_true(st.reclaim_writes < 256);
-    ka_mem_agent_stop(ma);
-    ka_reactor_fini(&r);
-    drop_tree();
+    stop_on_tree(&r, ma);
 }
 
 /* MemAgentMemcgSet{disabled: true} stops an eviction under way. */
@@ -597,10 +599,7 @@ static void test_engine_disable_stops_eviction(void **state)
     struct ka_reactor r;
     struct ka_error err;
     assert_int_equal(ka_reactor_init(&r, &err), 0);
-    struct ka_mem_agent_config c;
-    ka_mem_agent_config_defaults(&c);
-    c.compact.disabled = true;
-    c.memcg.eviction_run_aging_count_min = 1;
+    struct ka_mem_agent_config c = memcg_only(1);
     struct ka_mem_agent *ma = start_on_tree(&r, &c);
     struct ka_mem_agent_stats st;
     RUN_UNTIL(&r, ma, st, st.reclaim_writes >= 5, 3000);
@@ -611,9 +610,7 @@ static void test_engine_disable_stops_eviction(void **state)
     run_for(&r, 300);
     ka_mem_agent_get_stats(ma, &st);
     assert_int_equal(st.reclaim_writes, before);
-    ka_mem_agent_stop(ma);
-    ka_reactor_fini(&r);
-    drop_tree();
+    stop_on_tree(&r, ma);
 }
 
 /* Without cgroup v2 and compact_memory the engine idles and says so; the RPCs
@@ -634,12 +631,7 @@ static void test_engine_idles_without_kernel_support(void **state)
     struct ka_mem_agent_config c;
     ka_mem_agent_config_defaults(&c);
     c.memcg.eviction_run_aging_count_min = 0;
-    char proc[128], cg[128];
-    snprintf(proc, sizeof(proc), "%s/proc", tree);
-    snprintf(cg, sizeof(cg), "%s/cg", tree);
-    struct ka_mem_agent_paths paths = {.proc = proc, .cgroup = cg};
-    struct ka_mem_agent *ma = ka_mem_agent_start(&r, &c, &paths, &err);
-    assert_non_null(ma);
+    struct ka_mem_agent *ma = start_on_tree(&r, &c);
     struct ka_mem_agent_stats st;
     RUN_UNTIL(&r, ma, st, st.memcg_runs >= 1 && st.compact_runs >= 1, 2000);
     run_for(&r, 50);
@@ -650,9 +642,7 @@ static void test_engine_idles_without_kernel_support(void **state)
     assert_false(st.compact_available);
     assert_int_equal(st.reclaim_writes, 0);
     assert_int_equal(st.compactions, 0);
-    ka_mem_agent_stop(ma);
-    ka_reactor_fini(&r);
-    drop_tree();
+    stop_on_tree(&r, ma);
 }
 
 int main(void)

@@ -741,6 +741,26 @@ static void test_other_frame_types_skipped(void **state)
 
 #define WRITE_SIZE (3u << 20)
 
+/* "Write" into the write end of a non-blocking pipe; the test reads f->pipe_r. */
+static void setup_input_stream(struct fixture *f)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+    ka_stream_init(&f->in, &f->reactor, p[1], true);
+    f->pipe_r = p[0];
+    connect_client(f);
+}
+
+/* The stream, the server and the fixture itself. */
+static void teardown_input_stream(struct fixture *f)
+{
+    ka_stream_close(&f->in);
+    close(f->pipe_r);
+    teardown_server(f);
+    free(f);
+}
+
 static void *write_client(void *arg)
 {
     struct fixture *f = arg;
@@ -803,20 +823,12 @@ static void test_write_held_not_copied(void **state)
     (void)state;
     struct fixture *f = calloc(1, sizeof(*f));
     setup_server(f);
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    assert_int_equal(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
-    ka_stream_init(&f->in, &f->reactor, p[1], true);
-    f->pipe_r = p[0];
-    connect_client(f);
+    setup_input_stream(f);
     run_client(f, write_client);
     assert_null(f->in.head);
     assert_int_equal(f->released, 3);
     assert_int_equal(f->server.buffered, 0); /* everything held was released */
-    ka_stream_close(&f->in);
-    close(f->pipe_r);
-    teardown_server(f);
-    free(f);
+    teardown_input_stream(f);
 }
 
 /* A held write whose host goes away: the park is cancelled and the object released. */
@@ -849,12 +861,7 @@ static void test_write_held_released_when_cancelled(void **state)
     (void)state;
     struct fixture *f = calloc(1, sizeof(*f));
     setup_server(f);
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    assert_int_equal(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
-    ka_stream_init(&f->in, &f->reactor, p[1], true);
-    f->pipe_r = p[0];
-    connect_client(f);
+    setup_input_stream(f);
     run_client(f, write_gone_client);
     /* FailHeld's at its answer, the parked Write's when the host left (perhaps only
      * seen by the loop now). */
@@ -864,10 +871,7 @@ static void test_write_held_released_when_cancelled(void **state)
     assert_int_equal(f->released, 2);
     assert_null(f->in.head);
     assert_int_equal(f->server.buffered, 0);
-    ka_stream_close(&f->in);
-    close(f->pipe_r);
-    teardown_server(f);
-    free(f);
+    teardown_input_stream(f);
 }
 
 int main(void)
