@@ -220,8 +220,8 @@ static int start_uevent_listener(void *data, struct ka_error *err)
     return 0;
 }
 
-/* Read from mountinfo, which costs a boot milliseconds (deferred: no early request
- * spawns a container). */
+/* Read from mountinfo, which would cost the boot milliseconds (deferred: no early
+ * request spawns a container). */
 static int find_root_kind(void *data, struct ka_error *err)
 {
     (void)err;

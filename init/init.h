@@ -48,10 +48,11 @@
 /* ---- mounts (init/mounts.c) ------------------------------------------------------ */
 
 /* §5.1 step 2 (early: proc, sys, dev; late: dev/shm, dev/pts, run; the table
- * function: all six under a root), in order, each target made with mkdir -p first; a mount already
- * present with the same fstype is skipped; a devtmpfs failure is only logged. Then
- * fds 0, 1 and 2 are made valid (a kernel that found no /dev/console leaves them
- * closed, and the first open() would become "stdout"). */
+ * function: all six under a root), in order, each target made with mkdir -p first;
+ * a mount already present with the same fstype is skipped; a devtmpfs failure is
+ * only logged. After the early ones, fds 0, 1 and 2 are made valid (a kernel that
+ * found no /dev/console leaves them closed, and the first open() would become
+ * "stdout"). */
 int ka_init_early_mounts(struct ka_error *err);
 int ka_init_late_mounts(struct ka_error *err);
 

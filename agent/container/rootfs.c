@@ -431,11 +431,6 @@ static int mount_bind(int rootfd, const struct ka_mount *m, unsigned long flags,
     return 0;
 }
 
-/* cgroup v1: a tmpfs, then a bind of the container's own cgroup of each hierarchy
- * (what the container sees is its own cgroup as the root), with symlinks for
- * combined controllers (cpu -> cpu,cpuacct); read-only by remount. This is
- * rustjail's mount_cgroups; the per-hierarchy paths are read from
- * /proc/self/cgroup, as crun does, since the caller is already in its cgroups. */
 /* The v1 hierarchies the agent sees, read from mountinfo once per container, not
  * once per hierarchy (twelve reads and parses were part of the 16 ms a v1 container's
  * /sys/fs/cgroup took in a TCG guest). */
@@ -563,6 +558,11 @@ static int bind_cgroup_hierarchy(int dirfd, const char *dest, const struct cgrou
     return 0;
 }
 
+/* cgroup v1: a tmpfs, then a bind of the container's own cgroup of each hierarchy
+ * (what the container sees is its own cgroup as the root), with symlinks for
+ * combined controllers (cpu -> cpu,cpuacct); read-only by remount. This is
+ * rustjail's mount_cgroups; the per-hierarchy paths are read from
+ * /proc/self/cgroup, as crun does, since the caller is already in its cgroups. */
 static int mount_cgroup_v1(int rootfd, const struct ka_mount *m, int target, unsigned long flags,
                            struct ka_error *err)
 {

@@ -207,6 +207,18 @@ static _Alignas(struct held_record) char hold_buf[HOLD_BUFFER_SIZE];
 static size_t hold_len;
 static pid_t hold_pid;
 
+/* Records start aligned for their header. */
+static size_t hold_align(size_t n)
+{
+    return (n + _Alignof(struct held_record) - 1) & ~(_Alignof(struct held_record) - 1);
+}
+
+/* A forked child has a copy of the buffer: the lines are its parent's to write. */
+static bool holding(void)
+{
+    return hold_pid && hold_pid == getpid();
+}
+
 void ka_log_hold(void)
 {
     hold_pid = getpid();
@@ -214,8 +226,7 @@ void ka_log_hold(void)
 
 void ka_log_release(void)
 {
-    /* A forked child has a copy of the buffer: the lines are its parent's to write. */
-    if (!hold_pid || hold_pid != getpid())
+    if (!holding())
         return;
     pid_t me = hold_pid;
     hold_pid = 0;
@@ -232,8 +243,7 @@ void ka_log_release(void)
             s = value + strlen(value) + 1;
         }
         line_end_and_write(&l, me);
-        off += (sizeof(*r) + r->size + _Alignof(struct held_record) - 1) &
-               ~(_Alignof(struct held_record) - 1);
+        off += hold_align(sizeof(*r) + r->size);
     }
     hold_len = 0;
 }
@@ -254,7 +264,7 @@ static bool hold_put(size_t *end, const char *str)
 static bool hold_line(enum ka_log_level level, const struct timespec *ts, const char *subsystem,
                       const char *msg, va_list kv)
 {
-    if (!hold_pid || hold_pid != getpid())
+    if (!holding())
         return false;
     size_t start = hold_len, end = start + sizeof(struct held_record);
     unsigned n = 2;
@@ -271,7 +281,7 @@ static bool hold_line(enum ka_log_level level, const struct timespec *ts, const 
     }
     struct held_record *r = (struct held_record *)(hold_buf + start);
     *r = (struct held_record){*ts, level, n, end - start - sizeof(*r)};
-    size_t aligned = (end + _Alignof(struct held_record) - 1) & ~(_Alignof(struct held_record) - 1);
+    size_t aligned = hold_align(end);
     hold_len = aligned < HOLD_BUFFER_SIZE ? aligned : HOLD_BUFFER_SIZE;
     return true;
 }
