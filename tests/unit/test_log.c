@@ -244,6 +244,26 @@ static void test_hold_overflow(void **state)
     }
 }
 
+/* One line longer than the whole hold buffer (a request's string, say): written at
+ * once, cut as any overlong line is, after everything held before it. */
+static void test_hold_line_longer_than_buffer(void **state)
+{
+    (void)state;
+    ka_log_hold();
+    ka_log(KA_LOG_INFO, "test", "before-the-long-one");
+    char *longmsg = malloc(20000);
+    memset(longmsg, 'L', 19999);
+    longmsg[19999] = '\0';
+    ka_log_kv(KA_LOG_INFO, "test", longmsg, NULL); /* ka_log would cut it at 2 KiB */
+    free(longmsg);
+    static char out[65536];
+    drain(out, sizeof(out));
+    char *before = strstr(out, "before-the-long-one"), *cut = strstr(out, "\"truncated\":\"true\"");
+    assert_non_null(before);
+    assert_non_null(cut);
+    assert_true(before < cut);
+}
+
 /* A forked child writes its own lines at once and never its parent's held ones. */
 static void test_hold_child_writes_own_lines(void **state)
 {
@@ -280,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_hold_until_release),
         cmocka_unit_test(test_hold_error_releases),
         cmocka_unit_test(test_hold_overflow),
+        cmocka_unit_test(test_hold_line_longer_than_buffer),
         cmocka_unit_test(test_hold_child_writes_own_lines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
